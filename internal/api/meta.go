@@ -1,0 +1,133 @@
+package api
+
+import "time"
+
+// Version is the only apiVersion this server speaks.
+const Version = "shoal/v1"
+
+// DefaultNamespace always exists and is used when a manifest names none.
+const DefaultNamespace = "default"
+
+// Kind names an object type as it appears in manifests.
+type Kind string
+
+// The kinds shoal stores.
+const (
+	KindApp       Kind = "App"
+	KindInstance  Kind = "Instance"
+	KindNode      Kind = "Node"
+	KindNamespace Kind = "Namespace"
+	KindEvent     Kind = "Event"
+)
+
+// TypeMeta is the apiVersion/kind pair at the top of every object.
+type TypeMeta struct {
+	APIVersion string `json:"apiVersion"`
+	Kind       Kind   `json:"kind"`
+}
+
+// ObjectMeta is the metadata every object carries. UID, Revision and
+// CreatedAt are set by the server; a client's values for them are ignored on
+// create and, for Revision, used as the compare-and-swap guard on update.
+type ObjectMeta struct {
+	Name      string            `json:"name"`
+	Namespace string            `json:"namespace,omitempty"`
+	Labels    map[string]string `json:"labels,omitempty"`
+	UID       string            `json:"uid,omitempty"`
+	Revision  int64             `json:"revision,omitempty"`
+	CreatedAt time.Time         `json:"createdAt,omitzero"`
+}
+
+// Object is implemented by every stored kind.
+type Object interface {
+	GetTypeMeta() *TypeMeta
+	GetMeta() *ObjectMeta
+}
+
+// GetTypeMeta returns the object's apiVersion and kind.
+func (t *TypeMeta) GetTypeMeta() *TypeMeta { return t }
+
+// KindInfo describes how a kind is addressed.
+type KindInfo struct {
+	Kind       Kind
+	Plural     string // URL and store path segment: "apps"
+	Namespaced bool
+	New        func() Object
+}
+
+var kinds = []KindInfo{
+	{KindApp, "apps", true, func() Object { return &App{} }},
+	{KindInstance, "instances", true, func() Object { return &Instance{} }},
+	{KindNode, "nodes", false, func() Object { return &Node{} }},
+	{KindNamespace, "namespaces", false, func() Object { return &Namespace{} }},
+	{KindEvent, "events", true, func() Object { return &Event{} }},
+}
+
+// Kinds lists every kind the API serves.
+func Kinds() []KindInfo { return kinds }
+
+// LookupKind finds a kind by its Kind name, plural, singular or short form,
+// case-insensitively ("App", "apps", "app").
+func LookupKind(name string) (KindInfo, bool) {
+	for _, k := range kinds {
+		if equalFold(name, string(k.Kind)) || equalFold(name, k.Plural) {
+			return k, true
+		}
+	}
+	return KindInfo{}, false
+}
+
+// MustKind returns the KindInfo of a known kind and panics otherwise; it is
+// for package-level wiring with constant kinds.
+func MustKind(k Kind) KindInfo {
+	ki, ok := LookupKind(string(k))
+	if !ok {
+		panic("api: unknown kind " + string(k))
+	}
+	return ki
+}
+
+func equalFold(a, b string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := 0; i < len(a); i++ {
+		x, y := a[i], b[i]
+		if 'A' <= x && x <= 'Z' {
+			x += 'a' - 'A'
+		}
+		if 'A' <= y && y <= 'Z' {
+			y += 'a' - 'A'
+		}
+		if x != y {
+			return false
+		}
+	}
+	return true
+}
+
+// Namespace is a tenant boundary for names.
+type Namespace struct {
+	TypeMeta `json:",inline"`
+	Metadata ObjectMeta `json:"metadata"`
+}
+
+// GetMeta returns the object's metadata.
+func (o *Namespace) GetMeta() *ObjectMeta { return &o.Metadata }
+
+// Event records something that happened to an object, for `shoal describe`.
+// Events expire from the store after an hour.
+type Event struct {
+	TypeMeta `json:",inline"`
+	Metadata ObjectMeta `json:"metadata"`
+	// Object is "Kind/name" of the object the event is about.
+	Object  string    `json:"object"`
+	Type    string    `json:"type"` // Normal or Warning
+	Reason  string    `json:"reason"`
+	Message string    `json:"message"`
+	Time    time.Time `json:"time"`
+	Source  string    `json:"source,omitempty"` // component that reported it
+}
+
+// GetMeta returns the object's metadata.
+func (o *Event) GetMeta() *ObjectMeta { return &o.Metadata }

@@ -1,0 +1,41 @@
+package api
+
+import "time"
+
+// Node is a machine running the agent.
+type Node struct {
+	TypeMeta `json:",inline"`
+	Metadata ObjectMeta `json:"metadata"`
+	Spec     NodeSpec   `json:"spec"`
+	Status   NodeStatus `json:"status,omitzero"`
+}
+
+// GetMeta returns the object's metadata.
+func (o *Node) GetMeta() *ObjectMeta { return &o.Metadata }
+
+// NodeSpec is what the node's owner declares.
+type NodeSpec struct {
+	// Unschedulable keeps new instances off the node.
+	Unschedulable bool `json:"unschedulable,omitempty"`
+}
+
+// NodeResources is an amount of CPU and memory.
+type NodeResources struct {
+	MilliCPU    int64 `json:"milliCPU"`
+	MemoryBytes int64 `json:"memoryBytes"`
+}
+
+// NodeStatus is what the agent and node controller observed.
+type NodeStatus struct {
+	Hostname string `json:"hostname,omitempty"`
+	// Address is where the node's agent serves logs (host:port).
+	Address   string        `json:"address,omitempty"`
+	Capacity  NodeResources `json:"capacity"`
+	Allocated NodeResources `json:"allocated"`
+	Ready     bool          `json:"ready"`
+	// LastHeartbeat is when the agent last renewed its lease.
+	LastHeartbeat time.Time `json:"lastHeartbeat,omitzero"`
+	Message       string    `json:"message,omitempty"`
+	AgentVersion  string    `json:"agentVersion,omitempty"`
+	Instances     int32     `json:"instances"`
+}

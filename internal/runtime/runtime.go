@@ -1,0 +1,120 @@
+// Package runtime is the agent's contract with a container runtime: one
+// small interface the agent drives, implemented for real by
+// runtime/containerd and by a hand-written fake for unit tests.
+//
+// A Container here is one Instance's container. Its lifetime spans restarts:
+// the driver keeps the same container (and its network namespace and IP)
+// and starts a new task in it when the agent restarts a crashed process.
+//
+//	Ensure image ─▶ Create (container + netns + IP + port mappings)
+//	                   │
+//	                   ▼
+//	               Start ◀──────────┐ (restart: a new run in the same container)
+//	                   │            │
+//	                   ▼            │
+//	          Running ─▶ Exited ────┘
+//	                   │
+//	     Stop (SIGTERM, grace, SIGKILL)
+//	                   │
+//	                   ▼
+//	               Remove (task, container, snapshot, netns, IP, port mappings)
+//
+// The driver must not decide policy (restart or not, back-off): that is the
+// agent's. It must be safe to call every method again after a crash of the
+// caller: Create of an existing container returns ErrAlreadyExists, Remove of
+// a missing one succeeds.
+package runtime
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Errors a driver returns, wrapped with context; match with errors.Is.
+var (
+	ErrNotFound      = errors.New("not found")
+	ErrAlreadyExists = errors.New("already exists")
+	// ErrImageNotFound: the image reference does not resolve in its registry.
+	ErrImageNotFound = errors.New("image not found")
+)
+
+// PortMapping publishes a container port on the node.
+type PortMapping struct {
+	ContainerPort int32
+	HostPort      int32
+	Protocol      string // "tcp" or "udp"
+}
+
+// Spec is everything the driver needs to create one container.
+type Spec struct {
+	// ID is the container id; the agent uses the Instance's namespace and name.
+	ID string
+	// Labels are stored on the container and returned by List; the agent
+	// uses them to re-adopt containers after its own restart.
+	Labels     map[string]string
+	Image      string
+	Command    []string // overrides the image entrypoint when set
+	Args       []string // overrides the image cmd when set
+	Env        []string // KEY=VALUE, added to the image's env
+	WorkingDir string
+	Hostname   string
+	// MilliCPU becomes a CFS quota (0: no limit). MemoryBytes a memory
+	// limit (0: no limit). PidsLimit a pids cgroup limit (0: driver default).
+	MilliCPU    int64
+	MemoryBytes int64
+	PidsLimit   int64
+	Ports       []PortMapping
+	// LogPath is the file the container's stdout and stderr go to. The
+	// driver rotates it by size; a new run (Start after an exit) moves the
+	// previous run's log to LogPath+".previous".
+	LogPath string
+}
+
+// State is a container's process state.
+type State string
+
+// Container states.
+const (
+	StateCreated State = "created" // container exists, no process has run
+	StateRunning State = "running"
+	StateExited  State = "exited"
+	StateUnknown State = "unknown"
+)
+
+// Status is what the driver observed of one container.
+type Status struct {
+	ID        string
+	Labels    map[string]string
+	Image     string
+	State     State
+	Pid       uint32
+	ExitCode  int32
+	StartedAt time.Time
+	ExitedAt  time.Time
+	OOMKilled bool
+	IP        string
+	// Reason explains a failure to start ("exec format error", ...).
+	Reason string
+}
+
+// Driver runs containers on one node. All methods are safe for concurrent use.
+type Driver interface {
+	// EnsureImage makes image available locally, pulling it if needed.
+	EnsureImage(ctx context.Context, image string) error
+	// Create makes the container, its network namespace, IP and port
+	// mappings, without starting a process.
+	Create(ctx context.Context, spec Spec) (Status, error)
+	// Start runs the container's process; after an exit it starts a new run.
+	Start(ctx context.Context, id string) (Status, error)
+	// Stop sends SIGTERM, waits up to grace, then SIGKILL, and returns when
+	// the process has exited. Stopping a stopped container is not an error.
+	Stop(ctx context.Context, id string, grace time.Duration) error
+	// Remove deletes the process, container, snapshot, network namespace,
+	// IP allocation and port mappings. Removing a missing container succeeds.
+	Remove(ctx context.Context, id string) error
+	// Inspect returns the container's current status.
+	Inspect(ctx context.Context, id string) (Status, error)
+	// List returns every container this driver owns.
+	List(ctx context.Context) ([]Status, error)
+}
