@@ -36,6 +36,10 @@ type ObjectMeta struct {
 	UID       string            `json:"uid,omitempty"`
 	Revision  int64             `json:"revision,omitempty"`
 	CreatedAt time.Time         `json:"createdAt,omitzero"`
+	// DeletedAt is set when the object is being torn down gracefully (an
+	// Instance whose container is stopping); the owner removes the object
+	// once the teardown is done.
+	DeletedAt time.Time `json:"deletedAt,omitzero"`
 }
 
 // Object is implemented by every stored kind.

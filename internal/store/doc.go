@@ -1,0 +1,13 @@
+// Package store is shoal's typed view of etcd: create, read, update (by
+// compare-and-swap on the object's revision), delete, multi-object apply in
+// one transaction, and watch from a revision. It also starts the embedded
+// etcd server that an all-in-one or server process uses by default.
+//
+// Keys are /shoal/<plural>/<namespace>/<name> for namespaced kinds and
+// /shoal/<plural>/<name> for cluster-scoped ones. An object's
+// metadata.revision is its key's etcd ModRevision; it is never stored in the
+// value, so it can never go stale.
+//
+// The store must not validate objects (that is api's job) nor decide policy
+// (that is the controllers'): it only keeps what it is given, safely.
+package store

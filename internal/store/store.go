@@ -1,0 +1,350 @@
+package store
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/shoal-dev/shoal/internal/api"
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+const root = "/shoal/"
+
+// Store keeps shoal objects in etcd.
+type Store struct {
+	cli *clientv3.Client
+	now func() time.Time
+}
+
+// New returns a Store over an etcd client.
+func New(cli *clientv3.Client) *Store {
+	return &Store{cli: cli, now: time.Now}
+}
+
+// Client returns the underlying etcd client (for leader election).
+func (s *Store) Client() *clientv3.Client { return s.cli }
+
+// Key returns the etcd key of an object.
+func Key(k api.KindInfo, ns, name string) string {
+	if !k.Namespaced {
+		return root + k.Plural + "/" + name
+	}
+	return root + k.Plural + "/" + ns + "/" + name
+}
+
+// prefix returns the key prefix that lists kind k in namespace ns (all
+// namespaces when ns is empty).
+func prefix(k api.KindInfo, ns string) string {
+	if !k.Namespaced || ns == "" {
+		return root + k.Plural + "/"
+	}
+	return root + k.Plural + "/" + ns + "/"
+}
+
+func keyOf(obj api.Object) (api.KindInfo, string, error) {
+	k, ok := api.LookupKind(string(obj.GetTypeMeta().Kind))
+	if !ok {
+		return k, "", fmt.Errorf("unknown kind %q", obj.GetTypeMeta().Kind)
+	}
+	m := obj.GetMeta()
+	return k, Key(k, m.Namespace, m.Name), nil
+}
+
+func describe(k api.KindInfo, ns, name string) string {
+	if k.Namespaced {
+		return fmt.Sprintf("%s %q in namespace %q", k.Kind, name, ns)
+	}
+	return fmt.Sprintf("%s %q", k.Kind, name)
+}
+
+func describeObj(obj api.Object) string {
+	m := obj.GetMeta()
+	k, _ := api.LookupKind(string(obj.GetTypeMeta().Kind))
+	if k.Kind == "" {
+		k.Kind = obj.GetTypeMeta().Kind
+	}
+	return describe(k, m.Namespace, m.Name)
+}
+
+// encode stores everything but the revision, which etcd keeps for us.
+func encode(obj api.Object) (string, error) {
+	m := obj.GetMeta()
+	rev := m.Revision
+	m.Revision = 0
+	b, err := json.Marshal(obj)
+	m.Revision = rev
+	return string(b), err
+}
+
+func decode(k api.KindInfo, value []byte, modRev int64) (api.Object, error) {
+	obj := k.New()
+	if err := json.Unmarshal(value, obj); err != nil {
+		return nil, fmt.Errorf("stored %s is corrupt: %w", k.Kind, err)
+	}
+	obj.GetMeta().Revision = modRev
+	return obj, nil
+}
+
+func newUID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// Get reads one object.
+func (s *Store) Get(ctx context.Context, k api.KindInfo, ns, name string) (api.Object, error) {
+	resp, err := s.cli.Get(ctx, Key(k, ns, name))
+	if err != nil {
+		return nil, err
+	}
+	if len(resp.Kvs) == 0 {
+		return nil, fmt.Errorf("%s: %w", describe(k, ns, name), ErrNotFound)
+	}
+	kv := resp.Kvs[0]
+	return decode(k, kv.Value, kv.ModRevision)
+}
+
+// List reads every object of kind k in namespace ns ("" for all) and the
+// store revision the list was read at, to watch from.
+func (s *Store) List(ctx context.Context, k api.KindInfo, ns string) ([]api.Object, int64, error) {
+	resp, err := s.cli.Get(ctx, prefix(k, ns), clientv3.WithPrefix())
+	if err != nil {
+		return nil, 0, err
+	}
+	out := make([]api.Object, 0, len(resp.Kvs))
+	for _, kv := range resp.Kvs {
+		obj, err := decode(k, kv.Value, kv.ModRevision)
+		if err != nil {
+			return nil, 0, fmt.Errorf("%s: %w", kv.Key, err)
+		}
+		out = append(out, obj)
+	}
+	return out, resp.Header.Revision, nil
+}
+
+// Create stores a new object; it fails with ErrAlreadyExists if the name is
+// taken. It sets uid, createdAt and revision on obj.
+func (s *Store) Create(ctx context.Context, obj api.Object) error {
+	_, key, err := keyOf(obj)
+	if err != nil {
+		return err
+	}
+	m := obj.GetMeta()
+	m.UID = newUID()
+	m.CreatedAt = s.now().UTC().Truncate(time.Second)
+	val, err := encode(obj)
+	if err != nil {
+		return err
+	}
+	resp, err := s.cli.Txn(ctx).
+		If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
+		Then(clientv3.OpPut(key, val)).
+		Commit()
+	if err != nil {
+		return err
+	}
+	if !resp.Succeeded {
+		return fmt.Errorf("%s: %w", describeObj(obj), ErrAlreadyExists)
+	}
+	m.Revision = resp.Header.Revision
+	return nil
+}
+
+// Update replaces an object if its stored revision still equals
+// obj.metadata.revision; otherwise it returns ErrConflict (or ErrNotFound).
+// uid and createdAt are kept from the stored object.
+func (s *Store) Update(ctx context.Context, obj api.Object) error {
+	k, key, err := keyOf(obj)
+	if err != nil {
+		return err
+	}
+	m := obj.GetMeta()
+	cur, err := s.Get(ctx, k, m.Namespace, m.Name)
+	if err != nil {
+		return err
+	}
+	if m.Revision != cur.GetMeta().Revision {
+		return fmt.Errorf("%s (revision %d, stored %d): %w", describeObj(obj), m.Revision, cur.GetMeta().Revision, ErrConflict)
+	}
+	m.UID = cur.GetMeta().UID
+	m.CreatedAt = cur.GetMeta().CreatedAt
+	val, err := encode(obj)
+	if err != nil {
+		return err
+	}
+	resp, err := s.cli.Txn(ctx).
+		If(clientv3.Compare(clientv3.ModRevision(key), "=", m.Revision)).
+		Then(clientv3.OpPut(key, val)).
+		Commit()
+	if err != nil {
+		return err
+	}
+	if !resp.Succeeded {
+		return fmt.Errorf("%s: %w", describeObj(obj), ErrConflict)
+	}
+	m.Revision = resp.Header.Revision
+	return nil
+}
+
+// Mutate reads an object, applies fn to it and writes it back with
+// compare-and-swap, retrying when another writer got there first. fn may be
+// called several times; returning an error aborts without writing.
+func (s *Store) Mutate(ctx context.Context, k api.KindInfo, ns, name string, fn func(api.Object) error) (api.Object, error) {
+	for attempt := 0; ; attempt++ {
+		obj, err := s.Get(ctx, k, ns, name)
+		if err != nil {
+			return nil, err
+		}
+		if err := fn(obj); err != nil {
+			return nil, err
+		}
+		err = s.Update(ctx, obj)
+		if err == nil {
+			return obj, nil
+		}
+		if !isConflict(err) || attempt >= 50 {
+			return nil, err
+		}
+	}
+}
+
+// Delete removes an object. With revision > 0 it only deletes that
+// revision (ErrConflict otherwise).
+func (s *Store) Delete(ctx context.Context, k api.KindInfo, ns, name string, revision int64) error {
+	key := Key(k, ns, name)
+	cmp := clientv3.Compare(clientv3.CreateRevision(key), ">", 0)
+	if revision > 0 {
+		cmp = clientv3.Compare(clientv3.ModRevision(key), "=", revision)
+	}
+	resp, err := s.cli.Txn(ctx).If(cmp).Then(clientv3.OpDelete(key)).Else(clientv3.OpGet(key)).Commit()
+	if err != nil {
+		return err
+	}
+	if resp.Succeeded {
+		return nil
+	}
+	if len(resp.Responses) > 0 && len(resp.Responses[0].GetResponseRange().Kvs) > 0 {
+		return fmt.Errorf("%s (revision %d): %w", describe(k, ns, name), revision, ErrConflict)
+	}
+	return fmt.Errorf("%s: %w", describe(k, ns, name), ErrNotFound)
+}
+
+// ApplyResult says what Apply did with one object.
+type ApplyResult struct {
+	Object api.Object
+	// Action is "created", "configured" or "unchanged".
+	Action string
+}
+
+// Apply creates or updates every object in one transaction: either all are
+// written or none. An existing object keeps its uid, createdAt and status;
+// its spec, labels and everything else come from the new object. If another
+// writer changes one of the objects meanwhile, Apply reads again and retries.
+func (s *Store) Apply(ctx context.Context, objs []api.Object) ([]ApplyResult, error) {
+	for attempt := 0; ; attempt++ {
+		res, err := s.applyOnce(ctx, objs)
+		if err == nil || !isConflict(err) || attempt >= 20 {
+			return res, err
+		}
+	}
+}
+
+func (s *Store) applyOnce(ctx context.Context, objs []api.Object) ([]ApplyResult, error) {
+	keys := make([]string, len(objs))
+	seen := map[string]int{}
+	for i, obj := range objs {
+		_, key, err := keyOf(obj)
+		if err != nil {
+			return nil, err
+		}
+		if j, dup := seen[key]; dup {
+			return nil, fmt.Errorf("documents %d and %d both define %s", j+1, i+1, describeObj(obj))
+		}
+		seen[key] = i
+		keys[i] = key
+	}
+	// Read the current values in one consistent snapshot.
+	gets := make([]clientv3.Op, len(keys))
+	for i, key := range keys {
+		gets[i] = clientv3.OpGet(key)
+	}
+	cur, err := s.cli.Txn(ctx).Then(gets...).Commit()
+	if err != nil {
+		return nil, err
+	}
+	var cmps []clientv3.Cmp
+	var puts []clientv3.Op
+	results := make([]ApplyResult, len(objs))
+	for i, obj := range objs {
+		k, _ := api.LookupKind(string(obj.GetTypeMeta().Kind))
+		kvs := cur.Responses[i].GetResponseRange().Kvs
+		m := obj.GetMeta()
+		if len(kvs) == 0 {
+			cmps = append(cmps, clientv3.Compare(clientv3.CreateRevision(keys[i]), "=", 0))
+			m.UID = newUID()
+			m.CreatedAt = s.now().UTC().Truncate(time.Second)
+			results[i].Action = "created"
+		} else {
+			old, err := decode(k, kvs[0].Value, kvs[0].ModRevision)
+			if err != nil {
+				return nil, err
+			}
+			cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(keys[i]), "=", kvs[0].ModRevision))
+			m.UID = old.GetMeta().UID
+			m.CreatedAt = old.GetMeta().CreatedAt
+			m.DeletedAt = old.GetMeta().DeletedAt
+			keepStatus(old, obj)
+			m.Revision = 0
+			if newVal, _ := encode(obj); newVal == string(kvs[0].Value) {
+				m.Revision = kvs[0].ModRevision
+				results[i] = ApplyResult{Object: obj, Action: "unchanged"}
+				continue
+			}
+			results[i].Action = "configured"
+		}
+		val, err := encode(obj)
+		if err != nil {
+			return nil, err
+		}
+		puts = append(puts, clientv3.OpPut(keys[i], val))
+		results[i].Object = obj
+	}
+	if len(puts) == 0 {
+		return results, nil
+	}
+	resp, err := s.cli.Txn(ctx).If(cmps...).Then(puts...).Commit()
+	if err != nil {
+		return nil, err
+	}
+	if !resp.Succeeded {
+		return nil, fmt.Errorf("apply: %w", ErrConflict)
+	}
+	for i := range results {
+		if results[i].Action != "unchanged" {
+			objs[i].GetMeta().Revision = resp.Header.Revision
+		}
+	}
+	return results, nil
+}
+
+// keepStatus copies the stored status into an applied object: users declare
+// specs, the system owns status.
+func keepStatus(old, obj api.Object) {
+	switch o := obj.(type) {
+	case *api.App:
+		o.Status = old.(*api.App).Status
+	case *api.Instance:
+		o.Status = old.(*api.Instance).Status
+	case *api.Node:
+		o.Status = old.(*api.Node).Status
+	}
+}
+
+func isConflict(err error) bool {
+	return errors.Is(err, ErrConflict)
+}

@@ -1,0 +1,200 @@
+package store_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/shoal-dev/shoal/internal/api"
+	"github.com/shoal-dev/shoal/internal/store"
+	"github.com/shoal-dev/shoal/internal/store/storetest"
+)
+
+var apps = api.MustKind(api.KindApp)
+
+func newApp(name string, replicas int32) *api.App {
+	return &api.App{
+		TypeMeta: api.TypeMeta{APIVersion: api.Version, Kind: api.KindApp},
+		Metadata: api.ObjectMeta{Name: name, Namespace: "default"},
+		Spec:     api.AppSpec{Template: api.Template{Image: "img"}, Replicas: &replicas},
+	}
+}
+
+func TestCreateGetUpdateConflictDelete(t *testing.T) {
+	s, _ := storetest.Start(t)
+	ctx := context.Background()
+	a := newApp("web", 1)
+	if err := s.Create(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	if a.Metadata.UID == "" || a.Metadata.Revision == 0 || a.Metadata.CreatedAt.IsZero() {
+		t.Fatalf("create did not set uid/revision/createdAt: %+v", a.Metadata)
+	}
+	if err := s.Create(ctx, newApp("web", 1)); !errors.Is(err, store.ErrAlreadyExists) {
+		t.Fatalf("second create: got %v, want ErrAlreadyExists", err)
+	}
+	got, err := s.Get(ctx, apps, "default", "web")
+	if err != nil {
+		t.Fatal(err)
+	}
+	stale := got.(*api.App)
+	fresh, _ := s.Get(ctx, apps, "default", "web")
+	*fresh.(*api.App).Spec.Replicas = 5
+	if err := s.Update(ctx, fresh); err != nil {
+		t.Fatalf("update: %v", err)
+	}
+	*stale.Spec.Replicas = 7
+	if err := s.Update(ctx, stale); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("stale update: got %v, want ErrConflict", err)
+	}
+	final, _ := s.Get(ctx, apps, "default", "web")
+	if r := *final.(*api.App).Spec.Replicas; r != 5 {
+		t.Fatalf("replicas = %d, want 5 (stale write must not win)", r)
+	}
+	if err := s.Delete(ctx, apps, "default", "web", stale.Metadata.Revision); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("delete at old revision: got %v, want ErrConflict", err)
+	}
+	if err := s.Delete(ctx, apps, "default", "web", 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Get(ctx, apps, "default", "web"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("get after delete: got %v, want ErrNotFound", err)
+	}
+}
+
+func TestMutateConcurrentNeverLosesAWrite(t *testing.T) {
+	s, _ := storetest.Start(t)
+	ctx := context.Background()
+	if err := s.Create(ctx, newApp("web", 0)); err != nil {
+		t.Fatal(err)
+	}
+	const n = 20
+	errs := make(chan error, n)
+	for i := 0; i < n; i++ {
+		go func() {
+			_, err := s.Mutate(ctx, apps, "default", "web", func(o api.Object) error {
+				*o.(*api.App).Spec.Replicas++
+				return nil
+			})
+			errs <- err
+		}()
+	}
+	for i := 0; i < n; i++ {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, _ := s.Get(ctx, apps, "default", "web")
+	if r := *got.(*api.App).Spec.Replicas; r != n {
+		t.Fatalf("replicas = %d after %d concurrent increments", r, n)
+	}
+}
+
+func TestApplyIsAllOrNothingAndKeepsStatus(t *testing.T) {
+	s, _ := storetest.Start(t)
+	ctx := context.Background()
+	a := newApp("a", 1)
+	if err := s.Create(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	a.Status.Running = 1
+	if err := s.Update(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	res, err := s.Apply(ctx, []api.Object{newApp("a", 3), newApp("b", 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res[0].Action != "configured" || res[1].Action != "created" {
+		t.Fatalf("actions = %s, %s", res[0].Action, res[1].Action)
+	}
+	got, _ := s.Get(ctx, apps, "default", "a")
+	if g := got.(*api.App); *g.Spec.Replicas != 3 || g.Status.Running != 1 || g.Metadata.UID != a.Metadata.UID {
+		t.Fatalf("apply lost something: %+v", g)
+	}
+	res, err = s.Apply(ctx, []api.Object{newApp("a", 3)})
+	if err != nil || res[0].Action != "unchanged" {
+		t.Fatalf("re-apply: %v %v", res, err)
+	}
+	// Two documents naming the same object: nothing is written.
+	if _, err := s.Apply(ctx, []api.Object{newApp("c", 1), newApp("c", 2)}); err == nil {
+		t.Fatal("duplicate objects in one apply were accepted")
+	}
+	if _, err := s.Get(ctx, apps, "default", "c"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("half-applied: %v", err)
+	}
+}
+
+func TestWatchResumesFromRevision(t *testing.T) {
+	s, _ := storetest.Start(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	_, rev, err := s.List(ctx, apps, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := newApp("w", 1)
+	if err := s.Create(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	createdRev := a.Metadata.Revision
+	*a.Spec.Replicas = 2
+	if err := s.Update(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Delete(ctx, apps, "default", "w", 0); err != nil {
+		t.Fatal(err)
+	}
+	// From the list revision: all three events.
+	var types []store.EventType
+	for ev := range s.Watch(ctx, apps, "", rev) {
+		types = append(types, ev.Type)
+		if len(types) == 3 {
+			break
+		}
+	}
+	if want := []store.EventType{store.Added, store.Modified, store.Deleted}; !equal(types, want) {
+		t.Fatalf("events = %v, want %v", types, want)
+	}
+	// Resuming after the create skips it.
+	ev := <-s.Watch(ctx, apps, "", createdRev)
+	if ev.Type != store.Modified {
+		t.Fatalf("resumed watch: first event %v, want MODIFIED", ev.Type)
+	}
+}
+
+func TestWatchCompactedRevision(t *testing.T) {
+	s, e := storetest.Start(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	for i := 0; i < 3; i++ {
+		a := newApp("c", 1)
+		if err := s.Create(ctx, a); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Delete(ctx, apps, "default", "c", 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, rev, _ := s.List(ctx, apps, "")
+	if _, err := e.Client.Compact(ctx, rev); err != nil {
+		t.Fatal(err)
+	}
+	ev := <-s.Watch(ctx, apps, "", 1)
+	if ev.Type != store.Error || !errors.Is(ev.Err, store.ErrCompacted) {
+		t.Fatalf("watch from compacted revision: %+v, want ErrCompacted", ev)
+	}
+}
+
+func equal(a, b []store.EventType) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}

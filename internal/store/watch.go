@@ -1,0 +1,97 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/shoal-dev/shoal/internal/api"
+	"go.etcd.io/etcd/api/v3/mvccpb"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+// EventType says what happened to an object.
+type EventType string
+
+// Watch event types.
+const (
+	Added    EventType = "ADDED"
+	Modified EventType = "MODIFIED"
+	Deleted  EventType = "DELETED"
+	// Error ends a watch; Err says why (ErrCompacted: relist).
+	Error EventType = "ERROR"
+)
+
+// Event is one change seen by a watch. For Deleted, Object is the last
+// stored state with Revision set to the deletion's revision.
+type Event struct {
+	Type     EventType
+	Object   api.Object
+	Revision int64
+	Err      error
+}
+
+// Watch streams changes to kind k in namespace ns ("" for all) after
+// revision fromRev (0: from now). The channel closes when ctx ends or after
+// an Error event.
+func (s *Store) Watch(ctx context.Context, k api.KindInfo, ns string, fromRev int64) <-chan Event {
+	out := make(chan Event, 64)
+	opts := []clientv3.OpOption{clientv3.WithPrefix(), clientv3.WithPrevKV()}
+	if fromRev > 0 {
+		opts = append(opts, clientv3.WithRev(fromRev+1))
+	}
+	ctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
+	wc := s.cli.Watch(ctx, prefix(k, ns), opts...)
+	go func() {
+		defer close(out)
+		defer cancel()
+		send := func(ev Event) bool {
+			select {
+			case out <- ev:
+				return true
+			case <-ctx.Done():
+				return false
+			}
+		}
+		for resp := range wc {
+			if err := resp.Err(); err != nil {
+				if resp.CompactRevision > 0 || errors.Is(err, rpctypes.ErrCompacted) {
+					err = fmt.Errorf("watch from revision %d: %w (oldest kept is %d)", fromRev, ErrCompacted, resp.CompactRevision)
+				}
+				send(Event{Type: Error, Err: err})
+				return
+			}
+			for _, ev := range resp.Events {
+				var e Event
+				var err error
+				switch {
+				case ev.Type == mvccpb.DELETE:
+					e.Type = Deleted
+					if ev.PrevKv == nil {
+						continue
+					}
+					e.Object, err = decode(k, ev.PrevKv.Value, ev.Kv.ModRevision)
+				case ev.IsCreate():
+					e.Type = Added
+					e.Object, err = decode(k, ev.Kv.Value, ev.Kv.ModRevision)
+				default:
+					e.Type = Modified
+					e.Object, err = decode(k, ev.Kv.Value, ev.Kv.ModRevision)
+				}
+				if err != nil {
+					send(Event{Type: Error, Err: err})
+					return
+				}
+				e.Revision = ev.Kv.ModRevision
+				if !send(e) {
+					return
+				}
+			}
+		}
+		if ctx.Err() == nil {
+			send(Event{Type: Error, Err: errors.New("watch closed by the store")})
+		}
+	}()
+	return out
+}
