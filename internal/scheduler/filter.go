@@ -1,0 +1,99 @@
+package scheduler
+
+// Reasons a filter refuses a node; the keys of UnschedulableError.Reasons.
+const (
+	ReasonNotReady         = "not ready"
+	ReasonUnschedulable    = "unschedulable"
+	ReasonSelectorMismatch = "node selector mismatch"
+	ReasonHostPortInUse    = "host port in use"
+	ReasonInsufficientCPU  = "insufficient cpu"
+	ReasonInsufficientMem  = "insufficient memory"
+)
+
+// filter refuses nodes that cannot run a request. Check runs for many nodes
+// on every placement, so it must not allocate, and its reason must be one of
+// the Reason constants so refusals can be counted across nodes.
+type filter interface {
+	Check(n *node, p *pending) (ok bool, reason string)
+}
+
+// filters in the order a refused node is explained: a node is counted under
+// the first filter that refuses it, so the causes a user can act on least
+// (the node is down, the app asked for other nodes) come first.
+var filters = [...]filter{
+	readyFilter{},
+	selectorFilter{},
+	hostPortFilter{},
+	cpuFilter{},
+	memoryFilter{},
+}
+
+// refusal returns why n cannot run p, or "" if it can.
+func refusal(n *node, p *pending) string {
+	for _, f := range filters {
+		if ok, reason := f.Check(n, p); !ok {
+			return reason
+		}
+	}
+	return ""
+}
+
+// readyFilter keeps instances off nodes whose agent is not ready and nodes
+// their owner has cordoned.
+type readyFilter struct{}
+
+func (readyFilter) Check(n *node, _ *pending) (bool, string) {
+	switch {
+	case !n.ready:
+		return false, ReasonNotReady
+	case n.unschedulable:
+		return false, ReasonUnschedulable
+	}
+	return true, ""
+}
+
+// selectorFilter requires every label of the request's node selector. The
+// match per node is computed once per distinct selector (see
+// Snapshot.selectorMatch), so this is a slice lookup.
+type selectorFilter struct{}
+
+func (selectorFilter) Check(n *node, p *pending) (bool, string) {
+	if p.selector != nil && !p.selector[n.idx] {
+		return false, ReasonSelectorMismatch
+	}
+	return true, ""
+}
+
+// hostPortFilter keeps two instances binding the same host port and protocol
+// off one node.
+type hostPortFilter struct{}
+
+func (hostPortFilter) Check(n *node, p *pending) (bool, string) {
+	for _, hp := range p.ports {
+		if n.ports[hp] > 0 {
+			return false, ReasonHostPortInUse
+		}
+	}
+	return true, ""
+}
+
+// cpuFilter requires room for the request's CPU. A request for no CPU fits
+// anywhere, even on a node that is already over-committed.
+type cpuFilter struct{}
+
+func (cpuFilter) Check(n *node, p *pending) (bool, string) {
+	if p.milliCPU > 0 && p.milliCPU > n.capMilliCPU-n.milliCPU {
+		return false, ReasonInsufficientCPU
+	}
+	return true, ""
+}
+
+// memoryFilter requires room for the request's memory, like cpuFilter.
+type memoryFilter struct{}
+
+func (memoryFilter) Check(n *node, p *pending) (bool, string) {
+	if p.memoryBytes > 0 && p.memoryBytes > n.capMemoryBytes-n.memoryBytes {
+		return false, ReasonInsufficientMem
+	}
+	return true, ""
+}
