@@ -348,3 +348,29 @@ func keepStatus(old, obj api.Object) {
 func isConflict(err error) bool {
 	return errors.Is(err, ErrConflict)
 }
+
+// CreateWithTTL stores a new object that the store removes after ttl
+// (events). The name must be unique; it is not checked.
+func (s *Store) CreateWithTTL(ctx context.Context, obj api.Object, ttl time.Duration) error {
+	_, key, err := keyOf(obj)
+	if err != nil {
+		return err
+	}
+	m := obj.GetMeta()
+	m.UID = newUID()
+	m.CreatedAt = s.now().UTC().Truncate(time.Second)
+	val, err := encode(obj)
+	if err != nil {
+		return err
+	}
+	lease, err := s.cli.Grant(ctx, int64(ttl/time.Second))
+	if err != nil {
+		return err
+	}
+	resp, err := s.cli.Put(ctx, key, val, clientv3.WithLease(lease.ID))
+	if err != nil {
+		return err
+	}
+	m.Revision = resp.Header.Revision
+	return nil
+}

@@ -1,0 +1,63 @@
+// Command shoal is the one binary: all-in-one cluster, server, agent and
+// the CLI. This package is wiring only; behaviour lives in internal/.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	root := newRoot()
+	if err := root.ExecuteContext(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, "error:", err)
+		var ee exitError
+		if errors.As(err, &ee) {
+			os.Exit(int(ee))
+		}
+		os.Exit(1)
+	}
+}
+
+type exitError int
+
+func (e exitError) Error() string { return fmt.Sprintf("exit %d", int(e)) }
+
+// globals are the flags every CLI verb shares.
+type globals struct {
+	server    string
+	config    string
+	namespace string
+	output    string
+}
+
+func newRoot() *cobra.Command {
+	g := &globals{}
+	root := &cobra.Command{
+		Use:           "shoal",
+		Short:         "shoal runs containers across machines that belong to different owners",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	pf := root.PersistentFlags()
+	pf.StringVar(&g.server, "server", "", "API server URL (overrides --config)")
+	pf.StringVar(&g.config, "config", "", "client config file (default $SHOAL_CONFIG, ~/.shoal/config, /var/lib/shoal/admin.conf)")
+	pf.StringVarP(&g.namespace, "namespace", "n", "default", "namespace")
+	root.AddCommand(
+		newUpCmd(), newServerCmd(), newAgentCmd(),
+		newApplyCmd(g), newGetCmd(g), newDescribeCmd(g), newDeleteCmd(g), newScaleCmd(g),
+		newLogsCmd(g), newImageCmd(g), newVersionCmd(g), newRuntimeLoggerCmd(),
+	)
+	return root
+}

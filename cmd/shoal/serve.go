@@ -1,0 +1,186 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/shoal-dev/shoal/internal/agent"
+	"github.com/shoal-dev/shoal/internal/client"
+	"github.com/shoal-dev/shoal/internal/controller"
+	"github.com/shoal-dev/shoal/internal/registry"
+	rtcontainerd "github.com/shoal-dev/shoal/internal/runtime/containerd"
+	"github.com/shoal-dev/shoal/internal/server"
+	"github.com/shoal-dev/shoal/internal/store"
+	"github.com/spf13/pflag"
+)
+
+func newLogger() *slog.Logger {
+	level := slog.LevelInfo
+	if os.Getenv("SHOAL_DEBUG") != "" {
+		level = slog.LevelDebug
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+}
+
+// serverOptions configure the control plane.
+type serverOptions struct {
+	dataDir       string
+	listen        string
+	etcdEndpoints []string
+	leaseTimeout  time.Duration
+	lostAfter     time.Duration
+}
+
+func (o *serverOptions) flags(fs *pflag.FlagSet) {
+	fs.StringVar(&o.dataDir, "data-dir", defaultDataDir, "directory for etcd data, images and the client config")
+	fs.StringVar(&o.listen, "listen", "127.0.0.1:7070", "API listen address")
+	fs.StringSliceVar(&o.etcdEndpoints, "etcd-endpoints", nil, "use an external etcd cluster instead of the embedded one")
+	fs.DurationVar(&o.leaseTimeout, "node-lease-timeout", 15*time.Second, "mark a node not ready after this long without a heartbeat")
+	fs.DurationVar(&o.lostAfter, "node-lost-after", 60*time.Second, "replace a node's instances elsewhere after this long without a heartbeat")
+}
+
+// runServer runs the control plane until ctx ends; ready receives the API
+// URL once it serves.
+func runServer(ctx context.Context, o serverOptions, log *slog.Logger, ready func(url string)) error {
+	dataDir, err := filepath.Abs(o.dataDir)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(dataDir, 0o700); err != nil {
+		return fmt.Errorf("data dir: %w", err)
+	}
+	var st *store.Store
+	if len(o.etcdEndpoints) > 0 {
+		cli, err := store.Connect(o.etcdEndpoints)
+		if err != nil {
+			return fmt.Errorf("connect to etcd %v: %w", o.etcdEndpoints, err)
+		}
+		defer cli.Close()
+		st = store.New(cli)
+	} else {
+		e, err := store.StartEmbedded(ctx, store.EmbeddedConfig{Dir: filepath.Join(dataDir, "etcd"), Log: log})
+		if err != nil {
+			return err
+		}
+		defer e.Close()
+		st = store.New(e.Client)
+	}
+	ictx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	err = server.EnsureDefaultNamespace(ictx, st)
+	cancel()
+	if err != nil {
+		return fmt.Errorf("create the default namespace: %w", err)
+	}
+	reg, err := registry.New(filepath.Join(dataDir, "images"), log)
+	if err != nil {
+		return err
+	}
+	l, err := net.Listen("tcp", o.listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", o.listen, err)
+	}
+	url := "http://" + l.Addr().String()
+	if err := writeClientConfig(filepath.Join(dataDir, "admin.conf"), ClientConfig{Server: url}); err != nil {
+		return fmt.Errorf("write admin.conf: %w", err)
+	}
+	srv := server.New(server.Config{Store: st, Images: reg, Log: log, Version: version})
+	host, _ := os.Hostname()
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		_ = controller.Run(ctx, controller.Config{Store: st, Log: log, Identity: host + "@" + url, LeaseTimeout: o.leaseTimeout, LostAfter: o.lostAfter})
+	}()
+	log.Info("shoal server listening", "url", url, "data", dataDir, "config", filepath.Join(dataDir, "admin.conf"))
+	if ready != nil {
+		ready(url)
+	}
+	err = server.Serve(ctx, l, srv.Handler(), log)
+	wg.Wait()
+	return err
+}
+
+// agentOptions configure a node agent.
+type agentOptions struct {
+	server            string
+	dataDir           string
+	name              string
+	labels            map[string]string
+	containerdAddress string
+	runtimeNamespace  string
+	bridge            string
+	subnet            string
+	listen            string
+	cpu               string
+	memory            string
+}
+
+func (o *agentOptions) flags(fs *pflag.FlagSet, standalone bool) {
+	host, _ := os.Hostname()
+	if standalone {
+		fs.StringVar(&o.server, "server", "", "API server URL")
+		fs.StringVar(&o.dataDir, "data-dir", filepath.Join(defaultDataDir, "agent"), "directory for the agent's state and logs")
+	}
+	fs.StringVar(&o.name, "node-name", strings.ToLower(host), "this node's name")
+	fs.StringToStringVar(&o.labels, "labels", nil, "node labels, e.g. zone=a,disk=ssd")
+	fs.StringVar(&o.containerdAddress, "containerd-address", rtcontainerd.DefaultAddress, "containerd socket")
+	fs.StringVar(&o.runtimeNamespace, "runtime-namespace", rtcontainerd.DefaultNamespace, "containerd namespace for this agent's containers")
+	fs.StringVar(&o.bridge, "bridge", rtcontainerd.DefaultBridge, "Linux bridge for container networking")
+	fs.StringVar(&o.subnet, "subnet", rtcontainerd.DefaultSubnet, "container address range on this node")
+	fs.StringVar(&o.listen, "agent-listen", "127.0.0.1:0", "where the agent serves logs to the server")
+	fs.StringVar(&o.cpu, "cpu", "", "CPU to offer (default: all cores)")
+	fs.StringVar(&o.memory, "memory", "", "memory to offer (default: all memory)")
+}
+
+// runAgent runs a node agent against the server at serverURL until ctx ends.
+func runAgent(ctx context.Context, o agentOptions, serverURL string, log *slog.Logger) error {
+	dataDir, err := filepath.Abs(o.dataDir)
+	if err != nil {
+		return err
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	regHost := strings.TrimPrefix(strings.TrimPrefix(serverURL, "http://"), "https://")
+	drv, err := rtcontainerd.New(ctx, rtcontainerd.Config{
+		Address:      o.containerdAddress,
+		Namespace:    o.runtimeNamespace,
+		StateDir:     filepath.Join(dataDir, "runtime"),
+		Network:      rtcontainerd.NetworkConfig{Bridge: o.bridge, Subnet: o.subnet},
+		Registries:   map[string]string{"shoal.local": "http://" + regHost},
+		LoggerBinary: self,
+	})
+	if err != nil {
+		return err
+	}
+	defer drv.Close()
+	cfg := agent.Config{
+		NodeName: o.name,
+		Labels:   o.labels,
+		Client:   client.New(serverURL),
+		Driver:   drv,
+		DataDir:  dataDir,
+		Listen:   o.listen,
+		Log:      log,
+		Version:  version,
+	}
+	if o.cpu != "" {
+		if cfg.MilliCPU, err = parseCPUFlag(o.cpu); err != nil {
+			return err
+		}
+	}
+	if o.memory != "" {
+		if cfg.MemoryBytes, err = parseMemoryFlag(o.memory); err != nil {
+			return err
+		}
+	}
+	return agent.New(cfg).Run(ctx)
+}

@@ -1,0 +1,89 @@
+package main
+
+import (
+	"context"
+	"path/filepath"
+	"sync"
+
+	"github.com/shoal-dev/shoal/internal/api"
+	"github.com/spf13/cobra"
+)
+
+func newUpCmd() *cobra.Command {
+	var so serverOptions
+	var ao agentOptions
+	cmd := &cobra.Command{
+		Use:   "up",
+		Short: "Run an all-in-one cluster: API server, embedded etcd, controllers and a node agent",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log := newLogger()
+			ctx, cancel := context.WithCancel(cmd.Context())
+			defer cancel()
+			ao.dataDir = filepath.Join(so.dataDir, "agent")
+			var wg sync.WaitGroup
+			errc := make(chan error, 2)
+			err := runServer(ctx, so, log, func(url string) {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					// The agent talks to the server only through its public API.
+					if err := runAgent(ctx, ao, url, log); err != nil {
+						log.Error("agent stopped", "err", err)
+						errc <- err
+						cancel()
+					}
+				}()
+			})
+			cancel()
+			wg.Wait()
+			select {
+			case aerr := <-errc:
+				return aerr
+			default:
+			}
+			return err
+		},
+	}
+	so.flags(cmd.Flags())
+	ao.flags(cmd.Flags(), false)
+	return cmd
+}
+
+func newServerCmd() *cobra.Command {
+	var so serverOptions
+	cmd := &cobra.Command{
+		Use:   "server",
+		Short: "Run the control plane alone: API server, embedded etcd (or --etcd-endpoints), controllers",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runServer(cmd.Context(), so, newLogger(), nil)
+		},
+	}
+	so.flags(cmd.Flags())
+	return cmd
+}
+
+func newAgentCmd() *cobra.Command {
+	var ao agentOptions
+	var config string
+	cmd := &cobra.Command{
+		Use:   "agent --server URL",
+		Short: "Run a node agent that runs this node's instances",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			g := &globals{server: ao.server, config: config}
+			url, err := g.serverURL()
+			if err != nil {
+				return err
+			}
+			return runAgent(cmd.Context(), ao, url, newLogger())
+		},
+	}
+	ao.flags(cmd.Flags(), true)
+	cmd.Flags().StringVar(&config, "config", "", "client config file naming the server")
+	return cmd
+}
+
+func parseCPUFlag(s string) (int64, error)    { return api.ParseCPU(s) }
+func parseMemoryFlag(s string) (int64, error) { return api.ParseMemory(s) }

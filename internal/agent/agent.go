@@ -1,0 +1,365 @@
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	goruntime "runtime"
+	"sync"
+	"time"
+
+	"github.com/shoal-dev/shoal/internal/api"
+	"github.com/shoal-dev/shoal/internal/client"
+	"github.com/shoal-dev/shoal/internal/runtime"
+)
+
+var (
+	nodeKind     = api.MustKind(api.KindNode)
+	instanceKind = api.MustKind(api.KindInstance)
+)
+
+// Config wires an Agent.
+type Config struct {
+	NodeName string
+	Labels   map[string]string
+	Client   *client.Client
+	Driver   runtime.Driver
+	// DataDir keeps the agent's instance cache and log files.
+	DataDir string
+	// Listen is where the agent serves logs to the server ("127.0.0.1:0").
+	Listen string
+	// Advertise is the address the server uses to reach Listen; empty
+	// means the listener's own address.
+	Advertise string
+	Log       *slog.Logger
+	Version   string
+	// Heartbeat is how often the node's lease is renewed.
+	Heartbeat time.Duration
+	// MilliCPU and MemoryBytes override the detected capacity.
+	MilliCPU    int64
+	MemoryBytes int64
+}
+
+// Agent runs one node's instances.
+type Agent struct {
+	cfg Config
+	log *slog.Logger
+
+	mu      sync.Mutex
+	desired map[string]*api.Instance // by namespace/name; the last view from the server
+	synced  bool                     // desired came from a successful list
+	workers map[string]*worker
+	addr    string
+
+	wg sync.WaitGroup
+}
+
+// New returns an agent; call Run.
+func New(cfg Config) *Agent {
+	if cfg.Heartbeat == 0 {
+		cfg.Heartbeat = 5 * time.Second
+	}
+	if cfg.Listen == "" {
+		cfg.Listen = "127.0.0.1:0"
+	}
+	return &Agent{cfg: cfg, log: cfg.Log.With("node", cfg.NodeName), desired: map[string]*api.Instance{}, workers: map[string]*worker{}}
+}
+
+func (a *Agent) logDir(ns, name string) string {
+	return filepath.Join(a.cfg.DataDir, "logs", ns, name)
+}
+
+func (a *Agent) cachePath() string { return filepath.Join(a.cfg.DataDir, "instances.json") }
+
+// Run serves logs, registers the node and runs instances until ctx ends.
+// Containers keep running after Run returns.
+func (a *Agent) Run(ctx context.Context) error {
+	if err := os.MkdirAll(a.cfg.DataDir, 0o700); err != nil {
+		return err
+	}
+	l, err := net.Listen("tcp", a.cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("agent log server: %w", err)
+	}
+	a.addr = l.Addr().String()
+	if a.cfg.Advertise != "" {
+		a.addr = a.cfg.Advertise
+	}
+	srv := &http.Server{Handler: a.logHandler(), ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = srv.Serve(l) }()
+	defer srv.Close()
+
+	a.loadCache()
+	if err := a.adopt(ctx); err != nil {
+		return err
+	}
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); a.heartbeatLoop(ctx) }()
+	go func() { defer wg.Done(); a.watchLoop(ctx) }()
+	wg.Wait()
+	a.wg.Wait()
+	return nil
+}
+
+// adopt starts a worker for every container found in the runtime and every
+// cached instance, so nothing waits for the server to be reachable.
+func (a *Agent) adopt(ctx context.Context) error {
+	list, err := a.cfg.Driver.List(ctx)
+	if err != nil {
+		return fmt.Errorf("list containers: %w", err)
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, st := range list {
+		if key := st.Labels[labelInstance]; key != "" {
+			a.ensureWorker(ctx, key)
+		}
+	}
+	for key := range a.desired {
+		a.ensureWorker(ctx, key)
+	}
+	a.log.Info("agent started", "containers", len(list), "cached instances", len(a.desired), "logs", a.addr)
+	return nil
+}
+
+// ensureWorker starts the worker of key if none runs; callers hold a.mu.
+func (a *Agent) ensureWorker(ctx context.Context, key string) *worker {
+	if w, ok := a.workers[key]; ok {
+		return w
+	}
+	w := newWorker(a, key)
+	a.workers[key] = w
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		w.run(ctx)
+		a.mu.Lock()
+		if a.workers[key] == w {
+			delete(a.workers, key)
+		}
+		a.mu.Unlock()
+	}()
+	return w
+}
+
+// want returns the instance the server wants for key, and whether the
+// agent knows for sure (a list has succeeded since start).
+func (a *Agent) want(key string) (*api.Instance, bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.desired[key], a.synced
+}
+
+func (a *Agent) setDesired(ctx context.Context, items map[string]*api.Instance, full bool) {
+	a.mu.Lock()
+	if full {
+		for key := range a.desired {
+			if _, ok := items[key]; !ok {
+				delete(a.desired, key)
+				if w, ok := a.workers[key]; ok {
+					w.kick()
+				}
+			}
+		}
+		a.synced = true
+	}
+	for key, in := range items {
+		if in == nil {
+			delete(a.desired, key)
+		} else {
+			a.desired[key] = in
+		}
+		a.ensureWorker(ctx, key).kick()
+	}
+	a.mu.Unlock()
+	a.saveCache()
+}
+
+func (a *Agent) watchLoop(ctx context.Context) {
+	delay := 200 * time.Millisecond
+	for ctx.Err() == nil {
+		err := a.listAndWatch(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		a.log.Warn("instance watch broken; retrying (containers keep running)", "err", err, "in", delay)
+		sleep(ctx, delay)
+		delay = min(delay*2, 5*time.Second)
+		if err == nil {
+			delay = 200 * time.Millisecond
+		}
+	}
+}
+
+func (a *Agent) listAndWatch(ctx context.Context) error {
+	opts := client.ListOptions{Node: a.cfg.NodeName}
+	objs, rev, err := a.cfg.Client.List(ctx, instanceKind, "", opts)
+	if err != nil {
+		return err
+	}
+	items := map[string]*api.Instance{}
+	for _, o := range objs {
+		in := o.(*api.Instance)
+		items[keyOf(in)] = in
+	}
+	a.setDesired(ctx, items, true)
+	events, werr, err := a.cfg.Client.Watch(ctx, instanceKind, "", rev, opts)
+	if err != nil {
+		return err
+	}
+	for ev := range events {
+		if ev.Type == "BOOKMARK" {
+			continue
+		}
+		in := ev.Object.(*api.Instance)
+		if ev.Type == "DELETED" || in.Spec.Node != a.cfg.NodeName {
+			in = nil
+		}
+		a.setDesired(ctx, map[string]*api.Instance{keyOf(ev.Object.(*api.Instance)): in}, false)
+	}
+	return werr()
+}
+
+func keyOf(in *api.Instance) string { return in.Metadata.Namespace + "/" + in.Metadata.Name }
+
+func (a *Agent) loadCache() {
+	b, err := os.ReadFile(a.cachePath())
+	if err != nil {
+		return
+	}
+	var list []*api.Instance
+	if err := json.Unmarshal(b, &list); err != nil {
+		a.log.Warn("instance cache unreadable; ignoring it", "err", err)
+		return
+	}
+	for _, in := range list {
+		a.desired[keyOf(in)] = in
+	}
+}
+
+func (a *Agent) saveCache() {
+	a.mu.Lock()
+	list := make([]*api.Instance, 0, len(a.desired))
+	for _, in := range a.desired {
+		list = append(list, in)
+	}
+	a.mu.Unlock()
+	b, err := json.Marshal(list)
+	if err != nil {
+		return
+	}
+	tmp := a.cachePath() + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o600); err == nil {
+		_ = os.Rename(tmp, a.cachePath())
+	}
+}
+
+func (a *Agent) heartbeatLoop(ctx context.Context) {
+	t := time.NewTicker(a.cfg.Heartbeat)
+	defer t.Stop()
+	for {
+		if err := a.heartbeat(ctx); err != nil && ctx.Err() == nil {
+			a.log.Warn("heartbeat failed", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (a *Agent) capacity() api.NodeResources {
+	r := api.NodeResources{MilliCPU: a.cfg.MilliCPU, MemoryBytes: a.cfg.MemoryBytes}
+	if r.MilliCPU == 0 {
+		r.MilliCPU = int64(goruntime.NumCPU()) * 1000
+	}
+	if r.MemoryBytes == 0 {
+		r.MemoryBytes = memTotal()
+	}
+	return r
+}
+
+func (a *Agent) heartbeat(ctx context.Context) error {
+	hostname, _ := os.Hostname()
+	var alloc api.NodeResources
+	var count int32
+	a.mu.Lock()
+	for _, in := range a.desired {
+		if in.Status.Phase.Terminal() {
+			continue
+		}
+		cpu, _ := api.ParseCPU(in.Spec.Template.Resources.CPU)
+		mem, _ := api.ParseMemory(in.Spec.Template.Resources.Memory)
+		alloc.MilliCPU += cpu
+		alloc.MemoryBytes += mem
+		count++
+	}
+	a.mu.Unlock()
+	status := api.NodeStatus{
+		Hostname:      hostname,
+		Address:       a.addr,
+		Capacity:      a.capacity(),
+		Allocated:     alloc,
+		Ready:         true,
+		LastHeartbeat: time.Now().UTC(),
+		AgentVersion:  a.cfg.Version,
+		Instances:     count,
+	}
+	node := &api.Node{
+		TypeMeta: api.TypeMeta{APIVersion: api.Version, Kind: api.KindNode},
+		Metadata: api.ObjectMeta{Name: a.cfg.NodeName, Labels: a.cfg.Labels},
+		Status:   status,
+	}
+	err := a.cfg.Client.UpdateStatus(ctx, node)
+	if errors.Is(err, client.ErrNotFound) {
+		if err = a.cfg.Client.Create(ctx, node); err == nil {
+			a.log.Info("node registered", "cpu", api.FormatMilliCPU(status.Capacity.MilliCPU), "memory", api.FormatBytes(status.Capacity.MemoryBytes))
+			node.Status = status
+			err = a.cfg.Client.UpdateStatus(ctx, node)
+		}
+	}
+	return err
+}
+
+func memTotal() int64 {
+	b, err := os.ReadFile("/proc/meminfo")
+	if err != nil {
+		return 0
+	}
+	var kb int64
+	for _, line := range splitLines(string(b)) {
+		if n, _ := fmt.Sscanf(line, "MemTotal: %d kB", &kb); n == 1 {
+			return kb * 1024
+		}
+	}
+	return 0
+}
+
+func splitLines(s string) []string {
+	var out []string
+	start := 0
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\n' {
+			out = append(out, s[start:i])
+			start = i + 1
+		}
+	}
+	return out
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}

@@ -1,0 +1,25 @@
+// Package agent is the node side of shoal: it registers its Node, renews
+// the node's lease, watches the Instances bound to it through the public
+// API, makes the container runtime match them, and reports what it
+// observes back. It also serves the instances' log files.
+//
+// Each Instance on the node has one worker goroutine that owns its
+// container from first pull to final removal:
+//
+//	          ┌────────────── wake (watch event, container exit, 1s tick) ◀────────┐
+//	          ▼                                                                    │
+//	   desired? ── no / deleted ──▶ stop (SIGTERM, grace, SIGKILL) ─▶ remove ─▶ done
+//	          │ yes
+//	          ▼
+//	   container? ── none ──▶ image ─▶ create ─▶ start ─────────────────────────────┤
+//	          │ exists                                                              │
+//	          ▼                                                                     │
+//	   running ──▶ report Running ──────────────────────────────────────────────────┤
+//	   exited  ──▶ restartPolicy? ── yes ──▶ back-off ─▶ start ─────────────────────┤
+//	                              └─ no ───▶ report Succeeded / Failed ─────────────┘
+//
+// The agent never tears workloads down because the server is unreachable:
+// it keeps the last set of instances it was given (also on disk, for its
+// own restarts) and keeps restarting crashed containers. After a restart
+// it re-adopts the containers it finds instead of starting them again.
+package agent

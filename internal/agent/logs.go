@@ -1,0 +1,137 @@
+package agent
+
+import (
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+)
+
+// logHandler serves GET /logs/{namespace}/{name}?tail=N&follow=1&previous=1
+// from the instance's log files (current.log, its size-rotated
+// current.log.1, and current.log.previous from the run before).
+func (a *Agent) logHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /logs/{ns}/{name}", func(w http.ResponseWriter, r *http.Request) {
+		ns, name := r.PathValue("ns"), r.PathValue("name")
+		if filepath.Base(ns) != ns || filepath.Base(name) != name || ns == ".." || name == ".." {
+			http.Error(w, "bad instance name", http.StatusBadRequest)
+			return
+		}
+		q := r.URL.Query()
+		tail := -1
+		if v := q.Get("tail"); v != "" {
+			n, err := strconv.Atoi(v)
+			if err != nil {
+				http.Error(w, "tail must be a number", http.StatusBadRequest)
+				return
+			}
+			tail = n
+		}
+		path := filepath.Join(a.logDir(ns, name), "current.log")
+		if q.Get("previous") != "" {
+			path += ".previous"
+		}
+		if _, err := os.Stat(path); err != nil {
+			msg := `{"code":404,"reason":"NotFound","message":"no logs for instance ` + strconv.Quote(name) + ` on this node"}`
+			if q.Get("previous") != "" {
+				msg = `{"code":404,"reason":"NotFound","message":"instance ` + strconv.Quote(name) + ` has no previous run"}`
+			}
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusNotFound)
+			_, _ = io.WriteString(w, msg)
+			return
+		}
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		serveLog(r, w, path, tail, q.Get("follow") != "")
+	})
+	return mux
+}
+
+func serveLog(r *http.Request, w http.ResponseWriter, path string, tail int, follow bool) {
+	flusher, _ := w.(http.Flusher)
+	// Older, size-rotated content first, so tail can reach into it.
+	var data []byte
+	if old, err := os.ReadFile(path + ".1"); err == nil {
+		data = old
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return
+	}
+	defer func() { f.Close() }()
+	cur, _ := io.ReadAll(f)
+	data = append(data, cur...)
+	if tail >= 0 {
+		data = lastLines(data, tail)
+	}
+	_, _ = w.Write(data)
+	if flusher != nil {
+		flusher.Flush()
+	}
+	if !follow {
+		return
+	}
+	offset := int64(len(cur))
+	buf := make([]byte, 32<<10)
+	for {
+		select {
+		case <-r.Context().Done():
+			return
+		case <-time.After(200 * time.Millisecond):
+		}
+		// Rotated or truncated: start over on the new file.
+		if st, err := os.Stat(path); err == nil && (st.Size() < offset || !sameFile(f, st)) {
+			nf, err := os.Open(path)
+			if err != nil {
+				continue
+			}
+			f.Close()
+			f, offset = nf, 0
+		}
+		for {
+			n, err := f.ReadAt(buf, offset)
+			if n > 0 {
+				if _, werr := w.Write(buf[:n]); werr != nil {
+					return
+				}
+				offset += int64(n)
+			}
+			if err != nil || n == 0 {
+				break
+			}
+		}
+		if flusher != nil {
+			flusher.Flush()
+		}
+	}
+}
+
+func sameFile(f *os.File, st os.FileInfo) bool {
+	fst, err := f.Stat()
+	return err == nil && os.SameFile(fst, st)
+}
+
+// lastLines returns the last n lines of data.
+func lastLines(data []byte, n int) []byte {
+	if n == 0 {
+		return nil
+	}
+	end := len(data)
+	if end > 0 && data[end-1] == '\n' {
+		end--
+	}
+	count := 0
+	for i := end - 1; i >= 0; i-- {
+		if data[i] == '\n' {
+			count++
+			if count == n {
+				return data[i+1:]
+			}
+		}
+	}
+	return data
+}
+

@@ -1,0 +1,368 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/shoal-dev/shoal/internal/api"
+	"github.com/shoal-dev/shoal/internal/client"
+	"github.com/shoal-dev/shoal/internal/runtime"
+)
+
+// Container labels the agent sets, to re-adopt containers after a restart.
+const (
+	labelInstance = "shoal.instance" // namespace/name
+	labelUID      = "shoal.uid"
+	labelNode     = "shoal.node"
+)
+
+// Restart back-off: doubles from the first delay up to the cap, and starts
+// over after a run that lasted stableRun.
+const (
+	firstBackoff = time.Second
+	maxBackoff   = 30 * time.Second
+	stableRun    = 60 * time.Second
+)
+
+// worker owns one instance's container.
+type worker struct {
+	a    *Agent
+	key  string
+	wake chan struct{}
+
+	// What was last reported, to write status only on change.
+	reported api.InstanceStatus
+	// Restart bookkeeping.
+	restarts  int32
+	backoff   time.Duration
+	nextStart time.Time
+	// id of the container this worker created or adopted.
+	id string
+}
+
+func newWorker(a *Agent, key string) *worker {
+	return &worker{a: a, key: key, wake: make(chan struct{}, 1), restarts: -1}
+}
+
+func (w *worker) kick() {
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
+}
+
+func containerID(in *api.Instance) string {
+	uid := in.Metadata.UID
+	if len(uid) > 8 {
+		uid = uid[:8]
+	}
+	return in.Metadata.Namespace + "." + in.Metadata.Name + "." + uid
+}
+
+func (w *worker) run(ctx context.Context) {
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		done := w.step(ctx)
+		if done {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-w.wake:
+		case <-tick.C:
+		}
+	}
+}
+
+// step compares desired with observed once and acts; it reports true when
+// the instance is gone for good and the worker can end.
+func (w *worker) step(ctx context.Context) bool {
+	d := w.a.cfg.Driver
+	log := w.a.log.With("instance", w.key)
+	in, synced := w.a.want(w.key)
+
+	// Find our container: the desired instance's, or one adopted by label.
+	if in != nil {
+		if id := containerID(in); w.id != id {
+			if w.id != "" {
+				w.removeContainer(ctx, w.id, 0)
+			}
+			w.id = id
+		}
+	} else if w.id == "" {
+		w.id = w.findAdopted(ctx)
+	}
+
+	if in == nil || !in.Metadata.DeletedAt.IsZero() {
+		if in == nil && !synced {
+			return false // the server has not told us yet: keep it running
+		}
+		grace := 10 * time.Second
+		if in != nil && in.Spec.Template.TerminationGracePeriodSeconds != nil {
+			grace = time.Duration(*in.Spec.Template.TerminationGracePeriodSeconds) * time.Second
+		}
+		if in != nil {
+			w.report(ctx, in, func(s *api.InstanceStatus) { s.Phase = api.PhaseTerminating })
+		}
+		if w.id != "" {
+			if err := w.removeContainer(ctx, w.id, grace); err != nil {
+				log.Warn("remove container", "err", err)
+				return false
+			}
+		}
+		if in != nil {
+			err := w.a.cfg.Client.Delete(ctx, instanceKind, in.Metadata.Namespace, in.Metadata.Name, client.DeleteOptions{Force: true})
+			if err != nil && !errors.Is(err, client.ErrNotFound) {
+				log.Warn("delete instance", "err", err)
+				return false
+			}
+			_ = os.RemoveAll(w.a.logDir(in.Metadata.Namespace, in.Metadata.Name))
+			log.Info("instance removed")
+		}
+		return true
+	}
+	if w.restarts < 0 {
+		w.restarts = in.Status.Restarts
+	}
+
+	st, err := d.Inspect(ctx, w.id)
+	if errors.Is(err, runtime.ErrNotFound) {
+		w.create(ctx, in)
+		return false
+	}
+	if err != nil {
+		log.Warn("inspect container", "err", err)
+		return false
+	}
+	switch st.State {
+	case runtime.StateRunning:
+		if time.Since(st.StartedAt) > stableRun {
+			w.backoff = 0
+		}
+		w.report(ctx, in, func(s *api.InstanceStatus) {
+			s.Phase, s.IP, s.StartedAt, s.ContainerID, s.Message = api.PhaseRunning, st.IP, st.StartedAt, w.id, ""
+			s.ExitCode = nil
+		})
+	case runtime.StateCreated:
+		w.start(ctx, in, "")
+	default: // exited
+		w.exited(ctx, in, st)
+	}
+	return false
+}
+
+func (w *worker) findAdopted(ctx context.Context) string {
+	list, err := w.a.cfg.Driver.List(ctx)
+	if err != nil {
+		return ""
+	}
+	for _, st := range list {
+		if st.Labels[labelInstance] == w.key {
+			return st.ID
+		}
+	}
+	return ""
+}
+
+func (w *worker) removeContainer(ctx context.Context, id string, grace time.Duration) error {
+	d := w.a.cfg.Driver
+	if err := d.Stop(ctx, id, grace); err != nil && !errors.Is(err, runtime.ErrNotFound) {
+		return err
+	}
+	return d.Remove(ctx, id)
+}
+
+func (w *worker) create(ctx context.Context, in *api.Instance) {
+	if time.Now().Before(w.nextStart) {
+		return
+	}
+	d := w.a.cfg.Driver
+	t := &in.Spec.Template
+	w.report(ctx, in, func(s *api.InstanceStatus) { s.Phase = api.PhaseStarting; s.Node = w.a.cfg.NodeName })
+	if err := d.EnsureImage(ctx, t.Image); err != nil {
+		w.fail(ctx, in, err)
+		return
+	}
+	spec, err := w.spec(in)
+	if err != nil {
+		w.fail(ctx, in, err)
+		return
+	}
+	if _, err := d.Create(ctx, spec); err != nil && !errors.Is(err, runtime.ErrAlreadyExists) {
+		w.fail(ctx, in, err)
+		// Leave nothing half-made behind: netns, IP, port mappings.
+		_ = d.Remove(ctx, spec.ID)
+		return
+	}
+	w.start(ctx, in, "")
+}
+
+func (w *worker) spec(in *api.Instance) (runtime.Spec, error) {
+	t := &in.Spec.Template
+	cpu, err := api.ParseCPU(t.Resources.CPU)
+	if err != nil && t.Resources.CPU != "" {
+		return runtime.Spec{}, err
+	}
+	mem, err := api.ParseMemory(t.Resources.Memory)
+	if err != nil && t.Resources.Memory != "" {
+		return runtime.Spec{}, err
+	}
+	env := []string{"SHOAL_INSTANCE=" + in.Metadata.Name, "SHOAL_APP=" + in.Spec.App, "SHOAL_NAMESPACE=" + in.Metadata.Namespace}
+	for _, e := range t.Env {
+		env = append(env, e.Name+"="+e.Value)
+	}
+	var ports []runtime.PortMapping
+	for _, p := range t.Ports {
+		if p.HostPort != 0 {
+			ports = append(ports, runtime.PortMapping{ContainerPort: p.ContainerPort, HostPort: p.HostPort, Protocol: strings.ToLower(string(p.Protocol))})
+		}
+	}
+	labels := map[string]string{
+		labelInstance: w.key,
+		labelUID:      in.Metadata.UID,
+		labelNode:     w.a.cfg.NodeName,
+		api.LabelApp:  in.Spec.App,
+	}
+	logDir := w.a.logDir(in.Metadata.Namespace, in.Metadata.Name)
+	if err := os.MkdirAll(logDir, 0o700); err != nil {
+		return runtime.Spec{}, err
+	}
+	return runtime.Spec{
+		ID:          containerID(in),
+		Labels:      labels,
+		Image:       t.Image,
+		Command:     t.Command,
+		Args:        t.Args,
+		Env:         env,
+		WorkingDir:  t.WorkingDir,
+		Hostname:    in.Metadata.Name,
+		MilliCPU:    cpu,
+		MemoryBytes: mem,
+		Ports:       ports,
+		LogPath:     logDir + "/current.log",
+	}, nil
+}
+
+func (w *worker) start(ctx context.Context, in *api.Instance, _ string) {
+	st, err := w.a.cfg.Driver.Start(ctx, w.id)
+	if err != nil {
+		w.fail(ctx, in, err)
+		return
+	}
+	w.a.log.Info("container started", "instance", w.key, "ip", st.IP)
+	w.report(ctx, in, func(s *api.InstanceStatus) {
+		s.Phase, s.IP, s.StartedAt, s.ContainerID, s.Message, s.ExitCode = api.PhaseRunning, st.IP, st.StartedAt, w.id, "", nil
+		s.Node = w.a.cfg.NodeName
+	})
+}
+
+// fail reports a failure to get the container running and schedules the
+// next attempt with back-off.
+func (w *worker) fail(ctx context.Context, in *api.Instance, err error) {
+	msg := err.Error()
+	if st, ierr := w.a.cfg.Driver.Inspect(ctx, w.id); ierr == nil && st.Reason != "" {
+		msg = st.Reason
+	}
+	w.a.log.Warn("instance failed to start", "instance", w.key, "err", msg)
+	w.bumpBackoff()
+	w.report(ctx, in, func(s *api.InstanceStatus) {
+		s.Phase = api.PhaseFailed
+		s.Message = msg
+	})
+}
+
+func (w *worker) bumpBackoff() {
+	if w.backoff == 0 {
+		w.backoff = firstBackoff
+	} else {
+		w.backoff = min(w.backoff*2, maxBackoff)
+	}
+	w.nextStart = time.Now().Add(w.backoff)
+}
+
+// exited decides what to do with a container whose process ended.
+func (w *worker) exited(ctx context.Context, in *api.Instance, st runtime.Status) {
+	code := st.ExitCode
+	reason := fmt.Sprintf("exited with code %d", code)
+	if st.OOMKilled {
+		reason = fmt.Sprintf("OOM killed (memory limit %s)", in.Spec.Template.Resources.Memory)
+	}
+	if st.Reason != "" {
+		reason = st.Reason
+	}
+	policy := in.Spec.Template.RestartPolicy
+	restart := policy == api.RestartAlways || policy == "" || (policy == api.RestartOnFailure && (code != 0 || st.OOMKilled))
+	if !restart {
+		phase := api.PhaseSucceeded
+		if code != 0 || st.OOMKilled {
+			phase = api.PhaseFailed
+		}
+		w.report(ctx, in, func(s *api.InstanceStatus) {
+			s.Phase, s.ExitCode, s.Message = phase, &code, reason
+		})
+		return
+	}
+	if w.nextStart.IsZero() || w.reported.Phase == api.PhaseRunning {
+		// First look at this exit: report it, then wait out the back-off.
+		if !st.StartedAt.IsZero() && st.ExitedAt.Sub(st.StartedAt) > stableRun {
+			w.backoff = 0
+		}
+		w.bumpBackoff()
+		w.a.log.Info("container exited; restarting after back-off", "instance", w.key, "reason", reason, "backoff", w.backoff)
+		w.report(ctx, in, func(s *api.InstanceStatus) {
+			s.Phase, s.ExitCode, s.Message = api.PhaseFailed, &code, reason+"; restarting in "+w.backoff.String()
+		})
+		return
+	}
+	if time.Now().Before(w.nextStart) {
+		return
+	}
+	w.restarts++
+	w.nextStart = time.Time{}
+	w.start(ctx, in, reason)
+	w.report(ctx, in, func(s *api.InstanceStatus) {
+		if s.Phase == api.PhaseRunning {
+			s.Message = "restarted after: " + reason
+		}
+	})
+}
+
+// report writes the instance's status if it changed. A failed write is
+// retried on the next step (the server may be away).
+func (w *worker) report(ctx context.Context, in *api.Instance, change func(*api.InstanceStatus)) {
+	next := w.reported
+	if next.Phase == "" {
+		next = in.Status
+	}
+	change(&next)
+	next.Restarts = max(w.restarts, 0)
+	next.Node = w.a.cfg.NodeName
+	if statusEqual(next, w.reported) && statusEqual(next, in.Status) {
+		return
+	}
+	out := *in
+	next.UpdatedAt = time.Now().UTC()
+	out.Status = next
+	if err := w.a.cfg.Client.UpdateStatus(ctx, &out); err != nil {
+		if !errors.Is(err, client.ErrNotFound) {
+			w.a.log.Debug("status update failed; will retry", "instance", w.key, "err", err)
+		}
+		w.reported = next
+		w.reported.Phase = "" // force a retry
+		return
+	}
+	w.reported = next
+	in.Status = next
+}
+
+func statusEqual(a, b api.InstanceStatus) bool {
+	ec := func(x, y *int32) bool { return (x == nil) == (y == nil) && (x == nil || *x == *y) }
+	return a.Phase == b.Phase && a.Restarts == b.Restarts && a.Message == b.Message && a.IP == b.IP &&
+		a.StartedAt.Equal(b.StartedAt) && a.ContainerID == b.ContainerID && ec(a.ExitCode, b.ExitCode) && a.Node == b.Node
+}

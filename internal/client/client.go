@@ -1,0 +1,392 @@
+package client
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/shoal-dev/shoal/internal/api"
+)
+
+// Errors matched by errors.Is on an *APIError.
+var (
+	ErrNotFound = errors.New("not found")
+	ErrConflict = errors.New("conflict")
+	ErrInvalid  = errors.New("invalid")
+	ErrGone     = errors.New("gone")
+	// ErrUnreachable: no server answered.
+	ErrUnreachable = errors.New("cannot reach the shoal server")
+)
+
+// APIError is a non-2xx answer from the server.
+type APIError struct {
+	Code    int    `json:"code"`
+	Reason  string `json:"reason"`
+	Message string `json:"message"`
+}
+
+func (e *APIError) Error() string { return e.Message }
+
+// Is maps HTTP codes to the package's sentinel errors.
+func (e *APIError) Is(target error) bool {
+	switch target {
+	case ErrNotFound:
+		return e.Code == http.StatusNotFound
+	case ErrConflict:
+		return e.Code == http.StatusConflict
+	case ErrInvalid:
+		return e.Code == http.StatusUnprocessableEntity || e.Code == http.StatusBadRequest || e.Code == http.StatusRequestEntityTooLarge
+	case ErrGone:
+		return e.Code == http.StatusGone
+	}
+	return false
+}
+
+// Client talks to one shoal server.
+type Client struct {
+	base string
+	http *http.Client
+	// stream has no overall timeout, for watches and logs.
+	stream *http.Client
+}
+
+// New returns a client for the server at base (http://host:port).
+func New(base string) *Client {
+	return &Client{
+		base:   strings.TrimRight(base, "/"),
+		http:   &http.Client{Timeout: 60 * time.Second},
+		stream: &http.Client{},
+	}
+}
+
+// Server returns the base URL.
+func (c *Client) Server() string { return c.base }
+
+// Path returns the API path of a kind, namespace and optional name.
+func Path(k api.KindInfo, ns, name string) string {
+	p := "/api/v1/"
+	if k.Namespaced && ns != "" {
+		p += "namespaces/" + url.PathEscape(ns) + "/"
+	}
+	p += k.Plural
+	if name != "" {
+		p += "/" + url.PathEscape(name)
+	}
+	return p
+}
+
+func (c *Client) do(ctx context.Context, hc *http.Client, method, path string, body io.Reader, contentType string) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
+	if err != nil {
+		return nil, err
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, fmt.Errorf("%w at %s: %v", ErrUnreachable, c.base, unwrapURLError(err))
+	}
+	if resp.StatusCode >= 300 {
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+		e := &APIError{Code: resp.StatusCode}
+		if json.Unmarshal(b, e) != nil || e.Message == "" {
+			e.Message = fmt.Sprintf("%s %s: %s: %s", method, path, resp.Status, strings.TrimSpace(string(b)))
+		}
+		e.Code = resp.StatusCode
+		return nil, e
+	}
+	return resp, nil
+}
+
+func unwrapURLError(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err
+	}
+	return err
+}
+
+// call sends in (JSON-encoded unless it is []byte) and decodes the answer into out.
+func (c *Client) call(ctx context.Context, method, path string, in, out any) error {
+	var body io.Reader
+	ct := ""
+	switch v := in.(type) {
+	case nil:
+	case []byte:
+		body, ct = bytes.NewReader(v), "application/yaml"
+	default:
+		b, err := json.Marshal(v)
+		if err != nil {
+			return err
+		}
+		body, ct = bytes.NewReader(b), "application/json"
+	}
+	resp, err := c.do(ctx, c.http, method, path, body, ct)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if out == nil {
+		_, _ = io.Copy(io.Discard, resp.Body)
+		return nil
+	}
+	return json.NewDecoder(resp.Body).Decode(out)
+}
+
+// Ping checks that the server answers /healthz.
+func (c *Client) Ping(ctx context.Context) error {
+	resp, err := c.do(ctx, c.http, http.MethodGet, "/healthz", nil, "")
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	return nil
+}
+
+// Version returns the server's version.
+func (c *Client) Version(ctx context.Context) (string, error) {
+	var v struct{ Version string }
+	err := c.call(ctx, http.MethodGet, "/version", nil, &v)
+	return v.Version, err
+}
+
+// Get reads one object.
+func (c *Client) Get(ctx context.Context, k api.KindInfo, ns, name string) (api.Object, error) {
+	obj := k.New()
+	if err := c.call(ctx, http.MethodGet, Path(k, ns, name), nil, obj); err != nil {
+		return nil, err
+	}
+	return obj, nil
+}
+
+// ListOptions narrows a list or watch.
+type ListOptions struct {
+	Node string // instances bound to this node
+	App  string // objects labelled app=App
+}
+
+func (o ListOptions) query() url.Values {
+	q := url.Values{}
+	if o.Node != "" {
+		q.Set("node", o.Node)
+	}
+	if o.App != "" {
+		q.Set("app", o.App)
+	}
+	return q
+}
+
+// List reads every object of a kind in ns ("" for all namespaces) and the
+// revision to watch from.
+func (c *Client) List(ctx context.Context, k api.KindInfo, ns string, opts ListOptions) ([]api.Object, int64, error) {
+	var raw struct {
+		Items    []json.RawMessage `json:"items"`
+		Revision int64             `json:"revision"`
+	}
+	p := Path(k, ns, "")
+	if q := opts.query().Encode(); q != "" {
+		p += "?" + q
+	}
+	if err := c.call(ctx, http.MethodGet, p, nil, &raw); err != nil {
+		return nil, 0, err
+	}
+	out := make([]api.Object, len(raw.Items))
+	for i, b := range raw.Items {
+		out[i] = k.New()
+		if err := json.Unmarshal(b, out[i]); err != nil {
+			return nil, 0, err
+		}
+	}
+	return out, raw.Revision, nil
+}
+
+// Create stores a new object and returns what was stored.
+func (c *Client) Create(ctx context.Context, obj api.Object) error {
+	k, m := kindOf(obj), obj.GetMeta()
+	return c.call(ctx, http.MethodPost, Path(k, m.Namespace, ""), obj, obj)
+}
+
+// Update replaces an object's spec, guarded by its metadata.revision.
+func (c *Client) Update(ctx context.Context, obj api.Object) error {
+	k, m := kindOf(obj), obj.GetMeta()
+	return c.call(ctx, http.MethodPut, Path(k, m.Namespace, m.Name), obj, obj)
+}
+
+// UpdateStatus replaces an object's status.
+func (c *Client) UpdateStatus(ctx context.Context, obj api.Object) error {
+	k, m := kindOf(obj), obj.GetMeta()
+	return c.call(ctx, http.MethodPut, Path(k, m.Namespace, m.Name)+"/status", obj, obj)
+}
+
+// DeleteOptions modify a delete.
+type DeleteOptions struct {
+	Revision int64 // only delete this revision
+	Force    bool  // remove an Instance at once, without graceful teardown
+}
+
+// Delete removes an object (Instances: starts their graceful teardown).
+func (c *Client) Delete(ctx context.Context, k api.KindInfo, ns, name string, opts DeleteOptions) error {
+	q := url.Values{}
+	if opts.Revision > 0 {
+		q.Set("revision", strconv.FormatInt(opts.Revision, 10))
+	}
+	if opts.Force {
+		q.Set("force", "1")
+	}
+	p := Path(k, ns, name)
+	if len(q) > 0 {
+		p += "?" + q.Encode()
+	}
+	return c.call(ctx, http.MethodDelete, p, nil, nil)
+}
+
+// Scale sets an App's replicas.
+func (c *Client) Scale(ctx context.Context, ns, name string, replicas int32) (*api.App, error) {
+	app := &api.App{}
+	err := c.call(ctx, http.MethodPut, Path(api.MustKind(api.KindApp), ns, name)+"/scale", map[string]int32{"replicas": replicas}, app)
+	return app, err
+}
+
+// ApplyResult reports what apply did with one document.
+type ApplyResult struct {
+	Kind      api.Kind `json:"kind"`
+	Namespace string   `json:"namespace,omitempty"`
+	Name      string   `json:"name"`
+	Action    string   `json:"action"`
+	Revision  int64    `json:"revision"`
+}
+
+// Apply creates or updates every object in a YAML or JSON manifest, all or
+// nothing.
+func (c *Client) Apply(ctx context.Context, manifest []byte) ([]ApplyResult, error) {
+	var out struct {
+		Results []ApplyResult `json:"results"`
+	}
+	err := c.call(ctx, http.MethodPost, "/api/v1/apply", manifest, &out)
+	return out.Results, err
+}
+
+// PushImage uploads an OCI image tarball to the cluster's image store.
+func (c *Client) PushImage(ctx context.Context, r io.Reader) ([]string, error) {
+	resp, err := c.do(ctx, c.stream, http.MethodPost, "/api/v1/images", r, "application/x-tar")
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	var out struct{ Images []string }
+	err = json.NewDecoder(resp.Body).Decode(&out)
+	return out.Images, err
+}
+
+// Images lists the images in the cluster's image store.
+func (c *Client) Images(ctx context.Context) ([]string, error) {
+	var out struct{ Images []string }
+	err := c.call(ctx, http.MethodGet, "/api/v1/images", nil, &out)
+	return out.Images, err
+}
+
+// LogOptions select what Logs streams.
+type LogOptions struct {
+	Follow   bool
+	Tail     int // lines from the end; <0 for all
+	Previous bool
+}
+
+// Logs streams an instance's log; close the reader when done.
+func (c *Client) Logs(ctx context.Context, ns, name string, opts LogOptions) (io.ReadCloser, error) {
+	q := url.Values{}
+	if opts.Follow {
+		q.Set("follow", "1")
+	}
+	if opts.Tail >= 0 {
+		q.Set("tail", strconv.Itoa(opts.Tail))
+	}
+	if opts.Previous {
+		q.Set("previous", "1")
+	}
+	resp, err := c.do(ctx, c.stream, http.MethodGet, Path(api.MustKind(api.KindInstance), ns, name)+"/log?"+q.Encode(), nil, "")
+	if err != nil {
+		return nil, err
+	}
+	return resp.Body, nil
+}
+
+// Event is one change from a watch.
+type Event struct {
+	Type     string // ADDED, MODIFIED, DELETED
+	Object   api.Object
+	Revision int64
+}
+
+// Watch streams changes after revision. The channel closes when ctx ends or
+// the stream breaks; the returned func reports why (ErrGone: list again).
+func (c *Client) Watch(ctx context.Context, k api.KindInfo, ns string, revision int64, opts ListOptions) (<-chan Event, func() error, error) {
+	q := opts.query()
+	q.Set("watch", "1")
+	q.Set("revision", strconv.FormatInt(revision, 10))
+	resp, err := c.do(ctx, c.stream, http.MethodGet, Path(k, ns, "")+"?"+q.Encode(), nil, "")
+	if err != nil {
+		return nil, nil, err
+	}
+	out := make(chan Event, 64)
+	var werr error
+	go func() {
+		defer close(out)
+		defer resp.Body.Close()
+		sc := bufio.NewScanner(resp.Body)
+		sc.Buffer(make([]byte, 64<<10), 4<<20)
+		for sc.Scan() {
+			var line struct {
+				Type     string          `json:"type"`
+				Object   json.RawMessage `json:"object"`
+				Revision int64           `json:"revision"`
+				Error    *APIError       `json:"error"`
+			}
+			if err := json.Unmarshal(sc.Bytes(), &line); err != nil {
+				werr = fmt.Errorf("watch stream: %w", err)
+				return
+			}
+			if line.Error != nil {
+				werr = line.Error
+				return
+			}
+			ev := Event{Type: line.Type, Revision: line.Revision}
+			if line.Type != "BOOKMARK" {
+				ev.Object = k.New()
+				if err := json.Unmarshal(line.Object, ev.Object); err != nil {
+					werr = fmt.Errorf("watch stream: %w", err)
+					return
+				}
+			}
+			select {
+			case out <- ev:
+			case <-ctx.Done():
+				return
+			}
+		}
+		werr = sc.Err()
+		if werr == nil && ctx.Err() == nil {
+			werr = io.ErrUnexpectedEOF
+		}
+	}()
+	return out, func() error { return werr }, nil
+}
+
+func kindOf(obj api.Object) api.KindInfo {
+	k, _ := api.LookupKind(string(obj.GetTypeMeta().Kind))
+	return k
+}

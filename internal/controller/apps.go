@@ -1,0 +1,336 @@
+package controller
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/shoal-dev/shoal/internal/api"
+	"github.com/shoal-dev/shoal/internal/store"
+)
+
+var (
+	appKind      = api.MustKind(api.KindApp)
+	instanceKind = api.MustKind(api.KindInstance)
+	nodeKind     = api.MustKind(api.KindNode)
+)
+
+// Apps turns each App into its Instances: one per replica of the current
+// revision, replacing instances of older revisions one surge at a time.
+//
+// Instance names are APP-HASH-SLOT, where HASH identifies the revision's
+// template and SLOT is the lowest number no instance of that revision
+// uses. Two controllers (or one restarted mid-reconcile) that both decide
+// to add a replica therefore try to create the same name, and the store's
+// create-if-absent lets exactly one of them succeed: no duplicates.
+type Apps struct {
+	Store  *store.Store
+	Log    *slog.Logger
+	Events *Recorder
+}
+
+// Reconcile implements Reconciler for key "namespace/app".
+func (c *Apps) Reconcile(ctx context.Context, key string) error {
+	ns, name := splitKey(key)
+	var app *api.App
+	obj, err := c.Store.Get(ctx, appKind, ns, name)
+	switch {
+	case err == nil:
+		app = obj.(*api.App)
+	case !errors.Is(err, store.ErrNotFound):
+		return err
+	}
+	insts, err := c.instancesOf(ctx, ns, name)
+	if err != nil {
+		return err
+	}
+	if app == nil {
+		for _, in := range insts {
+			if err := c.remove(ctx, in); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	app, err = c.ensureRevision(ctx, app)
+	if err != nil {
+		return err
+	}
+	if err := c.scale(ctx, app, insts); err != nil {
+		return err
+	}
+	// Read again so the status reflects what scale just did.
+	insts, err = c.instancesOf(ctx, ns, name)
+	if err != nil {
+		return err
+	}
+	return c.writeStatus(ctx, app, insts)
+}
+
+func (c *Apps) instancesOf(ctx context.Context, ns, app string) ([]*api.Instance, error) {
+	objs, _, err := c.Store.List(ctx, instanceKind, ns)
+	if err != nil {
+		return nil, err
+	}
+	var out []*api.Instance
+	for _, o := range objs {
+		in := o.(*api.Instance)
+		if in.Spec.App == app {
+			out = append(out, in)
+		}
+	}
+	return out, nil
+}
+
+// TemplateHash identifies what an instance runs; a change to it is a new
+// revision.
+func TemplateHash(spec *api.AppSpec) string {
+	b, _ := json.Marshal(struct {
+		T api.Template
+		P api.Placement
+	}{spec.Template, spec.Placement})
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])[:10]
+}
+
+func (c *Apps) ensureRevision(ctx context.Context, app *api.App) (*api.App, error) {
+	hash := TemplateHash(&app.Spec)
+	if app.Status.TemplateHash == hash {
+		return app, nil
+	}
+	obj, err := c.Store.Mutate(ctx, appKind, app.Metadata.Namespace, app.Metadata.Name, func(o api.Object) error {
+		a := o.(*api.App)
+		if a.Status.TemplateHash != TemplateHash(&a.Spec) {
+			a.Status.Revision++
+			a.Status.TemplateHash = TemplateHash(&a.Spec)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	app = obj.(*api.App)
+	c.Events.Record(ctx, app, "Normal", "NewRevision", fmt.Sprintf("revision %d (template %s)", app.Status.Revision, app.Status.TemplateHash))
+	return app, nil
+}
+
+func live(in *api.Instance) bool { return in.Metadata.DeletedAt.IsZero() }
+
+func available(in *api.Instance) bool {
+	return live(in) && in.Status.Phase == api.PhaseRunning
+}
+
+// scale creates and removes instances so that the current revision has
+// spec.replicas live instances, surging by one while older revisions are
+// replaced and removing old instances only as new ones become available.
+func (c *Apps) scale(ctx context.Context, app *api.App, insts []*api.Instance) error {
+	want := int(*app.Spec.Replicas)
+	rev := app.Status.Revision
+	var cur, old []*api.Instance
+	for _, in := range insts {
+		if !live(in) {
+			continue
+		}
+		if in.Spec.Revision == rev && in.Metadata.Labels["shoal.hash"] == app.Status.TemplateHash {
+			cur = append(cur, in)
+		} else {
+			old = append(old, in)
+		}
+	}
+	// Finished instances that will not run again (restartPolicy) stay
+	// visible but do not count as replicas to keep.
+	const maxSurge = 1
+	create := want - len(cur)
+	if len(old) > 0 {
+		create = min(create, want+maxSurge-len(cur)-len(old))
+	}
+	if create > 0 {
+		used := map[string]bool{}
+		for _, in := range insts {
+			used[in.Metadata.Name] = true
+		}
+		for slot := 0; create > 0; slot++ {
+			name := instanceName(app, slot)
+			if used[name] {
+				continue
+			}
+			if err := c.create(ctx, app, name); err != nil {
+				if errors.Is(err, store.ErrAlreadyExists) {
+					continue
+				}
+				return err
+			}
+			create--
+		}
+	}
+	if extra := len(cur) - want; extra > 0 {
+		sortForRemoval(cur)
+		for _, in := range cur[:extra] {
+			if err := c.remove(ctx, in); err != nil {
+				return err
+			}
+		}
+	}
+	// Old revisions: unavailable ones go at once; available ones go as
+	// the new revision's instances become available.
+	availCur := 0
+	for _, in := range cur {
+		if available(in) {
+			availCur++
+		}
+	}
+	sortForRemoval(old)
+	availOld := 0
+	for _, in := range old {
+		if available(in) {
+			availOld++
+		}
+	}
+	for _, in := range old {
+		if available(in) {
+			if availCur+availOld <= want {
+				continue
+			}
+			availOld--
+		}
+		if err := c.remove(ctx, in); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func instanceName(app *api.App, slot int) string {
+	base := app.Metadata.Name
+	if len(base) > 45 {
+		base = strings.TrimRight(base[:45], "-")
+	}
+	return base + "-" + app.Status.TemplateHash[:5] + "-" + strconv.Itoa(slot)
+}
+
+// sortForRemoval puts the instances cheapest to lose first: unplaced, then
+// not running, then the newest.
+func sortForRemoval(ins []*api.Instance) {
+	rank := func(in *api.Instance) int {
+		switch {
+		case in.Spec.Node == "":
+			return 0
+		case in.Status.Phase != api.PhaseRunning:
+			return 1
+		}
+		return 2
+	}
+	sort.SliceStable(ins, func(i, j int) bool {
+		a, b := ins[i], ins[j]
+		if rank(a) != rank(b) {
+			return rank(a) < rank(b)
+		}
+		return a.Metadata.Name > b.Metadata.Name
+	})
+}
+
+func (c *Apps) create(ctx context.Context, app *api.App, name string) error {
+	labels := map[string]string{}
+	for k, v := range app.Metadata.Labels {
+		labels[k] = v
+	}
+	labels[api.LabelApp] = app.Metadata.Name
+	labels["shoal.hash"] = app.Status.TemplateHash
+	in := &api.Instance{
+		TypeMeta: api.TypeMeta{APIVersion: api.Version, Kind: api.KindInstance},
+		Metadata: api.ObjectMeta{Name: name, Namespace: app.Metadata.Namespace, Labels: labels},
+		Spec: api.InstanceSpec{
+			App:       app.Metadata.Name,
+			Revision:  app.Status.Revision,
+			Placement: app.Spec.Placement,
+			Template:  app.Spec.Template,
+		},
+		Status: api.InstanceStatus{Phase: api.PhasePending},
+	}
+	if err := c.Store.Create(ctx, in); err != nil {
+		return err
+	}
+	c.Log.Debug("instance created", "instance", name, "app", app.Metadata.Name)
+	return nil
+}
+
+// remove tears an instance down: an unplaced one is deleted at once, a
+// placed one is marked so its agent stops the container and then deletes it.
+func (c *Apps) remove(ctx context.Context, in *api.Instance) error {
+	if in.Spec.Node == "" {
+		err := c.Store.Delete(ctx, instanceKind, in.Metadata.Namespace, in.Metadata.Name, in.Metadata.Revision)
+		if errors.Is(err, store.ErrNotFound) {
+			return nil
+		}
+		return err
+	}
+	if !in.Metadata.DeletedAt.IsZero() {
+		return nil
+	}
+	_, err := c.Store.Mutate(ctx, instanceKind, in.Metadata.Namespace, in.Metadata.Name, func(o api.Object) error {
+		if o.GetMeta().DeletedAt.IsZero() {
+			o.GetMeta().DeletedAt = time.Now().UTC()
+		}
+		return nil
+	})
+	if errors.Is(err, store.ErrNotFound) {
+		return nil
+	}
+	return err
+}
+
+func (c *Apps) writeStatus(ctx context.Context, app *api.App, insts []*api.Instance) error {
+	var st api.AppStatus
+	st.Revision, st.TemplateHash = app.Status.Revision, app.Status.TemplateHash
+	st.Replicas = *app.Spec.Replicas
+	var unplaced, failed string
+	var current int32
+	for _, in := range insts {
+		if !live(in) || in.Spec.Revision != st.Revision {
+			continue
+		}
+		current++
+		if in.Spec.Node != "" {
+			st.Placed++
+		} else if unplaced == "" {
+			unplaced = in.Status.Message
+		}
+		if in.Status.Phase == api.PhaseRunning {
+			st.Running++
+		} else if in.Status.Message != "" && failed == "" && in.Spec.Node != "" {
+			failed = in.Metadata.Name + ": " + in.Status.Message
+		}
+	}
+	switch {
+	case unplaced != "":
+		st.Message = fmt.Sprintf("%d/%d placed: %s", st.Placed, st.Replicas, unplaced)
+	case failed != "":
+		st.Message = failed
+	}
+	if st.Replicas == app.Status.Replicas && st.Placed == app.Status.Placed && st.Running == app.Status.Running && st.Message == app.Status.Message {
+		return nil
+	}
+	st.ObservedAt = time.Now().UTC().Truncate(time.Second)
+	_, err := c.Store.Mutate(ctx, appKind, app.Metadata.Namespace, app.Metadata.Name, func(o api.Object) error {
+		a := o.(*api.App)
+		if a.Status.TemplateHash != st.TemplateHash {
+			return errStale
+		}
+		a.Status = st
+		return nil
+	})
+	if errors.Is(err, errStale) || errors.Is(err, store.ErrNotFound) {
+		return nil // a newer spec arrived; its own reconcile writes the status
+	}
+	return err
+}
+
+var errStale = errors.New("stale")

@@ -1,0 +1,144 @@
+package controller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+
+	"github.com/shoal-dev/shoal/internal/api"
+	"github.com/shoal-dev/shoal/internal/scheduler"
+	"github.com/shoal-dev/shoal/internal/store"
+)
+
+// Binder places pending Instances on Nodes. It is the one writer of
+// bindings: each round reads every node and instance, asks the pure
+// scheduler for a plan against that snapshot, and commits each binding with
+// compare-and-swap, so nothing is ever bound twice or over-committed.
+type Binder struct {
+	Store  *store.Store
+	Log    *slog.Logger
+	Events *Recorder
+}
+
+// bindKey is the single key the binder's queue uses: every change triggers
+// one round over all pending instances.
+const bindKey = "all"
+
+// Reconcile implements Reconciler; the key is ignored.
+func (b *Binder) Reconcile(ctx context.Context, _ string) error {
+	nodeObjs, _, err := b.Store.List(ctx, nodeKind, "")
+	if err != nil {
+		return err
+	}
+	instObjs, _, err := b.Store.List(ctx, instanceKind, "")
+	if err != nil {
+		return err
+	}
+	nodes := make([]scheduler.NodeInfo, 0, len(nodeObjs))
+	for _, o := range nodeObjs {
+		n := o.(*api.Node)
+		nodes = append(nodes, scheduler.NodeInfo{
+			Name:          n.Metadata.Name,
+			Labels:        n.Metadata.Labels,
+			Ready:         n.Status.Ready,
+			Unschedulable: n.Spec.Unschedulable,
+			MilliCPU:      n.Status.Capacity.MilliCPU,
+			MemoryBytes:   n.Status.Capacity.MemoryBytes,
+		})
+	}
+	var placed []scheduler.Placed
+	var pending []*api.Instance
+	for _, o := range instObjs {
+		in := o.(*api.Instance)
+		switch {
+		case in.Spec.Node != "":
+			// Terminating instances still hold their resources until gone.
+			if !in.Status.Phase.Terminal() {
+				placed = append(placed, scheduler.Placed{Node: in.Spec.Node, Request: RequestOf(in)})
+			}
+		case live(in):
+			pending = append(pending, in)
+		}
+	}
+	if len(pending) == 0 {
+		return nil
+	}
+	sort.SliceStable(pending, func(i, j int) bool {
+		a, b := pending[i].Metadata, pending[j].Metadata
+		if !a.CreatedAt.Equal(b.CreatedAt) {
+			return a.CreatedAt.Before(b.CreatedAt)
+		}
+		return a.Namespace+"/"+a.Name < b.Namespace+"/"+b.Name
+	})
+	snap := scheduler.NewSnapshot(nodes, placed)
+	var firstErr error
+	for _, in := range pending {
+		req := RequestOf(in)
+		node, perr := snap.Place(req)
+		if perr != nil {
+			if err := b.setUnschedulable(ctx, in, perr.Error()); err != nil && firstErr == nil {
+				firstErr = err
+			}
+			continue
+		}
+		if err := b.bind(ctx, in, node); err != nil {
+			snap.Release(node, req)
+			if firstErr == nil {
+				firstErr = err
+			}
+		}
+	}
+	return firstErr
+}
+
+func (b *Binder) bind(ctx context.Context, in *api.Instance, node string) error {
+	in.Spec.Node = node
+	in.Status.Phase = api.PhaseScheduled
+	in.Status.Node = node
+	in.Status.Message = ""
+	if err := b.Store.Update(ctx, in); err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return nil
+		}
+		return fmt.Errorf("bind %s to %s: %w", in.Metadata.Name, node, err)
+	}
+	b.Log.Debug("instance bound", "instance", in.Metadata.Name, "node", node)
+	b.Events.Record(ctx, in, "Normal", "Scheduled", "placed on node "+node)
+	return nil
+}
+
+func (b *Binder) setUnschedulable(ctx context.Context, in *api.Instance, msg string) error {
+	if in.Status.Message == msg {
+		return nil
+	}
+	in.Status.Phase = api.PhasePending
+	in.Status.Message = msg
+	if err := b.Store.Update(ctx, in); err != nil && !errors.Is(err, store.ErrNotFound) && !errors.Is(err, store.ErrConflict) {
+		return err
+	}
+	b.Events.Record(ctx, in, "Warning", "FailedScheduling", msg)
+	// Wake the App so its status shows why.
+	return nil
+}
+
+// RequestOf is what placement needs to know of an instance.
+func RequestOf(in *api.Instance) scheduler.Request {
+	t := &in.Spec.Template
+	r := scheduler.Request{
+		Key:          in.Metadata.Namespace + "/" + in.Metadata.Name,
+		App:          in.Metadata.Namespace + "/" + in.Spec.App,
+		NodeSelector: in.Spec.Placement.NodeSelector,
+	}
+	// Specs were validated on the way in; a parse error here means zero.
+	r.MilliCPU, _ = api.ParseCPU(t.Resources.CPU)
+	r.MemoryBytes, _ = api.ParseMemory(t.Resources.Memory)
+	for _, p := range t.Ports {
+		if p.HostPort != 0 {
+			r.HostPorts = append(r.HostPorts, scheduler.HostPort{Port: p.HostPort, Protocol: string(p.Protocol)})
+		}
+	}
+	return r
+}
+

@@ -1,0 +1,152 @@
+package controller
+
+import (
+	"context"
+	"log/slog"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/shoal-dev/shoal/internal/api"
+	"github.com/shoal-dev/shoal/internal/store"
+	"go.etcd.io/etcd/client/v3/concurrency"
+)
+
+// Config tunes the controllers.
+type Config struct {
+	Store *store.Store
+	Log   *slog.Logger
+	// Identity names this server in the leader election.
+	Identity string
+	// Resync is how often everything is reconciled even without events.
+	Resync time.Duration
+	// LeaseTimeout marks silent nodes not ready; LostAfter releases their
+	// instances.
+	LeaseTimeout time.Duration
+	LostAfter    time.Duration
+}
+
+func (c *Config) defaults() {
+	if c.Resync == 0 {
+		c.Resync = 30 * time.Second
+	}
+	if c.LeaseTimeout == 0 {
+		c.LeaseTimeout = 15 * time.Second
+	}
+	if c.LostAfter == 0 {
+		c.LostAfter = 60 * time.Second
+	}
+	if c.Identity == "" {
+		c.Identity, _ = os.Hostname()
+	}
+}
+
+const electionPrefix = "/shoal-election/controllers"
+
+// Run campaigns for leadership and, while leader, runs every controller.
+// It returns when ctx ends.
+func Run(ctx context.Context, cfg Config) error {
+	cfg.defaults()
+	for ctx.Err() == nil {
+		if err := lead(ctx, cfg); err != nil && ctx.Err() == nil {
+			cfg.Log.Warn("leadership lost; campaigning again", "err", err)
+			sleep(ctx, time.Second)
+		}
+	}
+	return nil
+}
+
+func lead(ctx context.Context, cfg Config) error {
+	sess, err := concurrency.NewSession(cfg.Store.Client(), concurrency.WithTTL(5), concurrency.WithContext(ctx))
+	if err != nil {
+		return err
+	}
+	defer sess.Close()
+	el := concurrency.NewElection(sess, electionPrefix)
+	if err := el.Campaign(ctx, cfg.Identity); err != nil {
+		return err
+	}
+	cfg.Log.Info("controllers leading", "identity", cfg.Identity)
+	lctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-sess.Done():
+			cancel()
+		case <-lctx.Done():
+		}
+	}()
+	runControllers(lctx, cfg)
+	if ctx.Err() == nil {
+		return errLostSession
+	}
+	resign, rcancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer rcancel()
+	_ = el.Resign(resign)
+	return nil
+}
+
+type errString string
+
+func (e errString) Error() string { return string(e) }
+
+const errLostSession = errString("election session expired")
+
+func runControllers(ctx context.Context, cfg Config) {
+	events := &Recorder{Store: cfg.Store, Log: cfg.Log, Source: "controller"}
+	apps := &Apps{Store: cfg.Store, Log: cfg.Log, Events: events}
+	binder := &Binder{Store: cfg.Store, Log: cfg.Log, Events: events}
+	nodes := &Nodes{Store: cfg.Store, Log: cfg.Log, Events: events, LeaseTimeout: cfg.LeaseTimeout, LostAfter: cfg.LostAfter}
+	appQ, bindQ, nodeQ := newQueue(), newQueue(), newQueue()
+
+	var wg sync.WaitGroup
+	spawn := func(f func()) {
+		wg.Add(1)
+		go func() { defer wg.Done(); f() }()
+	}
+	spawn(func() { run(ctx, "apps", apps, appQ, 4, cfg.Log) })
+	spawn(func() { run(ctx, "binder", binder, bindQ, 1, cfg.Log) })
+	spawn(func() { run(ctx, "nodes", nodes, nodeQ, 1, cfg.Log) })
+
+	spawn(func() {
+		watchKind(ctx, cfg.Store, appKind, cfg.Resync, cfg.Log, func(o api.Object) {
+			appQ.add(nsKey(o.GetMeta().Namespace, o.GetMeta().Name))
+		})
+	})
+	spawn(func() {
+		watchKind(ctx, cfg.Store, instanceKind, cfg.Resync, cfg.Log, func(o api.Object) {
+			in := o.(*api.Instance)
+			appQ.add(nsKey(in.Metadata.Namespace, in.Spec.App))
+			if in.Spec.Node == "" || !live(in) || in.Status.Phase.Terminal() {
+				bindQ.add(bindKey)
+			}
+		})
+	})
+	spawn(func() {
+		watchKind(ctx, cfg.Store, nodeKind, cfg.Resync, cfg.Log, func(o api.Object) {
+			nodeQ.add(o.GetMeta().Name)
+			bindQ.add(bindKey)
+		})
+	})
+	// Heartbeats going silent produce no event: look at every node often.
+	spawn(func() {
+		t := time.NewTicker(cfg.LeaseTimeout / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				objs, _, err := cfg.Store.List(ctx, nodeKind, "")
+				if err != nil {
+					continue
+				}
+				for _, o := range objs {
+					nodeQ.add(o.GetMeta().Name)
+				}
+				bindQ.add(bindKey)
+			}
+		}
+	})
+	wg.Wait()
+}

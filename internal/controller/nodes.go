@@ -1,0 +1,86 @@
+package controller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/shoal-dev/shoal/internal/api"
+	"github.com/shoal-dev/shoal/internal/store"
+)
+
+// Nodes watches node heartbeats. A node whose agent has not renewed its
+// lease within LeaseTimeout is marked not ready (no new instances go
+// there); one silent for LostAfter is lost, and its instances are removed
+// from the store so their apps replace them on other nodes. The agent of a
+// lost node, when it comes back, removes the containers it no longer owns.
+type Nodes struct {
+	Store        *store.Store
+	Log          *slog.Logger
+	Events       *Recorder
+	LeaseTimeout time.Duration
+	LostAfter    time.Duration
+	now          func() time.Time
+}
+
+// Reconcile implements Reconciler for key "node name".
+func (c *Nodes) Reconcile(ctx context.Context, name string) error {
+	now := time.Now
+	if c.now != nil {
+		now = c.now
+	}
+	var node *api.Node
+	obj, err := c.Store.Get(ctx, nodeKind, "", name)
+	switch {
+	case err == nil:
+		node = obj.(*api.Node)
+	case !errors.Is(err, store.ErrNotFound):
+		return err
+	}
+	silent := time.Duration(1 << 62)
+	if node != nil {
+		silent = now().Sub(node.Status.LastHeartbeat)
+		if node.Status.Ready && silent > c.LeaseTimeout {
+			_, err := c.Store.Mutate(ctx, nodeKind, "", name, func(o api.Object) error {
+				n := o.(*api.Node)
+				if now().Sub(n.Status.LastHeartbeat) <= c.LeaseTimeout {
+					return errStale
+				}
+				n.Status.Ready = false
+				n.Status.Message = fmt.Sprintf("no heartbeat for %s", silent.Round(time.Second))
+				return nil
+			})
+			if err != nil && !errors.Is(err, errStale) {
+				return err
+			}
+			if err == nil {
+				c.Log.Warn("node not ready", "node", name, "silent", silent.Round(time.Second))
+				c.Events.Record(ctx, node, "Warning", "NodeNotReady", fmt.Sprintf("no heartbeat for %s", silent.Round(time.Second)))
+			}
+		}
+	}
+	if silent < c.LostAfter {
+		return nil
+	}
+	// Lost (or deleted) node: release its instances.
+	objs, _, err := c.Store.List(ctx, instanceKind, "")
+	if err != nil {
+		return err
+	}
+	for _, o := range objs {
+		in := o.(*api.Instance)
+		if in.Spec.Node != name {
+			continue
+		}
+		err := c.Store.Delete(ctx, instanceKind, in.Metadata.Namespace, in.Metadata.Name, in.Metadata.Revision)
+		if err != nil && !errors.Is(err, store.ErrNotFound) && !errors.Is(err, store.ErrConflict) {
+			return err
+		}
+		if err == nil {
+			c.Log.Warn("instance released from lost node", "instance", in.Metadata.Name, "node", name)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,57 @@
+package server
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+
+	"github.com/shoal-dev/shoal/internal/api"
+	"github.com/shoal-dev/shoal/internal/store"
+)
+
+// Status is the body of every error response.
+type Status struct {
+	Code    int    `json:"code"`
+	Reason  string `json:"reason"`
+	Message string `json:"message"`
+}
+
+// errBadRequest marks client mistakes that are not object validation
+// (a bad query parameter, an unreadable body).
+var errBadRequest = errors.New("bad request")
+
+var errTooLarge = errors.New("request body too large")
+
+// httpStatus is the one mapping from errors to HTTP codes.
+func httpStatus(err error) (int, string) {
+	switch {
+	case errors.Is(err, api.ErrInvalid):
+		return http.StatusUnprocessableEntity, "Invalid"
+	case errors.Is(err, errTooLarge):
+		return http.StatusRequestEntityTooLarge, "TooLarge"
+	case errors.Is(err, errBadRequest):
+		return http.StatusBadRequest, "BadRequest"
+	case errors.Is(err, store.ErrNotFound):
+		return http.StatusNotFound, "NotFound"
+	case errors.Is(err, store.ErrAlreadyExists):
+		return http.StatusConflict, "AlreadyExists"
+	case errors.Is(err, store.ErrConflict):
+		return http.StatusConflict, "Conflict"
+	case errors.Is(err, store.ErrCompacted):
+		return http.StatusGone, "Expired"
+	}
+	return http.StatusInternalServerError, "InternalError"
+}
+
+func writeError(w http.ResponseWriter, err error) {
+	code, reason := httpStatus(err)
+	writeJSON(w, code, Status{Code: code, Reason: reason, Message: err.Error()})
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}

@@ -1,0 +1,355 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"sort"
+	"strconv"
+	"time"
+
+	"github.com/shoal-dev/shoal/internal/api"
+	"github.com/shoal-dev/shoal/internal/store"
+)
+
+// target is what an /api/v1/... path names.
+type target struct {
+	kind api.KindInfo
+	ns   string // "" lists all namespaces
+	name string
+	sub  string // "status", "scale", "log"
+}
+
+// parseTarget understands:
+//
+//	/api/v1/{plural}[/{name}[/{sub}]]                  cluster-scoped kinds; lists of any kind across namespaces
+//	/api/v1/namespaces/{ns}/{plural}[/{name}[/{sub}]]  namespaced kinds
+func parseTarget(path string) (target, error) {
+	p := splitPath(path)
+	if len(p) < 3 || p[0] != "api" || p[1] != "v1" {
+		return target{}, fmt.Errorf("no such path %q: %w", path, store.ErrNotFound)
+	}
+	p = p[2:]
+	var t target
+	if p[0] == "namespaces" && len(p) >= 3 {
+		t.ns = p[1]
+		p = p[2:]
+		k, ok := api.LookupKind(p[0])
+		if !ok || !k.Namespaced {
+			return t, fmt.Errorf("no namespaced kind %q: %w", p[0], store.ErrNotFound)
+		}
+		t.kind = k
+	} else {
+		k, ok := api.LookupKind(p[0])
+		if !ok {
+			return t, fmt.Errorf("no kind %q: %w", p[0], store.ErrNotFound)
+		}
+		if k.Namespaced && len(p) > 1 {
+			return t, fmt.Errorf("%s are namespaced: use /api/v1/namespaces/NAMESPACE/%s/NAME: %w", k.Plural, k.Plural, store.ErrNotFound)
+		}
+		t.kind = k
+	}
+	if len(p) >= 2 {
+		t.name = p[1]
+	}
+	if len(p) == 3 {
+		t.sub = p[2]
+	}
+	if len(p) > 3 {
+		return t, fmt.Errorf("no such path %q: %w", path, store.ErrNotFound)
+	}
+	return t, nil
+}
+
+func (s *Server) objects(w http.ResponseWriter, r *http.Request) {
+	t, err := parseTarget(r.URL.Path)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	switch {
+	case t.name == "" && r.Method == http.MethodGet:
+		if r.URL.Query().Get("watch") != "" {
+			s.watch(w, r, t)
+			return
+		}
+		s.list(w, r, t)
+	case t.name == "" && r.Method == http.MethodPost:
+		s.create(w, r, t)
+	case t.sub == "" && r.Method == http.MethodGet:
+		s.get(w, r, t)
+	case t.sub == "" && r.Method == http.MethodPut:
+		s.update(w, r, t)
+	case t.sub == "" && r.Method == http.MethodDelete:
+		s.delete(w, r, t)
+	case t.sub == "status" && r.Method == http.MethodPut:
+		s.updateStatus(w, r, t)
+	case t.sub == "scale" && (r.Method == http.MethodPut || r.Method == http.MethodPost) && t.kind.Kind == api.KindApp:
+		s.scale(w, r, t)
+	case t.sub == "log" && r.Method == http.MethodGet && t.kind.Kind == api.KindInstance:
+		s.instanceLog(w, r, t)
+	default:
+		writeError(w, fmt.Errorf("%s %s is not supported: %w", r.Method, r.URL.Path, errBadRequest))
+	}
+}
+
+// filter keeps list and watch results matching ?node= and ?app=.
+type filter struct{ node, app string }
+
+func filterOf(r *http.Request) filter {
+	q := r.URL.Query()
+	return filter{node: q.Get("node"), app: q.Get("app")}
+}
+
+func (f filter) match(obj api.Object) bool {
+	if f.app != "" && obj.GetMeta().Labels[api.LabelApp] != f.app {
+		return false
+	}
+	if f.node != "" {
+		in, ok := obj.(*api.Instance)
+		if !ok || in.Spec.Node != f.node {
+			return false
+		}
+	}
+	return true
+}
+
+// List is the body of a list response.
+type List struct {
+	Items    []api.Object `json:"items"`
+	Revision int64        `json:"revision"`
+}
+
+func (s *Server) list(w http.ResponseWriter, r *http.Request, t target) {
+	objs, rev, err := s.store.List(r.Context(), t.kind, t.ns)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	f := filterOf(r)
+	out := List{Items: []api.Object{}, Revision: rev}
+	for _, o := range objs {
+		if f.match(o) {
+			out.Items = append(out.Items, o)
+		}
+	}
+	sort.SliceStable(out.Items, func(i, j int) bool {
+		a, b := out.Items[i].GetMeta(), out.Items[j].GetMeta()
+		if a.Namespace != b.Namespace {
+			return a.Namespace < b.Namespace
+		}
+		return a.Name < b.Name
+	})
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) get(w http.ResponseWriter, r *http.Request, t target) {
+	obj, err := s.store.Get(r.Context(), t.kind, t.ns, t.name)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, obj)
+}
+
+// decodeBody reads one object of the target's kind and checks that its
+// name and namespace agree with the path.
+func (s *Server) decodeBody(r *http.Request, t target) (api.Object, error) {
+	b, err := readBody(r, MaxObjectBytes)
+	if err != nil {
+		return nil, err
+	}
+	obj, err := api.DecodeObject(t.kind.Kind, b)
+	if err != nil {
+		return nil, err
+	}
+	m := obj.GetMeta()
+	if t.kind.Namespaced && m.Namespace != t.ns {
+		return nil, fmt.Errorf("metadata.namespace %q does not match the path's namespace %q: %w", m.Namespace, t.ns, errBadRequest)
+	}
+	if t.name != "" && m.Name != t.name {
+		return nil, fmt.Errorf("metadata.name %q does not match the path's name %q: %w", m.Name, t.name, errBadRequest)
+	}
+	return obj, nil
+}
+
+func (s *Server) create(w http.ResponseWriter, r *http.Request, t target) {
+	obj, err := s.decodeBody(r, t)
+	if err == nil {
+		err = s.checkNamespaces(r.Context(), []api.Object{obj})
+	}
+	if err == nil {
+		err = s.store.Create(r.Context(), obj)
+	}
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, obj)
+}
+
+// update replaces an object's spec if metadata.revision matches the stored
+// one; the stored status is kept.
+func (s *Server) update(w http.ResponseWriter, r *http.Request, t target) {
+	obj, err := s.decodeBody(r, t)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	if obj.GetMeta().Revision == 0 {
+		writeError(w, fmt.Errorf("metadata.revision is required for an update (read the object first): %w", errBadRequest))
+		return
+	}
+	cur, err := s.store.Get(r.Context(), t.kind, t.ns, t.name)
+	if err == nil {
+		copyStatus(cur, obj)
+		obj.GetMeta().DeletedAt = cur.GetMeta().DeletedAt
+		err = s.store.Update(r.Context(), obj)
+	}
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, obj)
+}
+
+// updateStatus replaces only the status (and, for Instances and Nodes,
+// whose agents own them, nothing else).
+func (s *Server) updateStatus(w http.ResponseWriter, r *http.Request, t target) {
+	obj, err := s.decodeBody(r, t)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	out, err := s.store.Mutate(r.Context(), t.kind, t.ns, t.name, func(cur api.Object) error {
+		copyStatus(obj, cur)
+		return nil
+	})
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func copyStatus(from, to api.Object) {
+	switch o := to.(type) {
+	case *api.App:
+		o.Status = from.(*api.App).Status
+	case *api.Instance:
+		o.Status = from.(*api.Instance).Status
+	case *api.Node:
+		o.Status = from.(*api.Node).Status
+	}
+}
+
+// Scale is the body of a scale request.
+type Scale struct {
+	Replicas int32 `json:"replicas"`
+}
+
+func (s *Server) scale(w http.ResponseWriter, r *http.Request, t target) {
+	b, err := readBody(r, 4096)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	var sc Scale
+	if err := json.Unmarshal(b, &sc); err != nil {
+		writeError(w, fmt.Errorf("scale body: %v: %w", err, errBadRequest))
+		return
+	}
+	out, err := s.store.Mutate(r.Context(), t.kind, t.ns, t.name, func(o api.Object) error {
+		app := o.(*api.App)
+		n := sc.Replicas
+		app.Spec.Replicas = &n
+		return api.Validate(app)
+	})
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// delete removes an object. Instances are torn down gracefully: they are
+// marked deleted and their node's agent removes them once the container is
+// gone. ?revision=N deletes only that revision; ?force=1 removes an
+// Instance at once.
+func (s *Server) delete(w http.ResponseWriter, r *http.Request, t target) {
+	ctx := r.Context()
+	rev, _ := strconv.ParseInt(r.URL.Query().Get("revision"), 10, 64)
+	var err error
+	switch {
+	case t.kind.Kind == api.KindInstance && r.URL.Query().Get("force") == "":
+		_, err = s.store.Mutate(ctx, t.kind, t.ns, t.name, func(o api.Object) error {
+			if rev > 0 && o.GetMeta().Revision != rev {
+				return fmt.Errorf("instance %q: %w", t.name, store.ErrConflict)
+			}
+			if o.GetMeta().DeletedAt.IsZero() {
+				o.GetMeta().DeletedAt = time.Now().UTC()
+			}
+			return nil
+		})
+	case t.kind.Kind == api.KindNamespace:
+		err = s.deleteNamespace(ctx, t.name, rev)
+	default:
+		err = s.store.Delete(ctx, t.kind, t.ns, t.name, rev)
+	}
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, Status{Code: http.StatusOK, Reason: "Deleted", Message: fmt.Sprintf("%s %q deleted", t.kind.Kind, t.name)})
+}
+
+func (s *Server) deleteNamespace(ctx context.Context, name string, rev int64) error {
+	if name == api.DefaultNamespace {
+		return fmt.Errorf("namespace %q cannot be deleted: %w", name, errBadRequest)
+	}
+	apps, _, err := s.store.List(ctx, api.MustKind(api.KindApp), name)
+	if err != nil {
+		return err
+	}
+	if len(apps) > 0 {
+		return fmt.Errorf("namespace %q still has %d apps; delete them first: %w", name, len(apps), store.ErrConflict)
+	}
+	return s.store.Delete(ctx, api.MustKind(api.KindNamespace), "", name, rev)
+}
+
+// checkNamespaces fails if a namespaced object names a namespace that does
+// not exist and is not among objs.
+func (s *Server) checkNamespaces(ctx context.Context, objs []api.Object) error {
+	declared := map[string]bool{}
+	for _, o := range objs {
+		if o.GetTypeMeta().Kind == api.KindNamespace {
+			declared[o.GetMeta().Name] = true
+		}
+	}
+	for i, o := range objs {
+		k, _ := api.LookupKind(string(o.GetTypeMeta().Kind))
+		ns := o.GetMeta().Namespace
+		if !k.Namespaced || declared[ns] {
+			continue
+		}
+		_, err := s.store.Get(ctx, api.MustKind(api.KindNamespace), "", ns)
+		if errors.Is(err, store.ErrNotFound) {
+			return &api.InvalidError{Document: docNumber(objs, i), Kind: k.Kind, Name: o.GetMeta().Name, Errors: []api.FieldError{{
+				Path: "metadata.namespace", Message: fmt.Sprintf("namespace %q does not exist (apply a Namespace first)", ns)}}}
+		}
+		if err != nil {
+			return err
+		}
+		declared[ns] = true
+	}
+	return nil
+}
+
+func docNumber(objs []api.Object, i int) int {
+	if len(objs) == 1 {
+		return 0
+	}
+	return i + 1
+}
