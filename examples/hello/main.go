@@ -1,0 +1,164 @@
+// Command hello is shoal's example app: a tiny static HTTP server that says
+// which version, instance and host answered, so rollouts, load balancing and
+// restarts can be watched with curl.
+//
+//	GET /         "hello VERSION from INSTANCE on HOSTNAME"
+//	GET /healthz  200 "ok" (503 until HELLO_READY_DELAY has passed)
+//	GET /crash    answers, then exits with code 3 (restart-policy tests)
+//
+// Environment: PORT (default 8080), SHOAL_INSTANCE (set by the agent),
+// HELLO_ALLOC_MB (allocate and touch N MiB at start, for OOM tests),
+// HELLO_READY_DELAY (a Go duration such as "5s").
+//
+// Build it static, with the version baked in:
+//
+//	CGO_ENABLED=0 go build -ldflags "-X main.version=v1" -o hello ./examples/hello
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strconv"
+	"syscall"
+	"time"
+)
+
+// version is set at build time with -ldflags "-X main.version=v1".
+var version = "dev"
+
+// ballast keeps HELLO_ALLOC_MB's memory reachable for the life of the process.
+var ballast []byte
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "hello:", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	port := envOr("PORT", "8080")
+	instance := envOr("SHOAL_INSTANCE", "unknown")
+	host, err := os.Hostname()
+	if err != nil {
+		host = "unknown"
+	}
+
+	if s := os.Getenv("HELLO_ALLOC_MB"); s != "" {
+		mb, err := strconv.Atoi(s)
+		if err != nil || mb < 0 {
+			return fmt.Errorf("HELLO_ALLOC_MB=%q: want a non-negative integer", s)
+		}
+		ballast = allocate(mb)
+		fmt.Printf("allocated and touched %d MiB\n", mb)
+	}
+
+	var readyDelay time.Duration
+	if s := os.Getenv("HELLO_READY_DELAY"); s != "" {
+		readyDelay, err = time.ParseDuration(s)
+		if err != nil {
+			return fmt.Errorf("HELLO_READY_DELAY=%q: %w", s, err)
+		}
+	}
+	readyAt := time.Now().Add(readyDelay)
+
+	a := &app{instance: instance, host: host, readyAt: readyAt, exit: os.Exit}
+	srv := &http.Server{
+		Addr:              net.JoinHostPort("", port),
+		Handler:           logRequests(a.routes()),
+		ReadHeaderTimeout: 10 * time.Second,
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+
+	ln, err := net.Listen("tcp", srv.Addr)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("hello %s (instance %s) listening on %s\n", version, instance, ln.Addr())
+
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+
+	select {
+	case err := <-served:
+		return err
+	case <-ctx.Done():
+	}
+	fmt.Println("shutting down")
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	if err := <-served; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	fmt.Println("bye")
+	return nil
+}
+
+// app holds what the handlers answer with; exit is os.Exit outside tests.
+type app struct {
+	instance, host string
+	readyAt        time.Time
+	exit           func(code int)
+}
+
+func (a *app) routes() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "hello %s from %s on %s\n", version, a.instance, a.host)
+	})
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		if time.Now().Before(a.readyAt) {
+			http.Error(w, "not ready", http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("GET /crash", func(w http.ResponseWriter, r *http.Request) {
+		// A fixed Content-Length and a flush put the whole answer on the
+		// wire before the process dies, so the client sees a clean response.
+		const body = "crashing with exit code 3\n"
+		w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+		w.Header().Set("Connection", "close")
+		_, _ = w.Write([]byte(body))
+		if f, ok := w.(http.Flusher); ok {
+			f.Flush()
+		}
+		fmt.Println("exiting with code 3 on request")
+		a.exit(3)
+	})
+	return mux
+}
+
+func logRequests(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Printf("%s %s from %s\n", r.Method, r.URL.Path, r.RemoteAddr)
+		next.ServeHTTP(w, r)
+	})
+}
+
+// allocate returns mb MiB with every page written, so the memory is resident
+// and counted against the container's limit rather than merely reserved.
+func allocate(mb int) []byte {
+	b := make([]byte, mb<<20)
+	for i := 0; i < len(b); i += 4096 {
+		b[i] = 1
+	}
+	return b
+}
+
+func envOr(key, def string) string {
+	if v := os.Getenv(key); v != "" {
+		return v
+	}
+	return def
+}
