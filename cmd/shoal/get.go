@@ -54,7 +54,7 @@ func newGetCmd(g *globals) *cobra.Command {
 			return printList(cmd.Context(), cmd.OutOrStdout(), k, objs, g.output, all)
 		},
 	}
-	cmd.Flags().StringVarP(&g.output, "output", "o", "table", "output format: table, wide, json or yaml")
+	cmd.Flags().StringVarP(&g.output, "output", "o", "table", "output format: table, wide, json, yaml or name")
 	cmd.Flags().BoolVarP(&all, "all-namespaces", "A", false, "list across all namespaces")
 	return cmd
 }
@@ -94,9 +94,14 @@ func printList(_ context.Context, w io.Writer, k api.KindInfo, objs []api.Object
 		}
 		_, err = w.Write(b)
 		return err
+	case "name":
+		for _, o := range objs {
+			fmt.Fprintf(w, "%s/%s\n", lower(string(k.Kind)), o.GetMeta().Name)
+		}
+		return nil
 	case "table", "wide", "":
 	default:
-		return fmt.Errorf("unknown output format %q: use table, wide, json or yaml", format)
+		return fmt.Errorf("unknown output format %q: use table, wide, json, yaml or name", format)
 	}
 	wide := format == "wide"
 	tw := tabwriter.NewWriter(w, 0, 4, 3, ' ', 0)

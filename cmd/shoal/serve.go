@@ -96,7 +96,7 @@ func runServer(ctx context.Context, o serverOptions, log *slog.Logger, ready fun
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		_ = controller.Run(ctx, controller.Config{Store: st, Log: log, Identity: host + "@" + url, LeaseTimeout: o.leaseTimeout, LostAfter: o.lostAfter})
+		_ = controller.Run(ctx, controller.Config{Store: st, Log: log, Identity: host + ":" + dataDir, LeaseTimeout: o.leaseTimeout, LostAfter: o.lostAfter})
 	}()
 	log.Info("shoal server listening", "url", url, "data", dataDir, "config", filepath.Join(dataDir, "admin.conf"))
 	if ready != nil {
@@ -120,6 +120,7 @@ type agentOptions struct {
 	listen            string
 	cpu               string
 	memory            string
+	insecure          []string
 }
 
 func (o *agentOptions) flags(fs *pflag.FlagSet, standalone bool) {
@@ -137,6 +138,7 @@ func (o *agentOptions) flags(fs *pflag.FlagSet, standalone bool) {
 	fs.StringVar(&o.listen, "agent-listen", "127.0.0.1:0", "where the agent serves logs to the server")
 	fs.StringVar(&o.cpu, "cpu", "", "CPU to offer (default: all cores)")
 	fs.StringVar(&o.memory, "memory", "", "memory to offer (default: all memory)")
+	fs.StringSliceVar(&o.insecure, "insecure-registry", nil, "registry hosts (host:port) to pull from over plain HTTP")
 }
 
 // runAgent runs a node agent against the server at serverURL until ctx ends.
@@ -150,12 +152,16 @@ func runAgent(ctx context.Context, o agentOptions, serverURL string, log *slog.L
 		return err
 	}
 	regHost := strings.TrimPrefix(strings.TrimPrefix(serverURL, "http://"), "https://")
+	registries := map[string]string{"shoal.local": "http://" + regHost}
+	for _, h := range o.insecure {
+		registries[h] = "http://" + h
+	}
 	drv, err := rtcontainerd.New(ctx, rtcontainerd.Config{
 		Address:      o.containerdAddress,
 		Namespace:    o.runtimeNamespace,
 		StateDir:     filepath.Join(dataDir, "runtime"),
 		Network:      rtcontainerd.NetworkConfig{Bridge: o.bridge, Subnet: o.subnet},
-		Registries:   map[string]string{"shoal.local": "http://" + regHost},
+		Registries:   registries,
 		LoggerBinary: self,
 	})
 	if err != nil {

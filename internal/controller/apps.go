@@ -163,10 +163,19 @@ func (c *Apps) scale(ctx context.Context, app *api.App, insts []*api.Instance) e
 				continue
 			}
 			if err := c.create(ctx, app, name); err != nil {
-				if errors.Is(err, store.ErrAlreadyExists) {
+				if !errors.Is(err, store.ErrAlreadyExists) {
+					return err
+				}
+				// Another controller made the same decision since insts was
+				// read: the replica exists, so count it. A name held by
+				// another App (long names are truncated) is skipped.
+				o, gerr := c.Store.Get(ctx, instanceKind, app.Metadata.Namespace, name)
+				if gerr != nil && !errors.Is(gerr, store.ErrNotFound) {
+					return gerr
+				}
+				if gerr != nil || o.(*api.Instance).Spec.App != app.Metadata.Name {
 					continue
 				}
-				return err
 			}
 			create--
 		}

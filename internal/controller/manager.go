@@ -9,6 +9,7 @@ import (
 
 	"github.com/shoal-dev/shoal/internal/api"
 	"github.com/shoal-dev/shoal/internal/store"
+	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/client/v3/concurrency"
 )
 
@@ -16,7 +17,8 @@ import (
 type Config struct {
 	Store *store.Store
 	Log   *slog.Logger
-	// Identity names this server in the leader election.
+	// Identity names this server in the leader election; it must be stable
+	// across restarts of the same server and unique among servers.
 	Identity string
 	// Resync is how often everything is reconciled even without events.
 	Resync time.Duration
@@ -62,6 +64,15 @@ func lead(ctx context.Context, cfg Config) error {
 		return err
 	}
 	defer sess.Close()
+	// A previous run of this same server (killed before its lease
+	// expired) would otherwise hold leadership for up to the lease TTL.
+	if resp, err := cfg.Store.Client().Get(ctx, electionPrefix+"/", clientv3.WithPrefix()); err == nil {
+		for _, kv := range resp.Kvs {
+			if string(kv.Value) == cfg.Identity && clientv3.LeaseID(kv.Lease) != sess.Lease() {
+				_, _ = cfg.Store.Client().Revoke(ctx, clientv3.LeaseID(kv.Lease))
+			}
+		}
+	}
 	el := concurrency.NewElection(sess, electionPrefix)
 	if err := el.Campaign(ctx, cfg.Identity); err != nil {
 		return err

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"fmt"
 	"net/http"
 
 	"github.com/shoal-dev/shoal/internal/api"
@@ -20,6 +21,10 @@ type ApplyResponse struct {
 	Results []ApplyResult `json:"results"`
 }
 
+// MaxApplyDocuments bounds the objects in one apply, which become one
+// store transaction; the embedded etcd accepts at most 2048 operations in one.
+const MaxApplyDocuments = 1000
+
 // apply creates or updates every document of a YAML or JSON body in one
 // store transaction. Any invalid document rejects the whole body.
 func (s *Server) apply(w http.ResponseWriter, r *http.Request) {
@@ -30,18 +35,14 @@ func (s *Server) apply(w http.ResponseWriter, r *http.Request) {
 	}
 	objs, err := api.Decode(body)
 	if err == nil {
-		err = s.checkNamespaces(r.Context(), objs)
+		err = checkApplicable(objs)
+	}
+	if err == nil {
+		err = s.checkNamespaces(r.Context(), objs, true)
 	}
 	if err != nil {
 		writeError(w, err)
 		return
-	}
-	for _, o := range objs {
-		if o.GetTypeMeta().Kind == api.KindInstance || o.GetTypeMeta().Kind == api.KindEvent {
-			writeError(w, &api.InvalidError{Kind: o.GetTypeMeta().Kind, Name: o.GetMeta().Name,
-				Errors: []api.FieldError{{Path: "kind", Message: "is managed by shoal and cannot be applied; apply an App instead"}}})
-			return
-		}
 	}
 	res, err := s.store.Apply(r.Context(), objs)
 	if err != nil {
@@ -55,4 +56,32 @@ func (s *Server) apply(w http.ResponseWriter, r *http.Request) {
 	}
 	s.log.Info("applied", "objects", len(res))
 	writeJSON(w, http.StatusOK, out)
+}
+
+// checkApplicable rejects what apply cannot write: too many documents for
+// one transaction, kinds only shoal writes, and one object defined twice.
+// Documents are numbered from 1, as api.Decode numbers them.
+func checkApplicable(objs []api.Object) error {
+	if len(objs) > MaxApplyDocuments {
+		return fmt.Errorf("the manifest has %d documents; apply at most %d at a time: %w", len(objs), MaxApplyDocuments, errTooLarge)
+	}
+	type key struct {
+		kind     api.Kind
+		ns, name string
+	}
+	seen := make(map[key]int, len(objs))
+	for i, o := range objs {
+		kind, m := o.GetTypeMeta().Kind, o.GetMeta()
+		if kind == api.KindInstance || kind == api.KindEvent {
+			return &api.InvalidError{Document: i + 1, Kind: kind, Name: m.Name,
+				Errors: []api.FieldError{{Path: "kind", Message: "is managed by shoal and cannot be applied; apply an App instead"}}}
+		}
+		k := key{kind, m.Namespace, m.Name}
+		if j, dup := seen[k]; dup {
+			return &api.InvalidError{Document: i + 1, Kind: kind, Name: m.Name,
+				Errors: []api.FieldError{{Path: "metadata.name", Message: fmt.Sprintf("document %d already defines this object", j+1)}}}
+		}
+		seen[k] = i
+	}
+	return nil
 }

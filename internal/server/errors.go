@@ -22,6 +22,11 @@ var errBadRequest = errors.New("bad request")
 
 var errTooLarge = errors.New("request body too large")
 
+// errNotEmpty marks a delete refused because objects still live inside the
+// target. It is a conflict, but not ErrConflict, whose message says to read
+// the object again and retry, which would not help.
+var errNotEmpty = errors.New("not empty")
+
 // httpStatus is the one mapping from errors to HTTP codes.
 func httpStatus(err error) (int, string) {
 	switch {
@@ -35,6 +40,8 @@ func httpStatus(err error) (int, string) {
 		return http.StatusNotFound, "NotFound"
 	case errors.Is(err, store.ErrAlreadyExists):
 		return http.StatusConflict, "AlreadyExists"
+	case errors.Is(err, errNotEmpty):
+		return http.StatusConflict, "NotEmpty"
 	case errors.Is(err, store.ErrConflict):
 		return http.StatusConflict, "Conflict"
 	case errors.Is(err, store.ErrCompacted):

@@ -3,10 +3,10 @@ package server
 import (
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/shoal-dev/shoal/internal/api"
 )
 
 type metrics struct {
@@ -48,19 +48,40 @@ func (r *statusRecorder) Flush() {
 
 func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
 
-// route reduces a path to a low-cardinality label.
+// route reduces a path to a low-cardinality label. Paths and methods are
+// chosen by clients, so anything the server does not serve is counted as
+// "other": otherwise each made-up path would add metric series for good.
 func route(p string) string {
 	parts := splitPath(p)
 	switch {
 	case len(parts) >= 1 && parts[0] == "v2":
 		return "/v2"
-	case len(parts) >= 3 && parts[0] == "api":
-		if parts[2] == "namespaces" && len(parts) >= 5 {
-			return "/api/v1/namespaces/_/" + parts[4]
-		}
+	case len(parts) == 1 && (parts[0] == "healthz" || parts[0] == "version" || parts[0] == "metrics"):
+		return "/" + parts[0]
+	case len(parts) == 3 && parts[0] == "api" && parts[1] == "v1" && (parts[2] == "apply" || parts[2] == "images"):
 		return "/api/v1/" + parts[2]
+	case len(parts) >= 3 && parts[0] == "api" && parts[1] == "v1":
+		if parts[2] == "namespaces" && len(parts) >= 5 {
+			if k, ok := api.LookupKind(parts[4]); ok {
+				return "/api/v1/namespaces/_/" + k.Plural
+			}
+			return "other"
+		}
+		if k, ok := api.LookupKind(parts[2]); ok {
+			return "/api/v1/" + k.Plural
+		}
 	}
-	return "/" + strings.Join(parts, "/")
+	return "other"
+}
+
+// method reduces a request method to a low-cardinality label.
+func method(m string) string {
+	switch m {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut,
+		http.MethodPatch, http.MethodDelete, http.MethodOptions:
+		return m
+	}
+	return "OTHER"
 }
 
 func (m *metrics) instrument(next http.Handler) http.Handler {
@@ -68,10 +89,10 @@ func (m *metrics) instrument(next http.Handler) http.Handler {
 		start := time.Now()
 		rec := &statusRecorder{ResponseWriter: w, code: http.StatusOK}
 		next.ServeHTTP(rec, r)
-		rt := route(r.URL.Path)
-		m.requests.WithLabelValues(r.Method, rt, strconv.Itoa(rec.code)).Inc()
+		rt, meth := route(r.URL.Path), method(r.Method)
+		m.requests.WithLabelValues(meth, rt, strconv.Itoa(rec.code)).Inc()
 		if r.URL.Query().Get("watch") == "" && r.URL.Query().Get("follow") == "" {
-			m.duration.WithLabelValues(r.Method, rt).Observe(time.Since(start).Seconds())
+			m.duration.WithLabelValues(meth, rt).Observe(time.Since(start).Seconds())
 		}
 	})
 }

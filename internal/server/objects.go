@@ -78,6 +78,8 @@ func (s *Server) objects(w http.ResponseWriter, r *http.Request) {
 		s.list(w, r, t)
 	case t.name == "" && r.Method == http.MethodPost:
 		s.create(w, r, t)
+	case t.name == "":
+		writeError(w, fmt.Errorf("%s %s is not supported: name an object: %w", r.Method, r.URL.Path, errBadRequest))
 	case t.sub == "" && r.Method == http.MethodGet:
 		s.get(w, r, t)
 	case t.sub == "" && r.Method == http.MethodPut:
@@ -178,7 +180,7 @@ func (s *Server) decodeBody(r *http.Request, t target) (api.Object, error) {
 func (s *Server) create(w http.ResponseWriter, r *http.Request, t target) {
 	obj, err := s.decodeBody(r, t)
 	if err == nil {
-		err = s.checkNamespaces(r.Context(), []api.Object{obj})
+		err = s.checkNamespaces(r.Context(), []api.Object{obj}, false)
 	}
 	if err == nil {
 		err = s.store.Create(r.Context(), obj)
@@ -314,14 +316,15 @@ func (s *Server) deleteNamespace(ctx context.Context, name string, rev int64) er
 		return err
 	}
 	if len(apps) > 0 {
-		return fmt.Errorf("namespace %q still has %d apps; delete them first: %w", name, len(apps), store.ErrConflict)
+		return fmt.Errorf("namespace %q is %w: it still has %d apps; delete them first", name, errNotEmpty, len(apps))
 	}
 	return s.store.Delete(ctx, api.MustKind(api.KindNamespace), "", name, rev)
 }
 
 // checkNamespaces fails if a namespaced object names a namespace that does
-// not exist and is not among objs.
-func (s *Server) checkNamespaces(ctx context.Context, objs []api.Object) error {
+// not exist and is not among objs. If objs are a manifest's documents, the
+// error numbers the document from 1, as api.Decode does.
+func (s *Server) checkNamespaces(ctx context.Context, objs []api.Object, manifest bool) error {
 	declared := map[string]bool{}
 	for _, o := range objs {
 		if o.GetTypeMeta().Kind == api.KindNamespace {
@@ -336,7 +339,11 @@ func (s *Server) checkNamespaces(ctx context.Context, objs []api.Object) error {
 		}
 		_, err := s.store.Get(ctx, api.MustKind(api.KindNamespace), "", ns)
 		if errors.Is(err, store.ErrNotFound) {
-			return &api.InvalidError{Document: docNumber(objs, i), Kind: k.Kind, Name: o.GetMeta().Name, Errors: []api.FieldError{{
+			doc := 0
+			if manifest {
+				doc = i + 1
+			}
+			return &api.InvalidError{Document: doc, Kind: k.Kind, Name: o.GetMeta().Name, Errors: []api.FieldError{{
 				Path: "metadata.namespace", Message: fmt.Sprintf("namespace %q does not exist (apply a Namespace first)", ns)}}}
 		}
 		if err != nil {
@@ -345,11 +352,4 @@ func (s *Server) checkNamespaces(ctx context.Context, objs []api.Object) error {
 		declared[ns] = true
 	}
 	return nil
-}
-
-func docNumber(objs []api.Object, i int) int {
-	if len(objs) == 1 {
-		return 0
-	}
-	return i + 1
 }

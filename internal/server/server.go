@@ -140,9 +140,20 @@ func readBody(r *http.Request, limit int64) ([]byte, error) {
 		return nil, fmt.Errorf("read request body: %v: %w", err, errBadRequest)
 	}
 	if int64(len(b)) > limit {
-		return nil, fmt.Errorf("request body larger than %d MiB: %w", limit>>20, errTooLarge)
+		return nil, fmt.Errorf("request body larger than %s: %w", byteSize(limit), errTooLarge)
 	}
 	return b, nil
+}
+
+// byteSize writes a limit the way people read it: "16 MiB", "4 KiB".
+func byteSize(n int64) string {
+	switch {
+	case n >= 1<<20 && n%(1<<20) == 0:
+		return fmt.Sprintf("%d MiB", n>>20)
+	case n >= 1<<10 && n%(1<<10) == 0:
+		return fmt.Sprintf("%d KiB", n>>10)
+	}
+	return fmt.Sprintf("%d bytes", n)
 }
 
 func splitPath(p string) []string {

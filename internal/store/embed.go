@@ -67,7 +67,7 @@ func StartEmbedded(ctx context.Context, cfg EmbeddedConfig) (*Embedded, error) {
 	ec.InitialCluster = fmt.Sprintf("%s=%s", cfg.Name, peerURL.String())
 	ec.LogLevel = "error"
 	ec.MaxTxnOps = 2048
-	ec.MaxRequestBytes = 16 << 20
+	ec.MaxRequestBytes = 24 << 20
 	// Keep an hour of history so watchers that reconnect can resume.
 	ec.AutoCompactionMode = "periodic"
 	ec.AutoCompactionRetention = "1h"
@@ -86,11 +86,7 @@ func StartEmbedded(ctx context.Context, cfg EmbeddedConfig) (*Embedded, error) {
 		e.Close()
 		return nil, ctx.Err()
 	}
-	cli, err := clientv3.New(clientv3.Config{
-		Endpoints:   []string{clientURL.String()},
-		DialTimeout: 5 * time.Second,
-		Logger:      zap.NewNop(),
-	})
+	cli, err := Connect([]string{clientURL.String()})
 	if err != nil {
 		e.Close()
 		return nil, fmt.Errorf("connect to embedded etcd: %w", err)
@@ -113,6 +109,9 @@ func Connect(endpoints []string) (*clientv3.Client, error) {
 		Endpoints:   endpoints,
 		DialTimeout: 5 * time.Second,
 		Logger:      zap.NewNop(),
+		// An apply may carry many large documents in one transaction.
+		MaxCallSendMsgSize: 32 << 20,
+		MaxCallRecvMsgSize: 256 << 20,
 	})
 }
 

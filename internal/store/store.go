@@ -1,12 +1,14 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/shoal-dev/shoal/internal/api"
@@ -76,9 +78,12 @@ func encode(obj api.Object) (string, error) {
 	m := obj.GetMeta()
 	rev := m.Revision
 	m.Revision = 0
-	b, err := json.Marshal(obj)
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false) // "<" would otherwise take six bytes
+	err := enc.Encode(obj)
 	m.Revision = rev
-	return string(b), err
+	return strings.TrimSuffix(buf.String(), "\n"), err
 }
 
 func decode(k api.KindInfo, value []byte, modRev int64) (api.Object, error) {

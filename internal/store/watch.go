@@ -37,6 +37,18 @@ type Event struct {
 // an Error event.
 func (s *Store) Watch(ctx context.Context, k api.KindInfo, ns string, fromRev int64) <-chan Event {
 	out := make(chan Event, 64)
+	// etcd notices a compacted start revision only some time after the
+	// watch begins; a read at that revision says so at once.
+	if fromRev > 0 {
+		if _, err := s.cli.Get(ctx, prefix(k, ns), clientv3.WithPrefix(), clientv3.WithRev(fromRev), clientv3.WithCountOnly()); err != nil {
+			if errors.Is(err, rpctypes.ErrCompacted) {
+				err = fmt.Errorf("watch from revision %d: %w", fromRev, ErrCompacted)
+			}
+			out <- Event{Type: Error, Err: err}
+			close(out)
+			return out
+		}
+	}
 	opts := []clientv3.OpOption{clientv3.WithPrefix(), clientv3.WithPrevKV()}
 	if fromRev > 0 {
 		opts = append(opts, clientv3.WithRev(fromRev+1))

@@ -1,0 +1,435 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/shoal-dev/shoal/internal/api"
+	"github.com/shoal-dev/shoal/internal/client"
+	"github.com/shoal-dev/shoal/internal/image"
+	"github.com/shoal-dev/shoal/internal/runtime/containerd/containerdtest"
+)
+
+// Built once in TestMain.
+var (
+	shoalBin string
+	helloV1  string // image tarball shoal.local/hello:v1
+	helloV2  string
+	buildErr error
+)
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "shoal-e2e-bin-")
+	if err != nil {
+		panic(err)
+	}
+	buildErr = build(dir)
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+func build(dir string) error {
+	shoalBin = filepath.Join(dir, "shoal")
+	if out, err := exec.Command("go", "build", "-o", shoalBin, "../cmd/shoal").CombinedOutput(); err != nil {
+		return fmt.Errorf("build shoal: %v\n%s", err, out)
+	}
+	for _, v := range []string{"v1", "v2"} {
+		bin := filepath.Join(dir, v, "hello")
+		cmd := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w -X main.version="+v, "-o", bin, "../examples/hello")
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return fmt.Errorf("build hello: %v\n%s", err, out)
+		}
+		tar := filepath.Join(dir, "hello-"+v+".tar")
+		if err := image.WriteTarball(tar, image.BuildOptions{Ref: "shoal.local/hello:" + v, Binary: bin, Entrypoint: []string{"/hello"}}); err != nil {
+			return err
+		}
+		if v == "v1" {
+			helloV1 = tar
+		} else {
+			helloV2 = tar
+		}
+	}
+	return nil
+}
+
+// seq gives every cluster in this test binary its own bridge, subnet and
+// runtime namespace, so clusters never see each other's containers.
+var seq atomic.Int32
+
+// node is one agent's identity on this machine.
+type node struct {
+	name, runtimeNS, bridge, subnet string
+}
+
+func newNode(t *testing.T, name string) node {
+	n := seq.Add(1) + int32(os.Getpid()%50)*4
+	bridge := fmt.Sprintf("se2e%d", n)
+	// Registered before the agent starts, so it runs after the agent stopped.
+	t.Cleanup(func() { _ = exec.Command("ip", "link", "del", bridge).Run() })
+	return node{
+		name:      name,
+		runtimeNS: fmt.Sprintf("e2e-%d-%s", n, name),
+		bridge:    bridge,
+		subnet:    fmt.Sprintf("10.214.%d.0/24", n%250),
+	}
+}
+
+func (n node) agentFlags() []string {
+	return []string{"--node-name", n.name, "--runtime-namespace", n.runtimeNS, "--bridge", n.bridge, "--subnet", n.subnet}
+}
+
+// proc is a running shoal process.
+type proc struct {
+	t    *testing.T
+	args []string
+	cmd  *exec.Cmd
+	log  *bytes.Buffer
+	done chan struct{}
+}
+
+func startProc(t *testing.T, args ...string) *proc {
+	t.Helper()
+	p := &proc{t: t, args: args, log: &bytes.Buffer{}}
+	p.start()
+	t.Cleanup(p.stop)
+	return p
+}
+
+func (p *proc) start() {
+	p.cmd = exec.Command(shoalBin, p.args...)
+	w := &syncWriter{buf: p.log}
+	p.cmd.Stdout, p.cmd.Stderr = w, w
+	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := p.cmd.Start(); err != nil {
+		p.t.Fatalf("start shoal %v: %v", p.args, err)
+	}
+	p.done = make(chan struct{})
+	go func() { _ = p.cmd.Wait(); close(p.done) }()
+}
+
+// kill9 kills the process at once, as a crash would.
+func (p *proc) kill9() {
+	_ = p.cmd.Process.Kill()
+	<-p.done
+}
+
+func (p *proc) stop() {
+	if p.cmd.ProcessState != nil {
+		return
+	}
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(20 * time.Second):
+		p.kill9()
+	}
+	if p.t.Failed() {
+		p.t.Logf("log of shoal %v:\n%s", p.args, p.log.String())
+	}
+}
+
+// syncWriter collects a process's output; the buffer is only read after
+// the process ended or under the same lock.
+type syncWriter struct {
+	mu  sync.Mutex
+	buf *bytes.Buffer
+}
+
+func (w *syncWriter) Write(b []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.buf.Write(b)
+}
+
+// cluster is a shoal control plane plus the agents started for a test.
+type cluster struct {
+	t          *testing.T
+	dir        string
+	ctd        string
+	url        string
+	server     *proc
+	nodes      []node
+	agents     []*proc
+	allInOne   bool
+	api        *client.Client
+	extraFlags []string
+}
+
+func requireRoot(t *testing.T) string {
+	t.Helper()
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return containerdtest.Start(t)
+}
+
+// upCluster starts `shoal up` (server and agent in one process).
+func upCluster(t *testing.T, extra ...string) *cluster {
+	c := &cluster{t: t, ctd: requireRoot(t), dir: shortTempDir(t), allInOne: true, extraFlags: extra}
+	n := newNode(t, "node1")
+	c.nodes = []node{n}
+	// A fixed port, so that a restarted server is where its agents expect it.
+	listen := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	args := append([]string{"up", "--data-dir", c.dir, "--listen", listen, "--containerd-address", c.ctd}, n.agentFlags()...)
+	c.server = startProc(t, append(args, extra...)...)
+	c.waitReady()
+	t.Cleanup(c.cleanup)
+	return c
+}
+
+// serverCluster starts `shoal server` alone; add agents with addAgent.
+func serverCluster(t *testing.T) *cluster {
+	c := &cluster{t: t, ctd: requireRoot(t), dir: shortTempDir(t)}
+	c.server = startProc(t, "server", "--data-dir", c.dir, "--listen", fmt.Sprintf("127.0.0.1:%d", freePort(t)))
+	c.waitReady()
+	t.Cleanup(c.cleanup)
+	return c
+}
+
+func (c *cluster) addAgent(name string, extra ...string) *proc {
+	n := newNode(c.t, name)
+	c.nodes = append(c.nodes, n)
+	args := append([]string{"agent", "--server", c.url, "--data-dir", filepath.Join(c.dir, "agent-"+name), "--containerd-address", c.ctd}, n.agentFlags()...)
+	p := startProc(c.t, append(args, extra...)...)
+	// Registered after the agent's stop, so apps are deleted while it still
+	// runs and can remove their containers.
+	c.t.Cleanup(c.cleanup)
+	c.agents = append(c.agents, p)
+	c.eventually(30*time.Second, "node "+name+" ready", func() (bool, string) {
+		obj, err := c.api.Get(context.Background(), api.MustKind(api.KindNode), "", name)
+		if err != nil {
+			return false, err.Error()
+		}
+		return obj.(*api.Node).Status.Ready, "not ready"
+	})
+	return p
+}
+
+func (c *cluster) waitReady() {
+	c.t.Helper()
+	conf := filepath.Join(c.dir, "admin.conf")
+	c.eventually(60*time.Second, "server writes admin.conf and answers /healthz", func() (bool, string) {
+		b, err := os.ReadFile(conf)
+		if err != nil {
+			return false, err.Error()
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			if u, ok := strings.CutPrefix(line, "server: "); ok {
+				c.url = strings.TrimSpace(u)
+			}
+		}
+		if c.url == "" {
+			return false, "no server line in admin.conf"
+		}
+		c.api = client.New(c.url)
+		if err := c.api.Ping(context.Background()); err != nil {
+			return false, err.Error()
+		}
+		return true, ""
+	})
+	if c.allInOne {
+		c.eventually(30*time.Second, "the all-in-one node registers", func() (bool, string) {
+			objs, _, err := c.api.List(context.Background(), api.MustKind(api.KindNode), "", client.ListOptions{})
+			if err != nil || len(objs) == 0 {
+				return false, fmt.Sprint("nodes: ", len(objs), err)
+			}
+			return objs[0].(*api.Node).Status.Ready, "not ready"
+		})
+	}
+}
+
+// cleanup deletes every app and waits for the containers to go, so a
+// test leaves nothing behind on the machine even when it failed.
+func (c *cluster) cleanup() {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if c.api == nil || c.api.Ping(ctx) != nil {
+		return
+	}
+	objs, _, _ := c.api.List(ctx, api.MustKind(api.KindApp), "", client.ListOptions{})
+	for _, o := range objs {
+		_ = c.api.Delete(ctx, api.MustKind(api.KindApp), o.GetMeta().Namespace, o.GetMeta().Name, client.DeleteOptions{})
+	}
+	for ctx.Err() == nil {
+		ins, _, err := c.api.List(ctx, api.MustKind(api.KindInstance), "", client.ListOptions{})
+		if err != nil || len(ins) == 0 {
+			return
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// shoal runs the CLI against this cluster and returns its combined output.
+func (c *cluster) shoal(args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, shoalBin, append([]string{"--server", c.url}, args...)...)
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+func (c *cluster) mustShoal(args ...string) string {
+	c.t.Helper()
+	out, err := c.shoal(args...)
+	if err != nil {
+		c.t.Fatalf("shoal %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return out
+}
+
+func (c *cluster) applyYAML(y string, extra ...string) string {
+	c.t.Helper()
+	f := filepath.Join(c.dir, fmt.Sprintf("manifest-%d.yaml", time.Now().UnixNano()))
+	if err := os.WriteFile(f, []byte(y), 0o600); err != nil {
+		c.t.Fatal(err)
+	}
+	return c.mustShoal(append([]string{"apply", "-f", f}, extra...)...)
+}
+
+func (c *cluster) instances(app string) []*api.Instance {
+	c.t.Helper()
+	objs, _, err := c.api.List(context.Background(), api.MustKind(api.KindInstance), "default", client.ListOptions{App: app})
+	if err != nil {
+		c.t.Fatalf("list instances: %v", err)
+	}
+	var out []*api.Instance
+	for _, o := range objs {
+		if in := o.(*api.Instance); in.Spec.App == app {
+			out = append(out, in)
+		}
+	}
+	return out
+}
+
+// running waits for exactly n live Running instances of app and returns them.
+func (c *cluster) running(app string, n int) []*api.Instance {
+	c.t.Helper()
+	var got []*api.Instance
+	c.eventually(90*time.Second, fmt.Sprintf("%d running instances of %s", n, app), func() (bool, string) {
+		got = nil
+		all := c.instances(app)
+		var desc []string
+		for _, in := range all {
+			desc = append(desc, fmt.Sprintf("%s:%s:%q", in.Metadata.Name, in.Status.Phase, in.Status.Message))
+			if in.Metadata.DeletedAt.IsZero() && in.Status.Phase == api.PhaseRunning {
+				got = append(got, in)
+			}
+		}
+		return len(got) == n && len(all) == n, strings.Join(desc, ", ")
+	})
+	return got
+}
+
+func (c *cluster) eventually(timeout time.Duration, what string, f func() (bool, string)) {
+	c.t.Helper()
+	eventually(c.t, timeout, what, f)
+}
+
+func eventually(t *testing.T, timeout time.Duration, what string, f func() (bool, string)) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	last := ""
+	for {
+		ok, msg := f()
+		if ok {
+			return
+		}
+		last = msg
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s; last seen: %s", timeout, what, last)
+		}
+		time.Sleep(150 * time.Millisecond)
+	}
+}
+
+// shortTempDir is under /tmp with a short name: unix socket paths inside
+// must fit 108 bytes.
+func shortTempDir(t *testing.T) string {
+	d, err := os.MkdirTemp("/tmp", "se2e-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(d) })
+	return d
+}
+
+// getEventually fetches url until it answers 200 (a process that was
+// just started may not listen yet).
+func getEventually(t *testing.T, url string) string {
+	t.Helper()
+	var body string
+	eventually(t, 15*time.Second, "GET "+url, func() (bool, string) {
+		var err error
+		body, err = httpGet(url)
+		return err == nil, fmt.Sprint(body, err)
+	})
+	return body
+}
+
+// sortedLines sorts a command's output lines, for comparing listings.
+func sortedLines(s string) string {
+	l := nonEmptyLines(s)
+	sort.Strings(l)
+	return strings.Join(l, "\n")
+}
+
+// httpGet fetches url with a short timeout; the body or an error text.
+func httpGet(url string) (string, error) {
+	cl := &http.Client{Timeout: 3 * time.Second}
+	resp, err := cl.Get(url)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 {
+		return string(b), fmt.Errorf("%s: %s", url, resp.Status)
+	}
+	return string(b), nil
+}
+
+// freePort finds a free TCP port on the host for hostPort tests.
+func freePort(t *testing.T) int {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// ctr runs containerd's CLI against the test's containerd.
+func (c *cluster) ctr(ns string, args ...string) string {
+	c.t.Helper()
+	out, err := exec.Command("ctr", append([]string{"--address", c.ctd, "-n", ns}, args...)...).CombinedOutput()
+	if err != nil {
+		c.t.Fatalf("ctr %v: %v\n%s", args, err, out)
+	}
+	return string(out)
+}
+
+func nonEmptyLines(s string) []string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.TrimSpace(l) != "" {
+			out = append(out, l)
+		}
+	}
+	return out
+}

@@ -1,0 +1,245 @@
+package e2e
+
+import (
+	"fmt"
+	"net"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/registry"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
+	"github.com/shoal-dev/shoal/internal/api"
+)
+
+// TestRestartsLoseNothing kills the agent and then the server with
+// SIGKILL and starts them again: the same containers keep running (same
+// processes), nothing is started twice, and nothing is lost.
+func TestRestartsLoseNothing(t *testing.T) {
+	c := serverCluster(t)
+	agent := c.addAgent("n1")
+	rtNS := c.nodes[0].runtimeNS
+	c.mustShoal("image", "push", helloV1)
+	c.applyYAML(`
+apiVersion: shoal/v1
+kind: App
+metadata: {name: web}
+spec:
+  image: shoal.local/hello:v1
+  replicas: 3
+  resources: {cpu: 100m, memory: 32Mi}
+`, "--wait", "--timeout", "90s")
+	before := sortedLines(c.ctr(rtNS, "tasks", "ls"))
+	ips := map[string]string{}
+	for _, in := range c.running("web", 3) {
+		ips[in.Metadata.Name] = in.Status.IP
+	}
+
+	agent.kill9()
+	agent.start()
+	time.Sleep(3 * time.Second) // let the new agent adopt and sync
+	c.running("web", 3)
+	if after := sortedLines(c.ctr(rtNS, "tasks", "ls")); after != before {
+		t.Fatalf("agent restart changed the containers:\nbefore:\n%s\nafter:\n%s", before, after)
+	}
+
+	c.server.kill9()
+	c.server.start()
+	c.waitReady()
+	time.Sleep(3 * time.Second)
+	for _, in := range c.running("web", 3) {
+		if ips[in.Metadata.Name] != in.Status.IP {
+			t.Fatalf("after server restart instance %s is new or moved (ip %s, was %v)", in.Metadata.Name, in.Status.IP, ips)
+		}
+	}
+	if after := sortedLines(c.ctr(rtNS, "tasks", "ls")); after != before {
+		t.Fatalf("server restart changed the containers:\nbefore:\n%s\nafter:\n%s", before, after)
+	}
+	// The cluster still takes orders.
+	c.mustShoal("scale", "app", "web", "--replicas", "4")
+	c.running("web", 4)
+}
+
+// TestAgentKeepsRunningWithoutServer: with the server gone, containers keep
+// running and a crashed one is still restarted.
+func TestAgentKeepsRunningWithoutServer(t *testing.T) {
+	c := serverCluster(t)
+	c.addAgent("n1")
+	c.mustShoal("image", "push", helloV1)
+	c.applyYAML(`
+apiVersion: shoal/v1
+kind: App
+metadata: {name: solo}
+spec:
+  image: shoal.local/hello:v1
+  resources: {cpu: 100m, memory: 32Mi}
+`, "--wait", "--timeout", "90s")
+	in := c.running("solo", 1)[0]
+	getEventually(t, "http://"+in.Status.IP+":8080/")
+	c.server.kill9()
+	if _, err := httpGet("http://" + in.Status.IP + ":8080/"); err != nil {
+		t.Fatalf("instance stopped answering when the server went away: %v", err)
+	}
+	_, _ = httpGet("http://" + in.Status.IP + ":8080/crash")
+	eventually(t, 30*time.Second, "crashed instance restarted without a server", func() (bool, string) {
+		body, err := httpGet("http://" + in.Status.IP + ":8080/")
+		return err == nil && strings.Contains(body, in.Metadata.Name), fmt.Sprint(body, err)
+	})
+	c.server.start()
+	c.waitReady()
+	c.eventually(30*time.Second, "agent reports the restart once the server is back", func() (bool, string) {
+		ins := c.instances("solo")
+		if len(ins) != 1 {
+			return false, fmt.Sprint(len(ins), " instances")
+		}
+		return ins[0].Status.Restarts >= 1 && ins[0].Status.Phase == api.PhaseRunning, fmt.Sprintf("%+v", ins[0].Status)
+	})
+}
+
+// TestBadWorkloads: each broken instance gets a clear message and the
+// agent and the other instances are untouched.
+func TestBadWorkloads(t *testing.T) {
+	c := upCluster(t)
+	c.mustShoal("image", "push", helloV1)
+	c.applyYAML(`
+apiVersion: shoal/v1
+kind: App
+metadata: {name: good}
+spec:
+  image: shoal.local/hello:v1
+  resources: {cpu: 100m, memory: 32Mi}
+`, "--wait", "--timeout", "90s")
+	good := c.running("good", 1)[0]
+
+	taken, err := net.Listen("tcp", "0.0.0.0:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	port := taken.Addr().(*net.TCPAddr).Port
+
+	c.applyYAML(fmt.Sprintf(`
+apiVersion: shoal/v1
+kind: App
+metadata: {name: noimage}
+spec:
+  image: shoal.local/nope:v9
+---
+apiVersion: shoal/v1
+kind: App
+metadata: {name: nocommand}
+spec:
+  image: shoal.local/hello:v1
+  command: [/no/such/binary]
+---
+apiVersion: shoal/v1
+kind: App
+metadata: {name: oom}
+spec:
+  image: shoal.local/hello:v1
+  env: [{name: HELLO_ALLOC_MB, value: "128"}]
+  resources: {memory: 16Mi}
+---
+apiVersion: shoal/v1
+kind: App
+metadata: {name: porttaken}
+spec:
+  image: shoal.local/hello:v1
+  ports: [{containerPort: 8080, hostPort: %d}]
+`, port))
+	for app, want := range map[string]string{
+		"noimage":   "image not found: shoal.local/nope:v9",
+		"nocommand": "/no/such/binary",
+		"oom":       "OOM killed",
+		"porttaken": fmt.Sprintf("host port %d/tcp is already in use", port),
+	} {
+		c.eventually(60*time.Second, app+" reports "+want, func() (bool, string) {
+			ins := c.instances(app)
+			if len(ins) != 1 {
+				return false, fmt.Sprint(len(ins), " instances")
+			}
+			return strings.Contains(ins[0].Status.Message, want), ins[0].Status.Message
+		})
+		desc := c.mustShoal("describe", "app", app)
+		if !strings.Contains(desc, want) {
+			t.Errorf("describe app %s does not show %q:\n%s", app, want, desc)
+		}
+	}
+	if get := c.mustShoal("get", "instances"); !strings.Contains(get, "image not found") {
+		t.Errorf("get instances does not show the image error:\n%s", get)
+	}
+	// The good one was never disturbed.
+	now := c.running("good", 1)[0]
+	if now.Status.Restarts != 0 || now.Status.IP != good.Status.IP {
+		t.Fatalf("good instance was disturbed: %+v", now.Status)
+	}
+	if _, err := httpGet("http://" + good.Status.IP + ":8080/"); err != nil {
+		t.Fatalf("good instance stopped answering: %v", err)
+	}
+}
+
+// TestTwoAgentsShareContainerd: two nodes on one containerd, told apart by
+// runtime namespace, both receive replicas (spread).
+func TestTwoAgentsShareContainerd(t *testing.T) {
+	c := serverCluster(t)
+	c.addAgent("left")
+	c.addAgent("right")
+	c.mustShoal("image", "push", helloV1)
+	c.applyYAML(`
+apiVersion: shoal/v1
+kind: App
+metadata: {name: spread}
+spec:
+  image: shoal.local/hello:v1
+  replicas: 4
+  resources: {cpu: 100m, memory: 32Mi}
+`, "--wait", "--timeout", "90s")
+	perNode := map[string]int{}
+	for _, in := range c.running("spread", 4) {
+		perNode[in.Spec.Node]++
+		getEventually(t, "http://"+in.Status.IP+":8080/")
+	}
+	if perNode["left"] != 2 || perNode["right"] != 2 {
+		t.Fatalf("replicas per node = %v, want 2 on each", perNode)
+	}
+	for _, n := range c.nodes {
+		if got := len(nonEmptyLines(c.ctr(n.runtimeNS, "tasks", "ls", "-q"))); got != 2 {
+			t.Fatalf("runtime namespace %s has %d tasks, want 2", n.runtimeNS, got)
+		}
+	}
+}
+
+// TestPullFromRegistry: an image pulled for real from an OCI registry
+// (served on loopback by the test).
+func TestPullFromRegistry(t *testing.T) {
+	srv := httptest.NewServer(registry.New())
+	defer srv.Close()
+	host := strings.TrimPrefix(srv.URL, "http://")
+	img, err := tarball.ImageFromPath(helloV2, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref, err := name.ParseReference(host+"/demo/hello:v2", name.Insecure)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.Write(ref, img); err != nil {
+		t.Fatalf("push to the test registry: %v", err)
+	}
+	c := upCluster(t, "--insecure-registry", host)
+	c.applyYAML(fmt.Sprintf(`
+apiVersion: shoal/v1
+kind: App
+metadata: {name: pulled}
+spec:
+  image: %s/demo/hello:v2
+  resources: {cpu: 100m, memory: 32Mi}
+`, host), "--wait", "--timeout", "90s")
+	in := c.running("pulled", 1)[0]
+	if body := getEventually(t, "http://"+in.Status.IP+":8080/"); !strings.Contains(body, "hello v2") {
+		t.Fatalf("pulled image answered %q", body)
+	}
+}

@@ -1,0 +1,431 @@
+package api
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+)
+
+// ErrInvalid matches every error that says an object or manifest is not
+// acceptable, whatever its detail: errors.Is(err, api.ErrInvalid).
+var ErrInvalid = errors.New("invalid")
+
+// FieldError is one problem with one field. Path uses the JSON field names
+// with list indices: "spec.ports[1].containerPort".
+type FieldError struct {
+	Path    string
+	Message string
+}
+
+func (e FieldError) Error() string {
+	if e.Path == "" {
+		return e.Message
+	}
+	return e.Path + ": " + e.Message
+}
+
+// InvalidError is every problem found in one object or manifest document.
+type InvalidError struct {
+	// Document is the 1-based position of the document in its file, counting
+	// only non-empty documents; 0 if the object did not come from a file.
+	Document int
+	// Kind and Name identify the object when known; either may be empty.
+	Kind   Kind
+	Name   string
+	Errors []FieldError
+}
+
+// Error reads like
+// `document 2 (App "web"): spec.replicas: must not be negative; spec.image: required`.
+func (e *InvalidError) Error() string {
+	var b strings.Builder
+	if e.Document > 0 {
+		fmt.Fprintf(&b, "document %d", e.Document)
+	}
+	var subject string
+	switch {
+	case e.Kind != "" && e.Name != "":
+		subject = string(e.Kind) + " " + quote(e.Name)
+	case e.Kind != "":
+		subject = string(e.Kind)
+	case e.Name != "":
+		subject = quote(e.Name)
+	}
+	if subject != "" {
+		if b.Len() > 0 {
+			b.WriteString(" (" + subject + ")")
+		} else {
+			b.WriteString(subject)
+		}
+	}
+	if b.Len() > 0 {
+		b.WriteString(": ")
+	}
+	if len(e.Errors) == 0 {
+		b.WriteString("invalid")
+	}
+	for i, fe := range e.Errors {
+		if i > 0 {
+			b.WriteString("; ")
+		}
+		b.WriteString(fe.Error())
+	}
+	return b.String()
+}
+
+// Is makes errors.Is(err, ErrInvalid) true.
+func (e *InvalidError) Is(target error) bool { return target == ErrInvalid }
+
+// maxReportedErrors keeps a hopeless document from producing a huge message.
+const maxReportedErrors = 20
+
+func newInvalid(doc int, kind Kind, name string, errs []FieldError) *InvalidError {
+	if len(errs) > maxReportedErrors {
+		more := len(errs) - maxReportedErrors
+		errs = append(errs[:maxReportedErrors:maxReportedErrors], FieldError{Message: fmt.Sprintf("and %d more errors", more)})
+	}
+	return &InvalidError{Document: doc, Kind: kind, Name: name, Errors: errs}
+}
+
+// Validate checks an object as it would be stored, returning an
+// *InvalidError listing every problem, or nil. Optional fields that are unset
+// are fine (SetDefaults fills them); wrong values are not.
+func Validate(obj Object) error {
+	if obj == nil {
+		return newInvalid(0, "", "", []FieldError{{Message: "no object"}})
+	}
+	tm, meta := obj.GetTypeMeta(), obj.GetMeta()
+	kind := kindOf(obj)
+	v := &validator{}
+	v.typeMeta(tm, kind)
+	switch o := obj.(type) {
+	case *App:
+		v.meta(meta, true, false)
+		v.template("spec", &o.Spec.Template)
+		if r := o.Spec.Replicas; r != nil && *r < 0 {
+			v.add("spec.replicas", "must not be negative")
+		} else if r != nil && *r > maxReplicas {
+			v.add("spec.replicas", "must be at most %d", maxReplicas)
+		}
+		v.labels("spec.placement.nodeSelector", o.Spec.Placement.NodeSelector)
+	case *Instance:
+		v.meta(meta, true, false)
+		v.instanceSpec(&o.Spec)
+	case *Node:
+		v.meta(meta, false, false)
+	case *Namespace:
+		v.meta(meta, false, false)
+	case *Event:
+		// Event names are generated ("web.17c3a..."), so they may be longer
+		// and dotted.
+		v.meta(meta, true, true)
+		if o.Type != "" && o.Type != "Normal" && o.Type != "Warning" {
+			v.add("type", "%s is not supported: use Normal or Warning", quote(o.Type))
+		}
+	}
+	if len(v.errs) == 0 {
+		return nil
+	}
+	if kind == "" {
+		kind = tm.Kind
+	}
+	return newInvalid(0, kind, meta.Name, v.errs)
+}
+
+const (
+	maxReplicas    = 10000
+	maxGracePeriod = 3600
+	maxLabelLength = 63
+	nameRule       = "use lowercase letters, digits and '-', starting and ending with a letter or digit, at most 63 characters"
+	subdomainRule  = "use lowercase letters, digits, '-' and '.', starting and ending with a letter or digit, at most 253 characters"
+)
+
+func kindOf(obj Object) Kind {
+	switch obj.(type) {
+	case *App:
+		return KindApp
+	case *Instance:
+		return KindInstance
+	case *Node:
+		return KindNode
+	case *Namespace:
+		return KindNamespace
+	case *Event:
+		return KindEvent
+	}
+	return ""
+}
+
+type validator struct {
+	errs []FieldError
+}
+
+func (v *validator) add(path, format string, args ...any) {
+	v.errs = append(v.errs, FieldError{Path: path, Message: fmt.Sprintf(format, args...)})
+}
+
+func (v *validator) typeMeta(tm *TypeMeta, want Kind) {
+	switch tm.APIVersion {
+	case Version:
+	case "":
+		v.add("apiVersion", "required")
+	default:
+		v.add("apiVersion", "%s is not supported: use %s", quote(tm.APIVersion), Version)
+	}
+	switch {
+	case tm.Kind == "":
+		v.add("kind", "required")
+	case want == "":
+		v.add("kind", "%s is not a known kind", quote(string(tm.Kind)))
+	case tm.Kind != want:
+		v.add("kind", "%s does not match the object's type, %s", quote(string(tm.Kind)), want)
+	}
+}
+
+func (v *validator) meta(m *ObjectMeta, namespaced, subdomainName bool) {
+	switch {
+	case m.Name == "":
+		v.add("metadata.name", "required")
+	case subdomainName && !isDNSSubdomain(m.Name):
+		v.add("metadata.name", "%s is not a valid name: %s", quote(m.Name), subdomainRule)
+	case !subdomainName && !isDNSLabel(m.Name):
+		v.add("metadata.name", "%s is not a valid name: %s", quote(m.Name), nameRule)
+	}
+	switch {
+	case !namespaced && m.Namespace != "":
+		v.add("metadata.namespace", "must be empty: this kind is not namespaced")
+	case namespaced && m.Namespace == "":
+		v.add("metadata.namespace", "required")
+	case namespaced && !isDNSLabel(m.Namespace):
+		v.add("metadata.namespace", "%s is not a valid namespace: %s", quote(m.Namespace), nameRule)
+	}
+	v.labels("metadata.labels", m.Labels)
+	if m.Revision < 0 {
+		v.add("metadata.revision", "must not be negative")
+	}
+}
+
+func (v *validator) labels(path string, labels map[string]string) {
+	keys := make([]string, 0, len(labels))
+	for k := range labels {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		p := fieldPath(path, k)
+		if !isLabelKey(k) {
+			v.add(p, "invalid label key: use at most 63 letters, digits, '.', '_', '-' or '/'")
+			continue
+		}
+		if val := labels[k]; len(val) > maxLabelLength || hasSpaceOrControl(val) {
+			v.add(p, "invalid label value %s: use at most 63 characters, with no whitespace or control characters", quote(val))
+		}
+	}
+}
+
+func (v *validator) instanceSpec(s *InstanceSpec) {
+	switch {
+	case s.App == "":
+		v.add("spec.app", "required")
+	case !isDNSLabel(s.App):
+		v.add("spec.app", "%s is not a valid name: %s", quote(s.App), nameRule)
+	}
+	if s.Revision < 0 {
+		v.add("spec.revision", "must not be negative")
+	}
+	if s.Node != "" && !isDNSLabel(s.Node) {
+		v.add("spec.node", "%s is not a valid name: %s", quote(s.Node), nameRule)
+	}
+	v.labels("spec.placement.nodeSelector", s.Placement.NodeSelector)
+	v.template("spec.template", &s.Template)
+}
+
+// template checks a container template; path is where it sits ("spec" for
+// an App, whose template is inline, "spec.template" for an Instance).
+func (v *validator) template(path string, t *Template) {
+	switch {
+	case t.Image == "":
+		v.add(path+".image", "required")
+	case hasSpaceOrControl(t.Image):
+		v.add(path+".image", "%s must not contain whitespace", quote(t.Image))
+	}
+	v.noNUL(path+".command", t.Command)
+	v.noNUL(path+".args", t.Args)
+	for i, e := range t.Env {
+		p := indexPath(path+".env", i)
+		switch {
+		case e.Name == "":
+			v.add(p+".name", "required")
+		case strings.ContainsRune(e.Name, '='):
+			v.add(p+".name", "%s must not contain '='", quote(e.Name))
+		case strings.ContainsRune(e.Name, 0):
+			v.add(p+".name", "must not contain NUL characters")
+		}
+		if strings.ContainsRune(e.Value, 0) {
+			v.add(p+".value", "must not contain NUL characters")
+		}
+	}
+	if t.WorkingDir != "" && (!strings.HasPrefix(t.WorkingDir, "/") || strings.ContainsRune(t.WorkingDir, 0)) {
+		v.add(path+".workingDir", "must be an absolute path")
+	}
+	v.ports(path+".ports", t.Ports)
+	if t.Resources.CPU != "" {
+		if _, err := ParseCPU(t.Resources.CPU); err != nil {
+			v.add(path+".resources.cpu", "%s", err)
+		}
+	}
+	if t.Resources.Memory != "" {
+		if _, err := ParseMemory(t.Resources.Memory); err != nil {
+			v.add(path+".resources.memory", "%s", err)
+		}
+	}
+	switch t.RestartPolicy {
+	case "", RestartAlways, RestartOnFailure, RestartNever:
+	default:
+		v.add(path+".restartPolicy", "%s is not supported: use Always, OnFailure or Never", quote(string(t.RestartPolicy)))
+	}
+	if g := t.TerminationGracePeriodSeconds; g != nil && (*g < 0 || *g > maxGracePeriod) {
+		v.add(path+".terminationGracePeriodSeconds", "must be between 0 and %d", maxGracePeriod)
+	}
+}
+
+func (v *validator) noNUL(path string, list []string) {
+	for i, s := range list {
+		if strings.ContainsRune(s, 0) {
+			v.add(indexPath(path, i), "must not contain NUL characters")
+		}
+	}
+}
+
+func (v *validator) ports(path string, ports []Port) {
+	names := map[string]string{}          // port name -> path of its first use
+	containerPorts := map[string]string{} // "8080/TCP" -> path
+	hostPorts := map[string]string{}      // "18080/TCP" -> path
+	for i, port := range ports {
+		p := indexPath(path, i)
+		protocol := port.Protocol
+		if protocol == "" {
+			protocol = ProtocolTCP
+		}
+		if port.Name != "" {
+			if !isDNSLabel(port.Name) {
+				v.add(p+".name", "%s is not a valid name: %s", quote(port.Name), nameRule)
+			} else if first, dup := names[port.Name]; dup {
+				v.add(p+".name", "%s is already used by %s", quote(port.Name), first)
+			} else {
+				names[port.Name] = p
+			}
+		}
+		switch {
+		case port.ContainerPort == 0:
+			v.add(p+".containerPort", "required")
+		case port.ContainerPort < 0 || port.ContainerPort > 65535:
+			v.add(p+".containerPort", "must be between 1 and 65535")
+		default:
+			key := fmt.Sprintf("%d/%s", port.ContainerPort, protocol)
+			if first, dup := containerPorts[key]; dup {
+				v.add(p+".containerPort", "%s is already used by %s", key, first)
+			} else {
+				containerPorts[key] = p
+			}
+		}
+		switch {
+		case port.HostPort < 0 || port.HostPort > 65535:
+			v.add(p+".hostPort", "must be between 0 and 65535")
+		case port.HostPort > 0:
+			// Per protocol: 53/TCP and 53/UDP on one node do not collide.
+			key := fmt.Sprintf("%d/%s", port.HostPort, protocol)
+			if first, dup := hostPorts[key]; dup {
+				v.add(p+".hostPort", "%s is already used by %s", key, first)
+			} else {
+				hostPorts[key] = p
+			}
+		}
+		if protocol != ProtocolTCP && protocol != ProtocolUDP {
+			v.add(p+".protocol", "%s is not supported: use TCP or UDP", quote(string(port.Protocol)))
+		}
+	}
+}
+
+// isDNSLabel reports whether s is an RFC 1123 label: the form of every name
+// in shoal, because names end up in hostnames, paths and container names.
+func isDNSLabel(s string) bool {
+	if s == "" || len(s) > 63 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		alnum := 'a' <= c && c <= 'z' || '0' <= c && c <= '9'
+		if !alnum && (c != '-' || i == 0 || i == len(s)-1) {
+			return false
+		}
+	}
+	return true
+}
+
+func isDNSSubdomain(s string) bool {
+	if len(s) > 253 {
+		return false
+	}
+	for part := range strings.SplitSeq(s, ".") {
+		if !isDNSLabel(part) {
+			return false
+		}
+	}
+	return true
+}
+
+func isLabelKey(k string) bool {
+	if k == "" || len(k) > maxLabelLength {
+		return false
+	}
+	for i := 0; i < len(k); i++ {
+		c := k[i]
+		ok := 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' ||
+			c == '.' || c == '_' || c == '-' || c == '/'
+		if !ok {
+			return false
+		}
+	}
+	return true
+}
+
+func hasSpaceOrControl(s string) bool {
+	for i, r := range s {
+		if unicode.IsSpace(r) || unicode.IsControl(r) {
+			return true
+		}
+		if r == utf8.RuneError {
+			if _, size := utf8.DecodeRuneInString(s[i:]); size == 1 {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// fieldPath appends a map key or field name to a path: "spec.image", or
+// `metadata.labels["shoal.dev/role"]` when the key is not a plain word.
+func fieldPath(parent, key string) string {
+	plain := key != ""
+	for i := 0; i < len(key) && plain; i++ {
+		c := key[i]
+		plain = 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_' || c == '-'
+	}
+	switch {
+	case !plain:
+		return parent + "[" + quote(key) + "]"
+	case parent == "":
+		return key
+	default:
+		return parent + "." + key
+	}
+}
+
+func indexPath(parent string, i int) string {
+	return parent + "[" + strconv.Itoa(i) + "]"
+}

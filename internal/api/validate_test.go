@@ -1,0 +1,275 @@
+package api
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+)
+
+func validApp() *App {
+	replicas, grace := int32(2), int64(10)
+	return &App{
+		TypeMeta: TypeMeta{APIVersion: Version, Kind: KindApp},
+		Metadata: ObjectMeta{Name: "web", Namespace: "default", Labels: map[string]string{"tier": "web", "shoal.dev/role": "front"}},
+		Spec: AppSpec{
+			Template: Template{
+				Image:      "registry.local:5000/web@sha256:abc",
+				Env:        []EnvVar{{Name: "A", Value: "b=c"}},
+				WorkingDir: "/srv",
+				Ports: []Port{
+					{Name: "dns", ContainerPort: 53, HostPort: 53, Protocol: ProtocolTCP},
+					{Name: "dns-udp", ContainerPort: 53, HostPort: 53, Protocol: ProtocolUDP},
+				},
+				Resources:                     Resources{CPU: "1.5", Memory: "1Gi"},
+				RestartPolicy:                 RestartOnFailure,
+				TerminationGracePeriodSeconds: &grace,
+			},
+			Replicas:  &replicas,
+			Placement: Placement{NodeSelector: map[string]string{"disk": "ssd"}},
+		},
+	}
+}
+
+func validInstance() *Instance {
+	return &Instance{
+		TypeMeta: TypeMeta{APIVersion: Version, Kind: KindInstance},
+		Metadata: ObjectMeta{Name: "web-3-x7k2p", Namespace: "default", Labels: map[string]string{LabelApp: "web"}},
+		Spec:     InstanceSpec{App: "web", Revision: 3, Node: "node-1", Template: Template{Image: "nginx"}},
+	}
+}
+
+func TestValidate(t *testing.T) {
+	long := strings.Repeat("a", 64)
+	tests := []struct {
+		name   string
+		obj    func() Object
+		want   string // "" for valid
+		mutate func(Object)
+	}{
+		{name: "valid app", obj: func() Object { return validApp() }},
+		{name: "valid app without defaults", obj: func() Object {
+			return &App{TypeMeta: TypeMeta{APIVersion: Version, Kind: KindApp}, Metadata: ObjectMeta{Name: "web", Namespace: "default"}, Spec: AppSpec{Template: Template{Image: "nginx"}}}
+		}},
+		{name: "valid instance", obj: func() Object { return validInstance() }},
+		{name: "valid node", obj: func() Object {
+			return &Node{TypeMeta: TypeMeta{APIVersion: Version, Kind: KindNode}, Metadata: ObjectMeta{Name: "node-1"}}
+		}},
+		{name: "valid event", obj: func() Object {
+			return &Event{TypeMeta: TypeMeta{APIVersion: Version, Kind: KindEvent}, Metadata: ObjectMeta{Name: "web.17c3a0b2", Namespace: "default"}, Type: "Warning"}
+		}},
+		{
+			name: "namespace missing when not defaulted",
+			obj:  func() Object { a := validApp(); a.Metadata.Namespace = ""; return a },
+			want: `App "web": metadata.namespace: required`,
+		},
+		{
+			name: "kind does not match the type",
+			obj:  func() Object { a := validApp(); a.Kind = KindNode; return a },
+			want: `App "web": kind: "Node" does not match the object's type, App`,
+		},
+		{
+			name: "unknown kind",
+			obj:  func() Object { a := validApp(); a.Kind = "Widget"; return a },
+			want: `App "web": kind: "Widget" does not match the object's type, App`,
+		},
+		{
+			name: "every problem is listed",
+			obj: func() Object {
+				a := validApp()
+				a.APIVersion = ""
+				a.Kind = ""
+				a.Metadata.Name = ""
+				a.Metadata.Labels = map[string]string{"": "x", long: "y", "ok": long, "ok2": "a\tb"}
+				a.Metadata.Revision = -1
+				return a
+			},
+			want: `App: apiVersion: required; kind: required; metadata.name: required; ` +
+				`metadata.labels[""]: invalid label key: use at most 63 letters, digits, '.', '_', '-' or '/'; ` +
+				`metadata.labels.` + long + `: invalid label key: use at most 63 letters, digits, '.', '_', '-' or '/'; ` +
+				`metadata.labels.ok: invalid label value "` + long + `": use at most 63 characters, with no whitespace or control characters; ` +
+				`metadata.labels.ok2: invalid label value "a\tb": use at most 63 characters, with no whitespace or control characters; ` +
+				`metadata.revision: must not be negative`,
+		},
+		{
+			name: "template problems",
+			obj: func() Object {
+				a := validApp()
+				a.Spec.Image = "nginx\n"
+				a.Spec.Command = []string{"sh", "a\x00b"}
+				a.Spec.Env = []EnvVar{{Name: ""}, {Name: "X", Value: "\x00"}}
+				a.Spec.WorkingDir = "srv"
+				a.Spec.Ports = []Port{{Name: "Web", ContainerPort: 80}, {ContainerPort: 80, HostPort: 70000}}
+				a.Spec.Resources = Resources{CPU: "0.0001", Memory: "1GB"}
+				g := int64(-1)
+				a.Spec.TerminationGracePeriodSeconds = &g
+				a.Spec.Placement.NodeSelector = map[string]string{"a b": "c"}
+				return a
+			},
+			want: `App "web": spec.image: "nginx\n" must not contain whitespace; ` +
+				`spec.command[1]: must not contain NUL characters; ` +
+				`spec.env[0].name: required; spec.env[1].value: must not contain NUL characters; ` +
+				`spec.workingDir: must be an absolute path; ` +
+				`spec.ports[0].name: "Web" is not a valid name: use lowercase letters, digits and '-', starting and ending with a letter or digit, at most 63 characters; ` +
+				`spec.ports[1].containerPort: 80/TCP is already used by spec.ports[0]; ` +
+				`spec.ports[1].hostPort: must be between 0 and 65535; ` +
+				`spec.resources.cpu: "0.0001": CPU is counted in millicores; use at most 3 decimal places; ` +
+				`spec.resources.memory: "1GB": not a memory quantity (use Mi/Gi, e.g. 128Mi); ` +
+				`spec.terminationGracePeriodSeconds: must be between 0 and 3600; ` +
+				`spec.placement.nodeSelector["a b"]: invalid label key: use at most 63 letters, digits, '.', '_', '-' or '/'`,
+		},
+		{
+			name: "name too long",
+			obj:  func() Object { a := validApp(); a.Metadata.Name = long + long; return a },
+			want: `App "` + long + `"...: metadata.name: "` + long + `"... is not a valid name: use lowercase letters, digits and '-', starting and ending with a letter or digit, at most 63 characters`,
+		},
+		{
+			name: "name ending in a dash",
+			obj:  func() Object { a := validApp(); a.Metadata.Name = "web-"; return a },
+			want: `App "web-": metadata.name: "web-" is not a valid name: use lowercase letters, digits and '-', starting and ending with a letter or digit, at most 63 characters`,
+		},
+		{
+			name: "instance",
+			obj: func() Object {
+				i := validInstance()
+				i.Spec.App = ""
+				i.Spec.Revision = -1
+				i.Spec.Node = "Node_1"
+				i.Spec.Template.Image = ""
+				i.Spec.Template.RestartPolicy = "always"
+				return i
+			},
+			want: `Instance "web-3-x7k2p": spec.app: required; spec.revision: must not be negative; ` +
+				`spec.node: "Node_1" is not a valid name: use lowercase letters, digits and '-', starting and ending with a letter or digit, at most 63 characters; ` +
+				`spec.template.image: required; ` +
+				`spec.template.restartPolicy: "always" is not supported: use Always, OnFailure or Never`,
+		},
+		{
+			name: "namespace object with a namespace",
+			obj: func() Object {
+				return &Namespace{TypeMeta: TypeMeta{APIVersion: Version, Kind: KindNamespace}, Metadata: ObjectMeta{Name: "a", Namespace: "b"}}
+			},
+			want: `Namespace "a": metadata.namespace: must be empty: this kind is not namespaced`,
+		},
+		{
+			name: "event",
+			obj: func() Object {
+				return &Event{TypeMeta: TypeMeta{APIVersion: Version, Kind: KindEvent}, Metadata: ObjectMeta{Name: "web..1", Namespace: "default"}, Type: "Error"}
+			},
+			want: `Event "web..1": metadata.name: "web..1" is not a valid name: use lowercase letters, digits, '-' and '.', starting and ending with a letter or digit, at most 253 characters; ` +
+				`type: "Error" is not supported: use Normal or Warning`,
+		},
+		{
+			name: "nil",
+			obj:  func() Object { return nil },
+			want: `no object`,
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			err := Validate(tc.obj())
+			if tc.want == "" {
+				if err != nil {
+					t.Fatalf("Validate = %v; want nil", err)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatalf("Validate = nil; want %q", tc.want)
+			}
+			if err.Error() != tc.want {
+				t.Errorf("Validate error\n got: %s\nwant: %s", err, tc.want)
+			}
+			var ie *InvalidError
+			if !errors.As(err, &ie) || !errors.Is(err, ErrInvalid) || ie.Document != 0 {
+				t.Errorf("Validate error %#v is not an *InvalidError for document 0 matching ErrInvalid", err)
+			}
+		})
+	}
+}
+
+func TestValidateCapsErrors(t *testing.T) {
+	a := validApp()
+	a.Spec.Env = make([]EnvVar, 30)
+	err := Validate(a)
+	var ie *InvalidError
+	if !errors.As(err, &ie) {
+		t.Fatalf("Validate = %v; want an *InvalidError", err)
+	}
+	if len(ie.Errors) != maxReportedErrors+1 {
+		t.Fatalf("got %d errors; want %d and a summary", len(ie.Errors), maxReportedErrors)
+	}
+	if last := ie.Errors[len(ie.Errors)-1].Error(); last != "and 10 more errors" {
+		t.Errorf("last error = %q; want the count of the rest", last)
+	}
+}
+
+func TestInvalidErrorFormat(t *testing.T) {
+	errs := []FieldError{{Path: "spec.replicas", Message: "must not be negative"}, {Path: "spec.image", Message: "required"}}
+	tests := []struct {
+		err  InvalidError
+		want string
+	}{
+		{InvalidError{Document: 2, Kind: KindApp, Name: "web", Errors: errs}, `document 2 (App "web"): spec.replicas: must not be negative; spec.image: required`},
+		{InvalidError{Document: 1, Errors: errs[1:]}, `document 1: spec.image: required`},
+		{InvalidError{Document: 1, Kind: KindApp, Errors: errs[1:]}, `document 1 (App): spec.image: required`},
+		{InvalidError{Kind: KindApp, Name: "web", Errors: errs[1:]}, `App "web": spec.image: required`},
+		{InvalidError{Name: "web", Errors: errs[1:]}, `"web": spec.image: required`},
+		{InvalidError{Errors: []FieldError{{Message: "larger than 1 MiB"}}}, `larger than 1 MiB`},
+		{InvalidError{}, `invalid`},
+	}
+	for _, tc := range tests {
+		if got := tc.err.Error(); got != tc.want {
+			t.Errorf("%#v.Error()\n got: %s\nwant: %s", tc.err, got, tc.want)
+		}
+	}
+	wrapped := fmt.Errorf("apply: %w", &tests[0].err)
+	if !errors.Is(wrapped, ErrInvalid) {
+		t.Error("a wrapped *InvalidError does not match ErrInvalid")
+	}
+	if errors.Is(errors.New("invalid"), ErrInvalid) {
+		t.Error("ErrInvalid matches an unrelated error")
+	}
+}
+
+func TestSetDefaults(t *testing.T) {
+	app := &App{
+		TypeMeta: TypeMeta{APIVersion: Version, Kind: KindApp},
+		Metadata: ObjectMeta{Name: "web"},
+		Spec:     AppSpec{Template: Template{Image: "nginx", Ports: []Port{{ContainerPort: 80}, {ContainerPort: 53, Protocol: ProtocolUDP}}}},
+	}
+	SetDefaults(app)
+	SetDefaults(app) // idempotent
+	if app.Metadata.Namespace != DefaultNamespace || *app.Spec.Replicas != 1 || app.Spec.RestartPolicy != RestartAlways ||
+		*app.Spec.TerminationGracePeriodSeconds != 10 || app.Spec.Ports[0].Protocol != ProtocolTCP || app.Spec.Ports[1].Protocol != ProtocolUDP {
+		t.Errorf("SetDefaults(app) = %+v", app)
+	}
+
+	zero, grace := int32(0), int64(0)
+	set := &App{
+		TypeMeta: TypeMeta{APIVersion: Version, Kind: KindApp},
+		Metadata: ObjectMeta{Name: "web", Namespace: "team-a"},
+		Spec: AppSpec{
+			Template: Template{Image: "nginx", RestartPolicy: RestartNever, TerminationGracePeriodSeconds: &grace},
+			Replicas: &zero,
+		},
+	}
+	SetDefaults(set)
+	if set.Metadata.Namespace != "team-a" || *set.Spec.Replicas != 0 || set.Spec.RestartPolicy != RestartNever || *set.Spec.TerminationGracePeriodSeconds != 0 {
+		t.Errorf("SetDefaults changed fields that were set: %+v", set)
+	}
+
+	inst := &Instance{TypeMeta: TypeMeta{APIVersion: Version, Kind: KindInstance}, Spec: InstanceSpec{Template: Template{Ports: []Port{{ContainerPort: 80}}}}}
+	SetDefaults(inst)
+	if inst.Metadata.Namespace != DefaultNamespace || inst.Spec.Template.RestartPolicy != RestartAlways ||
+		inst.Spec.Template.TerminationGracePeriodSeconds == nil || inst.Spec.Template.Ports[0].Protocol != ProtocolTCP {
+		t.Errorf("SetDefaults(instance) = %+v", inst)
+	}
+
+	node := &Node{TypeMeta: TypeMeta{APIVersion: Version, Kind: KindNode}}
+	SetDefaults(node)
+	if node.Metadata.Namespace != "" {
+		t.Errorf("SetDefaults gave a Node namespace %q; nodes are not namespaced", node.Metadata.Namespace)
+	}
+	SetDefaults(nil) // must not panic
+}

@@ -1,0 +1,257 @@
+package containerd
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	containerd "github.com/containerd/containerd/v2/client"
+	"github.com/containerd/containerd/v2/contrib/seccomp"
+	"github.com/containerd/containerd/v2/pkg/identifiers"
+	"github.com/containerd/containerd/v2/pkg/oci"
+	"github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/shoal-dev/shoal/internal/runtime"
+)
+
+// Labels the driver keeps on each container for itself; List and Inspect
+// strip them from the labels they return.
+const (
+	labelPrefix    = "io.shoal.runtime."
+	labelIP        = labelPrefix + "ip"
+	labelLogPath   = labelPrefix + "log-path"
+	labelPorts     = labelPrefix + "ports"
+	labelStartedAt = labelPrefix + "started-at"
+	labelReason    = labelPrefix + "reason"
+)
+
+const cfsPeriod = 100_000 // µs
+
+// Create makes the container with its network namespace, IP and port
+// mappings. The process starts with Start.
+func (d *Driver) Create(ctx context.Context, spec runtime.Spec) (st runtime.Status, err error) {
+	ctx = d.ctx(ctx)
+	id := spec.ID
+	if err := identifiers.Validate(id); err != nil {
+		return runtime.Status{}, fmt.Errorf("container id: %w", err)
+	}
+	defer d.locks.lock(id)()
+
+	if _, err := d.client.ContainerService().Get(ctx, id); err == nil {
+		return runtime.Status{}, fmt.Errorf("container %q in namespace %q: %w", id, d.cfg.Namespace, runtime.ErrAlreadyExists)
+	} else if !isNotFound(err) {
+		return runtime.Status{}, fmt.Errorf("container %q: %w", id, err)
+	}
+
+	ref, err := normalizeRef(spec.Image)
+	if err != nil {
+		return runtime.Status{}, err
+	}
+	img, err := d.image(ctx, ref)
+	if err != nil {
+		return runtime.Status{}, err
+	}
+	if err := d.checkPorts(ctx, spec.Ports); err != nil {
+		return runtime.Status{}, fmt.Errorf("container %q: %w", id, err)
+	}
+	logPath := spec.LogPath
+	if logPath == "" {
+		logPath = d.defaultLogPath(id)
+	}
+	if logPath, err = filepath.Abs(logPath); err != nil {
+		return runtime.Status{}, err
+	}
+	if err := os.MkdirAll(filepath.Dir(logPath), 0o755); err != nil {
+		return runtime.Status{}, fmt.Errorf("log dir: %w", err)
+	}
+
+	// Leftovers of a Create that crashed half-way: the container record
+	// is missing, so nothing else can be in use. The netns is made first,
+	// so without it there is at most a snapshot.
+	if _, err := os.Stat(d.net.netnsPath(id)); err == nil {
+		if err := d.cleanup(ctx, id); err != nil {
+			return runtime.Status{}, err
+		}
+	} else if err := d.client.SnapshotService(snapshotter).Remove(ctx, id); err != nil && !isNotFound(err) {
+		return runtime.Status{}, fmt.Errorf("container %q: stale snapshot: %w", id, err)
+	}
+	defer func() {
+		if err != nil {
+			_ = d.cleanup(context.WithoutCancel(ctx), id)
+		}
+	}()
+
+	ip, err := d.net.setup(ctx, id, spec.Ports)
+	if err != nil {
+		return runtime.Status{}, err
+	}
+	hostname := spec.Hostname
+	if hostname == "" {
+		hostname = defaultHostname(id)
+	}
+	hostsFile, err := d.writeHosts(id, hostname, ip)
+	if err != nil {
+		return runtime.Status{}, err
+	}
+
+	labels := map[string]string{}
+	for k, v := range spec.Labels {
+		if !strings.HasPrefix(k, labelPrefix) {
+			labels[k] = v
+		}
+	}
+	labels[labelIP] = ip
+	labels[labelLogPath] = logPath
+	if p := formatPorts(spec.Ports); p != "" {
+		labels[labelPorts] = p
+	}
+
+	specOpts, err := d.specOpts(ctx, img, spec, hostname, hostsFile)
+	if err != nil {
+		return runtime.Status{}, err
+	}
+	c, err := d.client.NewContainer(ctx, id,
+		containerd.WithImage(img),
+		containerd.WithSnapshotter(snapshotter),
+		containerd.WithNewSnapshot(id, img),
+		containerd.WithContainerLabels(labels),
+		containerd.WithNewSpec(specOpts...),
+	)
+	if err != nil {
+		return runtime.Status{}, fmt.Errorf("container %q: %w", id, err)
+	}
+	info, err := c.Info(ctx, containerd.WithoutRefreshedMetadata)
+	if err != nil {
+		return runtime.Status{}, fmt.Errorf("container %q: %w", id, err)
+	}
+	return d.status(info, nil), nil
+}
+
+// specOpts builds the OCI spec: the image's config, then the Spec's
+// overrides, limits and hardening.
+func (d *Driver) specOpts(ctx context.Context, img containerd.Image, spec runtime.Spec, hostname, hostsFile string) ([]oci.SpecOpts, error) {
+	ic, err := img.Spec(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("image %s config: %w", img.Name(), err)
+	}
+	opts := []oci.SpecOpts{oci.WithImageConfig(img)}
+
+	// Command replaces the entrypoint and drops the image's cmd, Args
+	// replaces the cmd (Kubernetes semantics).
+	if len(spec.Command) > 0 || len(spec.Args) > 0 {
+		var args []string
+		if len(spec.Command) > 0 {
+			args = append(append(args, spec.Command...), spec.Args...)
+		} else {
+			args = append(append(args, ic.Config.Entrypoint...), spec.Args...)
+		}
+		opts = append(opts, oci.WithProcessArgs(args...))
+	}
+	if len(spec.Env) > 0 {
+		opts = append(opts, oci.WithEnv(spec.Env))
+	}
+	if spec.WorkingDir != "" {
+		opts = append(opts, oci.WithProcessCwd(spec.WorkingDir))
+	}
+	opts = append(opts,
+		oci.WithHostname(hostname),
+		oci.WithLinuxNamespace(specs.LinuxNamespace{Type: specs.NetworkNamespace, Path: d.net.netnsPath(spec.ID)}),
+		oci.WithMounts([]specs.Mount{
+			{Destination: "/etc/hosts", Type: "bind", Source: hostsFile, Options: []string{"rbind", "ro", "nosuid", "nodev", "noexec"}},
+			{Destination: "/etc/resolv.conf", Type: "bind", Source: "/etc/resolv.conf", Options: []string{"rbind", "ro", "nosuid", "nodev", "noexec"}},
+		}),
+		oci.WithNoNewPrivileges,
+		// After capabilities: the profile allows syscalls by capability.
+		seccomp.WithDefaultProfile(),
+	)
+	if spec.MilliCPU > 0 {
+		quota := spec.MilliCPU * cfsPeriod / 1000
+		if quota < 1000 { // the kernel's minimum quota is 1 ms
+			quota = 1000
+		}
+		opts = append(opts, oci.WithCPUCFS(quota, cfsPeriod))
+	}
+	if spec.MemoryBytes > 0 {
+		opts = append(opts, oci.WithMemoryLimit(uint64(spec.MemoryBytes)))
+		if d.swapAccounting() {
+			// memory+swap = memory: the limit is not escaped by swapping.
+			opts = append(opts, oci.WithMemorySwap(spec.MemoryBytes))
+		}
+	}
+	pids := spec.PidsLimit
+	if pids <= 0 {
+		pids = DefaultPidsLimit
+	}
+	opts = append(opts, oci.WithPidsLimit(pids))
+	return opts, nil
+}
+
+// checkPorts fails when a host port is taken on the node or published by
+// another container of this driver (DNAT rules do not bind the port, so the
+// listen check alone misses those).
+func (d *Driver) checkPorts(ctx context.Context, ports []runtime.PortMapping) error {
+	want := map[string]bool{}
+	for _, p := range ports {
+		if p.HostPort != 0 {
+			want[fmt.Sprintf("%d/%s", p.HostPort, protocol(p))] = true
+		}
+	}
+	if len(want) == 0 {
+		return nil
+	}
+	cs, err := d.client.ContainerService().List(ctx)
+	if err != nil {
+		return err
+	}
+	for _, c := range cs {
+		for _, hp := range parseHostPorts(c.Labels[labelPorts]) {
+			if want[hp] {
+				return fmt.Errorf("host port %s is already in use (by container %q)", hp, c.ID)
+			}
+		}
+	}
+	return checkHostPorts(ports)
+}
+
+// writeHosts writes the container's /etc/hosts: localhost and its own name.
+func (d *Driver) writeHosts(id, hostname, ip string) (string, error) {
+	dir := d.containerDir(id)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", err
+	}
+	p := filepath.Join(dir, "hosts")
+	content := fmt.Sprintf("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n%s\t%s\n", ip, hostname)
+	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+		return "", err
+	}
+	return p, nil
+}
+
+func (d *Driver) swapAccounting() bool {
+	if d.cgroupV2 {
+		return true
+	}
+	_, err := os.Stat("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes")
+	return err == nil
+}
+
+// defaultHostname makes a valid host name (letters, digits, inner
+// hyphens, at most 63 bytes) from id.
+func defaultHostname(id string) string {
+	b := []byte(id)
+	for i, c := range b {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9') {
+			b[i] = '-'
+		}
+	}
+	h := strings.Trim(string(b), "-")
+	if len(h) > 63 {
+		h = strings.TrimRight(h[:63], "-")
+	}
+	if h == "" {
+		return "container"
+	}
+	return h
+}

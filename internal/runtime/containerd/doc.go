@@ -1,0 +1,30 @@
+// Package containerd is the real runtime.Driver: containers run by
+// containerd and runc, networked by CNI (bridge, host-local, portmap,
+// loopback) in a network namespace the driver creates per container.
+//
+// What it owns, per container id:
+//
+//	containerd namespace cfg.Namespace
+//	  container  id      labels: the agent's + io.shoal.runtime.* (IP, log, ports, start)
+//	  snapshot   id      overlayfs, read-write rootfs
+//	  task               one per run; deleted and recreated by Start after an exit
+//	/run/netns/<namespace>-<id>          bind-mounted network namespace
+//	StateDir/cni/ipam/<network>/<ip>     host-local IP allocation
+//	StateDir/cni/cache                   libcni results (used on CNI DEL)
+//	StateDir/containers/<id>/hosts       the container's /etc/hosts
+//	iptables: bridge masquerade + portmap DNAT chains named after the CNI container id
+//
+// Everything outside containerd is named from the id alone, so Remove can
+// clean up after a crash in the middle of Create. Start re-creates a
+// network namespace that is gone (a node reboot empties /run), keeping the
+// port mappings; the IP may change and the label follows it.
+//
+// Logs: with Config.LoggerBinary set, containerd's shim runs that binary
+// (`shoal runtime-logger`, see package logger) which writes stdout and
+// stderr to the log file and rotates it by size; the logger is the shim's
+// child, so it keeps writing while the agent restarts. Without it, the shim
+// appends to the file itself (no size rotation).
+//
+// It must not decide policy: no restarts, no back-off, no garbage
+// collection of images. That is the agent's.
+package containerd

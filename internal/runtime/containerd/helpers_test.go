@@ -1,0 +1,236 @@
+package containerd_test
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	goruntime "runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/registry"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
+
+	"github.com/shoal-dev/shoal/internal/runtime"
+	"github.com/shoal-dev/shoal/internal/runtime/containerd"
+)
+
+// testImage is the reference the tests use; "shoal.local" resolves to the
+// loopback registry through Config.Registries.
+const testImage = "shoal.local/app:v1"
+
+// serveTestImage builds testdata/app statically, packs it into an image
+// and serves it from a registry on 127.0.0.1. It returns the registry URL.
+func serveTestImage(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "app")
+	goBin := filepath.Join(goruntime.GOROOT(), "bin", "go")
+	build := exec.Command(goBin, "build", "-trimpath", "-o", bin, "./testdata/app")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build test app: %v\n%s", err, out)
+	}
+	appBytes, err := os.ReadFile(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for _, d := range []struct {
+		name string
+		mode int64
+	}{{"work/", 0o755}, {"tmp/", 0o1777}} {
+		if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: d.name, Mode: d.mode}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: "app", Mode: 0o755, Size: int64(len(appBytes))}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tw.Write(appBytes); err != nil {
+		t.Fatal(err)
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	layerBytes := buf.Bytes()
+	layer, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) {
+		return io.NopCloser(bytes.NewReader(layerBytes)), nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := mutate.AppendLayers(empty.Image, layer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cf, err := img.ConfigFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cf = cf.DeepCopy()
+	cf.OS, cf.Architecture = "linux", goruntime.GOARCH
+	cf.Config.Entrypoint = []string{"/app"}
+	cf.Config.Cmd = []string{"serve"}
+	cf.Config.Env = []string{"PATH=/usr/bin:/bin", "PORT=8080"}
+	if img, err = mutate.ConfigFile(img, cf); err != nil {
+		t.Fatal(err)
+	}
+
+	srv := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
+	t.Cleanup(srv.Close)
+	host := strings.TrimPrefix(srv.URL, "http://")
+	ref, err := name.ParseReference(host+"/app:v1", name.Insecure)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.Write(ref, img); err != nil {
+		t.Fatalf("push test image: %v", err)
+	}
+	return srv.URL
+}
+
+// newDriver starts a driver and closes it with the test.
+func newDriver(t *testing.T, cfg containerd.Config) *containerd.Driver {
+	t.Helper()
+	d, err := containerd.New(context.Background(), cfg)
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	t.Cleanup(func() { d.Close() })
+	return d
+}
+
+// deleteBridgeOnCleanup deletes the bridge CNI creates for net, once the
+// test and its containers are gone. Only for the test's own bridges.
+func deleteBridgeOnCleanup(t *testing.T, net containerd.NetworkConfig) {
+	t.Cleanup(func() { _ = exec.Command("ip", "link", "del", net.Bridge).Run() })
+}
+
+// removeOnCleanup removes container id when the test ends, in case the
+// test failed before its own Remove.
+func removeOnCleanup(t *testing.T, d *containerd.Driver, id string) {
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := d.Remove(ctx, id); err != nil {
+			t.Errorf("cleanup: Remove(%s): %v", id, err)
+		}
+	})
+}
+
+// waitFor polls cond every 50ms until it holds or timeout passes; cond
+// returns a description of what it saw, for the failure message.
+func waitFor(t *testing.T, timeout time.Duration, what string, cond func() (bool, string)) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		ok, saw := cond()
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("waited %v for %s; last saw: %s", timeout, what, saw)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func waitState(t *testing.T, d *containerd.Driver, id string, want runtime.State, timeout time.Duration) runtime.Status {
+	t.Helper()
+	var st runtime.Status
+	waitFor(t, timeout, fmt.Sprintf("%s to be %s", id, want), func() (bool, string) {
+		var err error
+		st, err = d.Inspect(context.Background(), id)
+		if err != nil {
+			return false, err.Error()
+		}
+		return st.State == want, fmt.Sprintf("%+v", st)
+	})
+	return st
+}
+
+var httpClient = &http.Client{Timeout: 2 * time.Second}
+
+// httpGet fetches url, retrying for a few seconds while the server starts.
+func httpGet(t *testing.T, url string) string {
+	t.Helper()
+	var body string
+	waitFor(t, 10*time.Second, "GET "+url, func() (bool, string) {
+		resp, err := httpClient.Get(url)
+		if err != nil {
+			return false, err.Error()
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		if err != nil {
+			return false, err.Error()
+		}
+		body = string(b)
+		return resp.StatusCode == http.StatusOK, resp.Status + " " + body
+	})
+	return body
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+func readFile(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// natRules is the host's iptables NAT table, where bridge masquerading and
+// portmap DNAT live.
+func natRules(t *testing.T) string {
+	t.Helper()
+	out, err := exec.Command("iptables-save", "-t", "nat").CombinedOutput()
+	if err != nil {
+		t.Fatalf("iptables-save: %v\n%s", err, out)
+	}
+	return string(out)
+}
+
+// ipamFiles lists the addresses host-local holds in dir.
+func ipamFiles(t *testing.T, dir string) []string {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		t.Fatal(err)
+	}
+	var ips []string
+	for _, e := range entries {
+		if net.ParseIP(e.Name()) != nil {
+			ips = append(ips, e.Name())
+		}
+	}
+	return ips
+}

@@ -1,0 +1,111 @@
+package containerd
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+	"path"
+	"strings"
+
+	containerd "github.com/containerd/containerd/v2/client"
+	"github.com/containerd/containerd/v2/core/remotes"
+	"github.com/containerd/containerd/v2/core/remotes/docker"
+	"github.com/distribution/reference"
+
+	"github.com/shoal-dev/shoal/internal/runtime"
+)
+
+// EnsureImage pulls and unpacks image unless it is already unpacked in the
+// driver's namespace. Pulls of one reference are serialized.
+func (d *Driver) EnsureImage(ctx context.Context, image string) error {
+	ctx = d.ctx(ctx)
+	ref, err := normalizeRef(image)
+	if err != nil {
+		return err
+	}
+	defer d.locks.lock("image:" + ref)()
+
+	if img, err := d.client.GetImage(ctx, ref); err == nil {
+		ok, err := img.IsUnpacked(ctx, snapshotter)
+		if err == nil && ok {
+			return nil
+		}
+		// Content present but not unpacked (e.g. an interrupted pull):
+		// pulling again fetches only what is missing, then unpacks.
+	} else if !isNotFound(err) {
+		return fmt.Errorf("image %s: %w", ref, err)
+	}
+
+	resolver, err := d.resolver()
+	if err != nil {
+		return err
+	}
+	_, err = d.client.Pull(ctx, ref,
+		containerd.WithPullUnpack,
+		containerd.WithPullSnapshotter(snapshotter),
+		containerd.WithResolver(resolver))
+	if err != nil {
+		if isNotFound(err) {
+			return fmt.Errorf("%w: %s", runtime.ErrImageNotFound, ref)
+		}
+		return fmt.Errorf("pull %s: %w", ref, err)
+	}
+	return nil
+}
+
+// image returns the local image for ref, pulling it if needed.
+func (d *Driver) image(ctx context.Context, ref string) (containerd.Image, error) {
+	img, err := d.client.GetImage(ctx, ref)
+	if err == nil {
+		if ok, err := img.IsUnpacked(ctx, snapshotter); err == nil && ok {
+			return img, nil
+		}
+	} else if !isNotFound(err) {
+		return nil, fmt.Errorf("image %s: %w", ref, err)
+	}
+	if err := d.EnsureImage(ctx, ref); err != nil {
+		return nil, err
+	}
+	return d.client.GetImage(ctx, ref)
+}
+
+// normalizeRef turns "busybox" into "docker.io/library/busybox:latest", the
+// name containerd stores, so that lookups and pulls agree.
+func normalizeRef(image string) (string, error) {
+	named, err := reference.ParseDockerRef(image)
+	if err != nil {
+		return "", fmt.Errorf("image reference %q: %w", image, err)
+	}
+	return named.String(), nil
+}
+
+// resolver resolves references through the default Docker registry hosts
+// (HTTPS), except for the hosts in Config.Registries, which go to their
+// configured base URL (plain HTTP when the URL says so).
+func (d *Driver) resolver() (remotes.Resolver, error) {
+	overrides := map[string]*url.URL{}
+	for host, base := range d.cfg.Registries {
+		u, err := url.Parse(base)
+		if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
+			return nil, fmt.Errorf("registry %s: base URL %q: want http(s)://host[:port][/path]", host, base)
+		}
+		overrides[host] = u
+	}
+	defaults := docker.ConfigureDefaultRegistries(docker.WithAuthorizer(docker.NewDockerAuthorizer()))
+	hosts := func(host string) ([]docker.RegistryHost, error) {
+		rh, err := defaults(host)
+		if err != nil {
+			return nil, err
+		}
+		if u, ok := overrides[host]; ok {
+			for i := range rh {
+				rh[i].Host = u.Host
+				rh[i].Scheme = u.Scheme
+				rh[i].Path = path.Join("/", strings.TrimSuffix(u.Path, "/"), "v2")
+				rh[i].Capabilities = docker.HostCapabilityPull | docker.HostCapabilityResolve
+			}
+		}
+		return rh, nil
+	}
+	return docker.NewResolver(docker.ResolverOptions{Hosts: hosts}), nil
+}

@@ -1,0 +1,49 @@
+package containerd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os/exec"
+	"regexp"
+	"strings"
+)
+
+// masqRule matches the bridge plugin's masquerade jump in
+// `iptables -t nat -S POSTROUTING` output.
+var masqRule = regexp.MustCompile(`^-A POSTROUTING -s (\S+) -m comment --comment "((?:[^"\\]|\\.)*)" -j (CNI-\S+)$`)
+
+// sweepMasquerade deletes the bridge plugin's masquerade rules for cniID.
+// CNI DEL cannot when the network namespace is already gone (the plugin
+// learns the address from the interface in it); left alone, the rule would
+// keep its chain busy and fail every later DEL of the same id.
+func sweepMasquerade(ctx context.Context, cniID string) error {
+	ipt, err := exec.LookPath("iptables")
+	if err != nil {
+		return nil // no iptables: the bridge plugin made no rules either
+	}
+	out, err := exec.CommandContext(ctx, ipt, "-w", "-t", "nat", "-S", "POSTROUTING").Output()
+	if err != nil {
+		return fmt.Errorf("list NAT rules: %w", err)
+	}
+	tag := fmt.Sprintf(`id: \"%s\"`, cniID)
+	var errs []error
+	for _, line := range strings.Split(string(out), "\n") {
+		m := masqRule.FindStringSubmatch(line)
+		if m == nil || !strings.Contains(m[2], tag) {
+			continue
+		}
+		comment := strings.ReplaceAll(m[2], `\"`, `"`)
+		chain := m[3]
+		if err := exec.CommandContext(ctx, ipt, "-w", "-t", "nat", "-D", "POSTROUTING",
+			"-s", m[1], "-m", "comment", "--comment", comment, "-j", chain).Run(); err != nil {
+			errs = append(errs, fmt.Errorf("delete NAT rule for %s: %w", m[1], err))
+			continue
+		}
+		// The chain goes once nothing jumps to it; a failure here means
+		// another rule still does, and its own DEL will remove it.
+		_ = exec.CommandContext(ctx, ipt, "-w", "-t", "nat", "-F", chain).Run()
+		_ = exec.CommandContext(ctx, ipt, "-w", "-t", "nat", "-X", chain).Run()
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,277 @@
+package containerd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"regexp"
+	"strings"
+	"syscall"
+	"time"
+
+	containerd "github.com/containerd/containerd/v2/client"
+	"github.com/containerd/containerd/v2/pkg/cio"
+
+	"github.com/shoal-dev/shoal/internal/runtime"
+	"github.com/shoal-dev/shoal/internal/runtime/containerd/logger"
+)
+
+// Start runs a new process in the container: the previous run's task (if
+// any, and exited) is deleted and its log moved to LogPath+".previous".
+// Starting a running container returns its status.
+func (d *Driver) Start(ctx context.Context, id string) (runtime.Status, error) {
+	ctx = d.ctx(ctx)
+	defer d.locks.lock(id)()
+
+	c, err := d.client.LoadContainer(ctx, id)
+	if err != nil {
+		return runtime.Status{}, d.wrap(id, err)
+	}
+	if t, err := c.Task(ctx, nil); err == nil {
+		st, err := t.Status(ctx)
+		if err != nil && !isNotFound(err) {
+			return runtime.Status{}, fmt.Errorf("container %q: task status: %w", id, err)
+		}
+		switch st.Status {
+		case containerd.Running, containerd.Paused, containerd.Pausing:
+			return d.inspect(ctx, id)
+		}
+		if _, err := t.Delete(ctx, containerd.WithProcessKill); err != nil && !isNotFound(err) {
+			return runtime.Status{}, fmt.Errorf("container %q: delete previous task: %w", id, err)
+		}
+	} else if !isNotFound(err) {
+		return runtime.Status{}, fmt.Errorf("container %q: %w", id, err)
+	}
+
+	labels, err := c.Labels(ctx)
+	if err != nil {
+		return runtime.Status{}, d.wrap(id, err)
+	}
+	if _, err := os.Stat(d.net.netnsPath(id)); errors.Is(err, os.ErrNotExist) {
+		if err := d.reattach(ctx, c, labels); err != nil {
+			return runtime.Status{}, fmt.Errorf("container %q: %w", id, err)
+		}
+	}
+	logPath := labels[labelLogPath]
+	if logPath == "" {
+		logPath = d.defaultLogPath(id)
+	}
+	if err := rotatePrevious(logPath); err != nil {
+		return runtime.Status{}, fmt.Errorf("container %q: %w", id, err)
+	}
+
+	task, err := c.NewTask(ctx, d.logIO(logPath))
+	if err == nil {
+		if err = task.Start(ctx); err != nil {
+			_, _ = task.Delete(context.WithoutCancel(ctx), containerd.WithProcessKill)
+		}
+	}
+	if err != nil {
+		reason := startFailure(err)
+		_, _ = c.SetLabels(ctx, map[string]string{labelReason: reason, labelStartedAt: ""})
+		st, ierr := d.inspect(ctx, id)
+		if ierr != nil {
+			st = runtime.Status{ID: id, State: runtime.StateCreated}
+		}
+		st.Reason = reason
+		return st, fmt.Errorf("container %q: start: %s", id, reason)
+	}
+	// The start time is ours to keep: containerd's task status has none.
+	_, _ = c.SetLabels(ctx, map[string]string{
+		labelStartedAt: time.Now().UTC().Format(time.RFC3339Nano),
+		labelReason:    "",
+	})
+	return d.inspect(ctx, id)
+}
+
+// reattach gives a container whose network namespace is gone (the node
+// rebooted: /run is a tmpfs) a new one, with the same port mappings and,
+// usually, a new IP.
+func (d *Driver) reattach(ctx context.Context, c containerd.Container, labels map[string]string) error {
+	id := c.ID()
+	ports := parsePorts(labels[labelPorts])
+	// Release what the old attachment still holds (IP, cached result).
+	if err := d.net.teardown(ctx, id, ports); err != nil {
+		return err
+	}
+	if err := checkHostPorts(ports); err != nil {
+		return err
+	}
+	ip, err := d.net.setup(ctx, id, ports)
+	if err != nil {
+		return err
+	}
+	spec, err := c.Spec(ctx)
+	if err != nil {
+		return err
+	}
+	if _, err := d.writeHosts(id, spec.Hostname, ip); err != nil {
+		return err
+	}
+	if _, err := c.SetLabels(ctx, map[string]string{labelIP: ip}); err != nil {
+		return err
+	}
+	d.cfg.Logger.Info("re-created missing network namespace", "container", id, "ip", ip)
+	return nil
+}
+
+// logIO sends the task's stdout and stderr to logPath: through the logger
+// binary (size rotation) when configured, else straight into the file.
+func (d *Driver) logIO(logPath string) cio.Creator {
+	if d.cfg.LoggerBinary == "" {
+		return cio.LogFile(logPath)
+	}
+	opts := logger.Options{Path: logPath, MaxBytes: d.cfg.LogMaxBytes, MaxFiles: 2}
+	return cio.BinaryIO(d.cfg.LoggerBinary, map[string]string{logger.Command: opts.Encode()})
+}
+
+// rotatePrevious moves the last run's log out of the way for a new run.
+func rotatePrevious(logPath string) error {
+	if _, err := os.Stat(logPath); err != nil {
+		return nil
+	}
+	if err := os.Rename(logPath, logPath+".previous"); err != nil {
+		return fmt.Errorf("rotate log: %w", err)
+	}
+	// Rotated parts of the last run would otherwise read as this run's.
+	for _, p := range logger.RotatedFiles(logPath, 2) {
+		os.Remove(p)
+	}
+	return nil
+}
+
+var (
+	// runc wraps the real cause in layers of context.
+	runcCause  = regexp.MustCompile(`(?:unable to start container process|starting container process caused): (.*)$`)
+	grpcSuffix = regexp.MustCompile(`: unknown$`)
+)
+
+// startFailure extracts what went wrong from a failed task create or start,
+// e.g. `exec: "nope": executable file not found in $PATH`.
+func startFailure(err error) string {
+	msg := err.Error()
+	if m := runcCause.FindStringSubmatch(msg); m != nil {
+		msg = m[1]
+	}
+	msg = grpcSuffix.ReplaceAllString(msg, "")
+	return strings.TrimSpace(msg)
+}
+
+// Stop sends SIGTERM, waits up to grace, then SIGKILL, and returns once the
+// process has exited. Stopping a stopped or missing container succeeds.
+func (d *Driver) Stop(ctx context.Context, id string, grace time.Duration) error {
+	ctx = d.ctx(ctx)
+	defer d.locks.lock(id)()
+
+	c, err := d.client.LoadContainer(ctx, id)
+	if err != nil {
+		if isNotFound(err) {
+			return nil
+		}
+		return d.wrap(id, err)
+	}
+	t, err := c.Task(ctx, nil)
+	if err != nil {
+		if isNotFound(err) {
+			return nil
+		}
+		return fmt.Errorf("container %q: %w", id, err)
+	}
+	st, err := t.Status(ctx)
+	if err != nil {
+		if isNotFound(err) {
+			return nil
+		}
+		return fmt.Errorf("container %q: %w", id, err)
+	}
+	if st.Status == containerd.Stopped {
+		return nil
+	}
+
+	waitCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	exited, err := t.Wait(waitCtx)
+	if err != nil {
+		return fmt.Errorf("container %q: wait: %w", id, err)
+	}
+	if err := t.Kill(ctx, syscall.SIGTERM); err != nil {
+		if isNotFound(err) {
+			return nil
+		}
+		return fmt.Errorf("container %q: SIGTERM: %w", id, err)
+	}
+	timer := time.NewTimer(grace)
+	defer timer.Stop()
+	select {
+	case <-exited:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-timer.C:
+	}
+	if err := t.Kill(ctx, syscall.SIGKILL, containerd.WithKillAll); err != nil && !isNotFound(err) {
+		return fmt.Errorf("container %q: SIGKILL: %w", id, err)
+	}
+	select {
+	case <-exited:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Remove deletes everything Create made. A missing container succeeds, and
+// leftovers of a half-done Create (netns, IP, iptables rules) are cleaned.
+func (d *Driver) Remove(ctx context.Context, id string) error {
+	ctx = d.ctx(ctx)
+	defer d.locks.lock(id)()
+	return d.cleanup(ctx, id)
+}
+
+// cleanup is Remove without the lock.
+func (d *Driver) cleanup(ctx context.Context, id string) error {
+	var (
+		errs  []error
+		ports []runtime.PortMapping
+	)
+	c, err := d.client.LoadContainer(ctx, id)
+	switch {
+	case err == nil:
+		if labels, err := c.Labels(ctx); err == nil {
+			ports = parsePorts(labels[labelPorts])
+		}
+		if t, err := c.Task(ctx, nil); err == nil {
+			if _, err := t.Delete(ctx, containerd.WithProcessKill); err != nil && !isNotFound(err) {
+				return fmt.Errorf("container %q: delete task: %w", id, err)
+			}
+		} else if !isNotFound(err) {
+			return fmt.Errorf("container %q: %w", id, err)
+		}
+		if err := c.Delete(ctx, containerd.WithSnapshotCleanup); err != nil && !isNotFound(err) {
+			return fmt.Errorf("container %q: delete: %w", id, err)
+		}
+	case isNotFound(err):
+		// A snapshot prepared by a Create that died before the container
+		// record was written.
+		if err := d.client.SnapshotService(snapshotter).Remove(ctx, id); err != nil && !isNotFound(err) {
+			errs = append(errs, fmt.Errorf("container %q: snapshot: %w", id, err))
+		}
+	default:
+		return fmt.Errorf("container %q: %w", id, err)
+	}
+	if err := d.net.teardown(ctx, id, ports); err != nil {
+		errs = append(errs, err)
+	}
+	if err := os.RemoveAll(d.containerDir(id)); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+func (d *Driver) wrap(id string, err error) error {
+	if isNotFound(err) {
+		return fmt.Errorf("container %q in namespace %q: %w", id, d.cfg.Namespace, runtime.ErrNotFound)
+	}
+	return fmt.Errorf("container %q: %w", id, err)
+}

@@ -1,0 +1,292 @@
+package containerd
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/containernetworking/cni/libcni"
+	"github.com/containernetworking/cni/pkg/invoke"
+	types100 "github.com/containernetworking/cni/pkg/types/100"
+
+	"github.com/shoal-dev/shoal/internal/runtime"
+)
+
+// network attaches containers to the node's bridge through CNI. Every name
+// it uses (netns file, CNI container id) is derived from the container id,
+// so teardown works without any record of the setup.
+type network struct {
+	namespace string
+	stateDir  string
+	cni       *libcni.CNIConfig
+	list      *libcni.NetworkConfigList
+	loopback  *libcni.PluginConfig
+}
+
+const (
+	netnsDir = "/run/netns"
+	ifName   = "eth0"
+)
+
+func newNetwork(cfg Config) (*network, error) {
+	n := &network{namespace: cfg.Namespace, stateDir: cfg.StateDir}
+	n.cni = libcni.NewCNIConfigWithCacheDir(cfg.Network.PluginDirs, filepath.Join(cfg.StateDir, "cni", "cache"), nil)
+	for _, p := range []string{"bridge", "host-local", "portmap", "loopback"} {
+		if _, err := invoke.FindInPath(p, cfg.Network.PluginDirs); err != nil {
+			return nil, fmt.Errorf("CNI plugin %q not found in %s", p, strings.Join(cfg.Network.PluginDirs, ", "))
+		}
+	}
+	list, err := libcni.ConfListFromBytes(bridgeConfList(cfg))
+	if err != nil {
+		return nil, fmt.Errorf("CNI config: %w", err)
+	}
+	n.list = list
+	lo, err := libcni.ConfFromBytes([]byte(`{"cniVersion":"1.0.0","name":"shoal-loopback","type":"loopback"}`))
+	if err != nil {
+		return nil, fmt.Errorf("CNI loopback config: %w", err)
+	}
+	n.loopback = lo
+	if err := os.MkdirAll(n.ipamDir(), 0o700); err != nil {
+		return nil, err
+	}
+	return n, nil
+}
+
+// bridgeConfList is the conflist for the node's bridge: a gateway bridge
+// that masquerades outbound traffic, host-local IPAM kept under StateDir,
+// and portmap with SNAT so that 127.0.0.1:hostPort reaches the container.
+func bridgeConfList(cfg Config) []byte {
+	conf := map[string]any{
+		"cniVersion": "1.0.0",
+		"name":       networkName(cfg.Network.Bridge),
+		"plugins": []any{
+			map[string]any{
+				"type":        "bridge",
+				"bridge":      cfg.Network.Bridge,
+				"isGateway":   true,
+				"ipMasq":      true,
+				"hairpinMode": true,
+				"ipam": map[string]any{
+					"type":    "host-local",
+					"ranges":  [][]map[string]string{{{"subnet": cfg.Network.Subnet}}},
+					"routes":  []map[string]string{{"dst": "0.0.0.0/0"}},
+					"dataDir": filepath.Join(cfg.StateDir, "cni", "ipam"),
+				},
+			},
+			map[string]any{
+				"type":         "portmap",
+				"capabilities": map[string]bool{"portMappings": true},
+				"snat":         true,
+			},
+		},
+	}
+	b, err := json.Marshal(conf)
+	if err != nil {
+		panic(err) // static shape: cannot fail
+	}
+	return b
+}
+
+func networkName(bridge string) string { return "shoal-" + bridge }
+
+// cniID is the id CNI plugins see: unique per driver namespace, so two
+// drivers on one machine never share iptables chains.
+func (n *network) cniID(id string) string { return sanitize(n.namespace + "-" + id) }
+
+func (n *network) netnsPath(id string) string { return filepath.Join(netnsDir, n.cniID(id)) }
+
+// ipamDir is where host-local keeps this network's allocations.
+func (n *network) ipamDir() string {
+	return filepath.Join(n.stateDir, "cni", "ipam", n.list.Name)
+}
+
+// setup creates the container's network namespace and attaches it. It
+// returns the container's IPv4 address. On error nothing is left behind.
+func (n *network) setup(ctx context.Context, id string, ports []runtime.PortMapping) (ip string, err error) {
+	path := n.netnsPath(id)
+	if err := createNetNS(path); err != nil {
+		return "", fmt.Errorf("network namespace for %q: %w", id, err)
+	}
+	defer func() {
+		if err != nil {
+			_ = n.teardown(context.WithoutCancel(ctx), id, ports)
+		}
+	}()
+	rt := n.runtimeConf(id, path, ports)
+	if _, err := n.cni.AddNetwork(ctx, n.loopback, &libcni.RuntimeConf{ContainerID: rt.ContainerID, NetNS: path, IfName: "lo"}); err != nil {
+		return "", fmt.Errorf("CNI loopback for %q: %w", id, err)
+	}
+	res, err := n.cni.AddNetworkList(ctx, n.list, rt)
+	if err != nil {
+		return "", fmt.Errorf("CNI add for %q: %w", id, err)
+	}
+	r, err := types100.NewResultFromResult(res)
+	if err != nil {
+		return "", fmt.Errorf("CNI result for %q: %w", id, err)
+	}
+	for _, c := range r.IPs {
+		if c.Address.IP.To4() != nil {
+			return c.Address.IP.String(), nil
+		}
+	}
+	return "", fmt.Errorf("CNI gave %q no IPv4 address", id)
+}
+
+// teardown detaches the container and deletes its network namespace. It is
+// safe to call for a container that was never (or only partly) set up.
+// ports is a fallback for when libcni's cache of the ADD is missing: the
+// portmap plugin deletes nothing unless told which ports it mapped.
+func (n *network) teardown(ctx context.Context, id string, ports []runtime.PortMapping) error {
+	path := n.netnsPath(id)
+	nsArg := path
+	if _, err := os.Stat(path); err != nil {
+		// Plugins release the IP and iptables rules without a netns.
+		nsArg = ""
+	}
+	var errs []error
+	list, rt := n.list, n.runtimeConf(id, nsArg, ports)
+	// Delete with what ADD used (config and port mappings), if cached.
+	if b, cached, err := n.cni.GetNetworkListCachedConfig(n.list, rt); err == nil && cached != nil {
+		if l, err := libcni.ConfListFromBytes(b); err == nil {
+			list = l
+		}
+		if cached.CapabilityArgs != nil {
+			rt.CapabilityArgs = cached.CapabilityArgs
+		}
+	}
+	if err := n.cni.DelNetworkList(ctx, list, rt); err != nil {
+		errs = append(errs, fmt.Errorf("CNI del for %q: %w", id, err))
+	}
+	if nsArg == "" {
+		if err := sweepMasquerade(ctx, rt.ContainerID); err != nil {
+			errs = append(errs, fmt.Errorf("CNI del for %q: %w", id, err))
+		}
+	}
+	if err := n.cni.DelNetwork(ctx, n.loopback, &libcni.RuntimeConf{ContainerID: rt.ContainerID, NetNS: nsArg, IfName: "lo"}); err != nil {
+		errs = append(errs, fmt.Errorf("CNI loopback del for %q: %w", id, err))
+	}
+	// Remove the namespace only after CNI DEL: the bridge plugin reads the
+	// container's address from it to delete the masquerade rule.
+	if len(errs) == 0 {
+		if err := removeNetNS(path); err != nil {
+			errs = append(errs, fmt.Errorf("network namespace for %q: %w", id, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (n *network) runtimeConf(id, netns string, ports []runtime.PortMapping) *libcni.RuntimeConf {
+	rt := &libcni.RuntimeConf{
+		ContainerID: n.cniID(id),
+		NetNS:       netns,
+		IfName:      ifName,
+	}
+	var pm []map[string]any
+	for _, p := range ports {
+		if p.HostPort == 0 {
+			continue
+		}
+		pm = append(pm, map[string]any{
+			"hostPort":      p.HostPort,
+			"containerPort": p.ContainerPort,
+			"protocol":      protocol(p),
+		})
+	}
+	if len(pm) > 0 {
+		rt.CapabilityArgs = map[string]any{"portMappings": pm}
+	}
+	return rt
+}
+
+func protocol(p runtime.PortMapping) string {
+	if p.Protocol == "" {
+		return "tcp"
+	}
+	return strings.ToLower(p.Protocol)
+}
+
+// checkHostPorts fails when a published port is already bound on the node.
+// iptables DNAT would silently shadow the other listener otherwise.
+func checkHostPorts(ports []runtime.PortMapping) error {
+	for _, p := range ports {
+		if p.HostPort == 0 {
+			continue
+		}
+		addr := ":" + strconv.Itoa(int(p.HostPort))
+		switch proto := protocol(p); proto {
+		case "tcp":
+			l, err := net.Listen("tcp", addr)
+			if err != nil {
+				return fmt.Errorf("host port %d/tcp is already in use", p.HostPort)
+			}
+			l.Close()
+		case "udp":
+			c, err := net.ListenPacket("udp", addr)
+			if err != nil {
+				return fmt.Errorf("host port %d/udp is already in use", p.HostPort)
+			}
+			c.Close()
+		default:
+			return fmt.Errorf("port %d: protocol %q: want tcp or udp", p.HostPort, p.Protocol)
+		}
+	}
+	return nil
+}
+
+// formatPorts and parsePorts store published ports in a container label,
+// so a later Create can see which host ports this driver already uses.
+func formatPorts(ports []runtime.PortMapping) string {
+	var parts []string
+	for _, p := range ports {
+		if p.HostPort == 0 {
+			continue
+		}
+		parts = append(parts, fmt.Sprintf("%d:%d/%s", p.HostPort, p.ContainerPort, protocol(p)))
+	}
+	return strings.Join(parts, ",")
+}
+
+func parsePorts(s string) []runtime.PortMapping {
+	var out []runtime.PortMapping
+	for _, part := range strings.Split(s, ",") {
+		var p runtime.PortMapping
+		if _, err := fmt.Sscanf(strings.Replace(part, "/", " ", 1), "%d:%d %s", &p.HostPort, &p.ContainerPort, &p.Protocol); err == nil {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func parseHostPorts(s string) []string {
+	var out []string
+	for _, part := range strings.Split(s, ",") {
+		host, rest, ok := strings.Cut(part, ":")
+		if !ok {
+			continue
+		}
+		_, proto, _ := strings.Cut(rest, "/")
+		out = append(out, host+"/"+proto)
+	}
+	return out
+}
+
+// sanitize maps an id to the characters CNI and file names accept.
+func sanitize(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		ok := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.'
+		if !ok {
+			b[i] = '_'
+		}
+	}
+	if len(b) > 0 && (b[0] == '-' || b[0] == '.' || b[0] == '_') {
+		b[0] = 'x'
+	}
+	return string(b)
+}

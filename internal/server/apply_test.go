@@ -1,0 +1,434 @@
+package server_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"reflect"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/shoal-dev/shoal/internal/api"
+	"github.com/shoal-dev/shoal/internal/client"
+	"github.com/shoal-dev/shoal/internal/server"
+)
+
+// appDoc is a valid App document; extra lines are appended under spec.
+func appDoc(ns, name string, extra ...string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "apiVersion: shoal/v1\nkind: App\nmetadata:\n  name: %s\n", name)
+	if ns != "" {
+		fmt.Fprintf(&b, "  namespace: %s\n", ns)
+	}
+	b.WriteString("spec:\n  image: nginx:1.27\n")
+	for _, l := range extra {
+		b.WriteString("  " + l + "\n")
+	}
+	return b.String()
+}
+
+func namespaceDoc(name string) string {
+	return fmt.Sprintf("apiVersion: shoal/v1\nkind: Namespace\nmetadata:\n  name: %s\n", name)
+}
+
+// bigDoc is an App document of more than 1 MiB.
+func bigDoc(name string) string {
+	return appDoc("", name, "args: ["+strings.Repeat(`"xxxxxxxxxxxxxx", `, (1<<20)/18+10)+`"x"]`)
+}
+
+// billionLaughs would expand to about 10^9 strings if aliases were followed.
+const billionLaughs = `apiVersion: shoal/v1
+kind: App
+metadata:
+  name: lol
+spec:
+  image: nginx
+  a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]
+  b: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]
+  c: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]
+  d: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c]
+  e: &e [*d,*d,*d,*d,*d,*d,*d,*d,*d]
+  f: &f [*e,*e,*e,*e,*e,*e,*e,*e,*e]
+  g: &g [*f,*f,*f,*f,*f,*f,*f,*f,*f]
+  h: &h [*g,*g,*g,*g,*g,*g,*g,*g,*g]
+  i: &i [*h,*h,*h,*h,*h,*h,*h,*h,*h]
+  args: *i
+`
+
+var nestingBomb = strings.Repeat("[", 100000)
+
+// snapshot is everything apply could have written, to prove it wrote nothing.
+type snapshot map[string]int64 // "kind ns/name" -> revision
+
+func (e *testEnv) snapshot(t *testing.T) snapshot {
+	t.Helper()
+	ctx := ctxT(t, 10*time.Second)
+	out := snapshot{}
+	for _, k := range []api.KindInfo{apps, instances, namespaces, api.MustKind(api.KindNode), api.MustKind(api.KindEvent)} {
+		objs, _, err := e.cli.List(ctx, k, "", client.ListOptions{})
+		if err != nil {
+			t.Fatalf("list %s: %v", k.Plural, err)
+		}
+		for _, o := range objs {
+			m := o.GetMeta()
+			out[fmt.Sprintf("%s %s/%s", k.Kind, m.Namespace, m.Name)] = m.Revision
+		}
+	}
+	return out
+}
+
+func TestApplyRejectsBadManifestsAndStoresNothing(t *testing.T) {
+	e := start(t)
+	ctx := ctxT(t, 20*time.Second)
+	// Something already stored, so "nothing changed" is not trivially true.
+	if _, err := e.cli.Apply(ctx, []byte(namespaceDoc("existing")+"---\n"+appDoc("existing", "old"))); err != nil {
+		t.Fatalf("seed apply: %v", err)
+	}
+
+	tests := []struct {
+		name string
+		body string
+		// exact is the whole message, where the API's wording is stable;
+		// otherwise every one of parts must appear in it.
+		exact string
+		parts []string
+		// maxTime bounds how long rejecting it may take.
+		maxTime time.Duration
+	}{
+		{
+			name:  "unknown field",
+			body:  appDoc("", "web", "replicass: 3"),
+			exact: `document 1 (App "web"): spec.replicass: unknown field`,
+		},
+		{
+			name:  "wrong type",
+			body:  appDoc("", "web", "replicas: three"),
+			exact: `document 1 (App "web"): spec.replicas: expected integer, got string "three"`,
+		},
+		{
+			name:  "missing image",
+			body:  "apiVersion: shoal/v1\nkind: App\nmetadata:\n  name: web\nspec:\n  replicas: 2\n",
+			exact: `document 1 (App "web"): spec.image: required`,
+		},
+		{
+			name:  "negative replicas",
+			body:  appDoc("", "web", "replicas: -1"),
+			exact: `document 1 (App "web"): spec.replicas: must not be negative`,
+		},
+		{
+			name:  "memory in MB",
+			body:  appDoc("", "web", "resources:", "  memory: 128MB"),
+			parts: []string{"document 1", `App "web"`, "spec.resources.memory", `"128MB"`, "use Mi/Gi"},
+		},
+		{
+			name:  "invalid name",
+			body:  appDoc("", "Web_1"),
+			parts: []string{"document 1", "metadata.name", `"Web_1" is not a valid name`, "lowercase"},
+		},
+		{
+			name:  "document over 1 MiB",
+			body:  appDoc("", "small") + "---\n" + bigDoc("big"),
+			exact: `document 2: larger than 1 MiB`,
+		},
+		{
+			name:    "billion laughs",
+			body:    billionLaughs,
+			parts:   []string{"document 1", "aliases are not allowed"},
+			maxTime: 5 * time.Second,
+		},
+		{
+			name:    "nesting bomb",
+			body:    nestingBomb,
+			parts:   []string{"document 1", "nested deeper than"},
+			maxTime: 5 * time.Second,
+		},
+		{
+			name:    "JSON nesting bomb",
+			body:    `{"apiVersion":"shoal/v1","kind":"App","metadata":{"name":"web"},"spec":{"image":"x","args":` + strings.Repeat("[", 100000) + strings.Repeat("]", 100000) + "}}",
+			parts:   []string{"document 1", "nested deeper than"},
+			maxTime: 5 * time.Second,
+		},
+		{
+			name: "third of three documents bad",
+			body: namespaceDoc("team") + "---\n" + appDoc("team", "api") + "---\n" + appDoc("team", "worker", "replicas: -3"),
+			// The namespace does not exist yet, but the file declares it, so the
+			// only problem is document 3's.
+			exact: `document 3 (App "worker"): spec.replicas: must not be negative`,
+		},
+		{
+			name:  "namespace that does not exist",
+			body:  appDoc("", "ok") + "---\n" + appDoc("nowhere", "web"),
+			exact: `document 2 (App "web"): metadata.namespace: namespace "nowhere" does not exist (apply a Namespace first)`,
+		},
+		{
+			name:  "namespace that does not exist, single document",
+			body:  appDoc("nowhere", "web"),
+			exact: `document 1 (App "web"): metadata.namespace: namespace "nowhere" does not exist (apply a Namespace first)`,
+		},
+		{
+			name:  "kind Instance",
+			body:  "apiVersion: shoal/v1\nkind: Instance\nmetadata:\n  name: web-1\nspec:\n  app: web\n  template:\n    image: nginx\n",
+			exact: `document 1 (Instance "web-1"): kind: is managed by shoal and cannot be applied; apply an App instead`,
+		},
+		{
+			name:  "kind Instance after a good document",
+			body:  appDoc("", "web") + "---\napiVersion: shoal/v1\nkind: Instance\nmetadata:\n  name: web-1\nspec:\n  app: web\n  template:\n    image: nginx\n",
+			exact: `document 2 (Instance "web-1"): kind: is managed by shoal and cannot be applied; apply an App instead`,
+		},
+		{
+			name:  "same object twice",
+			body:  appDoc("", "twice") + "---\n" + appDoc("default", "twice", "replicas: 2"),
+			exact: `document 2 (App "twice"): metadata.name: document 1 already defines this object`,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			before := e.snapshot(t)
+			begin := time.Now()
+			code, body := e.do(t, http.MethodPost, "/api/v1/apply", []byte(tt.body))
+			took := time.Since(begin)
+			msg := wantStatus(t, code, body, http.StatusUnprocessableEntity, tt.parts...)
+			if tt.exact != "" && msg != tt.exact {
+				t.Errorf("message:\n got %s\nwant %s", msg, tt.exact)
+			}
+			if tt.maxTime > 0 && took > tt.maxTime {
+				t.Errorf("rejecting took %v, want under %v", took, tt.maxTime)
+			}
+			if after := e.snapshot(t); !reflect.DeepEqual(before, after) {
+				t.Errorf("a rejected apply changed the store:\nbefore %v\nafter  %v", before, after)
+			}
+			// The client sees the same answer as a typed error.
+			_, err := e.cli.Apply(ctx, []byte(tt.body))
+			var ae *client.APIError
+			if !errors.As(err, &ae) || !errors.Is(err, client.ErrInvalid) || ae.Reason != "Invalid" {
+				t.Errorf("client.Apply error = %#v, want an Invalid APIError", err)
+			}
+		})
+	}
+}
+
+func TestApplyBodyOver16MiBIs413(t *testing.T) {
+	e := start(t)
+	before := e.snapshot(t)
+	// Many small valid documents, so only the total size is wrong.
+	doc := appDoc("", "web") + "---\n"
+	body := strings.Repeat(doc, (server.MaxApplyBytes/len(doc))+2)
+	code, resp := e.do(t, http.MethodPost, "/api/v1/apply", []byte(body))
+	wantStatus(t, code, resp, http.StatusRequestEntityTooLarge, "larger than 16 MiB")
+	if after := e.snapshot(t); !reflect.DeepEqual(before, after) {
+		t.Errorf("an oversized apply changed the store: %v -> %v", before, after)
+	}
+}
+
+// An apply is one store transaction, so the number of documents is bounded;
+// more is the client's mistake (413), not the server's (500).
+func TestApplyDocumentCountLimit(t *testing.T) {
+	e := start(t)
+	manifest := func(n int) []byte {
+		var b strings.Builder
+		for i := range n {
+			fmt.Fprintf(&b, "%s---\n", namespaceDoc(fmt.Sprintf("ns-%d", i)))
+		}
+		return []byte(b.String())
+	}
+	before := e.snapshot(t)
+	code, body := e.do(t, http.MethodPost, "/api/v1/apply", manifest(server.MaxApplyDocuments+1))
+	wantStatus(t, code, body, http.StatusRequestEntityTooLarge,
+		fmt.Sprintf("has %d documents; apply at most %d", server.MaxApplyDocuments+1, server.MaxApplyDocuments))
+	if after := e.snapshot(t); !reflect.DeepEqual(before, after) {
+		t.Fatalf("a refused apply changed the store")
+	}
+
+	res, err := e.cli.Apply(ctxT(t, 20*time.Second), manifest(server.MaxApplyDocuments))
+	if err != nil || len(res) != server.MaxApplyDocuments {
+		t.Fatalf("apply of exactly %d documents: %d results, %v", server.MaxApplyDocuments, len(res), err)
+	}
+}
+
+// A manifest well under the 16 MiB body limit, with every document under
+// 1 MiB, must apply.
+func TestApplySeveralLargeDocuments(t *testing.T) {
+	e := start(t)
+	var docs []string
+	for i := range 3 {
+		docs = append(docs, appDoc("", fmt.Sprintf("big-%d", i), "args: ["+strings.Repeat(`"xxxxxxxxxxxxxx", `, 50000)+`"x"]`))
+	}
+	if _, err := e.cli.Apply(ctxT(t, 20*time.Second), []byte(strings.Join(docs, "---\n"))); err != nil {
+		t.Fatalf("apply of three 900 KiB documents: %v", err)
+	}
+}
+
+func TestApplyCreatesUpdatesAndReportsActions(t *testing.T) {
+	e := start(t)
+	ctx := ctxT(t, 20*time.Second)
+
+	manifest := namespaceDoc("team") + "---\n" + appDoc("team", "api", "replicas: 2")
+	res, err := e.cli.Apply(ctx, []byte(manifest))
+	if err != nil {
+		t.Fatalf("apply Namespace+App in one file: %v", err)
+	}
+	want := []string{"Namespace /team created", "App team/api created"}
+	if got := actions(res); !reflect.DeepEqual(got, want) {
+		t.Fatalf("results = %v, want %v", got, want)
+	}
+	if res[1].Revision == 0 {
+		t.Errorf("result has no revision: %+v", res[1])
+	}
+	obj, err := e.cli.Get(ctx, apps, "team", "api")
+	if err != nil {
+		t.Fatalf("get applied app: %v", err)
+	}
+	if a := obj.(*api.App); *a.Spec.Replicas != 2 || a.Spec.Image != "nginx:1.27" || a.Metadata.UID == "" {
+		t.Fatalf("stored app = %+v", a)
+	}
+
+	res, err = e.cli.Apply(ctx, []byte(manifest))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := actions(res), []string{"Namespace /team unchanged", "App team/api unchanged"}; !reflect.DeepEqual(got, want) {
+		t.Fatalf("re-apply results = %v, want %v", got, want)
+	}
+
+	res, err = e.cli.Apply(ctx, []byte(namespaceDoc("team")+"---\n"+appDoc("team", "api", "replicas: 5")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := actions(res), []string{"Namespace /team unchanged", "App team/api configured"}; !reflect.DeepEqual(got, want) {
+		t.Fatalf("changed apply results = %v, want %v", got, want)
+	}
+
+	// A single JSON document works too.
+	js := `{"apiVersion":"shoal/v1","kind":"App","metadata":{"name":"j"},"spec":{"image":"x"}}`
+	if res, err := e.cli.Apply(ctx, []byte(js)); err != nil || len(res) != 1 || res[0].Namespace != "default" {
+		t.Fatalf("JSON apply: %v %v", res, err)
+	}
+}
+
+func actions(res []client.ApplyResult) []string {
+	out := make([]string, len(res))
+	for i, r := range res {
+		out[i] = fmt.Sprintf("%s %s/%s %s", r.Kind, r.Namespace, r.Name, r.Action)
+	}
+	return out
+}
+
+// A stream of hostile or broken manifests from several clients leaves the
+// server healthy, quick, and not holding on to memory.
+func TestServerSurvivesStreamOfBadInput(t *testing.T) {
+	e := start(t)
+	big := bigDoc("big")
+	bad := []string{
+		appDoc("", "web", "replicass: 3"),
+		appDoc("", "web", "replicas: -1"),
+		appDoc("", "Web_1"),
+		appDoc("", "web", "resources:", "  memory: 128MB"),
+		appDoc("nowhere", "web"),
+		"apiVersion: shoal/v1\nkind: Instance\nmetadata:\n  name: i\nspec:\n  app: web\n  template:\n    image: x\n",
+		"{not json",
+		"\t- : :\n  ][",
+		"kind: [",
+		"\x00\xff\xfe",
+		`{"apiVersion":"shoal/v1","kind":"App","metadata":{"name":"web"},"spec":{"image":1}}`,
+		billionLaughs,
+		nestingBomb,
+		big,
+	}
+	const total, workers = 300, 4
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+
+	runtime.GC()
+	var m0 runtime.MemStats
+	runtime.ReadMemStats(&m0)
+	begin := time.Now()
+
+	jobs := make(chan string)
+	go func() {
+		defer close(jobs)
+		for i := range total {
+			body := bad[i%len(bad)]
+			// Big documents are the expensive kind: send a handful only.
+			if body == big && i/len(bad) >= 5 {
+				body = bad[0]
+			}
+			select {
+			case jobs <- body:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	var (
+		mu    sync.Mutex
+		codes = map[int]int{}
+		fails []string
+		wg    sync.WaitGroup
+	)
+	hc := &http.Client{}
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for body := range jobs {
+				req, _ := http.NewRequestWithContext(ctx, http.MethodPost, e.url+"/api/v1/apply", strings.NewReader(body))
+				resp, err := hc.Do(req)
+				mu.Lock()
+				if err != nil {
+					fails = append(fails, err.Error())
+				} else {
+					codes[resp.StatusCode]++
+					var st server.Status
+					if json.NewDecoder(resp.Body).Decode(&st) != nil || st.Message == "" {
+						fails = append(fails, fmt.Sprintf("%d with no Status body", resp.StatusCode))
+					}
+					resp.Body.Close()
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	took := time.Since(begin)
+	if ctx.Err() != nil {
+		t.Fatalf("sending %d bad manifests did not finish in time (%v); codes so far %v", total, took, codes)
+	}
+	if len(fails) > 0 {
+		t.Fatalf("%d requests failed, first: %s", len(fails), fails[0])
+	}
+	if codes[http.StatusUnprocessableEntity] != total {
+		t.Fatalf("status codes = %v, want all %d to be 422", codes, total)
+	}
+	t.Logf("%d bad manifests rejected in %v", total, took)
+
+	code, body := e.do(t, http.MethodGet, "/healthz", nil)
+	if code != http.StatusOK {
+		t.Fatalf("/healthz after bad input: %d %s", code, body)
+	}
+	gctx := ctxT(t, 10*time.Second)
+	if _, err := e.cli.Apply(gctx, []byte(appDoc("", "after", "replicas: 3"))); err != nil {
+		t.Fatalf("good apply after bad input: %v", err)
+	}
+	obj, err := e.cli.Get(gctx, apps, "default", "after")
+	if err != nil || *obj.(*api.App).Spec.Replicas != 3 {
+		t.Fatalf("get after bad input: %v %v", obj, err)
+	}
+	objs, _, err := e.cli.List(gctx, apps, "", client.ListOptions{})
+	if err != nil || len(objs) != 1 {
+		t.Fatalf("after 300 rejected applies the store holds %d apps (%v), want only the good one", len(objs), err)
+	}
+
+	runtime.GC()
+	var m1 runtime.MemStats
+	runtime.ReadMemStats(&m1)
+	growth := int64(m1.HeapAlloc) - int64(m0.HeapAlloc)
+	t.Logf("heap %d MiB -> %d MiB", m0.HeapAlloc>>20, m1.HeapAlloc>>20)
+	if growth > 200<<20 {
+		t.Fatalf("heap grew by %d MiB over a stream of bad input", growth>>20)
+	}
+}
