@@ -161,7 +161,7 @@ func waitForApp(ctx context.Context, c *client.Client, ns, name string, out io.W
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("app %s: timed out waiting: %s", name, last)
-		case <-time.After(250 * time.Millisecond):
+		case <-time.After(100 * time.Millisecond):
 		}
 	}
 }

@@ -44,6 +44,9 @@ type Config struct {
 	// MilliCPU and MemoryBytes override the detected capacity.
 	MilliCPU    int64
 	MemoryBytes int64
+	// MaxLogBytes is the size past which an instance's log is rotated
+	// (default MaxLogBytes).
+	MaxLogBytes int64
 }
 
 // Agent runs one node's instances.
@@ -100,7 +103,8 @@ func (a *Agent) Run(ctx context.Context) error {
 		return err
 	}
 	var wg sync.WaitGroup
-	wg.Add(2)
+	wg.Add(3)
+	go func() { defer wg.Done(); a.rotateLoop(ctx) }()
 	go func() { defer wg.Done(); a.heartbeatLoop(ctx) }()
 	go func() { defer wg.Done(); a.watchLoop(ctx) }()
 	wg.Wait()

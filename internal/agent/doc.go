@@ -6,17 +6,17 @@
 // Each Instance on the node has one worker goroutine that owns its
 // container from first pull to final removal:
 //
-//	          ┌────────────── wake (watch event, container exit, 1s tick) ◀────────┐
-//	          ▼                                                                    │
-//	   desired? ── no / deleted ──▶ stop (SIGTERM, grace, SIGKILL) ─▶ remove ─▶ done
-//	          │ yes
-//	          ▼
-//	   container? ── none ──▶ image ─▶ create ─▶ start ─────────────────────────────┤
-//	          │ exists                                                              │
-//	          ▼                                                                     │
-//	   running ──▶ report Running ──────────────────────────────────────────────────┤
-//	   exited  ──▶ restartPolicy? ── yes ──▶ back-off ─▶ start ─────────────────────┤
-//	                              └─ no ───▶ report Succeeded / Failed ─────────────┘
+//	       ┌────────────── wake (watch event, container exit, 1s tick) ◀────────┐
+//	       ▼                                                                    │
+//	desired? ── no / deleted ──▶ stop (SIGTERM, grace, SIGKILL) ─▶ remove ─▶ done
+//	       │ yes
+//	       ▼
+//	container? ── none ──▶ image ─▶ create ─▶ start ─────────────────────────────┤
+//	       │ exists                                                              │
+//	       ▼                                                                     │
+//	running ──▶ report Running ──────────────────────────────────────────────────┤
+//	exited  ──▶ restartPolicy? ── yes ──▶ back-off ─▶ start ─────────────────────┤
+//	                           └─ no ───▶ report Succeeded / Failed ─────────────┘
 //
 // The agent never tears workloads down because the server is unreachable:
 // it keeps the last set of instances it was given (also on disk, for its

@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"context"
 	"io"
 	"net/http"
 	"os"
@@ -109,6 +110,72 @@ func serveLog(r *http.Request, w http.ResponseWriter, path string, tail int, fol
 	}
 }
 
+// Log rotation: the container's shim appends to current.log (O_APPEND);
+// past MaxLogBytes the agent copies it to current.log.1 and truncates it,
+// so a log never takes more than about twice that on disk. Lines written
+// between the copy and the truncate (microseconds) can be lost, as with
+// logrotate's copytruncate.
+const (
+	MaxLogBytes   = 10 << 20
+	rotateEvery   = 5 * time.Second
+	rotateMinimum = 64 << 10
+)
+
+func (a *Agent) rotateLoop(ctx context.Context) {
+	t := time.NewTicker(rotateEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		paths, _ := filepath.Glob(filepath.Join(a.cfg.DataDir, "logs", "*", "*", "current.log"))
+		for _, p := range paths {
+			if err := rotateLog(p, a.maxLogBytes()); err != nil {
+				a.log.Warn("rotate log", "path", p, "err", err)
+			}
+		}
+	}
+}
+
+func (a *Agent) maxLogBytes() int64 {
+	if a.cfg.MaxLogBytes > 0 {
+		return max(a.cfg.MaxLogBytes, rotateMinimum)
+	}
+	return MaxLogBytes
+}
+
+// rotateLog copies path to path.1 and truncates path when it is larger
+// than limit.
+func rotateLog(path string, limit int64) error {
+	st, err := os.Stat(path)
+	if err != nil || st.Size() <= limit {
+		return nil
+	}
+	src, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	tmp := path + ".1.tmp"
+	dst, err := os.OpenFile(tmp, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(dst, src); err != nil {
+		dst.Close()
+		return err
+	}
+	if err := dst.Close(); err != nil {
+		return err
+	}
+	if err := os.Truncate(path, 0); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path+".1")
+}
+
 func sameFile(f *os.File, st os.FileInfo) bool {
 	fst, err := f.Stat()
 	return err == nil && os.SameFile(fst, st)
@@ -134,4 +201,3 @@ func lastLines(data []byte, n int) []byte {
 	}
 	return data
 }
-

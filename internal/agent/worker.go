@@ -185,6 +185,8 @@ func (w *worker) create(ctx context.Context, in *api.Instance) {
 	d := w.a.cfg.Driver
 	t := &in.Spec.Template
 	w.report(ctx, in, func(s *api.InstanceStatus) { s.Phase = api.PhaseStarting; s.Node = w.a.cfg.NodeName })
+	t0 := time.Now()
+	defer func() { w.a.log.Debug("create took", "instance", w.key, "total", time.Since(t0)) }()
 	if err := d.EnsureImage(ctx, t.Image); err != nil {
 		w.fail(ctx, in, err)
 		return
@@ -194,7 +196,10 @@ func (w *worker) create(ctx context.Context, in *api.Instance) {
 		w.fail(ctx, in, err)
 		return
 	}
-	if _, err := d.Create(ctx, spec); err != nil && !errors.Is(err, runtime.ErrAlreadyExists) {
+	t1 := time.Now()
+	_, err = d.Create(ctx, spec)
+	w.a.log.Debug("runtime create", "instance", w.key, "image", t1.Sub(t0), "create", time.Since(t1))
+	if err != nil && !errors.Is(err, runtime.ErrAlreadyExists) {
 		w.fail(ctx, in, err)
 		// Leave nothing half-made behind: netns, IP, port mappings.
 		_ = d.Remove(ctx, spec.ID)

@@ -17,7 +17,7 @@ func TestAppScaleUpDownAndDelete(t *testing.T) {
 	h.runControllers(h.config("server-0"))
 	tr := h.track("web", nil)
 
-	h.apply(app("web", 3, "web:1"))
+	h.apply(newApp("web", 3, "web:1"))
 	got := h.waitRunning("web", 3, 15*time.Second)
 	if nodes := nodeCounts(got); len(nodes) != 3 {
 		t.Errorf("3 replicas on 3 empty nodes: want one per node; got %v", nodes)
@@ -45,7 +45,7 @@ func TestAppScaleUpDownAndDelete(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := h.st.Delete(ctx, appKind, ns, "web", 0); err != nil {
+	if err := h.st.Delete(ctx, appKind, testNS, "web", 0); err != nil {
 		t.Fatalf("delete app: %v", err)
 	}
 	h.eventually(15*time.Second, "no instances left after the App was deleted", func() (bool, string) {
@@ -60,7 +60,7 @@ func TestAppUnplaceableExplainsWhy(t *testing.T) {
 	h.addNodes(3)
 	h.runControllers(h.config("server-0"))
 
-	big := app("big", 2, "big:1")
+	big := newApp("big", 2, "big:1")
 	big.Spec.Resources.CPU = "64"
 	h.apply(big)
 
@@ -115,7 +115,7 @@ func TestAppRollingReplacement(t *testing.T) {
 	h.runControllers(h.config("server-0"))
 
 	const replicas = 3
-	h.apply(app("web", replicas, "web:1"))
+	h.apply(newApp("web", replicas, "web:1"))
 	before := h.waitRunning("web", replicas, 15*time.Second)
 	if a := h.getApp("web"); a.Status.Revision != 1 {
 		t.Fatalf("new app: want status.revision 1; got %d", a.Status.Revision)
@@ -123,7 +123,7 @@ func TestAppRollingReplacement(t *testing.T) {
 
 	tr := h.track("web", nil)
 	tr.resetMinAvailable()
-	h.apply(app("web", replicas, "web:2"))
+	h.apply(newApp("web", replicas, "web:2"))
 	h.waitRevision("web", 2, 10*time.Second)
 	after := h.waitRunning("web", replicas, 20*time.Second)
 

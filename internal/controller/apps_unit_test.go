@@ -17,7 +17,7 @@ func TestAppsConcurrentDecisionsMakeNoDuplicates(t *testing.T) {
 	h := newHarness(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	h.apply(app("web", 3, "web:1"))
+	h.apply(newApp("web", 3, "web:1"))
 	c := &Apps{Store: h.st, Log: slog.New(slog.DiscardHandler)}
 	a, err := c.ensureRevision(ctx, h.getApp("web"))
 	if err != nil {
@@ -44,10 +44,10 @@ func TestAppsTruncatedNamesOfTwoApps(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	long := strings.Repeat("a", 45)
-	h.apply(app(long+"-x", 2, "web:1"), app(long+"-y", 2, "web:1"))
+	h.apply(newApp(long+"-x", 2, "web:1"), newApp(long+"-y", 2, "web:1"))
 	c := &Apps{Store: h.st, Log: slog.New(slog.DiscardHandler)}
 	for _, name := range []string{long + "-x", long + "-y"} {
-		if err := c.Reconcile(ctx, nsKey(ns, name)); err != nil {
+		if err := c.Reconcile(ctx, nsKey(testNS, name)); err != nil {
 			t.Fatalf("reconcile %s: %v", name, err)
 		}
 	}

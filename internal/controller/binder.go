@@ -141,4 +141,3 @@ func RequestOf(in *api.Instance) scheduler.Request {
 	}
 	return r
 }
-

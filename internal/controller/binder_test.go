@@ -61,7 +61,7 @@ func TestBinderNeverOverCommits(t *testing.T) {
 	// writers, so the binder sees them arrive in any order.
 	var wg sync.WaitGroup
 	for i := 0; i < 7; i++ {
-		a := app(fmt.Sprintf("fill-%d", i), 2, "fill:1")
+		a := newApp(fmt.Sprintf("fill-%d", i), 2, "fill:1")
 		a.Spec.Resources = api.Resources{CPU: "1", Memory: "1Gi"}
 		wg.Add(1)
 		go func() {
@@ -107,7 +107,7 @@ func TestBinderNeverOverCommits(t *testing.T) {
 			break
 		}
 	}
-	if err := h.st.Delete(ctx, appKind, ns, victim, 0); err != nil {
+	if err := h.st.Delete(ctx, appKind, testNS, victim, 0); err != nil {
 		t.Fatalf("delete app %s: %v", victim, err)
 	}
 	h.eventually(20*time.Second, fmt.Sprintf("12 instances Running after deleting %s, none pending", victim), func() (bool, string) {

@@ -22,7 +22,7 @@ import (
 // instances bound to it Running, and deletes the ones marked for deletion,
 // which is what a real agent does through the API.
 
-const ns = api.DefaultNamespace
+const testNS = api.DefaultNamespace
 
 // harness is one embedded etcd with its fake nodes and controllers.
 type harness struct {
@@ -79,11 +79,11 @@ func (h *harness) runControllers(cfg Config) (stop func()) {
 	return stop
 }
 
-// app builds a defaulted App.
-func app(name string, replicas int32, image string) *api.App {
+// newApp builds a defaulted App.
+func newApp(name string, replicas int32, image string) *api.App {
 	a := &api.App{
 		TypeMeta: api.TypeMeta{APIVersion: api.Version, Kind: api.KindApp},
-		Metadata: api.ObjectMeta{Name: name, Namespace: ns},
+		Metadata: api.ObjectMeta{Name: name, Namespace: testNS},
 		Spec:     api.AppSpec{Template: api.Template{Image: image}, Replicas: &replicas},
 	}
 	api.SetDefaults(a)
@@ -112,7 +112,7 @@ func (h *harness) getApp(name string) *api.App {
 	h.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	o, err := h.st.Get(ctx, appKind, ns, name)
+	o, err := h.st.Get(ctx, appKind, testNS, name)
 	if err != nil {
 		h.t.Fatalf("get app %s: %v", name, err)
 	}

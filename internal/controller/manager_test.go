@@ -64,7 +64,7 @@ func TestRestartMidReconcileConverges(t *testing.T) {
 	rng := rand.New(rand.NewPCG(uint64(seed), 0))
 	t.Logf("seed %d", seed)
 
-	h.apply(app("web", replicas, "web:1"))
+	h.apply(newApp("web", replicas, "web:1"))
 	// The first cut: as soon as the third instance is created.
 	stop := h.runControllers(h.config("server-0"))
 	h.cutAfter(stop, "web", 3, store.Added)
@@ -78,7 +78,7 @@ func TestRestartMidReconcileConverges(t *testing.T) {
 		rng.Shuffle(len(ins), func(a, b int) { ins[a], ins[b] = ins[b], ins[a] })
 		for _, in := range ins[:min(len(ins), 5)] {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			err := h.st.Delete(ctx, instanceKind, ns, in.Metadata.Name, 0)
+			err := h.st.Delete(ctx, instanceKind, testNS, in.Metadata.Name, 0)
 			cancel()
 			if err != nil {
 				t.Fatalf("delete instance %s: %v", in.Metadata.Name, err)
@@ -114,7 +114,7 @@ func TestTwoServersOneLeader(t *testing.T) {
 		stops[id] = h.runControllers(h.config(id))
 	}
 	const replicas = 10
-	h.apply(app("web", replicas, "web:1"))
+	h.apply(newApp("web", replicas, "web:1"))
 	got := h.waitRunning("web", replicas, 20*time.Second)
 	checkSlotsExactly(t, got, replicas)
 	if maxLive, atMax, _, _ := tr.report(); maxLive > replicas {
@@ -156,7 +156,7 @@ func TestLeaderLosesSession(t *testing.T) {
 	for _, id := range []string{"server-a", "server-b"} {
 		stops[id] = h.runControllers(h.config(id))
 	}
-	h.apply(app("web", 4, "web:1"))
+	h.apply(newApp("web", 4, "web:1"))
 	h.waitRunning("web", 4, 20*time.Second)
 
 	first, lease := h.leaderLease()
@@ -210,7 +210,7 @@ func TestRestartedServerReclaimsItsLeadership(t *testing.T) {
 
 	start := time.Now()
 	h.runControllers(h.config("server-0"))
-	h.apply(app("web", 3, "web:1"))
+	h.apply(newApp("web", 3, "web:1"))
 	h.waitRunning("web", 3, 15*time.Second)
 	if d := time.Since(start); d > 10*time.Second {
 		t.Errorf("restarted server took %s to lead; its stale lease had 120s left", d.Round(time.Second))
@@ -227,7 +227,7 @@ func (h *harness) cutAfter(stop func(), appName string, n int, typ store.EventTy
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	defer stop()
-	for ev := range h.st.Watch(ctx, instanceKind, ns, 0) {
+	for ev := range h.st.Watch(ctx, instanceKind, testNS, 0) {
 		if ev.Type == store.Error {
 			return
 		}

@@ -21,7 +21,7 @@ func TestNodeLostInstancesReplaced(t *testing.T) {
 	h.runControllers(cfg)
 
 	const replicas = 6
-	h.apply(app("web", replicas, "web:1"))
+	h.apply(newApp("web", replicas, "web:1"))
 	before := h.waitRunning("web", replicas, 15*time.Second)
 	const dead = "node-2"
 	kept := map[string]string{} // name → uid of instances on healthy nodes
@@ -84,7 +84,7 @@ func TestNodesReconcile(t *testing.T) {
 	for _, name := range []string{"on-n1", "on-n2", "unbound"} {
 		in := &api.Instance{
 			TypeMeta: api.TypeMeta{APIVersion: api.Version, Kind: api.KindInstance},
-			Metadata: api.ObjectMeta{Name: name, Namespace: ns},
+			Metadata: api.ObjectMeta{Name: name, Namespace: testNS},
 			Spec:     api.InstanceSpec{App: "a", Revision: 1, Node: strings.TrimPrefix(name, "on-")},
 		}
 		if name == "unbound" {

@@ -47,3 +47,24 @@ func sweepMasquerade(ctx context.Context, cniID string) error {
 	}
 	return errors.Join(errs...)
 }
+
+// ensureMasquerade installs, once per node network, the rule that gives
+// containers outbound access: traffic from the subnet to anywhere else
+// leaves with the node's address.
+func ensureMasquerade(ctx context.Context, subnet, bridge string) error {
+	ipt, err := exec.LookPath("iptables")
+	if err != nil {
+		return fmt.Errorf("iptables not found: install it (make deps): %w", err)
+	}
+	rule := []string{"POSTROUTING", "-s", subnet, "!", "-d", subnet,
+		"-m", "comment", "--comment", "shoal " + bridge, "-j", "MASQUERADE"}
+	check := append([]string{"-w", "-t", "nat", "-C"}, rule...)
+	if exec.CommandContext(ctx, ipt, check...).Run() == nil {
+		return nil
+	}
+	add := append([]string{"-w", "-t", "nat", "-A"}, rule...)
+	if out, err := exec.CommandContext(ctx, ipt, add...).CombinedOutput(); err != nil {
+		return fmt.Errorf("add masquerade rule for %s: %v: %s", subnet, err, strings.TrimSpace(string(out)))
+	}
+	return nil
+}

@@ -55,11 +55,14 @@ func newNetwork(cfg Config) (*network, error) {
 	if err := os.MkdirAll(n.ipamDir(), 0o700); err != nil {
 		return nil, err
 	}
+	if err := ensureMasquerade(context.Background(), cfg.Network.Subnet, cfg.Network.Bridge); err != nil {
+		return nil, err
+	}
 	return n, nil
 }
 
 // bridgeConfList is the conflist for the node's bridge: a gateway bridge
-// that masquerades outbound traffic, host-local IPAM kept under StateDir,
+// (outbound traffic is masqueraded by one rule per subnet), host-local IPAM kept under StateDir,
 // and portmap with SNAT so that 127.0.0.1:hostPort reaches the container.
 func bridgeConfList(cfg Config) []byte {
 	conf := map[string]any{
@@ -70,7 +73,10 @@ func bridgeConfList(cfg Config) []byte {
 				"type":        "bridge",
 				"bridge":      cfg.Network.Bridge,
 				"isGateway":   true,
-				"ipMasq":      true,
+				// One masquerade rule for the whole subnet (ensureMasquerade)
+				// instead of a chain per container: per-container iptables
+				// calls serialize on the xtables lock and dominate start-up.
+				"ipMasq":      false,
 				"hairpinMode": true,
 				"ipam": map[string]any{
 					"type":    "host-local",

@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# make bench: prints the figures the issues ask for, each as one line.
+#
+#   scheduler: N placements/s (10000 instances on 1000 nodes)
+#   apply20: shoal S s, containerd floor F s, ratio R
+#   memory: all-in-one (server + agent) RSS M MB at idle with 20 instances
+#
+# The floor is measured in the same script on the same machine: 20 parallel
+# `ctr run -d` of the same image in a containerd namespace of its own.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BIN=$PWD/bin/shoal
+
+# 1. Scheduler: pure placement, one core.
+sched=$(go test -run '^$' -bench BenchmarkSchedule10kOn1k -benchtime 3x -cpu 1 ./internal/scheduler/ |
+	awk '/placements\/s/ { for (i = 1; i <= NF; i++) if ($(i+1) == "placements/s") print $i }' | tail -n 1)
+printf 'scheduler: %.0f placements/s (10000 instances on 1000 nodes)\n' "$sched"
+
+# 2. apply --wait of 20 hello replicas on one node, against the floor.
+make -s images >/dev/null
+work=$(mktemp -d /tmp/sbench-XXXX)
+ctd=$work/ctd
+sock=$(scripts/containerd.sh start "$ctd")
+port=$((17000 + RANDOM % 1000))
+pid=
+cleanup() {
+	set +e
+	if [ -n "$pid" ]; then
+		"$BIN" --server "http://127.0.0.1:$port" delete app bench20 >/dev/null 2>&1
+		for _ in $(seq 1 100); do
+			[ -z "$("$BIN" --server "http://127.0.0.1:$port" get instances -o name 2>/dev/null)" ] && break
+			sleep 0.2
+		done
+		kill "$pid" 2>/dev/null
+		wait "$pid" 2>/dev/null
+	fi
+	for t in $(ctr --address "$sock" -n bench-floor tasks ls -q 2>/dev/null); do
+		ctr --address "$sock" -n bench-floor tasks kill -s KILL "$t" >/dev/null 2>&1
+	done
+	sleep 0.5
+	for t in $(ctr --address "$sock" -n bench-floor containers ls -q 2>/dev/null); do
+		ctr --address "$sock" -n bench-floor tasks delete -f "$t" >/dev/null 2>&1
+		ctr --address "$sock" -n bench-floor containers delete "$t" >/dev/null 2>&1
+	done
+	scripts/containerd.sh stop "$ctd" >/dev/null 2>&1
+	ip link del sbench0 2>/dev/null
+	rm -rf "$work"
+}
+trap cleanup EXIT
+
+"$BIN" up --data-dir "$work/data" --listen "127.0.0.1:$port" --containerd-address "$sock" \
+	--runtime-namespace bench --bridge sbench0 --subnet 10.215.0.0/24 >"$work/shoal.log" 2>&1 &
+pid=$!
+export SHOAL_CONFIG=$work/data/admin.conf
+for _ in $(seq 1 150); do
+	"$BIN" --server "http://127.0.0.1:$port" get nodes -o name 2>/dev/null | grep -q node/ && break
+	sleep 0.2
+done
+S="$BIN --server http://127.0.0.1:$port"
+$S image push build/images/hello-v1.tar >/dev/null
+# Pull the image once so both sides start from a local image.
+cat >"$work/warm.yaml" <<YAML
+apiVersion: shoal/v1
+kind: App
+metadata: {name: warm}
+spec: {image: shoal.local/hello:v1, resources: {cpu: 10m, memory: 16Mi}}
+YAML
+$S apply -f "$work/warm.yaml" --wait --timeout 2m >/dev/null
+$S delete app warm >/dev/null
+for _ in $(seq 1 100); do [ -z "$($S get instances -o name 2>/dev/null)" ] && break; sleep 0.2; done
+
+cat >"$work/bench20.yaml" <<YAML
+apiVersion: shoal/v1
+kind: App
+metadata: {name: bench20}
+spec:
+  image: shoal.local/hello:v1
+  replicas: 20
+  resources: {cpu: 50m, memory: 32Mi}
+YAML
+t0=$(date +%s.%N)
+$S apply -f "$work/bench20.yaml" --wait --timeout 5m >/dev/null
+t1=$(date +%s.%N)
+shoal_s=$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')
+
+# The floor: the same image, 20 parallel `ctr run -d`, same limits, no network.
+ctr --address "$sock" -n bench-floor images import build/images/hello-v1.tar >/dev/null
+t0=$(date +%s.%N)
+floor=()
+for i in $(seq 1 20); do
+	ctr --address "$sock" -n bench-floor run -d --null-io --memory-limit $((32 << 20)) --cpu-quota 5000 --cpu-period 100000 \
+		shoal.local/hello:v1 "floor-$$-$i" >/dev/null &
+	floor+=($!)
+done
+wait "${floor[@]}"
+t1=$(date +%s.%N)
+floor_s=$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')
+awk -v s="$shoal_s" -v f="$floor_s" 'BEGIN { printf "apply20: shoal %.2f s, containerd floor %.2f s, ratio %.2f\n", s, f, s / f }'
+
+# 3. Resident memory at idle with the 20 instances running.
+sleep 10
+rss_kb=$(awk '/^VmRSS:/ { print $2 }' "/proc/$pid/status")
+awk -v kb="$rss_kb" 'BEGIN { printf "memory: all-in-one (server + agent) RSS %.1f MB at idle with 20 instances\n", kb / 1024 }'
