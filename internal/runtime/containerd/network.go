@@ -70,9 +70,9 @@ func bridgeConfList(cfg Config) []byte {
 		"name":       networkName(cfg.Network.Bridge),
 		"plugins": []any{
 			map[string]any{
-				"type":        "bridge",
-				"bridge":      cfg.Network.Bridge,
-				"isGateway":   true,
+				"type":      "bridge",
+				"bridge":    cfg.Network.Bridge,
+				"isGateway": true,
 				// One masquerade rule for the whole subnet (ensureMasquerade)
 				// instead of a chain per container: per-container iptables
 				// calls serialize on the xtables lock and dominate start-up.
