@@ -42,7 +42,7 @@ func TestHelloWalkthrough(t *testing.T) {
 	}
 	hostPort := freePort(t)
 	out = c.applyYAML(fmt.Sprintf(helloApp, hostPort), "--wait", "--timeout", "90s")
-	if !strings.Contains(out, "app/hello ready: 3/3 running") {
+	if !strings.Contains(out, "app/hello rolled out: revision 1, 3/3 ready") {
 		t.Fatalf("apply --wait printed:\n%s", out)
 	}
 

@@ -121,47 +121,7 @@ func readManifests(paths []string, stdin io.Reader) ([]manifest, error) {
 	return out, nil
 }
 
-// waitForApp polls until the App's current revision has all its replicas
-// running and no older instances remain.
+// waitForApp waits until the App's applied template is rolled out.
 func waitForApp(ctx context.Context, c *client.Client, ns, name string, out io.Writer) error {
-	last := ""
-	for {
-		obj, err := c.Get(ctx, api.MustKind(api.KindApp), ns, name)
-		if err != nil {
-			if ctx.Err() != nil {
-				return fmt.Errorf("app %s: timed out waiting: %s", name, last)
-			}
-			return err
-		}
-		app := obj.(*api.App)
-		insts, _, err := c.List(ctx, api.MustKind(api.KindInstance), ns, client.ListOptions{App: name})
-		if err == nil {
-			want := *app.Spec.Replicas
-			var running, others int32
-			for _, o := range insts {
-				in := o.(*api.Instance)
-				if in.Spec.App != name {
-					continue
-				}
-				if in.Spec.Revision == app.Status.Revision && in.Metadata.DeletedAt.IsZero() && in.Status.Phase == api.PhaseRunning {
-					running++
-				} else {
-					others++
-				}
-			}
-			last = fmt.Sprintf("%d/%d running", running, want)
-			if app.Status.Message != "" {
-				last += ": " + app.Status.Message
-			}
-			if app.Status.Revision > 0 && running == want && others == 0 {
-				fmt.Fprintf(out, "app/%s ready: %d/%d running\n", name, running, want)
-				return nil
-			}
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("app %s: timed out waiting: %s", name, last)
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
+	return waitForRollout(ctx, c, ns, name, out)
 }

@@ -54,7 +54,7 @@ func newImageCmd(g *globals) *cobra.Command {
 				return fmt.Errorf("push %s: %w", args[0], err)
 			}
 			for _, r := range refs {
-				fmt.Fprintf(cmd.OutOrStdout(), "pushed %s\n", r)
+				fmt.Fprintf(cmd.OutOrStdout(), "pushed %s\n", clusterRef(r))
 			}
 			return nil
 		},
@@ -73,7 +73,7 @@ func newImageCmd(g *globals) *cobra.Command {
 				return err
 			}
 			for _, r := range refs {
-				fmt.Fprintln(cmd.OutOrStdout(), r)
+				fmt.Fprintln(cmd.OutOrStdout(), clusterRef(r))
 			}
 			return nil
 		},
@@ -81,3 +81,7 @@ func newImageCmd(g *globals) *cobra.Command {
 	cmd.AddCommand(build, push, list)
 	return cmd
 }
+
+// clusterRef is how apps name an image of the cluster's store: the store
+// keeps repository:tag, and agents resolve the host shoal.local to it.
+func clusterRef(repoTag string) string { return "shoal.local/" + repoTag }

@@ -36,6 +36,7 @@ type serverOptions struct {
 	etcdEndpoints []string
 	leaseTimeout  time.Duration
 	lostAfter     time.Duration
+	serviceCIDR   string
 }
 
 func (o *serverOptions) flags(fs *pflag.FlagSet) {
@@ -44,6 +45,7 @@ func (o *serverOptions) flags(fs *pflag.FlagSet) {
 	fs.StringSliceVar(&o.etcdEndpoints, "etcd-endpoints", nil, "use an external etcd cluster instead of the embedded one")
 	fs.DurationVar(&o.leaseTimeout, "node-lease-timeout", 15*time.Second, "mark a node not ready after this long without a heartbeat")
 	fs.DurationVar(&o.lostAfter, "node-lost-after", 60*time.Second, "replace a node's instances elsewhere after this long without a heartbeat")
+	fs.StringVar(&o.serviceCIDR, "service-cidr", controller.DefaultServiceCIDR, "range Apps' stable service addresses come from")
 }
 
 // runServer runs the control plane until ctx ends; ready receives the API
@@ -96,7 +98,7 @@ func runServer(ctx context.Context, o serverOptions, log *slog.Logger, ready fun
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		_ = controller.Run(ctx, controller.Config{Store: st, Log: log, Identity: host + ":" + dataDir, LeaseTimeout: o.leaseTimeout, LostAfter: o.lostAfter})
+		_ = controller.Run(ctx, controller.Config{Store: st, Log: log, Identity: host + ":" + dataDir, LeaseTimeout: o.leaseTimeout, LostAfter: o.lostAfter, ServiceCIDR: o.serviceCIDR})
 	}()
 	log.Info("shoal server listening", "url", url, "data", dataDir, "config", filepath.Join(dataDir, "admin.conf"))
 	if ready != nil {

@@ -348,6 +348,7 @@ func (w *worker) report(ctx context.Context, in *api.Instance, change func(*api.
 	change(&next)
 	next.Restarts = max(w.restarts, 0)
 	next.Node = w.a.cfg.NodeName
+	next.Ready = next.Phase == api.PhaseRunning && in.Metadata.DeletedAt.IsZero() && w.readyFor(in)
 	if statusEqual(next, w.reported) && statusEqual(next, in.Status) {
 		return
 	}
@@ -366,8 +367,14 @@ func (w *worker) report(ctx context.Context, in *api.Instance, change func(*api.
 	in.Status = next
 }
 
+// readyFor says whether a running instance may take traffic: without a
+// readiness probe, as soon as it runs.
+func (w *worker) readyFor(in *api.Instance) bool {
+	return in.Spec.Template.Health.Readiness == nil
+}
+
 func statusEqual(a, b api.InstanceStatus) bool {
 	ec := func(x, y *int32) bool { return (x == nil) == (y == nil) && (x == nil || *x == *y) }
-	return a.Phase == b.Phase && a.Restarts == b.Restarts && a.Message == b.Message && a.IP == b.IP &&
+	return a.Phase == b.Phase && a.Ready == b.Ready && a.Restarts == b.Restarts && a.Message == b.Message && a.IP == b.IP &&
 		a.StartedAt.Equal(b.StartedAt) && a.ContainerID == b.ContainerID && ec(a.ExitCode, b.ExitCode) && a.Node == b.Node
 }

@@ -1,6 +1,11 @@
 package api
 
-import "time"
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"time"
+)
 
 // App is a long-running service: a container template run as N replicas.
 type App struct {
@@ -19,6 +24,7 @@ type AppSpec struct {
 	Template  `json:",inline"`
 	Replicas  *int32    `json:"replicas,omitempty"`
 	Placement Placement `json:"placement,omitzero"`
+	Update    Update    `json:"update,omitzero"`
 }
 
 // Template is the container an Instance runs, copied from its App.
@@ -34,6 +40,10 @@ type Template struct {
 	// TerminationGracePeriodSeconds is how long a stopping container has
 	// between SIGTERM and SIGKILL.
 	TerminationGracePeriodSeconds *int64 `json:"terminationGracePeriodSeconds,omitempty"`
+	Health                        Health `json:"health,omitzero"`
+	// RestartedAt, when changed, makes a new revision of an unchanged
+	// template: `shoal rollout restart`.
+	RestartedAt string `json:"restartedAt,omitempty"`
 }
 
 // EnvVar is one environment variable.
@@ -57,6 +67,9 @@ type Port struct {
 	ContainerPort int32    `json:"containerPort"`
 	HostPort      int32    `json:"hostPort,omitempty"`
 	Protocol      Protocol `json:"protocol,omitempty"`
+	// Publish opens this port on every node, reaching a ready instance
+	// wherever it runs (a routing mesh). Two Apps cannot publish one port.
+	Publish int32 `json:"publish,omitempty"`
 }
 
 // Resources are the container's limits, also what placement reserves.
@@ -91,8 +104,34 @@ type AppStatus struct {
 	Replicas     int32  `json:"replicas"`
 	Placed       int32  `json:"placed"`
 	Running      int32  `json:"running"`
+	// Ready counts current-revision instances that pass readiness.
+	Ready int32 `json:"ready"`
+	// ServiceIP is the App's stable virtual address (Apps with ports).
+	ServiceIP string `json:"serviceIP,omitempty"`
+	// Rollout is the state of the current revision: Progressing,
+	// Complete, Failed or RolledBack.
+	Rollout string `json:"rollout,omitempty"`
+	// ProgressAt is when the current rollout last made progress.
+	ProgressAt time.Time `json:"progressAt,omitzero"`
+	// LastGoodRevision is the newest revision that completed a rollout.
+	LastGoodRevision int64 `json:"lastGoodRevision,omitempty"`
+	// RollbackTo is set while a failed rollout is being rolled back.
+	RollbackTo int64 `json:"rollbackTo,omitempty"`
+	// History lists recent revisions, oldest first.
+	History []RevisionRecord `json:"history,omitempty"`
 	// Message explains why the App is not yet what its spec asks, if so.
 	Message string `json:"message,omitempty"`
 	// ObservedAt is when a controller last wrote this status.
 	ObservedAt time.Time `json:"observedAt,omitzero"`
+}
+
+// TemplateHash identifies what an App's instances run: the template and
+// placement. A change to it is a new revision.
+func TemplateHash(spec *AppSpec) string {
+	b, _ := json.Marshal(struct {
+		T Template
+		P Placement
+	}{spec.Template, spec.Placement})
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])[:10]
 }

@@ -49,6 +49,7 @@ func TestDecodeExample(t *testing.T) {
 			Replicas: &replicas,
 		},
 	}
+	SetDefaults(wantApp)
 	wantNS := &Namespace{
 		TypeMeta: TypeMeta{APIVersion: Version, Kind: KindNamespace},
 		Metadata: ObjectMeta{Name: "team-a"},
@@ -495,6 +496,7 @@ func TestEncodeRoundTripAwkwardStrings(t *testing.T) {
 				Replicas: &replicas,
 			},
 		}
+		SetDefaults(app)
 		if strings.ContainsRune(s, '=') {
 			app.Spec.Env[0].Name = "x"
 		}

@@ -26,6 +26,25 @@ func SetDefaults(obj Object) {
 			o.Spec.Replicas = &r
 		}
 		defaultTemplate(&o.Spec.Template)
+		u := &o.Spec.Update
+		if u.MaxSurge == nil {
+			n := DefaultMaxSurge
+			if u.MaxUnavailable != nil && *u.MaxUnavailable > 0 {
+				n = 0 // an explicit maxUnavailable alone means replace in place
+			}
+			u.MaxSurge = &n
+		}
+		if u.MaxUnavailable == nil {
+			n := DefaultMaxUnavailable
+			u.MaxUnavailable = &n
+		}
+		if u.ProgressDeadlineSeconds == 0 {
+			u.ProgressDeadlineSeconds = DefaultProgressDeadlineSeconds
+		}
+		if u.AutoRollback == nil {
+			t := true
+			u.AutoRollback = &t
+		}
 	case *Instance:
 		defaultTemplate(&o.Spec.Template)
 	}
@@ -43,5 +62,30 @@ func defaultTemplate(t *Template) {
 	if t.TerminationGracePeriodSeconds == nil {
 		g := DefaultTerminationGracePeriodSeconds
 		t.TerminationGracePeriodSeconds = &g
+	}
+	for _, p := range []*Probe{t.Health.Readiness, t.Health.Liveness} {
+		if p == nil {
+			continue
+		}
+		if p.PeriodSeconds == 0 {
+			p.PeriodSeconds = DefaultProbePeriodSeconds
+		}
+		if p.TimeoutSeconds == 0 {
+			p.TimeoutSeconds = DefaultProbeTimeoutSeconds
+		}
+		if p.FailureThreshold == 0 {
+			p.FailureThreshold = DefaultProbeFailureThreshold
+		}
+		if p.HTTP != nil {
+			if p.HTTP.Path == "" {
+				p.HTTP.Path = "/"
+			}
+			if p.HTTP.MinStatus == 0 {
+				p.HTTP.MinStatus = 200
+			}
+			if p.HTTP.MaxStatus == 0 {
+				p.HTTP.MaxStatus = 399
+			}
+		}
 	}
 }

@@ -49,6 +49,9 @@ type InstanceStatus struct {
 	Message   string    `json:"message,omitempty"`
 	StartedAt time.Time `json:"startedAt,omitzero"`
 	IP        string    `json:"ip,omitempty"`
+	// Ready says the instance passes its readiness probe (or, without one,
+	// is running) and may receive traffic.
+	Ready bool `json:"ready,omitempty"`
 	// ContainerID is the runtime's id for the container.
 	ContainerID string `json:"containerID,omitempty"`
 	// UpdatedAt is when the agent last wrote this status.

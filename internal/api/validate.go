@@ -112,6 +112,7 @@ func Validate(obj Object) error {
 			v.add("spec.replicas", "must be at most %d", maxReplicas)
 		}
 		v.labels("spec.placement.nodeSelector", o.Spec.Placement.NodeSelector)
+		v.update("spec.update", &o.Spec.Update)
 	case *Instance:
 		v.meta(meta, true, false)
 		v.instanceSpec(&o.Spec)
@@ -273,6 +274,8 @@ func (v *validator) template(path string, t *Template) {
 		v.add(path+".workingDir", "must be an absolute path")
 	}
 	v.ports(path+".ports", t.Ports)
+	v.probe(path+".health.readiness", t.Health.Readiness, t.Ports)
+	v.probe(path+".health.liveness", t.Health.Liveness, t.Ports)
 	if t.Resources.CPU != "" {
 		if _, err := ParseCPU(t.Resources.CPU); err != nil {
 			v.add(path+".resources.cpu", "%s", err)
@@ -290,6 +293,85 @@ func (v *validator) template(path string, t *Template) {
 	}
 	if g := t.TerminationGracePeriodSeconds; g != nil && (*g < 0 || *g > maxGracePeriod) {
 		v.add(path+".terminationGracePeriodSeconds", "must be between 0 and %d", maxGracePeriod)
+	}
+}
+
+// probe checks one health probe: exactly one kind, a port the template
+// declares, a command to run, sane timings.
+func (v *validator) probe(path string, pr *Probe, ports []Port) {
+	if pr == nil {
+		return
+	}
+	n := 0
+	if pr.HTTP != nil {
+		n++
+		v.portRef(path+".http.port", pr.HTTP.Port, ports)
+		if pr.HTTP.Path != "" && !strings.HasPrefix(pr.HTTP.Path, "/") {
+			v.add(path+".http.path", "must start with /")
+		}
+		lo, hi := pr.HTTP.MinStatus, pr.HTTP.MaxStatus
+		if (lo != 0 && (lo < 100 || lo > 599)) || (hi != 0 && (hi < 100 || hi > 599)) || (lo != 0 && hi != 0 && lo > hi) {
+			v.add(path+".http", "minStatus and maxStatus must be HTTP statuses (100-599), min <= max")
+		}
+	}
+	if pr.TCP != nil {
+		n++
+		v.portRef(path+".tcp.port", pr.TCP.Port, ports)
+	}
+	if pr.Exec != nil {
+		n++
+		if len(pr.Exec.Command) == 0 || pr.Exec.Command[0] == "" {
+			v.add(path+".exec.command", "required: the command to run in the container")
+		}
+		v.noNUL(path+".exec.command", pr.Exec.Command)
+	}
+	if n != 1 {
+		v.add(path, "needs exactly one of http, tcp or exec")
+	}
+	for _, f := range []struct {
+		name string
+		val  int32
+		min  int32
+	}{{"initialDelaySeconds", pr.InitialDelaySeconds, 0}, {"periodSeconds", pr.PeriodSeconds, 0}, {"timeoutSeconds", pr.TimeoutSeconds, 0}, {"failureThreshold", pr.FailureThreshold, 0}} {
+		if f.val < f.min || f.val > 3600 {
+			v.add(path+"."+f.name, "must be between %d and 3600", f.min)
+		}
+	}
+}
+
+// portRef checks that a probe names a port the template declares.
+func (v *validator) portRef(path string, ref PortRef, ports []Port) {
+	if ref == "" {
+		v.add(path, "required")
+		return
+	}
+	if _, ok := ResolvePort(ref, ports); !ok {
+		v.add(path, "%s is not a port this app declares in ports (use a containerPort number or a port name)", quote(string(ref)))
+	}
+}
+
+// ResolvePort finds the container port a PortRef names.
+func ResolvePort(ref PortRef, ports []Port) (int32, bool) {
+	for _, p := range ports {
+		if string(ref) == p.Name && p.Name != "" || string(ref) == fmt.Sprint(p.ContainerPort) {
+			return p.ContainerPort, true
+		}
+	}
+	return 0, false
+}
+
+func (v *validator) update(path string, u *Update) {
+	if u.MaxSurge != nil && (*u.MaxSurge < 0 || *u.MaxSurge > maxReplicas) {
+		v.add(path+".maxSurge", "must be between 0 and %d", maxReplicas)
+	}
+	if u.MaxUnavailable != nil && (*u.MaxUnavailable < 0 || *u.MaxUnavailable > maxReplicas) {
+		v.add(path+".maxUnavailable", "must be between 0 and %d", maxReplicas)
+	}
+	if u.MaxSurge != nil && u.MaxUnavailable != nil && *u.MaxSurge == 0 && *u.MaxUnavailable == 0 {
+		v.add(path, "maxSurge and maxUnavailable cannot both be 0: the rollout could never progress")
+	}
+	if u.ProgressDeadlineSeconds < 0 || u.ProgressDeadlineSeconds > 86400 {
+		v.add(path+".progressDeadlineSeconds", "must be between 0 and 86400")
 	}
 }
 
@@ -344,6 +426,12 @@ func (v *validator) ports(path string, ports []Port) {
 			} else {
 				hostPorts[key] = p
 			}
+		}
+		switch {
+		case port.Publish < 0 || port.Publish > 65535:
+			v.add(p+".publish", "must be between 0 and 65535")
+		case port.Publish > 0 && protocol != ProtocolTCP:
+			v.add(p+".publish", "only TCP ports can be published")
 		}
 		if protocol != ProtocolTCP && protocol != ProtocolUDP {
 			v.add(p+".protocol", "%s is not supported: use TCP or UDP", quote(string(port.Protocol)))

@@ -2,9 +2,6 @@ package controller
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -35,6 +32,11 @@ type Apps struct {
 	Store  *store.Store
 	Log    *slog.Logger
 	Events *Recorder
+	// ServiceCIDR is where service addresses come from (DefaultServiceCIDR).
+	ServiceCIDR string
+	// Requeue asks for key to be reconciled again after d, even if nothing
+	// changes (progress deadlines); nil in tests that drive Reconcile.
+	Requeue func(key string, d time.Duration)
 }
 
 // Reconcile implements Reconciler for key "namespace/app".
@@ -58,7 +60,7 @@ func (c *Apps) Reconcile(ctx context.Context, key string) error {
 				return err
 			}
 		}
-		return nil
+		return c.releaseServiceIPs(ctx, ns, name)
 	}
 	app, err = c.ensureRevision(ctx, app)
 	if err != nil {
@@ -90,27 +92,19 @@ func (c *Apps) instancesOf(ctx context.Context, ns, app string) ([]*api.Instance
 	return out, nil
 }
 
-// TemplateHash identifies what an instance runs; a change to it is a new
-// revision.
-func TemplateHash(spec *api.AppSpec) string {
-	b, _ := json.Marshal(struct {
-		T api.Template
-		P api.Placement
-	}{spec.Template, spec.Placement})
-	sum := sha256.Sum256(b)
-	return hex.EncodeToString(sum[:])[:10]
-}
+// TemplateHash identifies what an instance runs; see api.TemplateHash.
+func TemplateHash(spec *api.AppSpec) string { return api.TemplateHash(spec) }
 
 func (c *Apps) ensureRevision(ctx context.Context, app *api.App) (*api.App, error) {
 	hash := TemplateHash(&app.Spec)
 	if app.Status.TemplateHash == hash {
 		return app, nil
 	}
+	var cause string
 	obj, err := c.Store.Mutate(ctx, appKind, app.Metadata.Namespace, app.Metadata.Name, func(o api.Object) error {
 		a := o.(*api.App)
 		if a.Status.TemplateHash != TemplateHash(&a.Spec) {
-			a.Status.Revision++
-			a.Status.TemplateHash = TemplateHash(&a.Spec)
+			cause = newRevision(a, time.Now().UTC())
 		}
 		return nil
 	})
@@ -118,14 +112,15 @@ func (c *Apps) ensureRevision(ctx context.Context, app *api.App) (*api.App, erro
 		return nil, err
 	}
 	app = obj.(*api.App)
-	c.Events.Record(ctx, app, "Normal", "NewRevision", fmt.Sprintf("revision %d (template %s)", app.Status.Revision, app.Status.TemplateHash))
+	c.Events.Record(ctx, app, "Normal", "NewRevision", fmt.Sprintf("revision %d (template %s): %s", app.Status.Revision, app.Status.TemplateHash, cause))
 	return app, nil
 }
 
 func live(in *api.Instance) bool { return in.Metadata.DeletedAt.IsZero() }
 
+// available: may take traffic (running and passing readiness).
 func available(in *api.Instance) bool {
-	return live(in) && in.Status.Phase == api.PhaseRunning
+	return live(in) && in.Status.Phase == api.PhaseRunning && in.Status.Ready
 }
 
 // scale creates and removes instances so that the current revision has
@@ -133,24 +128,21 @@ func available(in *api.Instance) bool {
 // replaced and removing old instances only as new ones become available.
 func (c *Apps) scale(ctx context.Context, app *api.App, insts []*api.Instance) error {
 	want := int(*app.Spec.Replicas)
-	rev := app.Status.Revision
 	var cur, old []*api.Instance
 	for _, in := range insts {
 		if !live(in) {
 			continue
 		}
-		if in.Spec.Revision == rev && in.Metadata.Labels["shoal.hash"] == app.Status.TemplateHash {
+		if in.Metadata.Labels[LabelHash] == app.Status.TemplateHash {
 			cur = append(cur, in)
 		} else {
 			old = append(old, in)
 		}
 	}
-	// Finished instances that will not run again (restartPolicy) stay
-	// visible but do not count as replicas to keep.
-	const maxSurge = 1
+	surge, unavailable := int(*app.Spec.Update.MaxSurge), int(*app.Spec.Update.MaxUnavailable)
 	create := want - len(cur)
 	if len(old) > 0 {
-		create = min(create, want+maxSurge-len(cur)-len(old))
+		create = min(create, want+surge-len(cur)-len(old))
 	}
 	if create > 0 {
 		used := map[string]bool{}
@@ -188,8 +180,8 @@ func (c *Apps) scale(ctx context.Context, app *api.App, insts []*api.Instance) e
 			}
 		}
 	}
-	// Old revisions: unavailable ones go at once; available ones go as
-	// the new revision's instances become available.
+	// Old revisions: unready ones go at once; ready ones go only while at
+	// least replicas-maxUnavailable instances stay ready.
 	availCur := 0
 	for _, in := range cur {
 		if available(in) {
@@ -203,9 +195,10 @@ func (c *Apps) scale(ctx context.Context, app *api.App, insts []*api.Instance) e
 			availOld++
 		}
 	}
+	minAvailable := want - unavailable
 	for _, in := range old {
 		if available(in) {
-			if availCur+availOld <= want {
+			if availCur+availOld-1 < minAvailable {
 				continue
 			}
 			availOld--
@@ -232,7 +225,7 @@ func sortForRemoval(ins []*api.Instance) {
 		switch {
 		case in.Spec.Node == "":
 			return 0
-		case in.Status.Phase != api.PhaseRunning:
+		case !available(in):
 			return 1
 		}
 		return 2
@@ -252,7 +245,7 @@ func (c *Apps) create(ctx context.Context, app *api.App, name string) error {
 		labels[k] = v
 	}
 	labels[api.LabelApp] = app.Metadata.Name
-	labels["shoal.hash"] = app.Status.TemplateHash
+	labels[LabelHash] = app.Status.TemplateHash
 	in := &api.Instance{
 		TypeMeta: api.TypeMeta{APIVersion: api.Version, Kind: api.KindInstance},
 		Metadata: api.ObjectMeta{Name: name, Namespace: app.Metadata.Namespace, Labels: labels},
@@ -296,17 +289,29 @@ func (c *Apps) remove(ctx context.Context, in *api.Instance) error {
 	return err
 }
 
+// writeStatus records what the current revision's instances are doing,
+// moves the rollout's state (Progressing, Complete, Failed) and, past the
+// progress deadline, rolls back to the last good revision when allowed.
 func (c *Apps) writeStatus(ctx context.Context, app *api.App, insts []*api.Instance) error {
-	var st api.AppStatus
-	st.Revision, st.TemplateHash = app.Status.Revision, app.Status.TemplateHash
+	now := time.Now().UTC()
+	st := app.Status // keeps revision, hash, history, service IP, rollout bookkeeping
+	ip, err := c.ensureServiceIP(ctx, app)
+	if err != nil {
+		return err
+	}
+	st.ServiceIP = ip
 	st.Replicas = *app.Spec.Replicas
+	st.Placed, st.Running, st.Ready, st.Message = 0, 0, 0, ""
 	var unplaced, failed string
-	var current int32
+	var old int32
 	for _, in := range insts {
-		if !live(in) || in.Spec.Revision != st.Revision {
+		if !live(in) {
 			continue
 		}
-		current++
+		if in.Metadata.Labels[LabelHash] != st.TemplateHash {
+			old++
+			continue
+		}
 		if in.Spec.Node != "" {
 			st.Placed++
 		} else if unplaced == "" {
@@ -314,6 +319,9 @@ func (c *Apps) writeStatus(ctx context.Context, app *api.App, insts []*api.Insta
 		}
 		if in.Status.Phase == api.PhaseRunning {
 			st.Running++
+		}
+		if available(in) {
+			st.Ready++
 		} else if in.Status.Message != "" && failed == "" && in.Spec.Node != "" {
 			failed = in.Metadata.Name + ": " + in.Status.Message
 		}
@@ -324,11 +332,19 @@ func (c *Apps) writeStatus(ctx context.Context, app *api.App, insts []*api.Insta
 	case failed != "":
 		st.Message = failed
 	}
-	if st.Replicas == app.Status.Replicas && st.Placed == app.Status.Placed && st.Running == app.Status.Running && st.Message == app.Status.Message {
+	rollback := c.advanceRollout(app, &st, old, now)
+	if rollback != nil {
+		return c.rollBack(ctx, app, rollback, st.Message)
+	}
+	if st.Rollout == api.RolloutProgressing && c.Requeue != nil {
+		deadline := time.Duration(app.Spec.Update.ProgressDeadlineSeconds) * time.Second
+		c.Requeue(nsKey(app.Metadata.Namespace, app.Metadata.Name), st.ProgressAt.Add(deadline).Sub(now)+200*time.Millisecond)
+	}
+	if statusSame(&st, &app.Status) {
 		return nil
 	}
-	st.ObservedAt = time.Now().UTC().Truncate(time.Second)
-	_, err := c.Store.Mutate(ctx, appKind, app.Metadata.Namespace, app.Metadata.Name, func(o api.Object) error {
+	st.ObservedAt = now.Truncate(time.Second)
+	_, err = c.Store.Mutate(ctx, appKind, app.Metadata.Namespace, app.Metadata.Name, func(o api.Object) error {
 		a := o.(*api.App)
 		if a.Status.TemplateHash != st.TemplateHash {
 			return errStale
@@ -340,6 +356,12 @@ func (c *Apps) writeStatus(ctx context.Context, app *api.App, insts []*api.Insta
 		return nil // a newer spec arrived; its own reconcile writes the status
 	}
 	return err
+}
+
+func statusSame(a, b *api.AppStatus) bool {
+	return a.Replicas == b.Replicas && a.Placed == b.Placed && a.Running == b.Running && a.Ready == b.Ready &&
+		a.Message == b.Message && a.Rollout == b.Rollout && a.LastGoodRevision == b.LastGoodRevision &&
+		a.ProgressAt.Equal(b.ProgressAt) && a.ServiceIP == b.ServiceIP
 }
 
 var errStale = errors.New("stale")

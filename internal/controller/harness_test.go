@@ -379,6 +379,7 @@ func (n *fakeNode) handle(ctx context.Context, in *api.Instance) {
 				}
 				now := time.Now().UTC()
 				cur.Status.Phase = api.PhaseRunning
+				cur.Status.Ready = true
 				cur.Status.Node = n.name
 				cur.Status.StartedAt = now
 				cur.Status.UpdatedAt = now

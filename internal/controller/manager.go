@@ -26,6 +26,8 @@ type Config struct {
 	// instances.
 	LeaseTimeout time.Duration
 	LostAfter    time.Duration
+	// ServiceCIDR is where Apps' service addresses come from.
+	ServiceCIDR string
 }
 
 func (c *Config) defaults() {
@@ -105,10 +107,11 @@ const errLostSession = errString("election session expired")
 
 func runControllers(ctx context.Context, cfg Config) {
 	events := &Recorder{Store: cfg.Store, Log: cfg.Log, Source: "controller"}
-	apps := &Apps{Store: cfg.Store, Log: cfg.Log, Events: events}
+	apps := &Apps{Store: cfg.Store, Log: cfg.Log, Events: events, ServiceCIDR: cfg.ServiceCIDR}
 	binder := &Binder{Store: cfg.Store, Log: cfg.Log, Events: events}
 	nodes := &Nodes{Store: cfg.Store, Log: cfg.Log, Events: events, LeaseTimeout: cfg.LeaseTimeout, LostAfter: cfg.LostAfter}
 	appQ, bindQ, nodeQ := newQueue(), newQueue(), newQueue()
+	apps.Requeue = appQ.addAfter
 
 	var wg sync.WaitGroup
 	spawn := func(f func()) {

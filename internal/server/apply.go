@@ -40,6 +40,9 @@ func (s *Server) apply(w http.ResponseWriter, r *http.Request) {
 	if err == nil {
 		err = s.checkNamespaces(r.Context(), objs, true)
 	}
+	if err == nil {
+		err = s.checkPublished(r.Context(), objs, true)
+	}
 	if err != nil {
 		writeError(w, err)
 		return

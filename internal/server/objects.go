@@ -183,6 +183,9 @@ func (s *Server) create(w http.ResponseWriter, r *http.Request, t target) {
 		err = s.checkNamespaces(r.Context(), []api.Object{obj}, false)
 	}
 	if err == nil {
+		err = s.checkPublished(r.Context(), []api.Object{obj}, false)
+	}
+	if err == nil {
 		err = s.store.Create(r.Context(), obj)
 	}
 	if err != nil {
@@ -205,6 +208,9 @@ func (s *Server) update(w http.ResponseWriter, r *http.Request, t target) {
 		return
 	}
 	cur, err := s.store.Get(r.Context(), t.kind, t.ns, t.name)
+	if err == nil {
+		err = s.checkPublished(r.Context(), []api.Object{obj}, false)
+	}
 	if err == nil {
 		copyStatus(cur, obj)
 		obj.GetMeta().DeletedAt = cur.GetMeta().DeletedAt
@@ -350,6 +356,59 @@ func (s *Server) checkNamespaces(ctx context.Context, objs []api.Object, manifes
 			return err
 		}
 		declared[ns] = true
+	}
+	return nil
+}
+
+// checkPublished refuses an App that publishes a port another App already
+// publishes: a published port opens on every node, so it can belong to only
+// one App in the cluster.
+func (s *Server) checkPublished(ctx context.Context, objs []api.Object, manifest bool) error {
+	type owner struct {
+		key, name, path string
+		doc             int
+	}
+	claimed := map[int32]owner{}
+	any := false
+	for i, o := range objs {
+		app, ok := o.(*api.App)
+		if !ok {
+			continue
+		}
+		key := app.Metadata.Namespace + "/" + app.Metadata.Name
+		for j, p := range app.Spec.Ports {
+			if p.Publish == 0 {
+				continue
+			}
+			any = true
+			doc := 0
+			if manifest {
+				doc = i + 1
+			}
+			path := fmt.Sprintf("spec.ports[%d].publish", j)
+			if prev, dup := claimed[p.Publish]; dup && prev.key != key {
+				return &api.InvalidError{Document: doc, Kind: api.KindApp, Name: app.Metadata.Name, Errors: []api.FieldError{{
+					Path: path, Message: fmt.Sprintf("port %d is also published by document %d", p.Publish, prev.doc)}}}
+			}
+			claimed[p.Publish] = owner{key, app.Metadata.Name, path, doc}
+		}
+	}
+	if !any {
+		return nil
+	}
+	stored, _, err := s.store.List(ctx, api.MustKind(api.KindApp), "")
+	if err != nil {
+		return err
+	}
+	for _, o := range stored {
+		app := o.(*api.App)
+		key := app.Metadata.Namespace + "/" + app.Metadata.Name
+		for _, p := range app.Spec.Ports {
+			if c, ok := claimed[p.Publish]; ok && p.Publish != 0 && c.key != key {
+				return &api.InvalidError{Document: c.doc, Kind: api.KindApp, Name: c.name, Errors: []api.FieldError{{
+					Path: c.path, Message: fmt.Sprintf("port %d is already published by App %q in namespace %q", p.Publish, app.Metadata.Name, app.Metadata.Namespace)}}}
+			}
+		}
 	}
 	return nil
 }

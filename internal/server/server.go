@@ -8,6 +8,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
+	"os"
 	"strings"
 	"time"
 
@@ -84,6 +86,10 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("/api/v1/", s.objects)
 	if s.images != nil {
 		mux.Handle("/v2/", s.images.Handler())
+	}
+	if os.Getenv("SHOAL_PPROF") != "" {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	}
 	return s.metrics.instrument(mux)
 }

@@ -379,3 +379,47 @@ func (s *Store) CreateWithTTL(ctx context.Context, obj api.Object, ttl time.Dura
 	m.Revision = resp.Header.Revision
 	return nil
 }
+
+// Claim records value as the owner of key if nobody owns it yet, and
+// reports whether value owns it now (it may already have). Claims are how
+// controllers hand out unique things, such as service IPs, without races.
+func (s *Store) Claim(ctx context.Context, key, value string) (bool, error) {
+	k := "/shoal-claims/" + key
+	resp, err := s.cli.Txn(ctx).
+		If(clientv3.Compare(clientv3.CreateRevision(k), "=", 0)).
+		Then(clientv3.OpPut(k, value)).
+		Else(clientv3.OpGet(k)).
+		Commit()
+	if err != nil {
+		return false, err
+	}
+	if resp.Succeeded {
+		return true, nil
+	}
+	kvs := resp.Responses[0].GetResponseRange().Kvs
+	return len(kvs) > 0 && string(kvs[0].Value) == value, nil
+}
+
+// Claims lists the claims under prefix: key (without prefix) to owner.
+func (s *Store) Claims(ctx context.Context, prefix string) (map[string]string, error) {
+	p := "/shoal-claims/" + prefix
+	resp, err := s.cli.Get(ctx, p, clientv3.WithPrefix())
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]string, len(resp.Kvs))
+	for _, kv := range resp.Kvs {
+		out[strings.TrimPrefix(string(kv.Key), p)] = string(kv.Value)
+	}
+	return out, nil
+}
+
+// Unclaim releases key if value owns it.
+func (s *Store) Unclaim(ctx context.Context, key, value string) error {
+	k := "/shoal-claims/" + key
+	_, err := s.cli.Txn(ctx).
+		If(clientv3.Compare(clientv3.Value(k), "=", value)).
+		Then(clientv3.OpDelete(k)).
+		Commit()
+	return err
+}

@@ -53,9 +53,14 @@ func (d *Driver) Create(ctx context.Context, spec runtime.Spec) (st runtime.Stat
 	if err != nil {
 		return runtime.Status{}, err
 	}
-	if err := d.checkPorts(ctx, spec.Ports); err != nil {
+	if err := d.holdPorts(ctx, id, spec.Ports); err != nil {
 		return runtime.Status{}, fmt.Errorf("container %q: %w", id, err)
 	}
+	defer func() {
+		if err != nil {
+			d.ports.release(id)
+		}
+	}()
 	logPath := spec.LogPath
 	if logPath == "" {
 		logPath = d.defaultLogPath(id)
@@ -186,33 +191,6 @@ func (d *Driver) specOpts(ctx context.Context, img containerd.Image, spec runtim
 	}
 	opts = append(opts, oci.WithPidsLimit(pids))
 	return opts, nil
-}
-
-// checkPorts fails when a host port is taken on the node or published by
-// another container of this driver (DNAT rules do not bind the port, so the
-// listen check alone misses those).
-func (d *Driver) checkPorts(ctx context.Context, ports []runtime.PortMapping) error {
-	want := map[string]bool{}
-	for _, p := range ports {
-		if p.HostPort != 0 {
-			want[fmt.Sprintf("%d/%s", p.HostPort, protocol(p))] = true
-		}
-	}
-	if len(want) == 0 {
-		return nil
-	}
-	cs, err := d.client.ContainerService().List(ctx)
-	if err != nil {
-		return err
-	}
-	for _, c := range cs {
-		for _, hp := range parseHostPorts(c.Labels[labelPorts]) {
-			if want[hp] {
-				return fmt.Errorf("host port %s is already in use (by container %q)", hp, c.ID)
-			}
-		}
-	}
-	return checkHostPorts(ports)
 }
 
 // writeHosts writes the container's /etc/hosts: localhost and its own name.

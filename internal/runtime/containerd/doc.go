@@ -12,12 +12,18 @@
 //	StateDir/cni/ipam/<network>/<ip>     host-local IP allocation
 //	StateDir/cni/cache                   libcni results (used on CNI DEL)
 //	StateDir/containers/<id>/hosts       the container's /etc/hosts
-//	iptables: bridge masquerade + portmap DNAT chains named after the CNI container id
+//	iptables: portmap DNAT chains named after the CNI container id
+//	host ports: a listening socket on each, held by the driver (see portHolds)
+//
+// Per network, New installs one masquerade rule for the subnet's outbound
+// traffic (ensureMasquerade); it is left in place when the driver stops.
 //
 // Everything outside containerd is named from the id alone, so Remove can
 // clean up after a crash in the middle of Create. Start re-creates a
 // network namespace that is gone (a node reboot empties /run), keeping the
-// port mappings; the IP may change and the label follows it.
+// port mappings; the IP may change and the label follows it. The host-port
+// sockets die with the driver's process; New takes them again from the
+// ports labels.
 //
 // Logs: with Config.LoggerBinary set, containerd's shim runs that binary
 // (`shoal runtime-logger`, see package logger) which writes stdout and

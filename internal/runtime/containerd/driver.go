@@ -128,12 +128,14 @@ type Driver struct {
 	net      *network
 	cgroupV2 bool
 	locks    keyedMutex
+	ports    portHolds
 }
 
 var _ runtime.Driver = (*Driver)(nil)
 
 // New connects to containerd and prepares the driver's state directory and
-// network configuration. It does not touch existing containers.
+// network configuration. Of existing containers it only takes the host
+// ports (see portHolds).
 func New(ctx context.Context, cfg Config) (*Driver, error) {
 	if err := cfg.setDefaults(); err != nil {
 		return nil, fmt.Errorf("containerd driver: %w", err)
@@ -157,21 +159,28 @@ func New(ctx context.Context, cfg Config) (*Driver, error) {
 		client.Close()
 		return nil, fmt.Errorf("containerd driver: %w", err)
 	}
-	nw, err := newNetwork(cfg)
+	nw, err := newNetwork(ctx, cfg)
 	if err != nil {
 		client.Close()
 		return nil, fmt.Errorf("containerd driver: %w", err)
 	}
-	return &Driver{
+	d := &Driver{
 		cfg:      cfg,
 		client:   client,
 		net:      nw,
 		cgroupV2: isCgroupV2(),
-	}, nil
+	}
+	if err := d.holdExisting(ctx); err != nil {
+		client.Close()
+		return nil, fmt.Errorf("containerd driver: %w", err)
+	}
+	return d, nil
 }
 
-// Close closes the connection to containerd. Containers keep running.
+// Close releases the host ports and closes the connection to containerd.
+// Containers keep running; the next Driver takes their ports again.
 func (d *Driver) Close() error {
+	d.ports.releaseAll()
 	return d.client.Close()
 }
 

@@ -1,10 +1,12 @@
 package containerd_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
@@ -43,8 +45,10 @@ var (
 // against a real containerd. Subtests depend on the ones before them.
 func TestDriver(t *testing.T) {
 	address := containerdtest.Start(t)
-	deleteBridgeOnCleanup(t, netA)
-	deleteBridgeOnCleanup(t, netB)
+	deleteNetworkOnCleanup(t, netA)
+	deleteNetworkOnCleanup(t, netB)
+	// Left by an earlier run: New must install it, not find it.
+	deleteMasquerade(t, netA)
 	registryURL := serveTestImage(t)
 	self, err := os.Executable()
 	if err != nil {
@@ -66,6 +70,17 @@ func TestDriver(t *testing.T) {
 	logPath := filepath.Join(logDir, "web.log")
 	hostPort := freePort(t)
 	removeOnCleanup(t, d, "web")
+
+	t.Run("New installs one masquerade rule for the subnet, once", func(t *testing.T) {
+		rule := masqueradeRule(netA)
+		if n := countLines(natRules(t), rule); n != 1 {
+			t.Fatalf("%d copies of %s after New, want 1", n, rule)
+		}
+		newDriver(t, cfgA)
+		if n := countLines(natRules(t), rule); n != 1 {
+			t.Errorf("%d copies of %s after a second New, want 1", n, rule)
+		}
+	})
 
 	t.Run("EnsureImage pulls from the registry", func(t *testing.T) {
 		if err := d.EnsureImage(ctx, testImage); err != nil {
@@ -218,11 +233,16 @@ func TestDriver(t *testing.T) {
 		defer l.Close()
 		taken := l.Addr().(*net.TCPAddr).Port
 		for _, hp := range []int{taken, hostPort} { // a host process's port, then web's
+			free := freePort(t)
 			_, err := d.Create(ctx, runtime.Spec{ID: "clash", Image: testImage,
-				Ports: []runtime.PortMapping{{ContainerPort: 8080, HostPort: int32(hp), Protocol: "tcp"}}})
+				Ports: []runtime.PortMapping{
+					{ContainerPort: 8081, HostPort: int32(free), Protocol: "tcp"},
+					{ContainerPort: 8080, HostPort: int32(hp), Protocol: "tcp"},
+				}})
 			if want := fmt.Sprintf("host port %d/tcp is already in use", hp); err == nil || !strings.Contains(err.Error(), want) {
 				t.Errorf("Create with host port %d: %v, want %q", hp, err, want)
 			}
+			assertFree(t, free, 0)
 			if _, err := d.Inspect(ctx, "clash"); !errors.Is(err, runtime.ErrNotFound) {
 				t.Errorf("Inspect after failed Create: %v, want ErrNotFound", err)
 			}
@@ -230,6 +250,53 @@ func TestDriver(t *testing.T) {
 				t.Errorf("netns left after failed Create: %v", err)
 			}
 		}
+	})
+
+	t.Run("a published host port is held while its container exists", func(t *testing.T) {
+		var logs bytes.Buffer
+		cfg := cfgA
+		cfg.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+		tcpPort, udpPort := freePort(t), freeUDPPort(t)
+		removeOnCleanup(t, d, "held")
+
+		// A driver of its own, to restart it below. Its New cannot take
+		// web's port, which d holds, and says so.
+		first := newDriver(t, cfg)
+		if want := fmt.Sprintf("port=%d/tcp", hostPort); !strings.Contains(logs.String(), want) {
+			t.Errorf("New did not warn that web's port is held by someone else; logged:\n%s", logs.String())
+		}
+		_, err := first.Create(ctx, runtime.Spec{ID: "held", Image: testImage, Hostname: "held", Ports: []runtime.PortMapping{
+			{ContainerPort: 8080, HostPort: int32(tcpPort), Protocol: "tcp"},
+			{ContainerPort: 5353, HostPort: int32(udpPort), Protocol: "udp"},
+		}})
+		if err != nil {
+			t.Fatalf("Create: %v", err)
+		}
+		if _, err := first.Start(ctx, "held"); err != nil {
+			t.Fatalf("Start: %v", err)
+		}
+		assertHeld(t, tcpPort, udpPort)
+		// The DNAT rules still take the traffic, to loopback and to the
+		// node's other addresses.
+		for _, addr := range append([]string{"127.0.0.1"}, nodeAddrs(t)...) {
+			url := fmt.Sprintf("http://%s/", net.JoinHostPort(addr, fmt.Sprint(tcpPort)))
+			if got := httpGet(t, url); got != "hello from held\n" {
+				t.Errorf("GET %s = %q, want the container's answer", url, got)
+			}
+		}
+
+		// An agent restart: the sockets die with the old driver and the
+		// new one takes them again.
+		first.Close()
+		assertFree(t, tcpPort, udpPort)
+		second := newDriver(t, cfg)
+		assertHeld(t, tcpPort, udpPort)
+		httpGet(t, fmt.Sprintf("http://127.0.0.1:%d/", tcpPort))
+
+		if err := second.Remove(ctx, "held"); err != nil {
+			t.Fatalf("Remove: %v", err)
+		}
+		assertFree(t, tcpPort, udpPort)
 	})
 
 	t.Run("Create of an existing container is ErrAlreadyExists", func(t *testing.T) {
@@ -530,14 +597,16 @@ func TestDriver(t *testing.T) {
 			t.Fatalf("Remove: %v", err)
 		}
 		assertGone(t, d, cfgA, "web")
+		assertFree(t, hostPort, 0)
 		if err := d.Remove(ctx, "web"); err != nil {
 			t.Errorf("Remove again: %v", err)
 		}
 	})
 
 	t.Run("Remove cleans up after a Create that crashed half-way", func(t *testing.T) {
+		port := freePort(t)
 		if _, err := d.Create(ctx, runtime.Spec{ID: "half", Image: testImage,
-			Ports: []runtime.PortMapping{{ContainerPort: 8080, HostPort: int32(freePort(t))}}}); err != nil {
+			Ports: []runtime.PortMapping{{ContainerPort: 8080, HostPort: int32(port)}}}); err != nil {
 			t.Fatal(err)
 		}
 		// Lose the container record, keeping netns, IP and iptables rules.
@@ -549,6 +618,7 @@ func TestDriver(t *testing.T) {
 			t.Fatalf("Remove: %v", err)
 		}
 		assertGone(t, d, cfgA, "half")
+		assertFree(t, port, 0)
 	})
 }
 

@@ -118,10 +118,45 @@ func newDriver(t *testing.T, cfg containerd.Config) *containerd.Driver {
 	return d
 }
 
-// deleteBridgeOnCleanup deletes the bridge CNI creates for net, once the
-// test and its containers are gone. Only for the test's own bridges.
-func deleteBridgeOnCleanup(t *testing.T, net containerd.NetworkConfig) {
-	t.Cleanup(func() { _ = exec.Command("ip", "link", "del", net.Bridge).Run() })
+// deleteNetworkOnCleanup deletes the bridge CNI creates for net and the
+// masquerade rule New installs, once the test and its containers are gone.
+// Only for the test's own networks.
+func deleteNetworkOnCleanup(t *testing.T, net containerd.NetworkConfig) {
+	t.Cleanup(func() {
+		_ = exec.Command("ip", "link", "del", net.Bridge).Run()
+		deleteMasquerade(t, net)
+	})
+}
+
+// masqueradeRule is the nat rule New installs for net, as iptables-save
+// prints it.
+func masqueradeRule(net containerd.NetworkConfig) string {
+	return fmt.Sprintf(`-A POSTROUTING -s %s ! -d %s -m comment --comment "shoal %s" -j MASQUERADE`,
+		net.Subnet, net.Subnet, net.Bridge)
+}
+
+// deleteMasquerade deletes every copy of net's masquerade rule.
+func deleteMasquerade(t *testing.T, net containerd.NetworkConfig) {
+	t.Helper()
+	for range 100 {
+		err := exec.Command("iptables", "-w", "-t", "nat", "-D", "POSTROUTING", "-s", net.Subnet, "!", "-d", net.Subnet,
+			"-m", "comment", "--comment", "shoal "+net.Bridge, "-j", "MASQUERADE").Run()
+		if err != nil {
+			return
+		}
+	}
+	t.Errorf("more than 100 copies of %s", masqueradeRule(net))
+}
+
+// countLines counts the lines of s equal to line.
+func countLines(s, line string) int {
+	n := 0
+	for _, l := range strings.Split(s, "\n") {
+		if l == line {
+			n++
+		}
+	}
+	return n
 }
 
 // removeOnCleanup removes container id when the test ends, in case the
@@ -197,6 +232,65 @@ func freePort(t *testing.T) int {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port
+}
+
+func freeUDPPort(t *testing.T) int {
+	t.Helper()
+	c, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	return c.LocalAddr().(*net.UDPAddr).Port
+}
+
+// assertHeld checks that nothing else can bind the host ports: they are the
+// driver's.
+func assertHeld(t *testing.T, tcpPort, udpPort int) {
+	t.Helper()
+	if l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", tcpPort)); err == nil {
+		l.Close()
+		t.Errorf("listened on 127.0.0.1:%d/tcp; want it held by the driver", tcpPort)
+	}
+	if c, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", udpPort)); err == nil {
+		c.Close()
+		t.Errorf("listened on 127.0.0.1:%d/udp; want it held by the driver", udpPort)
+	}
+}
+
+// assertFree checks that the host ports can be bound again.
+func assertFree(t *testing.T, tcpPort, udpPort int) {
+	t.Helper()
+	if l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", tcpPort)); err != nil {
+		t.Errorf("host port %d/tcp still held: %v", tcpPort, err)
+	} else {
+		l.Close()
+	}
+	if udpPort == 0 {
+		return
+	}
+	if c, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", udpPort)); err != nil {
+		t.Errorf("host port %d/udp still held: %v", udpPort, err)
+	} else {
+		c.Close()
+	}
+}
+
+// nodeAddrs are the node's IPv4 addresses other than loopback: where
+// traffic to a published port may come from another machine.
+func nodeAddrs(t *testing.T) []string {
+	t.Helper()
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, a := range addrs {
+		if n, ok := a.(*net.IPNet); ok && n.IP.To4() != nil && n.IP.IsGlobalUnicast() {
+			out = append(out, n.IP.String())
+		}
+	}
+	return out
 }
 
 func readFile(t *testing.T, path string) string {

@@ -2,11 +2,14 @@ package containerd
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os/exec"
 	"regexp"
 	"strings"
+
+	"github.com/containernetworking/cni/libcni"
 )
 
 // masqRule matches the bridge plugin's masquerade jump in
@@ -15,8 +18,13 @@ var masqRule = regexp.MustCompile(`^-A POSTROUTING -s (\S+) -m comment --comment
 
 // sweepMasquerade deletes the bridge plugin's masquerade rules for cniID.
 // CNI DEL cannot when the network namespace is already gone (the plugin
-// learns the address from the interface in it); left alone, the rule would
-// keep its chain busy and fail every later DEL of the same id.
+// learns the address from the interface in it); left alone, the rule and
+// its chain would outlive the container.
+//
+// Only attachments made before ensureMasquerade existed ("ipMasq": true,
+// still in libcni's cache of their ADD) have such rules; see
+// perContainerMasq. Once no container of an older version is left, this
+// never runs.
 func sweepMasquerade(ctx context.Context, cniID string) error {
 	ipt, err := exec.LookPath("iptables")
 	if err != nil {
@@ -67,4 +75,21 @@ func ensureMasquerade(ctx context.Context, subnet, bridge string) error {
 		return fmt.Errorf("add masquerade rule for %s: %v: %s", subnet, err, strings.TrimSpace(string(out)))
 	}
 	return nil
+}
+
+// perContainerMasq reports whether list has the bridge plugin masquerade
+// each container itself, as the conflist of older versions did.
+func perContainerMasq(list *libcni.NetworkConfigList) bool {
+	for _, p := range list.Plugins {
+		if p.Network == nil || p.Network.Type != "bridge" {
+			continue
+		}
+		var conf struct {
+			IPMasq bool `json:"ipMasq"`
+		}
+		if json.Unmarshal(p.Bytes, &conf) == nil && conf.IPMasq {
+			return true
+		}
+	}
+	return false
 }

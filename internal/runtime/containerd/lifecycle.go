@@ -95,7 +95,7 @@ func (d *Driver) reattach(ctx context.Context, c containerd.Container, labels ma
 	if err := d.net.teardown(ctx, id, ports); err != nil {
 		return err
 	}
-	if err := checkHostPorts(ports); err != nil {
+	if err := d.ports.hold(id, ports); err != nil {
 		return err
 	}
 	ip, err := d.net.setup(ctx, id, ports)
@@ -221,15 +221,22 @@ func (d *Driver) Stop(ctx context.Context, id string, grace time.Duration) error
 	}
 }
 
-// Remove deletes everything Create made. A missing container succeeds, and
-// leftovers of a half-done Create (netns, IP, iptables rules) are cleaned.
+// Remove deletes everything Create made and releases the host ports. A
+// missing container succeeds, and leftovers of a half-done Create (netns,
+// IP, iptables rules) are cleaned.
 func (d *Driver) Remove(ctx context.Context, id string) error {
 	ctx = d.ctx(ctx)
 	defer d.locks.lock(id)()
-	return d.cleanup(ctx, id)
+	if err := d.cleanup(ctx, id); err != nil {
+		// The container or its DNAT rules may still be there: keep the
+		// ports until a Remove succeeds.
+		return err
+	}
+	d.ports.release(id)
+	return nil
 }
 
-// cleanup is Remove without the lock.
+// cleanup is Remove without the lock, and without releasing the host ports.
 func (d *Driver) cleanup(ctx context.Context, id string) error {
 	var (
 		errs  []error

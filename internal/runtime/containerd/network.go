@@ -5,10 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 
 	"github.com/containernetworking/cni/libcni"
@@ -34,7 +32,7 @@ const (
 	ifName   = "eth0"
 )
 
-func newNetwork(cfg Config) (*network, error) {
+func newNetwork(ctx context.Context, cfg Config) (*network, error) {
 	n := &network{namespace: cfg.Namespace, stateDir: cfg.StateDir}
 	n.cni = libcni.NewCNIConfigWithCacheDir(cfg.Network.PluginDirs, filepath.Join(cfg.StateDir, "cni", "cache"), nil)
 	for _, p := range []string{"bridge", "host-local", "portmap", "loopback"} {
@@ -55,15 +53,16 @@ func newNetwork(cfg Config) (*network, error) {
 	if err := os.MkdirAll(n.ipamDir(), 0o700); err != nil {
 		return nil, err
 	}
-	if err := ensureMasquerade(context.Background(), cfg.Network.Subnet, cfg.Network.Bridge); err != nil {
+	if err := ensureMasquerade(ctx, cfg.Network.Subnet, cfg.Network.Bridge); err != nil {
 		return nil, err
 	}
 	return n, nil
 }
 
 // bridgeConfList is the conflist for the node's bridge: a gateway bridge
-// (outbound traffic is masqueraded by one rule per subnet), host-local IPAM kept under StateDir,
-// and portmap with SNAT so that 127.0.0.1:hostPort reaches the container.
+// (ensureMasquerade masquerades its outbound traffic), host-local IPAM kept
+// under StateDir, and portmap with SNAT so that 127.0.0.1:hostPort reaches
+// the container.
 func bridgeConfList(cfg Config) []byte {
 	conf := map[string]any{
 		"cniVersion": "1.0.0",
@@ -169,7 +168,7 @@ func (n *network) teardown(ctx context.Context, id string, ports []runtime.PortM
 	if err := n.cni.DelNetworkList(ctx, list, rt); err != nil {
 		errs = append(errs, fmt.Errorf("CNI del for %q: %w", id, err))
 	}
-	if nsArg == "" {
+	if nsArg == "" && perContainerMasq(list) {
 		if err := sweepMasquerade(ctx, rt.ContainerID); err != nil {
 			errs = append(errs, fmt.Errorf("CNI del for %q: %w", id, err))
 		}
@@ -177,8 +176,9 @@ func (n *network) teardown(ctx context.Context, id string, ports []runtime.PortM
 	if err := n.cni.DelNetwork(ctx, n.loopback, &libcni.RuntimeConf{ContainerID: rt.ContainerID, NetNS: nsArg, IfName: "lo"}); err != nil {
 		errs = append(errs, fmt.Errorf("CNI loopback del for %q: %w", id, err))
 	}
-	// Remove the namespace only after CNI DEL: the bridge plugin reads the
-	// container's address from it to delete the masquerade rule.
+	// Remove the namespace only after CNI DEL: the bridge plugin deletes
+	// the veth in it, and for attachments with per-container masquerading
+	// reads the address from it to delete the rule.
 	if len(errs) == 0 {
 		if err := removeNetNS(path); err != nil {
 			errs = append(errs, fmt.Errorf("network namespace for %q: %w", id, err))
@@ -217,36 +217,9 @@ func protocol(p runtime.PortMapping) string {
 	return strings.ToLower(p.Protocol)
 }
 
-// checkHostPorts fails when a published port is already bound on the node.
-// iptables DNAT would silently shadow the other listener otherwise.
-func checkHostPorts(ports []runtime.PortMapping) error {
-	for _, p := range ports {
-		if p.HostPort == 0 {
-			continue
-		}
-		addr := ":" + strconv.Itoa(int(p.HostPort))
-		switch proto := protocol(p); proto {
-		case "tcp":
-			l, err := net.Listen("tcp", addr)
-			if err != nil {
-				return fmt.Errorf("host port %d/tcp is already in use", p.HostPort)
-			}
-			l.Close()
-		case "udp":
-			c, err := net.ListenPacket("udp", addr)
-			if err != nil {
-				return fmt.Errorf("host port %d/udp is already in use", p.HostPort)
-			}
-			c.Close()
-		default:
-			return fmt.Errorf("port %d: protocol %q: want tcp or udp", p.HostPort, p.Protocol)
-		}
-	}
-	return nil
-}
-
 // formatPorts and parsePorts store published ports in a container label,
-// so a later Create can see which host ports this driver already uses.
+// so a later Create can see which host ports this driver already uses and
+// a new Driver which ones to hold.
 func formatPorts(ports []runtime.PortMapping) string {
 	var parts []string
 	for _, p := range ports {

@@ -3,10 +3,17 @@ package containerd
 import (
 	"context"
 	"errors"
+	"fmt"
+	"io"
+	"net"
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
+
+	"github.com/containernetworking/cni/libcni"
+	"golang.org/x/sys/unix"
 
 	"github.com/shoal-dev/shoal/internal/runtime"
 )
@@ -118,13 +125,138 @@ func TestNewWithoutContainerd(t *testing.T) {
 
 func TestBridgeConfList(t *testing.T) {
 	c := Config{StateDir: "/var/lib/x", Network: NetworkConfig{Bridge: "br7", Subnet: "10.1.2.0/24"}}
-	s := string(bridgeConfList(c))
+	b := bridgeConfList(c)
+	s := string(b)
 	for _, want := range []string{
-		`"name":"shoal-br7"`, `"bridge":"br7"`, `"isGateway":true`, `"ipMasq":true`, `"hairpinMode":true`,
+		// No per-container masquerading: ensureMasquerade has one rule
+		// for the subnet.
+		`"name":"shoal-br7"`, `"bridge":"br7"`, `"isGateway":true`, `"ipMasq":false`, `"hairpinMode":true`,
 		`"subnet":"10.1.2.0/24"`, `"dataDir":"/var/lib/x/cni/ipam"`, `"portMappings":true`, `"snat":true`,
 	} {
 		if !strings.Contains(s, want) {
 			t.Errorf("conflist lacks %s: %s", want, s)
 		}
 	}
+
+	// Teardown sweeps per-container masquerade rules only for attachments
+	// whose cached conflist (an older version's) has the bridge make them.
+	list, err := libcni.ConfListFromBytes(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if perContainerMasq(list) {
+		t.Errorf("perContainerMasq(current conflist) = true, want false")
+	}
+	old, err := libcni.ConfListFromBytes([]byte(strings.Replace(s, `"ipMasq":false`, `"ipMasq":true`, 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !perContainerMasq(old) {
+		t.Errorf("perContainerMasq(conflist with \"ipMasq\":true) = false, want true")
+	}
+}
+
+// TestPortHolds holds real ports of this machine; it needs no containerd.
+func TestPortHolds(t *testing.T) {
+	free := func(network string) int32 {
+		t.Helper()
+		if network == "tcp" {
+			l, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer l.Close()
+			return int32(l.Addr().(*net.TCPAddr).Port)
+		}
+		c, err := net.ListenPacket("udp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		return int32(c.LocalAddr().(*net.UDPAddr).Port)
+	}
+	bindable := func(p runtime.PortMapping) bool {
+		t.Helper()
+		addr := fmt.Sprintf("127.0.0.1:%d", p.HostPort)
+		var c io.Closer
+		var err error
+		if protocol(p) == "udp" {
+			c, err = net.ListenPacket("udp", addr)
+		} else {
+			c, err = net.Listen("tcp", addr)
+		}
+		if err != nil {
+			return false
+		}
+		c.Close()
+		return true
+	}
+	tcp := runtime.PortMapping{ContainerPort: 80, HostPort: free("tcp")}
+	udp := runtime.PortMapping{ContainerPort: 53, HostPort: free("udp"), Protocol: "UDP"}
+	unpublished := runtime.PortMapping{ContainerPort: 9090}
+
+	var h portHolds
+	defer h.releaseAll()
+	if err := h.hold("a", []runtime.PortMapping{tcp, udp, unpublished}); err != nil {
+		t.Fatalf("hold: %v", err)
+	}
+	for _, p := range []runtime.PortMapping{tcp, udp} {
+		if bindable(p) {
+			t.Errorf("bound %s while it is held", hostPortKey(p))
+		}
+	}
+	for key, s := range h.byID["a"] {
+		if !closeOnExec(t, s) {
+			t.Errorf("socket for %s is inherited by child processes; want close-on-exec", key)
+		}
+	}
+	if err := h.hold("a", []runtime.PortMapping{tcp, udp}); err != nil {
+		t.Errorf("hold of ports id already holds: %v, want nil", err)
+	}
+
+	// A port held for another container fails the whole hold, and what
+	// the call took is released.
+	other := runtime.PortMapping{ContainerPort: 81, HostPort: free("tcp")}
+	err := h.hold("b", []runtime.PortMapping{other, tcp})
+	if want := fmt.Sprintf("host port %d/tcp is already in use", tcp.HostPort); err == nil || err.Error() != want {
+		t.Errorf("hold of a held port = %v, want %q", err, want)
+	}
+	if !bindable(other) {
+		t.Errorf("%s still held after a failed hold", hostPortKey(other))
+	}
+	if _, ok := h.byID["b"]; ok {
+		t.Errorf("holds for b after its failed hold: %v", h.byID["b"])
+	}
+
+	h.release("a")
+	for _, p := range []runtime.PortMapping{tcp, udp} {
+		if !bindable(p) {
+			t.Errorf("%s still held after release", hostPortKey(p))
+		}
+	}
+	if err := h.hold("c", []runtime.PortMapping{{HostPort: free("tcp"), Protocol: "sctp"}}); err == nil || !strings.Contains(err.Error(), "want tcp or udp") {
+		t.Errorf("hold of sctp = %v, want an error naming tcp and udp", err)
+	}
+}
+
+// closeOnExec reports whether the socket behind s has FD_CLOEXEC set.
+func closeOnExec(t *testing.T, s io.Closer) bool {
+	t.Helper()
+	sc, ok := s.(syscall.Conn)
+	if !ok {
+		t.Fatalf("%T has no file descriptor", s)
+	}
+	raw, err := sc.SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var flags int
+	var ferr error
+	if err := raw.Control(func(fd uintptr) { flags, ferr = unix.FcntlInt(fd, unix.F_GETFD, 0) }); err != nil {
+		t.Fatal(err)
+	}
+	if ferr != nil {
+		t.Fatal(ferr)
+	}
+	return flags&unix.FD_CLOEXEC != 0
 }

@@ -1,0 +1,95 @@
+package api
+
+import "time"
+
+// Health holds an App's probes. Readiness decides whether an instance gets
+// traffic (and whether a rollout may go on); liveness restarts it.
+type Health struct {
+	Readiness *Probe `json:"readiness,omitempty"`
+	Liveness  *Probe `json:"liveness,omitempty"`
+}
+
+// Probe checks an instance one way: exactly one of HTTP, TCP or Exec.
+type Probe struct {
+	HTTP *HTTPProbe `json:"http,omitempty"`
+	TCP  *TCPProbe  `json:"tcp,omitempty"`
+	Exec *ExecProbe `json:"exec,omitempty"`
+	// InitialDelaySeconds passes after the container starts before the
+	// first check.
+	InitialDelaySeconds int32 `json:"initialDelaySeconds,omitempty"`
+	PeriodSeconds       int32 `json:"periodSeconds,omitempty"`
+	TimeoutSeconds      int32 `json:"timeoutSeconds,omitempty"`
+	// FailureThreshold consecutive failures make the probe fail.
+	FailureThreshold int32 `json:"failureThreshold,omitempty"`
+}
+
+// HTTPProbe passes when GET Path on Port answers a status in
+// [MinStatus, MaxStatus] (default 200–399).
+type HTTPProbe struct {
+	Path string `json:"path,omitempty"`
+	// Port is a containerPort number or a port name.
+	Port      PortRef `json:"port"`
+	MinStatus int32   `json:"minStatus,omitempty"`
+	MaxStatus int32   `json:"maxStatus,omitempty"`
+}
+
+// TCPProbe passes when a connection to Port opens.
+type TCPProbe struct {
+	Port PortRef `json:"port"`
+}
+
+// ExecProbe passes when Command, run in the container, exits 0.
+type ExecProbe struct {
+	Command []string `json:"command"`
+}
+
+// PortRef names a declared port by number ("8080") or name ("http").
+type PortRef string
+
+// Probe defaults.
+const (
+	DefaultProbePeriodSeconds    int32 = 2
+	DefaultProbeTimeoutSeconds   int32 = 1
+	DefaultProbeFailureThreshold int32 = 3
+)
+
+// Update says how a new revision replaces the old one.
+type Update struct {
+	// MaxSurge is how many instances above replicas may exist during a
+	// rollout; MaxUnavailable how many below replicas may be unready.
+	MaxSurge       *int32 `json:"maxSurge,omitempty"`
+	MaxUnavailable *int32 `json:"maxUnavailable,omitempty"`
+	// ProgressDeadlineSeconds fails a rollout that makes no progress for
+	// that long.
+	ProgressDeadlineSeconds int32 `json:"progressDeadlineSeconds,omitempty"`
+	// AutoRollback returns a failed rollout to the last good revision.
+	AutoRollback *bool `json:"autoRollback,omitempty"`
+}
+
+// Update defaults.
+const (
+	DefaultMaxSurge                int32 = 1
+	DefaultMaxUnavailable          int32 = 0
+	DefaultProgressDeadlineSeconds int32 = 120
+)
+
+// Rollout states of an App's current revision.
+const (
+	RolloutProgressing = "Progressing"
+	RolloutComplete    = "Complete"
+	RolloutFailed      = "Failed"
+	RolloutRolledBack  = "RolledBack"
+)
+
+// RevisionRecord is one entry of an App's rollout history.
+type RevisionRecord struct {
+	Revision  int64     `json:"revision"`
+	Hash      string    `json:"hash"`
+	Image     string    `json:"image"`
+	CreatedAt time.Time `json:"createdAt,omitzero"`
+	// Template is what the revision ran, so undo can return to it.
+	Template  Template  `json:"template"`
+	Placement Placement `json:"placement,omitzero"`
+	// Cause is why the revision was made ("apply", "rollback to 2", "restart").
+	Cause string `json:"cause,omitempty"`
+}
