@@ -59,6 +59,51 @@ func TestValidate(t *testing.T) {
 			return &Event{TypeMeta: TypeMeta{APIVersion: Version, Kind: KindEvent}, Metadata: ObjectMeta{Name: "web.17c3a0b2", Namespace: "default"}, Type: "Warning"}
 		}},
 		{
+			name: "valid probes and update",
+			obj: func() Object {
+				a := validApp()
+				a.Spec.Health.Readiness = &Probe{HTTP: &HTTPProbe{Path: "/healthz", Port: "dns"}}
+				a.Spec.Health.Liveness = &Probe{Exec: &ExecProbe{Command: []string{"/bin/true"}}}
+				one := int32(1)
+				a.Spec.Update = Update{MaxSurge: &one, ProgressDeadlineSeconds: 30}
+				return a
+			},
+		},
+		{
+			name: "probe on a port the app does not declare",
+			obj:  func() Object { a := validApp(); a.Spec.Health.Readiness = &Probe{TCP: &TCPProbe{Port: "9090"}}; return a },
+			want: `App "web": spec.health.readiness.tcp.port: "9090" is not a port this app declares in ports (use a containerPort number or a port name)`,
+		},
+		{
+			name: "exec probe with an empty command",
+			obj:  func() Object { a := validApp(); a.Spec.Health.Liveness = &Probe{Exec: &ExecProbe{}}; return a },
+			want: `App "web": spec.health.liveness.exec.command: required: the command to run in the container`,
+		},
+		{
+			name: "probe with two kinds",
+			obj: func() Object {
+				a := validApp()
+				a.Spec.Health.Readiness = &Probe{TCP: &TCPProbe{Port: "53"}, Exec: &ExecProbe{Command: []string{"x"}}}
+				return a
+			},
+			want: `App "web": spec.health.readiness: needs exactly one of http, tcp or exec`,
+		},
+		{
+			name: "rollout that can never progress",
+			obj: func() Object {
+				a := validApp()
+				zero := int32(0)
+				a.Spec.Update = Update{MaxSurge: &zero, MaxUnavailable: &zero}
+				return a
+			},
+			want: `App "web": spec.update: maxSurge and maxUnavailable cannot both be 0: the rollout could never progress`,
+		},
+		{
+			name: "publish a UDP port",
+			obj:  func() Object { a := validApp(); a.Spec.Ports[1].Publish = 5353; return a },
+			want: `App "web": spec.ports[1].publish: only TCP ports can be published`,
+		},
+		{
 			name: "namespace missing when not defaulted",
 			obj:  func() Object { a := validApp(); a.Metadata.Namespace = ""; return a },
 			want: `App "web": metadata.namespace: required`,

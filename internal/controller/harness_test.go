@@ -213,7 +213,7 @@ func (h *harness) waitRunning(appName string, n int, timeout time.Duration) []*a
 			return false, seen
 		}
 		for _, in := range got {
-			if !live(in) || in.Spec.Node == "" || in.Status.Phase != api.PhaseRunning || in.Spec.Revision != a.Status.Revision {
+			if !live(in) || in.Spec.Node == "" || in.Status.Phase != api.PhaseRunning || in.Metadata.Labels[LabelHash] != a.Status.TemplateHash {
 				return false, seen
 			}
 		}
@@ -379,7 +379,8 @@ func (n *fakeNode) handle(ctx context.Context, in *api.Instance) {
 				}
 				now := time.Now().UTC()
 				cur.Status.Phase = api.PhaseRunning
-				cur.Status.Ready = true
+				// An image named "unready..." runs but never passes readiness.
+				cur.Status.Ready = !strings.HasPrefix(cur.Spec.Template.Image, "unready")
 				cur.Status.Node = n.name
 				cur.Status.StartedAt = now
 				cur.Status.UpdatedAt = now

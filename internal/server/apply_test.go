@@ -432,3 +432,30 @@ func TestServerSurvivesStreamOfBadInput(t *testing.T) {
 		t.Fatalf("heap grew by %d MiB over a stream of bad input", growth>>20)
 	}
 }
+
+// A published port opens on every node, so two Apps cannot publish one.
+func TestApplyRejectsAPortPublishedTwice(t *testing.T) {
+	e := start(t)
+	pub := func(name string, port int) string {
+		return appDoc("", name, fmt.Sprintf("ports: [{containerPort: 8080, publish: %d}]", port))
+	}
+	code, body := e.do(t, http.MethodPost, "/api/v1/apply", []byte(pub("a", 30080)))
+	if code != http.StatusOK {
+		t.Fatalf("first publish: %d %s", code, body)
+	}
+	code, body = e.do(t, http.MethodPost, "/api/v1/apply", []byte(pub("b", 30080)))
+	if msg := wantStatus(t, code, body, http.StatusUnprocessableEntity); msg != `document 1 (App "b"): spec.ports[0].publish: port 30080 is already published by App "a" in namespace "default"` {
+		t.Errorf("message %q", msg)
+	}
+	// Within one manifest too, and nothing of it is stored.
+	before := e.snapshot(t)
+	code, body = e.do(t, http.MethodPost, "/api/v1/apply", []byte(pub("c", 30081)+"---\n"+pub("d", 30081)))
+	wantStatus(t, code, body, http.StatusUnprocessableEntity, `document 2 (App "d"): spec.ports[0].publish: port 30081 is also published by document 1`)
+	if after := e.snapshot(t); !reflect.DeepEqual(before, after) {
+		t.Errorf("a rejected apply stored something")
+	}
+	// Re-applying the owner itself is fine.
+	if code, body := e.do(t, http.MethodPost, "/api/v1/apply", []byte(pub("a", 30080))); code != http.StatusOK {
+		t.Fatalf("re-apply of the owner: %d %s", code, body)
+	}
+}
