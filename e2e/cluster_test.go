@@ -295,11 +295,25 @@ func (c *cluster) mustShoal(args ...string) string {
 
 func (c *cluster) applyYAML(y string, extra ...string) string {
 	c.t.Helper()
+	return c.mustShoal(append([]string{"apply", "-f", c.writeFile(y)}, extra...)...)
+}
+
+func (c *cluster) writeFile(content string) string {
+	c.t.Helper()
 	f := filepath.Join(c.dir, fmt.Sprintf("manifest-%d.yaml", time.Now().UnixNano()))
-	if err := os.WriteFile(f, []byte(y), 0o600); err != nil {
+	if err := os.WriteFile(f, []byte(content), 0o600); err != nil {
 		c.t.Fatal(err)
 	}
-	return c.mustShoal(append([]string{"apply", "-f", f}, extra...)...)
+	return f
+}
+
+func (c *cluster) getApp(name string) *api.App {
+	c.t.Helper()
+	obj, err := c.api.Get(context.Background(), api.MustKind(api.KindApp), "default", name)
+	if err != nil {
+		c.t.Fatalf("get app %s: %v", name, err)
+	}
+	return obj.(*api.App)
 }
 
 func (c *cluster) instances(app string) []*api.Instance {
@@ -391,7 +405,9 @@ func sortedLines(s string) string {
 
 // httpGet fetches url with a short timeout; the body or an error text.
 func httpGet(url string) (string, error) {
-	cl := &http.Client{Timeout: 3 * time.Second}
+	// A new connection each time: a pooled one could reach an instance that
+	// is draining, which tells nothing about where new traffic goes.
+	cl := &http.Client{Timeout: 3 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
 	resp, err := cl.Get(url)
 	if err != nil {
 		return "", err

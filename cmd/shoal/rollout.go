@@ -164,6 +164,8 @@ func waitForRollout(ctx context.Context, c *client.Client, ns, name string, out 
 		switch {
 		case st.TemplateHash != want:
 			last = "waiting for the controller to see the change"
+		case want != target:
+			last = "the template changed while waiting"
 		case st.Rollout == api.RolloutComplete && st.Ready >= replicas(app):
 			fmt.Fprintf(out, "app/%s rolled out: revision %d, %d/%d ready\n", name, st.Revision, st.Ready, replicas(app))
 			return nil
@@ -175,12 +177,11 @@ func waitForRollout(ctx context.Context, c *client.Client, ns, name string, out 
 				last += ": " + st.Message
 			}
 		}
-		if want != target {
-			// Someone (or an automatic rollback) changed the template meanwhile.
-			for _, h := range st.History {
-				if h.Hash == want && strings.HasPrefix(h.Cause, "automatic rollback") {
-					return fmt.Errorf("app/%s: rollout failed and was rolled back: %s", name, h.Cause)
-				}
+		if want != target && st.TemplateHash == want {
+			// The template changed under us: by an automatic rollback (a
+			// failure of what we wait for), or by someone else's apply.
+			if n := len(st.History); n > 0 && st.History[n-1].Hash == want && strings.HasPrefix(st.History[n-1].Cause, "automatic rollback") {
+				return fmt.Errorf("app/%s: rollout failed and was rolled back: %s", name, st.History[n-1].Cause)
 			}
 			target = want
 		}

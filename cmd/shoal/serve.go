@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -14,6 +15,7 @@ import (
 	"github.com/shoal-dev/shoal/internal/agent"
 	"github.com/shoal-dev/shoal/internal/client"
 	"github.com/shoal-dev/shoal/internal/controller"
+	"github.com/shoal-dev/shoal/internal/netproxy"
 	"github.com/shoal-dev/shoal/internal/registry"
 	rtcontainerd "github.com/shoal-dev/shoal/internal/runtime/containerd"
 	"github.com/shoal-dev/shoal/internal/server"
@@ -168,15 +170,25 @@ func runAgent(ctx context.Context, o agentOptions, serverURL string, log *slog.L
 		return err
 	}
 	defer drv.Close()
+	gw, err := rtcontainerd.GatewayIP(o.subnet)
+	if err != nil {
+		return err
+	}
+	apiClient := client.New(serverURL)
+	proxy, err := netproxy.New(netproxy.Config{Client: apiClient, Log: log.With("component", "netproxy"), BridgeIP: gw, Bridge: o.bridge})
+	if err != nil {
+		return err
+	}
 	cfg := agent.Config{
-		NodeName: o.name,
-		Labels:   o.labels,
-		Client:   client.New(serverURL),
-		Driver:   drv,
-		DataDir:  dataDir,
-		Listen:   o.listen,
-		Log:      log,
-		Version:  version,
+		DNSServers: []string{gw},
+		NodeName:   o.name,
+		Labels:     o.labels,
+		Client:     apiClient,
+		Driver:     drv,
+		DataDir:    dataDir,
+		Listen:     o.listen,
+		Log:        log,
+		Version:    version,
 	}
 	if o.cpu != "" {
 		if cfg.MilliCPU, err = parseCPUFlag(o.cpu); err != nil {
@@ -188,5 +200,14 @@ func runAgent(ctx context.Context, o agentOptions, serverURL string, log *slog.L
 			return err
 		}
 	}
-	return agent.New(cfg).Run(ctx)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	proxyDone := make(chan error, 1)
+	go func() { proxyDone <- proxy.Run(ctx) }()
+	err = agent.New(cfg).Run(ctx)
+	cancel()
+	if perr := <-proxyDone; err == nil && perr != nil && !errors.Is(perr, context.Canceled) {
+		err = fmt.Errorf("service proxy: %w", perr)
+	}
+	return err
 }

@@ -19,6 +19,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -135,6 +136,24 @@ func (a *app) routes() http.Handler {
 		}
 		fmt.Println("exiting with code 3 on request")
 		a.exit(3)
+	})
+	// /fetch?url=URL gets URL from inside the container and answers with
+	// what came back: a way to see service discovery from an app's seat.
+	mux.HandleFunc("GET /fetch", func(w http.ResponseWriter, r *http.Request) {
+		target := r.URL.Query().Get("url")
+		if target == "" {
+			http.Error(w, "fetch needs ?url=", http.StatusBadRequest)
+			return
+		}
+		cl := &http.Client{Timeout: 5 * time.Second}
+		resp, err := cl.Get(target)
+		if err != nil {
+			http.Error(w, "fetch "+target+": "+err.Error(), http.StatusBadGateway)
+			return
+		}
+		defer resp.Body.Close()
+		w.WriteHeader(resp.StatusCode)
+		_, _ = io.Copy(w, io.LimitReader(resp.Body, 1<<20))
 	})
 	return mux
 }

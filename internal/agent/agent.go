@@ -47,7 +47,19 @@ type Config struct {
 	// MaxLogBytes is the size past which an instance's log is rotated
 	// (default MaxLogBytes).
 	MaxLogBytes int64
+	// DrainDelay is how long a deleted instance's container keeps running
+	// after the instance was reported not ready, so that every node's
+	// proxy drops it before SIGTERM (default DefaultDrainDelay; negative:
+	// no delay).
+	DrainDelay time.Duration
+	// DNSServers are the containers' nameservers (the node's shoal DNS);
+	// empty gives containers the node's own resolv.conf.
+	DNSServers []string
 }
+
+// DefaultDrainDelay covers a proxy's watch delivering the not-ready
+// instance and its endpoint update, with room to spare.
+const DefaultDrainDelay = 2 * time.Second
 
 // Agent runs one node's instances.
 type Agent struct {
@@ -70,6 +82,9 @@ func New(cfg Config) *Agent {
 	}
 	if cfg.Listen == "" {
 		cfg.Listen = "127.0.0.1:0"
+	}
+	if cfg.DrainDelay == 0 {
+		cfg.DrainDelay = DefaultDrainDelay
 	}
 	return &Agent{cfg: cfg, log: cfg.Log.With("node", cfg.NodeName), desired: map[string]*api.Instance{}, workers: map[string]*worker{}}
 }

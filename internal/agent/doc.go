@@ -6,17 +6,23 @@
 // Each Instance on the node has one worker goroutine that owns its
 // container from first pull to final removal:
 //
-//	       ┌────────────── wake (watch event, container exit, 1s tick) ◀────────┐
-//	       ▼                                                                    │
-//	desired? ── no / deleted ──▶ stop (SIGTERM, grace, SIGKILL) ─▶ remove ─▶ done
-//	       │ yes
-//	       ▼
-//	container? ── none ──▶ image ─▶ create ─▶ start ─────────────────────────────┤
-//	       │ exists                                                              │
-//	       ▼                                                                     │
-//	running ──▶ report Running ──────────────────────────────────────────────────┤
-//	exited  ──▶ restartPolicy? ── yes ──▶ back-off ─▶ start ─────────────────────┤
-//	                           └─ no ───▶ report Succeeded / Failed ─────────────┘
+//	       ┌──────── wake (watch event, container exit, probe change, 1s tick) ◀─────────┐
+//	       ▼                                                                             │
+//	desired? ── no / deleted ──▶ report Terminating, not ready ─▶ drain delay            │
+//	       │ yes                   ─▶ stop (SIGTERM, grace, SIGKILL) ─▶ remove ─▶ done   │
+//	       ▼                                                                             │
+//	container? ── none ──▶ image ─▶ create ─▶ start ─────────────────────────────────────┤
+//	       │ exists                                                                      │
+//	       ▼                                                                             │
+//	running ──▶ probe (readiness, liveness) ─▶ report Running, ready? ───────────────────┤
+//	        └─▶ liveness failed ─▶ stop (grace) ─▶ start ────────────────────────────────┤
+//	exited  ──▶ restartPolicy? ── yes ──▶ back-off ─▶ start ─────────────────────────────┤
+//	                           └─ no ───▶ report Succeeded / Failed ─────────────────────┘
+//
+// status.ready is what proxies route by: with a readiness probe it follows
+// the probe (see probe.go); without one it is true while the process runs.
+// A deleted instance is reported not ready first and keeps running for
+// Config.DrainDelay, so every node's proxy drops it before SIGTERM.
 //
 // The agent never tears workloads down because the server is unreachable:
 // it keeps the last set of instances it was given (also on disk, for its

@@ -28,6 +28,10 @@ const (
 	stableRun    = 60 * time.Second
 )
 
+// terminatingReportFor is how long a worker retries reporting an instance
+// Terminating (and not ready) before it stops the container anyway.
+const terminatingReportFor = 5 * time.Second
+
 // worker owns one instance's container.
 type worker struct {
 	a    *Agent
@@ -42,6 +46,20 @@ type worker struct {
 	nextStart time.Time
 	// id of the container this worker created or adopted.
 	id string
+
+	// probes check the container's current run, which began at probesFor.
+	probes    *prober
+	probesFor time.Time
+	// note is the status message of the run that began at noteFor: why
+	// it was restarted.
+	note    string
+	noteFor time.Time
+	// killed says why the agent stopped the run that began at killedFor
+	// (a failed liveness probe), for the exit that follows.
+	killed    string
+	killedFor time.Time
+	// terminating: the instance was reported Terminating and drained.
+	terminating bool
 }
 
 func newWorker(a *Agent, key string) *worker {
@@ -66,6 +84,7 @@ func containerID(in *api.Instance) string {
 func (w *worker) run(ctx context.Context) {
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
+	defer w.stopProbes()
 	for {
 		done := w.step(ctx)
 		if done {
@@ -91,6 +110,7 @@ func (w *worker) step(ctx context.Context) bool {
 	if in != nil {
 		if id := containerID(in); w.id != id {
 			if w.id != "" {
+				w.stopProbes()
 				w.removeContainer(ctx, w.id, 0)
 			}
 			w.id = id
@@ -103,15 +123,10 @@ func (w *worker) step(ctx context.Context) bool {
 		if in == nil && !synced {
 			return false // the server has not told us yet: keep it running
 		}
-		grace := 10 * time.Second
-		if in != nil && in.Spec.Template.TerminationGracePeriodSeconds != nil {
-			grace = time.Duration(*in.Spec.Template.TerminationGracePeriodSeconds) * time.Second
-		}
-		if in != nil {
-			w.report(ctx, in, func(s *api.InstanceStatus) { s.Phase = api.PhaseTerminating })
-		}
+		w.stopProbes()
+		w.terminate(ctx, in)
 		if w.id != "" {
-			if err := w.removeContainer(ctx, w.id, grace); err != nil {
+			if err := w.removeContainer(ctx, w.id, graceOf(in)); err != nil {
 				log.Warn("remove container", "err", err)
 				return false
 			}
@@ -140,13 +155,22 @@ func (w *worker) step(ctx context.Context) bool {
 		log.Warn("inspect container", "err", err)
 		return false
 	}
+	if st.State != runtime.StateRunning {
+		w.stopProbes()
+	}
 	switch st.State {
 	case runtime.StateRunning:
 		if time.Since(st.StartedAt) > stableRun {
 			w.backoff = 0
 		}
+		w.watchHealth(ctx, in, st)
+		if why := w.probes.livenessFailure(); why != "" {
+			w.restartUnhealthy(ctx, in, st, why)
+			return false
+		}
+		msg := w.runMessage(st)
 		w.report(ctx, in, func(s *api.InstanceStatus) {
-			s.Phase, s.IP, s.StartedAt, s.ContainerID, s.Message = api.PhaseRunning, st.IP, st.StartedAt, w.id, ""
+			s.Phase, s.IP, s.StartedAt, s.ContainerID, s.Message = api.PhaseRunning, st.IP, st.StartedAt, w.id, msg
 			s.ExitCode = nil
 		})
 	case runtime.StateCreated:
@@ -155,6 +179,123 @@ func (w *worker) step(ctx context.Context) bool {
 		w.exited(ctx, in, st)
 	}
 	return false
+}
+
+// graceOf is how long the instance's process has between SIGTERM and
+// SIGKILL.
+func graceOf(in *api.Instance) time.Duration {
+	if in != nil && in.Spec.Template.TerminationGracePeriodSeconds != nil {
+		return time.Duration(*in.Spec.Template.TerminationGracePeriodSeconds) * time.Second
+	}
+	return time.Duration(api.DefaultTerminationGracePeriodSeconds) * time.Second
+}
+
+// terminate takes the instance out of traffic before its container stops:
+// it reports it Terminating and not ready (retrying for a while, as every
+// node's proxy learns of it from that write), then waits DrainDelay for
+// the proxies to drop it. Once per worker; later calls only report.
+func (w *worker) terminate(ctx context.Context, in *api.Instance) {
+	terminating := func(s *api.InstanceStatus) { s.Phase = api.PhaseTerminating }
+	if w.terminating {
+		if in != nil {
+			_ = w.report(ctx, in, terminating)
+		}
+		return
+	}
+	w.terminating = true
+	if in != nil {
+		deadline := time.Now().Add(terminatingReportFor)
+		for {
+			err := w.report(ctx, in, terminating)
+			if err == nil || errors.Is(err, client.ErrNotFound) || ctx.Err() != nil {
+				break
+			}
+			if time.Now().After(deadline) {
+				w.a.log.Warn("could not report instance terminating; stopping it anyway", "instance", w.key, "err", err)
+				break
+			}
+			sleep(ctx, 250*time.Millisecond)
+		}
+	}
+	if w.id == "" || w.a.cfg.DrainDelay <= 0 {
+		return
+	}
+	if st, err := w.a.cfg.Driver.Inspect(ctx, w.id); err != nil || st.State != runtime.StateRunning {
+		return // no process, no traffic to drain
+	}
+	w.a.log.Info("draining before stop", "instance", w.key, "delay", w.a.cfg.DrainDelay)
+	sleep(ctx, w.a.cfg.DrainDelay)
+}
+
+// watchHealth makes sure the running container's current run is probed,
+// if the template has probes.
+func (w *worker) watchHealth(ctx context.Context, in *api.Instance, st runtime.Status) {
+	h := in.Spec.Template.Health
+	if h.Readiness == nil && h.Liveness == nil {
+		w.stopProbes()
+		return
+	}
+	if w.probes != nil && w.probesFor.Equal(st.StartedAt) {
+		return
+	}
+	w.stopProbes()
+	id, ip := w.id, st.IP
+	target := probeTarget{
+		host:  func() string { return ip },
+		ports: in.Spec.Template.Ports,
+		exec: func(ctx context.Context, cmd []string, timeout time.Duration) (int, string, error) {
+			return w.a.cfg.Driver.Exec(ctx, id, cmd, timeout)
+		},
+	}
+	// The run an earlier agent reported ready stays ready until its probe
+	// fails: an agent restart must not take traffic away.
+	s := in.Status
+	wasReady := s.Ready && s.Phase == api.PhaseRunning && s.ContainerID == w.id && s.StartedAt.Equal(st.StartedAt)
+	w.probes = startProber(ctx, proberConfig{
+		readiness: newProbeSpec(h.Readiness, target),
+		liveness:  newProbeSpec(h.Liveness, target),
+		startedAt: st.StartedAt,
+		ready:     wasReady,
+		notify:    w.kick,
+		log:       w.a.log.With("instance", w.key),
+	})
+	w.probesFor = st.StartedAt
+}
+
+func (w *worker) stopProbes() {
+	w.probes.stop()
+	w.probes = nil
+}
+
+// restartUnhealthy restarts a container whose liveness probe failed: the
+// same container (and IP), a new run. With restartPolicy Never it only
+// stops it.
+func (w *worker) restartUnhealthy(ctx context.Context, in *api.Instance, st runtime.Status, why string) {
+	w.stopProbes()
+	reason := "liveness probe failed: " + why
+	w.killed, w.killedFor = reason, st.StartedAt
+	w.a.log.Info("restarting container", "instance", w.key, "reason", reason)
+	if err := w.a.cfg.Driver.Stop(ctx, w.id, graceOf(in)); err != nil && !errors.Is(err, runtime.ErrNotFound) {
+		w.a.log.Warn("stop unhealthy container", "instance", w.key, "err", err)
+		return
+	}
+	if in.Spec.Template.RestartPolicy == api.RestartNever {
+		return // the next step reports the exit, with reason
+	}
+	w.restarts++
+	w.start(ctx, in, reason)
+}
+
+// runMessage is the status message of a running container: why it is not
+// ready, else why its run was started.
+func (w *worker) runMessage(st runtime.Status) string {
+	if why := w.probes.readinessFailure(); why != "" {
+		return "readiness probe failed: " + why
+	}
+	if w.noteFor.Equal(st.StartedAt) {
+		return w.note
+	}
+	return ""
 }
 
 func (w *worker) findAdopted(ctx context.Context) string {
@@ -250,19 +391,24 @@ func (w *worker) spec(in *api.Instance) (runtime.Spec, error) {
 		MilliCPU:    cpu,
 		MemoryBytes: mem,
 		Ports:       ports,
+		DNSServers:  w.a.cfg.DNSServers,
+		DNSSearch:   []string{in.Metadata.Namespace + ".shoal", "shoal"},
 		LogPath:     logDir + "/current.log",
 	}, nil
 }
 
-func (w *worker) start(ctx context.Context, in *api.Instance, _ string) {
+// start starts a new run of the container; note is the run's status
+// message (why it was restarted).
+func (w *worker) start(ctx context.Context, in *api.Instance, note string) {
 	st, err := w.a.cfg.Driver.Start(ctx, w.id)
 	if err != nil {
 		w.fail(ctx, in, err)
 		return
 	}
+	w.note, w.noteFor = note, st.StartedAt
 	w.a.log.Info("container started", "instance", w.key, "ip", st.IP)
 	w.report(ctx, in, func(s *api.InstanceStatus) {
-		s.Phase, s.IP, s.StartedAt, s.ContainerID, s.Message, s.ExitCode = api.PhaseRunning, st.IP, st.StartedAt, w.id, "", nil
+		s.Phase, s.IP, s.StartedAt, s.ContainerID, s.Message, s.ExitCode = api.PhaseRunning, st.IP, st.StartedAt, w.id, note, nil
 		s.Node = w.a.cfg.NodeName
 	})
 }
@@ -301,11 +447,15 @@ func (w *worker) exited(ctx context.Context, in *api.Instance, st runtime.Status
 	if st.Reason != "" {
 		reason = st.Reason
 	}
+	failed := code != 0 || st.OOMKilled
+	if w.killed != "" && w.killedFor.Equal(st.StartedAt) {
+		reason, failed = w.killed, true
+	}
 	policy := in.Spec.Template.RestartPolicy
-	restart := policy == api.RestartAlways || policy == "" || (policy == api.RestartOnFailure && (code != 0 || st.OOMKilled))
+	restart := policy == api.RestartAlways || policy == "" || (policy == api.RestartOnFailure && failed)
 	if !restart {
 		phase := api.PhaseSucceeded
-		if code != 0 || st.OOMKilled {
+		if failed {
 			phase = api.PhaseFailed
 		}
 		w.report(ctx, in, func(s *api.InstanceStatus) {
@@ -330,17 +480,13 @@ func (w *worker) exited(ctx context.Context, in *api.Instance, st runtime.Status
 	}
 	w.restarts++
 	w.nextStart = time.Time{}
-	w.start(ctx, in, reason)
-	w.report(ctx, in, func(s *api.InstanceStatus) {
-		if s.Phase == api.PhaseRunning {
-			s.Message = "restarted after: " + reason
-		}
-	})
+	w.start(ctx, in, "restarted after: "+reason)
 }
 
 // report writes the instance's status if it changed. A failed write is
-// retried on the next step (the server may be away).
-func (w *worker) report(ctx context.Context, in *api.Instance, change func(*api.InstanceStatus)) {
+// retried on the next step (the server may be away); the error says
+// whether this one was.
+func (w *worker) report(ctx context.Context, in *api.Instance, change func(*api.InstanceStatus)) error {
 	next := w.reported
 	if next.Phase == "" {
 		next = in.Status
@@ -350,7 +496,7 @@ func (w *worker) report(ctx context.Context, in *api.Instance, change func(*api.
 	next.Node = w.a.cfg.NodeName
 	next.Ready = next.Phase == api.PhaseRunning && in.Metadata.DeletedAt.IsZero() && w.readyFor(in)
 	if statusEqual(next, w.reported) && statusEqual(next, in.Status) {
-		return
+		return nil
 	}
 	out := *in
 	next.UpdatedAt = time.Now().UTC()
@@ -361,16 +507,21 @@ func (w *worker) report(ctx context.Context, in *api.Instance, change func(*api.
 		}
 		w.reported = next
 		w.reported.Phase = "" // force a retry
-		return
+		return err
 	}
 	w.reported = next
 	in.Status = next
+	return nil
 }
 
 // readyFor says whether a running instance may take traffic: without a
-// readiness probe, as soon as it runs.
+// readiness probe, as soon as it runs; with one, once the probe of its
+// current run passes.
 func (w *worker) readyFor(in *api.Instance) bool {
-	return in.Spec.Template.Health.Readiness == nil
+	if in.Spec.Template.Health.Readiness == nil {
+		return true
+	}
+	return w.probes.isReady()
 }
 
 func statusEqual(a, b api.InstanceStatus) bool {

@@ -71,7 +71,11 @@ func TestValidate(t *testing.T) {
 		},
 		{
 			name: "probe on a port the app does not declare",
-			obj:  func() Object { a := validApp(); a.Spec.Health.Readiness = &Probe{TCP: &TCPProbe{Port: "9090"}}; return a },
+			obj: func() Object {
+				a := validApp()
+				a.Spec.Health.Readiness = &Probe{TCP: &TCPProbe{Port: "9090"}}
+				return a
+			},
 			want: `App "web": spec.health.readiness.tcp.port: "9090" is not a port this app declares in ports (use a containerPort number or a port name)`,
 		},
 		{

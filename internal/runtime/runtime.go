@@ -19,6 +19,9 @@
 //	                   ▼
 //	               Remove (task, container, snapshot, netns, IP, port mappings)
 //
+// While the process runs, Exec runs another command beside it (health
+// probes).
+//
 // The driver must not decide policy (restart or not, back-off): that is the
 // agent's. It must be safe to call every method again after a crash of the
 // caller: Create of an existing container returns ErrAlreadyExists, Remove of
@@ -65,6 +68,10 @@ type Spec struct {
 	MemoryBytes int64
 	PidsLimit   int64
 	Ports       []PortMapping
+	// DNSServers and DNSSearch make the container's /etc/resolv.conf;
+	// without servers it gets the node's own resolv.conf.
+	DNSServers []string
+	DNSSearch  []string
 	// LogPath is the file the container's stdout and stderr go to. The
 	// driver rotates it by size; a new run (Start after an exit) moves the
 	// previous run's log to LogPath+".previous".
@@ -117,4 +124,11 @@ type Driver interface {
 	Inspect(ctx context.Context, id string) (Status, error)
 	// List returns every container this driver owns.
 	List(ctx context.Context) ([]Status, error)
+	// Exec runs cmd in the running container id, as its process runs
+	// (user, environment, working directory), and returns its exit code
+	// and the start of its combined stdout and stderr. A command that
+	// cannot be started (not found, not executable) is an error, as is
+	// one still running after timeout: it is killed, and the error
+	// matches context.DeadlineExceeded. With an error, exitCode is -1.
+	Exec(ctx context.Context, id string, cmd []string, timeout time.Duration) (exitCode int, output string, err error)
 }

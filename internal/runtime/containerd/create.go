@@ -100,6 +100,10 @@ func (d *Driver) Create(ctx context.Context, spec runtime.Spec) (st runtime.Stat
 	if err != nil {
 		return runtime.Status{}, err
 	}
+	resolvFile, err := d.writeResolvConf(id, spec.DNSServers, spec.DNSSearch)
+	if err != nil {
+		return runtime.Status{}, err
+	}
 
 	labels := map[string]string{}
 	for k, v := range spec.Labels {
@@ -113,7 +117,7 @@ func (d *Driver) Create(ctx context.Context, spec runtime.Spec) (st runtime.Stat
 		labels[labelPorts] = p
 	}
 
-	specOpts, err := d.specOpts(ctx, img, spec, hostname, hostsFile)
+	specOpts, err := d.specOpts(ctx, img, spec, hostname, hostsFile, resolvFile)
 	if err != nil {
 		return runtime.Status{}, err
 	}
@@ -136,7 +140,7 @@ func (d *Driver) Create(ctx context.Context, spec runtime.Spec) (st runtime.Stat
 
 // specOpts builds the OCI spec: the image's config, then the Spec's
 // overrides, limits and hardening.
-func (d *Driver) specOpts(ctx context.Context, img containerd.Image, spec runtime.Spec, hostname, hostsFile string) ([]oci.SpecOpts, error) {
+func (d *Driver) specOpts(ctx context.Context, img containerd.Image, spec runtime.Spec, hostname, hostsFile, resolvFile string) ([]oci.SpecOpts, error) {
 	ic, err := img.Spec(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("image %s config: %w", img.Name(), err)
@@ -165,7 +169,7 @@ func (d *Driver) specOpts(ctx context.Context, img containerd.Image, spec runtim
 		oci.WithLinuxNamespace(specs.LinuxNamespace{Type: specs.NetworkNamespace, Path: d.net.netnsPath(spec.ID)}),
 		oci.WithMounts([]specs.Mount{
 			{Destination: "/etc/hosts", Type: "bind", Source: hostsFile, Options: []string{"rbind", "ro", "nosuid", "nodev", "noexec"}},
-			{Destination: "/etc/resolv.conf", Type: "bind", Source: "/etc/resolv.conf", Options: []string{"rbind", "ro", "nosuid", "nodev", "noexec"}},
+			{Destination: "/etc/resolv.conf", Type: "bind", Source: resolvFile, Options: []string{"rbind", "ro", "nosuid", "nodev", "noexec"}},
 		}),
 		oci.WithNoNewPrivileges,
 		// After capabilities: the profile allows syscalls by capability.
@@ -202,6 +206,31 @@ func (d *Driver) writeHosts(id, hostname, ip string) (string, error) {
 	p := filepath.Join(dir, "hosts")
 	content := fmt.Sprintf("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n%s\t%s\n", ip, hostname)
 	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+		return "", err
+	}
+	return p, nil
+}
+
+// writeResolvConf writes the container's /etc/resolv.conf: the given
+// servers and search domains, or, without servers, the node's own file.
+func (d *Driver) writeResolvConf(id string, servers, search []string) (string, error) {
+	if len(servers) == 0 {
+		return "/etc/resolv.conf", nil
+	}
+	dir := d.containerDir(id)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", err
+	}
+	var b strings.Builder
+	for _, s := range servers {
+		fmt.Fprintf(&b, "nameserver %s\n", s)
+	}
+	if len(search) > 0 {
+		fmt.Fprintf(&b, "search %s\n", strings.Join(search, " "))
+	}
+	b.WriteString("options ndots:3\n")
+	p := filepath.Join(dir, "resolv.conf")
+	if err := os.WriteFile(p, []byte(b.String()), 0o644); err != nil {
 		return "", err
 	}
 	return p, nil

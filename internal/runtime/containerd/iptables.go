@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/netip"
 	"os/exec"
 	"regexp"
 	"strings"
@@ -92,4 +93,41 @@ func perContainerMasq(list *libcni.NetworkConfigList) bool {
 		}
 	}
 	return false
+}
+
+// ensureBridge creates the node's container bridge with its gateway
+// address (the subnet's first address) if it is missing, so that services
+// of the node (DNS, the service proxy) can listen there before the first
+// container exists. The CNI bridge plugin adopts it as it is.
+func ensureBridge(ctx context.Context, bridge, subnet string) error {
+	gw, err := GatewayIP(subnet)
+	if err != nil {
+		return err
+	}
+	bits := subnet[strings.IndexByte(subnet, '/'):]
+	if exec.CommandContext(ctx, "ip", "link", "show", "dev", bridge).Run() != nil {
+		if out, err := exec.CommandContext(ctx, "ip", "link", "add", "name", bridge, "type", "bridge").CombinedOutput(); err != nil {
+			return fmt.Errorf("create bridge %s: %v: %s", bridge, err, strings.TrimSpace(string(out)))
+		}
+	}
+	out, _ := exec.CommandContext(ctx, "ip", "-4", "-o", "addr", "show", "dev", bridge).Output()
+	if !strings.Contains(string(out), " "+gw+"/") {
+		if out, err := exec.CommandContext(ctx, "ip", "addr", "add", gw+bits, "dev", bridge).CombinedOutput(); err != nil && !strings.Contains(string(out), "File exists") {
+			return fmt.Errorf("address bridge %s: %v: %s", bridge, err, strings.TrimSpace(string(out)))
+		}
+	}
+	if out, err := exec.CommandContext(ctx, "ip", "link", "set", bridge, "up").CombinedOutput(); err != nil {
+		return fmt.Errorf("bring bridge %s up: %v: %s", bridge, err, strings.TrimSpace(string(out)))
+	}
+	return nil
+}
+
+// GatewayIP is the bridge's own address in subnet: its first host address,
+// which is also what host-local IPAM hands out as the gateway.
+func GatewayIP(subnet string) (string, error) {
+	p, err := netip.ParsePrefix(subnet)
+	if err != nil {
+		return "", fmt.Errorf("subnet %q: %w", subnet, err)
+	}
+	return p.Masked().Addr().Next().String(), nil
 }

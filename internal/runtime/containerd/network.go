@@ -53,6 +53,9 @@ func newNetwork(ctx context.Context, cfg Config) (*network, error) {
 	if err := os.MkdirAll(n.ipamDir(), 0o700); err != nil {
 		return nil, err
 	}
+	if err := ensureBridge(ctx, cfg.Network.Bridge, cfg.Network.Subnet); err != nil {
+		return nil, err
+	}
 	if err := ensureMasquerade(ctx, cfg.Network.Subnet, cfg.Network.Bridge); err != nil {
 		return nil, err
 	}

@@ -1,0 +1,173 @@
+package e2e
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/shoal-dev/shoal/internal/api"
+)
+
+const servedHello = `
+apiVersion: shoal/v1
+kind: App
+metadata: {name: hello}
+spec:
+  image: shoal.local/hello:%s
+  replicas: 3
+  env: [{name: HELLO_READY_DELAY, value: "%s"}]
+  ports: [{name: http, containerPort: 8080, publish: %d}]
+  resources: {cpu: 100m, memory: 32Mi}
+  terminationGracePeriodSeconds: 5
+  health:
+    readiness: {http: {path: /healthz, port: http}, periodSeconds: 1, failureThreshold: 1}
+  update: {progressDeadlineSeconds: %d}
+`
+
+func servedHelloYAML(version, readyDelay string, publish, deadline int) string {
+	return fmt.Sprintf(servedHello, version, readyDelay, publish, deadline)
+}
+
+// TestServiceDiscovery: an app finds another by name, and still does after
+// every instance of the other was replaced.
+func TestServiceDiscovery(t *testing.T) {
+	c := upCluster(t)
+	c.mustShoal("image", "push", helloV1)
+	c.mustShoal("image", "push", helloV2)
+	pub := freePort(t)
+	c.applyYAML(servedHelloYAML("v1", "0s", pub, 60)+`---
+apiVersion: shoal/v1
+kind: App
+metadata: {name: client}
+spec:
+  image: shoal.local/hello:v1
+  ports: [{name: http, containerPort: 8080}]
+  resources: {cpu: 50m, memory: 32Mi}
+`, "--wait", "--timeout", "90s")
+	app := c.getApp("hello")
+	if app.Status.ServiceIP == "" {
+		t.Fatalf("hello has no service IP: %+v", app.Status)
+	}
+	cl := c.running("client", 1)[0]
+	for _, name := range []string{"hello", "hello.default", "hello.default.shoal"} {
+		body := getEventually(t, fmt.Sprintf("http://%s:8080/fetch?url=http://%s:8080/", cl.Status.IP, name))
+		if !strings.Contains(body, "hello v1 from hello-") {
+			t.Fatalf("client fetching http://%s:8080/ got %q", name, body)
+		}
+	}
+	// Replace every hello instance.
+	c.applyYAML(servedHelloYAML("v2", "0s", pub, 60), "--wait", "--timeout", "90s")
+	if ip := c.getApp("hello").Status.ServiceIP; ip != app.Status.ServiceIP {
+		t.Fatalf("service IP moved from %s to %s", app.Status.ServiceIP, ip)
+	}
+	// The client's kept-alive connection to an old instance may serve a
+	// last request while that instance drains; new connections reach v2.
+	eventually(t, 20*time.Second, "the client reaches v2 by name", func() (bool, string) {
+		body, err := httpGet(fmt.Sprintf("http://%s:8080/fetch?url=http://hello:8080/", cl.Status.IP))
+		return err == nil && strings.Contains(body, "hello v2 from hello-"), fmt.Sprint(body, err)
+	})
+	// From the node itself, the service address answers too.
+	eventually(t, 20*time.Second, "the service address answers from the node", func() (bool, string) {
+		body, err := httpGet(fmt.Sprintf("http://%s:8080/", app.Status.ServiceIP))
+		return err == nil && strings.Contains(body, "hello v2"), fmt.Sprint(body, err)
+	})
+}
+
+// TestRollingUpdatesDropNothing: under continuous load through the
+// published port, v1 → v2, undo back to v1, and a bad v3 that never gets
+// ready (rolled back automatically) all finish with zero failed requests.
+func TestRollingUpdatesDropNothing(t *testing.T) {
+	c := upCluster(t)
+	c.mustShoal("image", "push", helloV1)
+	c.mustShoal("image", "push", helloV2)
+	pub := freePort(t)
+	c.applyYAML(servedHelloYAML("v1", "0s", pub, 60), "--wait", "--timeout", "90s")
+	url := fmt.Sprintf("http://127.0.0.1:%d/", pub)
+	getEventually(t, url)
+
+	step := func(what string, run func()) {
+		t.Helper()
+		l := startLoad(url, 4, 20000, 3*time.Minute)
+		time.Sleep(500 * time.Millisecond)
+		run()
+		time.Sleep(time.Second)
+		sum := l.stop()
+		t.Logf("%s: %s", what, sum)
+		if l.failed.Load() != 0 {
+			t.Errorf("%s: %s", what, sum)
+		}
+		if l.ok.Load() < 2000 && what != "bad v3" {
+			t.Errorf("%s: only %d requests made it; the test wants at least 2000 over the update", what, l.ok.Load())
+		}
+	}
+	step("v1 to v2", func() {
+		c.applyYAML(servedHelloYAML("v2", "0s", pub, 60), "--wait", "--timeout", "120s")
+	})
+	if body := getEventually(t, url); !strings.Contains(body, "hello v2") {
+		t.Fatalf("after the update: %q", body)
+	}
+	step("undo to v1", func() {
+		c.mustShoal("rollout", "undo", "app/hello")
+		c.mustShoal("rollout", "status", "app/hello", "--timeout", "120s")
+	})
+	if body := getEventually(t, url); !strings.Contains(body, "hello v1") {
+		t.Fatalf("after undo: %q", body)
+	}
+	step("bad v3", func() {
+		out, err := c.shoal("apply", "-f", c.writeFile(servedHelloYAML("v2", "1h", pub, 8)), "--wait", "--timeout", "120s")
+		if err == nil || !strings.Contains(out, "rolled back") {
+			t.Errorf("apply --wait of a never-ready revision: err=%v\n%s", err, out)
+		}
+		c.eventually(60*time.Second, "automatic rollback complete", func() (bool, string) {
+			a := c.getApp("hello")
+			return a.Status.Rollout == api.RolloutComplete && a.Spec.Env[0].Value == "0s", a.Status.Rollout + " " + a.Status.Message
+		})
+		// It stopped after one surge instance.
+		live := 0
+		for _, in := range c.instances("hello") {
+			if in.Metadata.DeletedAt.IsZero() {
+				live++
+			}
+		}
+		if n := live; n > 3 {
+			t.Errorf("after the rollback %d instances remain", n)
+		}
+	})
+	hist := c.mustShoal("rollout", "history", "app/hello")
+	if !strings.Contains(hist, "automatic rollback") {
+		t.Errorf("rollout history does not show the automatic rollback:\n%s", hist)
+	}
+}
+
+// TestKillUnderLoad: killing an instance's process under load costs no
+// request: the proxy retries a refused connection on another instance and
+// drops the dead one within a second.
+func TestKillUnderLoad(t *testing.T) {
+	c := upCluster(t)
+	c.mustShoal("image", "push", helloV1)
+	pub := freePort(t)
+	c.applyYAML(servedHelloYAML("v1", "0s", pub, 60), "--wait", "--timeout", "90s")
+	url := fmt.Sprintf("http://127.0.0.1:%d/", pub)
+	getEventually(t, url)
+	victim := c.running("hello", 3)[0]
+	l := startLoad(url, 4, 5000, time.Minute)
+	time.Sleep(300 * time.Millisecond)
+	_, _ = httpGet("http://" + victim.Status.IP + ":8080/crash")
+	start := time.Now()
+	c.eventually(10*time.Second, victim.Metadata.Name+" not ready", func() (bool, string) {
+		for _, in := range c.instances("hello") {
+			if in.Metadata.Name == victim.Metadata.Name {
+				return !in.Status.Ready, fmt.Sprint("ready=", in.Status.Ready)
+			}
+		}
+		return true, ""
+	})
+	t.Logf("the killed instance left the endpoints %s after the kill", time.Since(start).Round(10*time.Millisecond))
+	time.Sleep(time.Second)
+	sum := l.stop()
+	t.Logf("kill under load: %s", sum)
+	if l.failed.Load() != 0 {
+		t.Errorf("kill under load: %s", sum)
+	}
+}

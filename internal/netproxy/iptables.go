@@ -1,0 +1,110 @@
+package netproxy
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"os/exec"
+	"strings"
+)
+
+// natRule sends vip:port (TCP) to a local listener.
+type natRule struct {
+	vip     netip.Addr
+	port    int32
+	to      netip.AddrPort
+	comment string
+}
+
+// iptables keeps the node's service rules in one nat chain of its own,
+// jumped to from PREROUTING (packets from containers on the bridge) and
+// OUTPUT (the host's own connections). Everything else in the nat table
+// belongs to someone else and is left alone.
+type iptables struct {
+	chain  string
+	bridge string
+	log    *slog.Logger
+}
+
+// jumps are the rules, in PREROUTING and OUTPUT, that lead to the chain.
+func (t *iptables) jumps() [][]string {
+	comment := []string{"-m", "comment", "--comment", "shoal service proxy"}
+	return [][]string{
+		append(append([]string{"PREROUTING", "-i", t.bridge}, comment...), "-j", t.chain),
+		append(append([]string{"OUTPUT"}, comment...), "-j", t.chain),
+	}
+}
+
+// write replaces the chain's rules in one iptables-restore: declaring the
+// chain with --noflush creates it or empties it, and the whole input is
+// one transaction, so no packet sees a half-written chain.
+func (t *iptables) write(ctx context.Context, rules []natRule) error {
+	var b strings.Builder
+	fmt.Fprintf(&b, "*nat\n:%s - [0:0]\n", t.chain)
+	for _, r := range rules {
+		fmt.Fprintf(&b, "-A %s -d %s/32 -p tcp -m tcp --dport %d -m comment --comment %q -j DNAT --to-destination %s\n",
+			t.chain, r.vip, r.port, safeComment(r.comment), r.to)
+	}
+	b.WriteString("COMMIT\n")
+	cmd := exec.CommandContext(ctx, "iptables-restore", "-w", "--noflush")
+	cmd.Stdin = strings.NewReader(b.String())
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("iptables-restore of chain %s: %w: %s", t.chain, err, bytes.TrimSpace(out))
+	}
+	t.log.Debug("service rules written", "chain", t.chain, "rules", len(rules))
+	return nil
+}
+
+// ensureJumps inserts the jumps that are missing, first in their chains.
+func (t *iptables) ensureJumps(ctx context.Context) error {
+	for _, j := range t.jumps() {
+		if t.run(ctx, append([]string{"-C"}, j...)...) == nil {
+			continue
+		}
+		args := append([]string{"-I", j[0], "1"}, j[1:]...)
+		if err := t.run(ctx, args...); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// cleanup removes the jumps (every copy) and the chain.
+func (t *iptables) cleanup(ctx context.Context) error {
+	for _, j := range t.jumps() {
+		for range 10 {
+			if t.run(ctx, append([]string{"-C"}, j...)...) != nil {
+				break
+			}
+			if err := t.run(ctx, append([]string{"-D"}, j...)...); err != nil {
+				return err
+			}
+		}
+	}
+	_ = t.run(ctx, "-F", t.chain)
+	if err := t.run(ctx, "-X", t.chain); err != nil && t.run(ctx, "-S", t.chain) == nil {
+		return err
+	}
+	return nil
+}
+
+func (t *iptables) run(ctx context.Context, args ...string) error {
+	cmd := exec.CommandContext(ctx, "iptables", append([]string{"-w", "-t", "nat"}, args...)...)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("iptables %s: %w: %s", strings.Join(args, " "), err, bytes.TrimSpace(out))
+	}
+	return nil
+}
+
+// safeComment keeps what iptables-restore's quoting cannot misread.
+func safeComment(s string) string {
+	return strings.Map(func(r rune) rune {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', strings.ContainsRune("./:-_", r):
+			return r
+		}
+		return '_'
+	}, s)
+}
