@@ -88,10 +88,15 @@ func TestRollingUpdatesDropNothing(t *testing.T) {
 
 	step := func(what string, run func()) {
 		t.Helper()
-		l := startLoad(url, 4, 20000, 3*time.Minute)
-		time.Sleep(500 * time.Millisecond)
+		l := startLoad(url, 4, 50000, 3*time.Minute)
+		eventually(t, 30*time.Second, "load under way", func() (bool, string) { return l.ok.Load() >= 200, "" })
 		run()
+		// Keep going a little after the change, and until the test has
+		// sent at least 2,000 requests in all.
 		time.Sleep(time.Second)
+		eventually(t, 60*time.Second, "2,000 requests", func() (bool, string) {
+			return l.ok.Load()+l.failed.Load() >= 2000, fmt.Sprint(l.ok.Load())
+		})
 		sum := l.stop()
 		t.Logf("%s: %s", what, sum)
 		if l.failed.Load() != 0 {
