@@ -56,6 +56,14 @@ spec:
 			t.Fatalf("client fetching http://%s:8080/ got %q", name, body)
 		}
 	}
+	// An instance reaching its own service may be sent to itself (hairpin).
+	self := c.running("hello", 3)[0]
+	for i := 0; i < 9; i++ {
+		body, err := httpGet(fmt.Sprintf("http://%s:8080/fetch?url=http://hello:8080/", self.Status.IP))
+		if err != nil || !strings.Contains(body, "hello v1 from hello-") {
+			t.Fatalf("%s fetching its own service got %q, %v", self.Metadata.Name, body, err)
+		}
+	}
 	// Replace every hello instance.
 	c.applyYAML(servedHelloYAML("v2", "0s", pub, 60), "--wait", "--timeout", "90s")
 	if ip := c.getApp("hello").Status.ServiceIP; ip != app.Status.ServiceIP {

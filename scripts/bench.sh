@@ -4,6 +4,8 @@
 #   scheduler: N placements/s (10000 instances on 1000 nodes)
 #   apply20: shoal S s, containerd floor F s, ratio R
 #   memory: all-in-one (server + agent) RSS M MB at idle with 20 instances
+#   proxy: the same small GETs sent straight to one instance, through its
+#          service address and through a published port
 #
 # The floor is measured in the same script on the same machine: 20 parallel
 # `ctr run -d` of the same image in a containerd namespace of its own.
@@ -27,6 +29,7 @@ cleanup() {
 	set +e
 	if [ -n "$pid" ]; then
 		"$BIN" --server "http://127.0.0.1:$port" delete app bench20 >/dev/null 2>&1
+		"$BIN" --server "http://127.0.0.1:$port" delete app svc >/dev/null 2>&1
 		for _ in $(seq 1 100); do
 			[ -z "$("$BIN" --server "http://127.0.0.1:$port" get instances -o name 2>/dev/null)" ] && break
 			sleep 0.2
@@ -101,3 +104,36 @@ awk -v s="$shoal_s" -v f="$floor_s" 'BEGIN { printf "apply20: shoal %.2f s, cont
 sleep 10
 rss_kb=$(awk '/^VmRSS:/ { print $2 }' "/proc/$pid/status")
 awk -v kb="$rss_kb" 'BEGIN { printf "memory: all-in-one (server + agent) RSS %.1f MB at idle with 20 instances\n", kb / 1024 }'
+
+# 4. The service proxy's cost: one hello instance, the same load straight
+# to its IP, to its service address and to a published port.
+$S delete app bench20 >/dev/null
+for _ in $(seq 1 150); do [ -z "$($S get instances -o name 2>/dev/null)" ] && break; sleep 0.2; done
+pub=$((20000 + RANDOM % 1000))
+cat >"$work/svc.yaml" <<YAML
+apiVersion: shoal/v1
+kind: App
+metadata: {name: svc}
+spec:
+  image: shoal.local/hello:v1
+  ports: [{name: http, containerPort: 8080, publish: $pub}]
+  resources: {cpu: "1", memory: 64Mi}
+YAML
+$S apply -f "$work/svc.yaml" --wait --timeout 2m >/dev/null
+ip=$($S get instances -o json | awk -F'"' '/"ip":/ { print $4; exit }')
+vip=$($S get app svc -o json | awk -F'"' '/"serviceIP":/ { print $4; exit }')
+go build -o "$work/httpbench" ./hack/httpbench
+sleep 2
+direct=$("$work/httpbench" -url "http://$ip:8080/" -n 20000 -c 8 -label direct)
+viasvc=$("$work/httpbench" -url "http://$vip:8080/" -n 20000 -c 8 -label "service address")
+viapub=$("$work/httpbench" -url "http://127.0.0.1:$pub/" -n 20000 -c 8 -label "published port")
+echo "$direct"
+echo "$viasvc"
+echo "$viapub"
+rd=$(echo "$direct" | awk '{ print $2 }'); rs=$(echo "$viasvc" | awk '{ print $3 }'); rp=$(echo "$viapub" | awk '{ print $3 }')
+p99d=$(echo "$direct" | awk '{ for (i = 1; i <= NF; i++) if ($i == "p99") print $(i+1) }')
+p99s=$(echo "$viasvc" | awk '{ for (i = 1; i <= NF; i++) if ($i == "p99") print $(i+1) }')
+p99p=$(echo "$viapub" | awk '{ for (i = 1; i <= NF; i++) if ($i == "p99") print $(i+1) }')
+awk -v rd="$rd" -v rs="$rs" -v rp="$rp" -v d="$p99d" -v s="$p99s" -v p="$p99p" 'BEGIN {
+	printf "proxy: service address %.0f%% of direct throughput, p99 %+.3f ms; published port %.0f%% of direct, p99 %+.3f ms\n", 100 * rs / rd, s - d, 100 * rp / rd, p - d
+}'

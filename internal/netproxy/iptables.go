@@ -7,16 +7,29 @@ import (
 	"log/slog"
 	"net/netip"
 	"os/exec"
+	"slices"
 	"strings"
 )
 
-// natRule sends vip:port (TCP) to a local listener.
+// natRule sends vip:port (TCP) straight to the ready endpoints, spread
+// evenly by the kernel; with none ready, to the local proxy listener (which
+// refuses the connection cleanly).
 type natRule struct {
 	vip     netip.Addr
 	port    int32
+	eps     []netip.AddrPort
 	to      netip.AddrPort
 	comment string
 }
+
+func (r natRule) equal(o natRule) bool {
+	return r.vip == o.vip && r.port == o.port && r.to == o.to && r.comment == o.comment && slices.Equal(r.eps, o.eps)
+}
+
+// hairpinMark marks connections whose client is also the chosen endpoint;
+// they are masqueraded, or the endpoint would answer itself directly and
+// the client would not recognise the reply.
+const hairpinMark = "0x10000/0x10000"
 
 // iptables keeps the node's service rules in one nat chain of its own,
 // jumped to from PREROUTING (packets from containers on the bridge) and
@@ -28,12 +41,17 @@ type iptables struct {
 	log    *slog.Logger
 }
 
-// jumps are the rules, in PREROUTING and OUTPUT, that lead to the chain.
+// postChain masquerades hairpin connections.
+func (t *iptables) postChain() string { return t.chain + "-P" }
+
+// jumps are the rules, in PREROUTING, OUTPUT and POSTROUTING, that lead to
+// the chains.
 func (t *iptables) jumps() [][]string {
 	comment := []string{"-m", "comment", "--comment", "shoal service proxy"}
 	return [][]string{
 		append(append([]string{"PREROUTING", "-i", t.bridge}, comment...), "-j", t.chain),
 		append(append([]string{"OUTPUT"}, comment...), "-j", t.chain),
+		append(append([]string{"POSTROUTING"}, comment...), "-j", t.postChain()),
 	}
 }
 
@@ -42,10 +60,26 @@ func (t *iptables) jumps() [][]string {
 // one transaction, so no packet sees a half-written chain.
 func (t *iptables) write(ctx context.Context, rules []natRule) error {
 	var b strings.Builder
-	fmt.Fprintf(&b, "*nat\n:%s - [0:0]\n", t.chain)
+	fmt.Fprintf(&b, "*nat\n:%s - [0:0]\n:%s - [0:0]\n", t.chain, t.postChain())
+	fmt.Fprintf(&b, "-A %s -m mark --mark %s -j MASQUERADE\n", t.postChain(), hairpinMark)
 	for _, r := range rules {
-		fmt.Fprintf(&b, "-A %s -d %s/32 -p tcp -m tcp --dport %d -m comment --comment %q -j DNAT --to-destination %s\n",
-			t.chain, r.vip, r.port, safeComment(r.comment), r.to)
+		match := fmt.Sprintf("-A %s -d %s/32 -p tcp -m tcp --dport %d -m comment --comment %q", t.chain, r.vip, r.port, safeComment(r.comment))
+		if len(r.eps) == 0 {
+			fmt.Fprintf(&b, "%s -j DNAT --to-destination %s\n", match, r.to)
+			continue
+		}
+		for _, ep := range r.eps {
+			fmt.Fprintf(&b, "%s -s %s/32 -j MARK --set-xmark %s\n", match, ep.Addr(), hairpinMark)
+		}
+		// Endpoint i of n takes 1/(n-i) of what the ones before it left:
+		// an even spread.
+		for i, ep := range r.eps {
+			if n := len(r.eps); i < n-1 {
+				fmt.Fprintf(&b, "%s -m statistic --mode random --probability %.8f -j DNAT --to-destination %s\n", match, 1/float64(n-i), ep)
+			} else {
+				fmt.Fprintf(&b, "%s -j DNAT --to-destination %s\n", match, ep)
+			}
+		}
 	}
 	b.WriteString("COMMIT\n")
 	cmd := exec.CommandContext(ctx, "iptables-restore", "-w", "--noflush")
@@ -83,9 +117,11 @@ func (t *iptables) cleanup(ctx context.Context) error {
 			}
 		}
 	}
-	_ = t.run(ctx, "-F", t.chain)
-	if err := t.run(ctx, "-X", t.chain); err != nil && t.run(ctx, "-S", t.chain) == nil {
-		return err
+	for _, c := range []string{t.chain, t.postChain()} {
+		_ = t.run(ctx, "-F", c)
+		if err := t.run(ctx, "-X", c); err != nil && t.run(ctx, "-S", c) == nil {
+			return err
+		}
 	}
 	return nil
 }

@@ -103,8 +103,8 @@ func New(cfg Config) (*Proxy, error) {
 		cfg.ChainName = "SHOAL-SVC-" + cfg.Bridge
 	}
 	// iptables refuses chain names of 29 characters or more.
-	if len(cfg.ChainName) > 28 {
-		return nil, fmt.Errorf("netproxy: chain name %q is longer than 28 characters", cfg.ChainName)
+	if len(cfg.ChainName) > 26 {
+		return nil, fmt.Errorf("netproxy: chain name %q is longer than 26 characters (iptables allows 28, and a suffix is added)", cfg.ChainName)
 	}
 	p, err := newProxy(cfg)
 	if err != nil {

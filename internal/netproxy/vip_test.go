@@ -117,9 +117,17 @@ func natRules(t *testing.T) string {
 // through the real nat chain, then checks that Run leaves nothing behind.
 func TestServiceIP(t *testing.T) {
 	n := newTestNet(t)
-	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	// The backend listens on the host's side of the veth, as an instance
+	// listens on its own address: the kernel DNATs service traffic to it.
+	backend := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintf(w, "hello from backend, %s asked", r.Host)
 	}))
+	bl, err := net.Listen("tcp", net.JoinHostPort(n.hostIP, "0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	backend.Listener = bl
+	backend.Start()
 	defer backend.Close()
 
 	chain := "SHOAL-T-" + strings.TrimPrefix(n.hostIf, "snp")
