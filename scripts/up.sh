@@ -47,7 +47,8 @@ cat <<MSG
 
 shoal is up (log: $DATA_DIR/shoal.log, config: $SHOAL_CONFIG).
 
-  curl localhost:18080                  # hello-public, published on the node
+  curl localhost:18081                  # hello, any of its 3 replicas, from any node
+  curl localhost:18080                  # hello-public, on its node's hostPort
   bin/shoal get apps                    # what runs
   bin/shoal get instances -o wide       # where, with which IPs
   bin/shoal logs app/hello -f           # follow the logs
