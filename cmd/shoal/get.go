@@ -127,13 +127,13 @@ func printList(_ context.Context, w io.Writer, k api.KindInfo, objs []api.Object
 func columns(k api.Kind, wide bool) []string {
 	switch k {
 	case api.KindApp:
-		c := []string{"NAME", "RUNNING", "PLACED", "REVISION", "IMAGE", "AGE", "MESSAGE"}
+		c := []string{"NAME", "READY", "RUNNING", "REVISION", "ROLLOUT", "IMAGE", "AGE", "MESSAGE"}
 		if wide {
-			c = append(c, "CPU", "MEMORY", "PORTS")
+			c = append(c, "PLACED", "CPU", "MEMORY", "PORTS", "SERVICE-IP")
 		}
 		return c
 	case api.KindInstance:
-		c := []string{"NAME", "APP", "PHASE", "NODE", "IP", "RESTARTS", "AGE", "MESSAGE"}
+		c := []string{"NAME", "APP", "PHASE", "READY", "NODE", "IP", "RESTARTS", "AGE", "MESSAGE"}
 		if wide {
 			c = append(c, "REVISION", "CONTAINER")
 		}
@@ -155,8 +155,8 @@ func rowOf(o api.Object, wide bool) []string {
 	age := age(m.CreatedAt)
 	switch v := o.(type) {
 	case *api.App:
-		r := []string{m.Name, fmt.Sprintf("%d/%d", v.Status.Running, replicas(v)), fmt.Sprintf("%d/%d", v.Status.Placed, replicas(v)),
-			fmt.Sprint(v.Status.Revision), v.Spec.Image, age, dash(v.Status.Message)}
+		r := []string{m.Name, fmt.Sprintf("%d/%d", v.Status.Ready, replicas(v)), fmt.Sprintf("%d/%d", v.Status.Running, replicas(v)),
+			fmt.Sprint(v.Status.Revision), dash(v.Status.Rollout), v.Spec.Image, age, dash(v.Status.Message)}
 		if wide {
 			var ports []string
 			for _, p := range v.Spec.Ports {
@@ -164,9 +164,13 @@ func rowOf(o api.Object, wide bool) []string {
 				if p.HostPort != 0 {
 					s = fmt.Sprintf("%d:%d", p.HostPort, p.ContainerPort)
 				}
-				ports = append(ports, s+"/"+strings.ToLower(string(p.Protocol)))
+				s += "/" + strings.ToLower(string(p.Protocol))
+				if p.Publish != 0 {
+					s += fmt.Sprintf(" (published %d)", p.Publish)
+				}
+				ports = append(ports, s)
 			}
-			r = append(r, dash(v.Spec.Resources.CPU), dash(v.Spec.Resources.Memory), dash(strings.Join(ports, ",")))
+			r = append(r, fmt.Sprintf("%d/%d", v.Status.Placed, replicas(v)), dash(v.Spec.Resources.CPU), dash(v.Spec.Resources.Memory), dash(strings.Join(ports, ",")), dash(v.Status.ServiceIP))
 		}
 		return r
 	case *api.Instance:
@@ -174,7 +178,11 @@ func rowOf(o api.Object, wide bool) []string {
 		if !m.DeletedAt.IsZero() {
 			phase = string(api.PhaseTerminating)
 		}
-		r := []string{m.Name, v.Spec.App, dash(phase), dash(v.Spec.Node), dash(v.Status.IP), fmt.Sprint(v.Status.Restarts), age, dash(v.Status.Message)}
+		ready := "no"
+		if v.Status.Ready {
+			ready = "yes"
+		}
+		r := []string{m.Name, v.Spec.App, dash(phase), ready, dash(v.Spec.Node), dash(v.Status.IP), fmt.Sprint(v.Status.Restarts), age, dash(v.Status.Message)}
 		if wide {
 			id := v.Status.ContainerID
 			r = append(r, fmt.Sprint(v.Spec.Revision), dash(id))

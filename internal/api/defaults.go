@@ -27,6 +27,12 @@ func SetDefaults(obj Object) {
 		}
 		defaultTemplate(&o.Spec.Template)
 		u := &o.Spec.Update
+		if u.MaxSurge == nil && u.MaxUnavailable == nil && usesHostPort(&o.Spec.Template) {
+			// A surge instance would need the same host port on the same
+			// node as the one it replaces: replace in place instead.
+			zero, one := int32(0), int32(1)
+			u.MaxSurge, u.MaxUnavailable = &zero, &one
+		}
 		if u.MaxSurge == nil {
 			n := DefaultMaxSurge
 			if u.MaxUnavailable != nil && *u.MaxUnavailable > 0 {
@@ -88,4 +94,13 @@ func defaultTemplate(t *Template) {
 			}
 		}
 	}
+}
+
+func usesHostPort(t *Template) bool {
+	for _, p := range t.Ports {
+		if p.HostPort != 0 {
+			return true
+		}
+	}
+	return false
 }
