@@ -57,6 +57,10 @@ func TestHelloWalkthrough(t *testing.T) {
 			t.Fatalf("instance %s answered %q", in.Metadata.Name, body)
 		}
 	}
+	// Inside a container, loopback works (the runtime brings lo up itself).
+	if body := getEventually(t, "http://"+ins[0].Status.IP+":8080/fetch?url=http://127.0.0.1:8080/"); !strings.Contains(body, "hello v1 from "+ins[0].Metadata.Name) {
+		t.Fatalf("GET 127.0.0.1 inside %s answered %q", ins[0].Metadata.Name, body)
+	}
 	// The published replica answers on the node's hostPort.
 	if body := getEventually(t, fmt.Sprintf("http://127.0.0.1:%d/", hostPort)); !strings.Contains(body, "hello v1 from hello-public") {
 		t.Fatalf("GET localhost:%d: %q", hostPort, body)

@@ -38,6 +38,10 @@ func createNetNS(path string) error {
 			errc <- fmt.Errorf("unshare: %w", err)
 			return
 		}
+		if err := loopbackUp(); err != nil {
+			errc <- fmt.Errorf("bring up lo: %w", err)
+			return
+		}
 		self := fmt.Sprintf("/proc/%d/task/%d/ns/net", os.Getpid(), unix.Gettid())
 		if err := unix.Mount(self, path, "none", unix.MS_BIND, ""); err != nil {
 			errc <- fmt.Errorf("bind mount %s: %w", path, err)
@@ -50,6 +54,25 @@ func createNetNS(path string) error {
 		return err
 	}
 	return nil
+}
+
+// loopbackUp sets the "lo" interface of the calling thread's network
+// namespace up, as the CNI loopback plugin would, without a process.
+func loopbackUp() error {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	ifr, err := unix.NewIfreq("lo")
+	if err != nil {
+		return err
+	}
+	if err := unix.IoctlIfreq(fd, unix.SIOCGIFFLAGS, ifr); err != nil {
+		return err
+	}
+	ifr.SetUint16(ifr.Uint16() | unix.IFF_UP)
+	return unix.IoctlIfreq(fd, unix.SIOCSIFFLAGS, ifr)
 }
 
 // removeNetNS unmounts and deletes a namespace made by createNetNS. A

@@ -23,8 +23,9 @@ type network struct {
 	namespace string
 	stateDir  string
 	cni       *libcni.CNIConfig
-	list      *libcni.NetworkConfigList
-	loopback  *libcni.PluginConfig
+	list      *libcni.NetworkConfigList // bridge + portmap
+	noPorts   *libcni.NetworkConfigList // bridge alone, for containers without host ports
+	loopback  *libcni.PluginConfig      // only to tear down containers of older versions
 }
 
 const (
@@ -45,6 +46,9 @@ func newNetwork(ctx context.Context, cfg Config) (*network, error) {
 		return nil, fmt.Errorf("CNI config: %w", err)
 	}
 	n.list = list
+	// Same name as list: libcni's cache then records which plugins a
+	// container was added with, and DEL uses exactly those.
+	n.noPorts = &libcni.NetworkConfigList{Name: list.Name, CNIVersion: list.CNIVersion, Plugins: list.Plugins[:1], Bytes: list.Bytes}
 	lo, err := libcni.ConfFromBytes([]byte(`{"cniVersion":"1.0.0","name":"shoal-loopback","type":"loopback"}`))
 	if err != nil {
 		return nil, fmt.Errorf("CNI loopback config: %w", err)
@@ -127,10 +131,14 @@ func (n *network) setup(ctx context.Context, id string, ports []runtime.PortMapp
 		}
 	}()
 	rt := n.runtimeConf(id, path, ports)
-	if _, err := n.cni.AddNetwork(ctx, n.loopback, &libcni.RuntimeConf{ContainerID: rt.ContainerID, NetNS: path, IfName: "lo"}); err != nil {
-		return "", fmt.Errorf("CNI loopback for %q: %w", id, err)
+	// The loopback interface is brought up by createNetNS, and the portmap
+	// plugin is only run for containers with host ports: every plugin is a
+	// process to start, and they dominate container start-up.
+	list := n.noPorts
+	if rt.CapabilityArgs != nil {
+		list = n.list
 	}
-	res, err := n.cni.AddNetworkList(ctx, n.list, rt)
+	res, err := n.cni.AddNetworkList(ctx, list, rt)
 	if err != nil {
 		return "", fmt.Errorf("CNI add for %q: %w", id, err)
 	}
@@ -176,8 +184,12 @@ func (n *network) teardown(ctx context.Context, id string, ports []runtime.PortM
 			errs = append(errs, fmt.Errorf("CNI del for %q: %w", id, err))
 		}
 	}
-	if err := n.cni.DelNetwork(ctx, n.loopback, &libcni.RuntimeConf{ContainerID: rt.ContainerID, NetNS: nsArg, IfName: "lo"}); err != nil {
-		errs = append(errs, fmt.Errorf("CNI loopback del for %q: %w", id, err))
+	// Containers made by older versions ran the loopback plugin too.
+	loRT := &libcni.RuntimeConf{ContainerID: rt.ContainerID, NetNS: nsArg, IfName: "lo"}
+	if cached, err := n.cni.GetNetworkCachedResult(n.loopback, loRT); err == nil && cached != nil {
+		if err := n.cni.DelNetwork(ctx, n.loopback, loRT); err != nil {
+			errs = append(errs, fmt.Errorf("CNI loopback del for %q: %w", id, err))
+		}
 	}
 	// Remove the namespace only after CNI DEL: the bridge plugin deletes
 	// the veth in it, and for attachments with per-container masquerading
