@@ -86,6 +86,10 @@ func TestHelloWalkthrough(t *testing.T) {
 	if body := getEventually(t, "http://"+victim.Status.IP+":8080/"); !strings.Contains(body, victim.Metadata.Name) {
 		t.Fatalf("restarted instance answers %q on its IP", body)
 	}
+	c.eventually(10*time.Second, "describe shows the crash among the events", func() (bool, string) {
+		d := c.mustShoal("describe", "app", "hello")
+		return strings.Contains(d, "Exited") && strings.Contains(d, "exited with code 3"), d
+	})
 	logs := c.mustShoal("logs", victim.Metadata.Name)
 	if !strings.Contains(logs, "listening") {
 		t.Fatalf("logs of %s: %q", victim.Metadata.Name, logs)

@@ -46,6 +46,8 @@ type worker struct {
 	nextStart time.Time
 	// id of the container this worker created or adopted.
 	id string
+	// lastFailure is the last start failure recorded as an event.
+	lastFailure string
 
 	// probes check the container's current run, which began at probesFor.
 	probes    *prober
@@ -397,6 +399,19 @@ func (w *worker) spec(in *api.Instance) (runtime.Spec, error) {
 	}, nil
 }
 
+// event records an Event about the instance, without waiting: events
+// explain, and losing one while the server is away is acceptable.
+func (w *worker) event(in *api.Instance, typ, reason, msg string) {
+	ev := api.NewEvent(in, typ, reason, msg, "agent/"+w.a.cfg.NodeName)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := w.a.cfg.Client.Create(ctx, ev); err != nil {
+			w.a.log.Debug("record event", "instance", w.key, "reason", reason, "err", err)
+		}
+	}()
+}
+
 // start starts a new run of the container; note is the run's status
 // message (why it was restarted).
 func (w *worker) start(ctx context.Context, in *api.Instance, note string) {
@@ -407,6 +422,11 @@ func (w *worker) start(ctx context.Context, in *api.Instance, note string) {
 	}
 	w.note, w.noteFor = note, st.StartedAt
 	w.a.log.Info("container started", "instance", w.key, "ip", st.IP)
+	if note == "" {
+		w.event(in, "Normal", "Started", "container started on node "+w.a.cfg.NodeName+" with IP "+st.IP)
+	} else {
+		w.event(in, "Warning", "Restarted", note)
+	}
 	w.report(ctx, in, func(s *api.InstanceStatus) {
 		s.Phase, s.IP, s.StartedAt, s.ContainerID, s.Message, s.ExitCode = api.PhaseRunning, st.IP, st.StartedAt, w.id, note, nil
 		s.Node = w.a.cfg.NodeName
@@ -421,6 +441,10 @@ func (w *worker) fail(ctx context.Context, in *api.Instance, err error) {
 		msg = st.Reason
 	}
 	w.a.log.Warn("instance failed to start", "instance", w.key, "err", msg)
+	if msg != w.lastFailure {
+		w.lastFailure = msg
+		w.event(in, "Warning", "Failed", msg)
+	}
 	w.bumpBackoff()
 	w.report(ctx, in, func(s *api.InstanceStatus) {
 		s.Phase = api.PhaseFailed
@@ -470,6 +494,7 @@ func (w *worker) exited(ctx context.Context, in *api.Instance, st runtime.Status
 		}
 		w.bumpBackoff()
 		w.a.log.Info("container exited; restarting after back-off", "instance", w.key, "reason", reason, "backoff", w.backoff)
+		w.event(in, "Warning", "Exited", reason+"; restarting in "+w.backoff.String())
 		w.report(ctx, in, func(s *api.InstanceStatus) {
 			s.Phase, s.ExitCode, s.Message = api.PhaseFailed, &code, reason+"; restarting in "+w.backoff.String()
 		})

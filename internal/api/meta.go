@@ -1,6 +1,10 @@
 package api
 
-import "time"
+import (
+	"fmt"
+	"strings"
+	"time"
+)
 
 // Version is the only apiVersion this server speaks.
 const Version = "shoal/v1"
@@ -135,3 +139,29 @@ type Event struct {
 
 // GetMeta returns the object's metadata.
 func (o *Event) GetMeta() *ObjectMeta { return &o.Metadata }
+
+// EventTTL is how long the store keeps an Event.
+const EventTTL = time.Hour
+
+// NewEvent builds an Event about obj, named after it and the time.
+func NewEvent(obj Object, typ, reason, msg, source string) *Event {
+	m := obj.GetMeta()
+	now := time.Now().UTC()
+	ns := m.Namespace
+	if ns == "" {
+		ns = DefaultNamespace
+	}
+	return &Event{
+		TypeMeta: TypeMeta{APIVersion: Version, Kind: KindEvent},
+		Metadata: ObjectMeta{
+			Name:      fmt.Sprintf("%s.%x", strings.ToLower(m.Name), now.UnixNano()),
+			Namespace: ns,
+		},
+		Object:  string(obj.GetTypeMeta().Kind) + "/" + m.Name,
+		Type:    typ,
+		Reason:  reason,
+		Message: msg,
+		Time:    now,
+		Source:  source,
+	}
+}

@@ -186,7 +186,12 @@ func (s *Server) create(w http.ResponseWriter, r *http.Request, t target) {
 		err = s.checkPublished(r.Context(), []api.Object{obj}, false)
 	}
 	if err == nil {
-		err = s.store.Create(r.Context(), obj)
+		if t.kind.Kind == api.KindEvent {
+			// Events expire: they explain recent history, not state.
+			err = s.store.CreateWithTTL(r.Context(), obj, api.EventTTL)
+		} else {
+			err = s.store.Create(r.Context(), obj)
+		}
 	}
 	if err != nil {
 		writeError(w, err)

@@ -135,17 +135,11 @@ func (s *Store) List(ctx context.Context, k api.KindInfo, ns string) ([]api.Obje
 // Create stores a new object; it fails with ErrAlreadyExists if the name is
 // taken. It sets uid, createdAt and revision on obj.
 func (s *Store) Create(ctx context.Context, obj api.Object) error {
-	_, key, err := keyOf(obj)
+	key, val, err := s.prepareCreate(obj)
 	if err != nil {
 		return err
 	}
 	m := obj.GetMeta()
-	m.UID = newUID()
-	m.CreatedAt = s.now().UTC().Truncate(time.Second)
-	val, err := encode(obj)
-	if err != nil {
-		return err
-	}
 	resp, err := s.cli.Txn(ctx).
 		If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
 		Then(clientv3.OpPut(key, val)).
@@ -158,6 +152,19 @@ func (s *Store) Create(ctx context.Context, obj api.Object) error {
 	}
 	m.Revision = resp.Header.Revision
 	return nil
+}
+
+// prepareCreate gives a new object its uid and creation time and returns
+// its key and stored value.
+func (s *Store) prepareCreate(obj api.Object) (key, val string, err error) {
+	if _, key, err = keyOf(obj); err != nil {
+		return "", "", err
+	}
+	m := obj.GetMeta()
+	m.UID = newUID()
+	m.CreatedAt = s.now().UTC().Truncate(time.Second)
+	val, err = encode(obj)
+	return key, val, err
 }
 
 // Update replaces an object if its stored revision still equals
@@ -357,17 +364,11 @@ func isConflict(err error) bool {
 // CreateWithTTL stores a new object that the store removes after ttl
 // (events). The name must be unique; it is not checked.
 func (s *Store) CreateWithTTL(ctx context.Context, obj api.Object, ttl time.Duration) error {
-	_, key, err := keyOf(obj)
+	key, val, err := s.prepareCreate(obj)
 	if err != nil {
 		return err
 	}
 	m := obj.GetMeta()
-	m.UID = newUID()
-	m.CreatedAt = s.now().UTC().Truncate(time.Second)
-	val, err := encode(obj)
-	if err != nil {
-		return err
-	}
 	lease, err := s.cli.Grant(ctx, int64(ttl/time.Second))
 	if err != nil {
 		return err
