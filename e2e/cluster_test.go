@@ -84,7 +84,9 @@ func newNode(t *testing.T, name string) node {
 	t.Cleanup(func() { _ = exec.Command("ip", "link", "del", bridge).Run() })
 	return node{
 		name:      name,
-		runtimeNS: fmt.Sprintf("e2e-%d-%s", n, name),
+		// Unique per run: an image cached by an earlier run under the same
+		// tag would otherwise be used instead of this run's build.
+		runtimeNS: fmt.Sprintf("e2e-%d-%s-%d", n, name, time.Now().UnixNano()%1e6),
 		bridge:    bridge,
 		subnet:    fmt.Sprintf("10.214.%d.0/24", n%250),
 	}

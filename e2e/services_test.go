@@ -184,3 +184,70 @@ func TestKillUnderLoad(t *testing.T) {
 		t.Errorf("kill under load: %s", sum)
 	}
 }
+
+// TestReadinessReachesTheProxyWithinASecond measures how long traffic
+// still reaches an instance after the API says it is not ready.
+func TestReadinessReachesTheProxyWithinASecond(t *testing.T) {
+	c := upCluster(t)
+	c.mustShoal("image", "push", helloV1)
+	pub := freePort(t)
+	c.applyYAML(servedHelloYAML("v1", "0s", pub, 60), "--wait", "--timeout", "90s")
+	url := fmt.Sprintf("http://127.0.0.1:%d/", pub)
+	getEventually(t, url)
+	victim := c.running("hello", 3)[0]
+
+	type hit struct {
+		at   time.Time
+		from string
+	}
+	hits := make(chan hit, 100000)
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for n := 0; n < 50000; n++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			body, err := httpGet(url)
+			if err == nil {
+				hits <- hit{time.Now(), body}
+			}
+		}
+	}()
+	if _, err := httpGet("http://" + victim.Status.IP + ":8080/unready"); err != nil {
+		t.Fatal(err)
+	}
+	var notReadyAt time.Time
+	c.eventually(20*time.Second, victim.Metadata.Name+" not ready in the API", func() (bool, string) {
+		for _, in := range c.instances("hello") {
+			if in.Metadata.Name == victim.Metadata.Name && !in.Status.Ready {
+				notReadyAt = time.Now()
+				return true, ""
+			}
+		}
+		return false, "still ready"
+	})
+	time.Sleep(2 * time.Second)
+	close(stop)
+	<-done
+	close(hits)
+	var last time.Time
+	n := 0
+	for h := range hits {
+		n++
+		if strings.Contains(h.from, victim.Metadata.Name) && h.at.After(last) {
+			last = h.at
+		}
+	}
+	lag := last.Sub(notReadyAt)
+	if lag < 0 {
+		lag = 0
+	}
+	t.Logf("traffic reached %s for %s after the API marked it not ready (%d requests)", victim.Metadata.Name, lag.Round(time.Millisecond), n)
+	if lag > time.Second {
+		t.Errorf("endpoint change took %s to reach the proxy, want under 1s", lag)
+	}
+}

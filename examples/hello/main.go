@@ -25,6 +25,7 @@ import (
 	"os"
 	"os/signal"
 	"strconv"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -109,6 +110,7 @@ func run() error {
 type app struct {
 	instance, host string
 	readyAt        time.Time
+	unready        atomic.Bool // set by /unready: /healthz fails from then on
 	exit           func(code int)
 }
 
@@ -118,11 +120,15 @@ func (a *app) routes() http.Handler {
 		fmt.Fprintf(w, "hello %s from %s on %s\n", version, a.instance, a.host)
 	})
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		if time.Now().Before(a.readyAt) {
+		if time.Now().Before(a.readyAt) || a.unready.Load() {
 			http.Error(w, "not ready", http.StatusServiceUnavailable)
 			return
 		}
 		fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("GET /unready", func(w http.ResponseWriter, r *http.Request) {
+		a.unready.Store(true)
+		fmt.Fprintln(w, "/healthz fails from now on")
 	})
 	mux.HandleFunc("GET /crash", func(w http.ResponseWriter, r *http.Request) {
 		// A fixed Content-Length and a flush put the whole answer on the
