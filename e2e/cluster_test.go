@@ -83,7 +83,7 @@ func newNode(t *testing.T, name string) node {
 	// Registered before the agent starts, so it runs after the agent stopped.
 	t.Cleanup(func() { _ = exec.Command("ip", "link", "del", bridge).Run() })
 	return node{
-		name:      name,
+		name: name,
 		// Unique per run: an image cached by an earlier run under the same
 		// tag would otherwise be used instead of this run's build.
 		runtimeNS: fmt.Sprintf("e2e-%d-%s-%d", n, name, time.Now().UnixNano()%1e6),
