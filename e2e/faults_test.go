@@ -185,8 +185,8 @@ spec:
 // runtime namespace, both receive replicas (spread).
 func TestTwoAgentsShareContainerd(t *testing.T) {
 	c := serverCluster(t)
-	c.addAgent("left")
-	c.addAgent("right")
+	c.addAgent("left", "--labels", "zone=a")
+	c.addAgent("right", "--labels", "zone=b")
 	c.mustShoal("image", "push", helloV1)
 	c.applyYAML(`
 apiVersion: shoal/v1
@@ -208,6 +208,22 @@ spec:
 	for _, n := range c.nodes {
 		if got := len(nonEmptyLines(c.ctr(n.runtimeNS, "tasks", "ls", "-q"))); got != 2 {
 			t.Fatalf("runtime namespace %s has %d tasks, want 2", n.runtimeNS, got)
+		}
+	}
+	// Placement follows the nodes' labels.
+	c.applyYAML(`
+apiVersion: shoal/v1
+kind: App
+metadata: {name: pinned}
+spec:
+  image: shoal.local/hello:v1
+  replicas: 2
+  placement: {nodeSelector: {zone: b}}
+  resources: {cpu: 100m, memory: 32Mi}
+`, "--wait", "--timeout", "90s")
+	for _, in := range c.running("pinned", 2) {
+		if in.Spec.Node != "right" {
+			t.Fatalf("%s with nodeSelector zone=b runs on %s", in.Metadata.Name, in.Spec.Node)
 		}
 	}
 }

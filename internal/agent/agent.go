@@ -344,8 +344,27 @@ func (a *Agent) heartbeat(ctx context.Context) error {
 			node.Status = status
 			err = a.cfg.Client.UpdateStatus(ctx, node)
 		}
+	} else if err == nil && !labelsEqual(node.Metadata.Labels, a.cfg.Labels) && a.cfg.Labels != nil {
+		// The owner started the agent with other labels than last time:
+		// the node declares what it is, so its labels follow the flags.
+		node.Metadata.Labels = a.cfg.Labels
+		if err = a.cfg.Client.Update(ctx, node); err == nil {
+			a.log.Info("node labels updated", "labels", a.cfg.Labels)
+		}
 	}
 	return err
+}
+
+func labelsEqual(a, b map[string]string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if w, ok := b[k]; !ok || w != v {
+			return false
+		}
+	}
+	return true
 }
 
 func memTotal() int64 {
