@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/shoal-dev/shoal/internal/agent"
@@ -60,6 +61,11 @@ func runServer(ctx context.Context, o serverOptions, log *slog.Logger, ready fun
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
 		return fmt.Errorf("data dir: %w", err)
 	}
+	unlock, err := lockDataDir(dataDir)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	var st *store.Store
 	if len(o.etcdEndpoints) > 0 {
 		cli, err := store.Connect(o.etcdEndpoints)
@@ -175,7 +181,7 @@ func runAgent(ctx context.Context, o agentOptions, serverURL string, log *slog.L
 		return err
 	}
 	apiClient := client.New(serverURL)
-	proxy, err := netproxy.New(netproxy.Config{Client: apiClient, Log: log.With("component", "netproxy"), BridgeIP: gw, Bridge: o.bridge})
+	proxy, err := netproxy.New(netproxy.Config{Client: apiClient, Log: log, BridgeIP: gw, Bridge: o.bridge})
 	if err != nil {
 		return err
 	}
@@ -210,4 +216,19 @@ func runAgent(ctx context.Context, o agentOptions, serverURL string, log *slog.L
 		err = fmt.Errorf("service proxy: %w", perr)
 	}
 	return err
+}
+
+// lockDataDir makes sure one server at a time uses a data directory: two
+// would fight over the same etcd data.
+func lockDataDir(dir string) (unlock func(), err error) {
+	path := filepath.Join(dir, "shoal.lock")
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("lock %s: %w", path, err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("another shoal server is using %s (see %s); stop it first or pick another --data-dir", dir, path)
+	}
+	return func() { f.Close() }, nil
 }
