@@ -56,7 +56,7 @@ func TestDriver(t *testing.T) {
 	}
 	cfgA := containerd.Config{
 		Address:      address,
-		Namespace:    "shoal-test-a",
+		Namespace:    testNamespace("a"),
 		StateDir:     t.TempDir(),
 		Network:      netA,
 		Registries:   map[string]string{"shoal.local": registryURL},
@@ -517,7 +517,7 @@ func TestDriver(t *testing.T) {
 	t.Run("two drivers on one containerd do not see each other", func(t *testing.T) {
 		cfgB := containerd.Config{
 			Address:    address,
-			Namespace:  "shoal-test-b",
+			Namespace:  testNamespace("b"),
 			StateDir:   t.TempDir(),
 			Network:    netB,
 			Registries: cfgA.Registries,

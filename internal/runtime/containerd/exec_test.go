@@ -2,29 +2,17 @@ package containerd_test
 
 import (
 	"archive/tar"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"log"
-	"net/http/httptest"
-	"os"
-	"os/exec"
 	"path/filepath"
-	goruntime "runtime"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/containerd/containerd/v2/pkg/namespaces"
-	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/google/go-containerregistry/pkg/registry"
-	"github.com/google/go-containerregistry/pkg/v1/empty"
-	"github.com/google/go-containerregistry/pkg/v1/mutate"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
-	"github.com/google/go-containerregistry/pkg/v1/tarball"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/shoal-dev/shoal/internal/runtime"
 	"github.com/shoal-dev/shoal/internal/runtime/containerd"
@@ -45,7 +33,7 @@ func TestExec(t *testing.T) {
 	deleteNetworkOnCleanup(t, netExec)
 	cfg := containerd.Config{
 		Address:    address,
-		Namespace:  "shoal-test-exec",
+		Namespace:  testNamespace("exec"),
 		StateDir:   t.TempDir(),
 		Network:    netExec,
 		Registries: map[string]string{"shoal.local": serveExecTool(t)},
@@ -200,65 +188,17 @@ func taskPids(t *testing.T, d *containerd.Driver, namespace, id string) int {
 // a registry on 127.0.0.1. It returns the registry URL.
 func serveExecTool(t *testing.T) string {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "exectool")
-	build := exec.Command(filepath.Join(goruntime.GOROOT(), "bin", "go"), "build", "-trimpath", "-o", bin, "./testdata/exectool")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build exectool: %v\n%s", err, out)
-	}
-	tool, err := os.ReadFile(bin)
-	if err != nil {
-		t.Fatal(err)
-	}
-
-	var layer bytes.Buffer
-	tw := tar.NewWriter(&layer)
-	for _, dir := range []string{"work/", "tmp/", "bin/"} {
-		if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: dir, Mode: 0o755}); err != nil {
+	tool := buildStatic(t, "./testdata/exectool")
+	return serveImage(t, "exectool:v1", func(tw *tar.Writer) {
+		for _, dir := range []string{"work/", "tmp/", "bin/"} {
+			writeDir(t, tw, dir, 0o755)
+		}
+		writeFile(t, tw, "exectool", tool)
+		if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeSymlink, Name: "bin/exectool", Linkname: "/exectool"}); err != nil {
 			t.Fatal(err)
 		}
-	}
-	if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: "exectool", Mode: 0o755, Size: int64(len(tool))}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := tw.Write(tool); err != nil {
-		t.Fatal(err)
-	}
-	if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeSymlink, Name: "bin/exectool", Linkname: "/exectool"}); err != nil {
-		t.Fatal(err)
-	}
-	if err := tw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	tarBytes := layer.Bytes()
-	l, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(tarBytes)), nil })
-	if err != nil {
-		t.Fatal(err)
-	}
-	img, err := mutate.AppendLayers(empty.Image, l)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cf, err := img.ConfigFile()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cf = cf.DeepCopy()
-	cf.OS, cf.Architecture = "linux", goruntime.GOARCH
-	cf.Config.Entrypoint = []string{"/exectool"}
-	cf.Config.Env = []string{"PATH=/bin"}
-	if img, err = mutate.ConfigFile(img, cf); err != nil {
-		t.Fatal(err)
-	}
-
-	srv := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
-	t.Cleanup(srv.Close)
-	ref, err := name.ParseReference(strings.TrimPrefix(srv.URL, "http://")+"/exectool:v1", name.Insecure)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := remote.Write(ref, img); err != nil {
-		t.Fatalf("push exectool image: %v", err)
-	}
-	return srv.URL
+	}, func(c *v1.Config) {
+		c.Entrypoint = []string{"/exectool"}
+		c.Env = []string{"PATH=/bin"}
+	})
 }

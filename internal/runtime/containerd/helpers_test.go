@@ -21,6 +21,7 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/registry"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
@@ -38,46 +39,70 @@ const testImage = "shoal.local/app:v1"
 // and serves it from a registry on 127.0.0.1. It returns the registry URL.
 func serveTestImage(t *testing.T) string {
 	t.Helper()
-	dir := t.TempDir()
-	bin := filepath.Join(dir, "app")
-	goBin := filepath.Join(goruntime.GOROOT(), "bin", "go")
-	build := exec.Command(goBin, "build", "-trimpath", "-o", bin, "./testdata/app")
+	app := buildStatic(t, "./testdata/app")
+	return serveImage(t, "app:v1", func(tw *tar.Writer) {
+		writeDir(t, tw, "work/", 0o755)
+		writeDir(t, tw, "tmp/", 0o1777)
+		writeFile(t, tw, "app", app)
+	}, func(c *v1.Config) {
+		c.Entrypoint = []string{"/app"}
+		c.Cmd = []string{"serve"}
+		c.Env = []string{"PATH=/usr/bin:/bin", "PORT=8080"}
+	})
+}
+
+// buildStatic builds the Go program in dir as a static binary.
+func buildStatic(t *testing.T, dir string) []byte {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "bin")
+	build := exec.Command(filepath.Join(goruntime.GOROOT(), "bin", "go"), "build", "-trimpath", "-o", bin, dir)
 	build.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build test app: %v\n%s", err, out)
+		t.Fatalf("build %s: %v\n%s", dir, err, out)
 	}
-	appBytes, err := os.ReadFile(bin)
+	b, err := os.ReadFile(bin)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return b
+}
 
+func writeDir(t *testing.T, tw *tar.Writer, name string, mode int64) {
+	t.Helper()
+	if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: name, Mode: mode}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func writeFile(t *testing.T, tw *tar.Writer, name string, content []byte) {
+	t.Helper()
+	if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: name, Mode: 0o755, Size: int64(len(content))}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tw.Write(content); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// serveImage makes a one-layer image (files written by layer, config set
+// by config) and serves it as repo from a registry on 127.0.0.1. It
+// returns the registry URL.
+func serveImage(t *testing.T, repo string, layer func(*tar.Writer), config func(*v1.Config)) string {
+	t.Helper()
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
-	for _, d := range []struct {
-		name string
-		mode int64
-	}{{"work/", 0o755}, {"tmp/", 0o1777}} {
-		if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: d.name, Mode: d.mode}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: "app", Mode: 0o755, Size: int64(len(appBytes))}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := tw.Write(appBytes); err != nil {
-		t.Fatal(err)
-	}
+	layer(tw)
 	if err := tw.Close(); err != nil {
 		t.Fatal(err)
 	}
 	layerBytes := buf.Bytes()
-	layer, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) {
+	l, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) {
 		return io.NopCloser(bytes.NewReader(layerBytes)), nil
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	img, err := mutate.AppendLayers(empty.Image, layer)
+	img, err := mutate.AppendLayers(empty.Image, l)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,22 +112,18 @@ func serveTestImage(t *testing.T) string {
 	}
 	cf = cf.DeepCopy()
 	cf.OS, cf.Architecture = "linux", goruntime.GOARCH
-	cf.Config.Entrypoint = []string{"/app"}
-	cf.Config.Cmd = []string{"serve"}
-	cf.Config.Env = []string{"PATH=/usr/bin:/bin", "PORT=8080"}
+	config(&cf.Config)
 	if img, err = mutate.ConfigFile(img, cf); err != nil {
 		t.Fatal(err)
 	}
-
 	srv := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
 	t.Cleanup(srv.Close)
-	host := strings.TrimPrefix(srv.URL, "http://")
-	ref, err := name.ParseReference(host+"/app:v1", name.Insecure)
+	ref, err := name.ParseReference(strings.TrimPrefix(srv.URL, "http://")+"/"+repo, name.Insecure)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := remote.Write(ref, img); err != nil {
-		t.Fatalf("push test image: %v", err)
+		t.Fatalf("push test image %s: %v", repo, err)
 	}
 	return srv.URL
 }
@@ -327,4 +348,12 @@ func ipamFiles(t *testing.T, dir string) []string {
 		}
 	}
 	return ips
+}
+
+// testNamespace is a containerd namespace of this test process alone: the
+// runc shim keeps its state under /run/containerd/runc/NAMESPACE whatever
+// the daemon, so a fixed name would collide with another run, or with the
+// leftovers of a killed one.
+func testNamespace(name string) string {
+	return fmt.Sprintf("shoal-test-%s-%d", name, os.Getpid())
 }
