@@ -20,6 +20,10 @@ const (
 	labelNode     = "shoal.node"
 )
 
+// startingAfter is how long getting an image may take before the
+// instance is reported Starting.
+const startingAfter = 100 * time.Millisecond
+
 // Restart back-off: doubles from the first delay up to the cap, and starts
 // over after a run that lasted stableRun.
 const (
@@ -327,10 +331,21 @@ func (w *worker) create(ctx context.Context, in *api.Instance) {
 	}
 	d := w.a.cfg.Driver
 	t := &in.Spec.Template
-	w.report(ctx, in, func(s *api.InstanceStatus) { s.Phase = api.PhaseStarting; s.Node = w.a.cfg.NodeName })
 	t0 := time.Now()
 	defer func() { w.a.log.Debug("create took", "instance", w.key, "total", time.Since(t0)) }()
-	if err := d.EnsureImage(ctx, t.Image); err != nil {
+	// Starting is reported only when getting the image takes a while (a
+	// pull): a status write per instance is work that competes with the
+	// start itself when the image is already here.
+	pulled := make(chan error, 1)
+	go func() { pulled <- d.EnsureImage(ctx, t.Image) }()
+	var err error
+	select {
+	case err = <-pulled:
+	case <-time.After(startingAfter):
+		w.report(ctx, in, func(s *api.InstanceStatus) { s.Phase = api.PhaseStarting; s.Node = w.a.cfg.NodeName })
+		err = <-pulled
+	}
+	if err != nil {
 		w.fail(ctx, in, err)
 		return
 	}

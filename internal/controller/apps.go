@@ -149,6 +149,11 @@ func (c *Apps) scale(ctx context.Context, app *api.App, insts []*api.Instance) e
 		for _, in := range insts {
 			used[in.Metadata.Name] = true
 		}
+		if ok, err := c.createAll(ctx, app, used, create); err != nil {
+			return err
+		} else if ok {
+			create = 0
+		}
 		for slot := 0; create > 0; slot++ {
 			name := instanceName(app, slot)
 			if used[name] {
@@ -240,13 +245,41 @@ func sortForRemoval(ins []*api.Instance) {
 }
 
 func (c *Apps) create(ctx context.Context, app *api.App, name string) error {
+	if err := c.Store.Create(ctx, newInstance(app, name)); err != nil {
+		return err
+	}
+	c.Log.Debug("instance created", "instance", name, "app", app.Metadata.Name)
+	return nil
+}
+
+// createAll creates the next n instances of app in free slots, in one
+// transaction. It reports false, creating nothing, if a name was taken
+// meanwhile; the caller then goes slot by slot.
+func (c *Apps) createAll(ctx context.Context, app *api.App, used map[string]bool, n int) (bool, error) {
+	var objs []api.Object
+	for slot := 0; len(objs) < n; slot++ {
+		if name := instanceName(app, slot); !used[name] {
+			objs = append(objs, newInstance(app, name))
+		}
+	}
+	err := c.Store.CreateAll(ctx, objs)
+	if errors.Is(err, store.ErrAlreadyExists) {
+		return false, nil
+	}
+	if err == nil {
+		c.Log.Debug("instances created", "app", app.Metadata.Name, "count", n)
+	}
+	return err == nil, err
+}
+
+func newInstance(app *api.App, name string) *api.Instance {
 	labels := map[string]string{}
 	for k, v := range app.Metadata.Labels {
 		labels[k] = v
 	}
 	labels[api.LabelApp] = app.Metadata.Name
 	labels[LabelHash] = app.Status.TemplateHash
-	in := &api.Instance{
+	return &api.Instance{
 		TypeMeta: api.TypeMeta{APIVersion: api.Version, Kind: api.KindInstance},
 		Metadata: api.ObjectMeta{Name: name, Namespace: app.Metadata.Namespace, Labels: labels},
 		Spec: api.InstanceSpec{
@@ -257,11 +290,6 @@ func (c *Apps) create(ctx context.Context, app *api.App, name string) error {
 		},
 		Status: api.InstanceStatus{Phase: api.PhasePending},
 	}
-	if err := c.Store.Create(ctx, in); err != nil {
-		return err
-	}
-	c.Log.Debug("instance created", "instance", name, "app", app.Metadata.Name)
-	return nil
 }
 
 // remove tears an instance down: an unplaced one is deleted at once, a

@@ -74,6 +74,12 @@ func (b *Binder) Reconcile(ctx context.Context, _ string) error {
 	})
 	snap := scheduler.NewSnapshot(nodes, placed)
 	var firstErr error
+	type binding struct {
+		in   *api.Instance
+		node string
+		req  scheduler.Request
+	}
+	var plan []binding
 	for _, in := range pending {
 		req := RequestOf(in)
 		node, perr := snap.Place(req)
@@ -83,8 +89,23 @@ func (b *Binder) Reconcile(ctx context.Context, _ string) error {
 			}
 			continue
 		}
-		if err := b.bind(ctx, in, node); err != nil {
-			snap.Release(node, req)
+		plan = append(plan, binding{in, node, req})
+	}
+	// The whole plan in one transaction; if any instance changed since it
+	// was read, bind one by one so that the others still go through.
+	objs := make([]api.Object, len(plan))
+	for i, p := range plan {
+		objs[i] = bound(p.in, p.node)
+	}
+	if err := b.Store.UpdateAll(ctx, objs); err == nil {
+		for _, p := range plan {
+			b.Events.Record(ctx, p.in, "Normal", "Scheduled", "placed on node "+p.node)
+		}
+		return firstErr
+	}
+	for _, p := range plan {
+		if err := b.bind(ctx, p.in, p.node); err != nil {
+			snap.Release(p.node, p.req)
 			if firstErr == nil {
 				firstErr = err
 			}
@@ -93,11 +114,18 @@ func (b *Binder) Reconcile(ctx context.Context, _ string) error {
 	return firstErr
 }
 
+// bound returns a copy of in bound to node.
+func bound(in *api.Instance, node string) *api.Instance {
+	out := *in
+	out.Spec.Node = node
+	out.Status.Phase = api.PhaseScheduled
+	out.Status.Node = node
+	out.Status.Message = ""
+	return &out
+}
+
 func (b *Binder) bind(ctx context.Context, in *api.Instance, node string) error {
-	in.Spec.Node = node
-	in.Status.Phase = api.PhaseScheduled
-	in.Status.Node = node
-	in.Status.Message = ""
+	in = bound(in, node)
 	if err := b.Store.Update(ctx, in); err != nil {
 		if errors.Is(err, store.ErrNotFound) {
 			return nil

@@ -3,6 +3,7 @@ package controller
 import (
 	"context"
 	"log/slog"
+	"time"
 
 	"github.com/shoal-dev/shoal/internal/api"
 	"github.com/shoal-dev/shoal/internal/store"
@@ -25,7 +26,13 @@ func (r *Recorder) Record(ctx context.Context, obj api.Object, typ, reason, msg 
 		return
 	}
 	ev := api.NewEvent(obj, typ, reason, msg, r.Source)
-	if err := r.Store.CreateWithTTL(ctx, ev, EventTTL); err != nil {
-		r.Log.Warn("record event", "object", ev.Object, "reason", reason, "err", err)
-	}
+	// In the background: an event explains, it must not slow the decision
+	// it is about.
+	go func() {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if err := r.Store.CreateWithTTL(ctx, ev, EventTTL); err != nil {
+			r.Log.Debug("record event", "object", ev.Object, "reason", reason, "err", err)
+		}
+	}()
 }

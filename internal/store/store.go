@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/shoal-dev/shoal/internal/api"
@@ -21,6 +22,16 @@ const root = "/shoal/"
 type Store struct {
 	cli *clientv3.Client
 	now func() time.Time
+
+	leaseMu sync.Mutex
+	leases  map[time.Duration]sharedLease // for CreateWithTTL
+}
+
+// sharedLease is one etcd lease that objects created within a tenth of its
+// TTL share: a lease per event would cost a round trip per event.
+type sharedLease struct {
+	id      clientv3.LeaseID
+	granted time.Time
 }
 
 // New returns a Store over an etcd client.
@@ -369,15 +380,101 @@ func (s *Store) CreateWithTTL(ctx context.Context, obj api.Object, ttl time.Dura
 		return err
 	}
 	m := obj.GetMeta()
-	lease, err := s.cli.Grant(ctx, int64(ttl/time.Second))
+	lease, err := s.lease(ctx, ttl)
 	if err != nil {
 		return err
 	}
-	resp, err := s.cli.Put(ctx, key, val, clientv3.WithLease(lease.ID))
+	resp, err := s.cli.Put(ctx, key, val, clientv3.WithLease(lease))
 	if err != nil {
+		s.leaseMu.Lock()
+		delete(s.leases, ttl) // perhaps expired or revoked: grant anew next time
+		s.leaseMu.Unlock()
 		return err
 	}
 	m.Revision = resp.Header.Revision
+	return nil
+}
+
+// lease returns a lease that lives about ttl (at least 90% of it).
+func (s *Store) lease(ctx context.Context, ttl time.Duration) (clientv3.LeaseID, error) {
+	s.leaseMu.Lock()
+	defer s.leaseMu.Unlock()
+	if l, ok := s.leases[ttl]; ok && s.now().Sub(l.granted) < ttl/10 {
+		return l.id, nil
+	}
+	g, err := s.cli.Grant(ctx, int64(ttl/time.Second))
+	if err != nil {
+		return 0, err
+	}
+	if s.leases == nil {
+		s.leases = map[time.Duration]sharedLease{}
+	}
+	s.leases[ttl] = sharedLease{g.ID, s.now()}
+	return g.ID, nil
+}
+
+// CreateAll creates every object in one transaction, or none: it fails
+// with ErrAlreadyExists if any name is taken. It sets uid, createdAt and
+// revision on each object.
+func (s *Store) CreateAll(ctx context.Context, objs []api.Object) error {
+	if len(objs) == 0 {
+		return nil
+	}
+	cmps := make([]clientv3.Cmp, 0, len(objs))
+	puts := make([]clientv3.Op, 0, len(objs))
+	for _, obj := range objs {
+		key, val, err := s.prepareCreate(obj)
+		if err != nil {
+			return err
+		}
+		cmps = append(cmps, clientv3.Compare(clientv3.CreateRevision(key), "=", 0))
+		puts = append(puts, clientv3.OpPut(key, val))
+	}
+	resp, err := s.cli.Txn(ctx).If(cmps...).Then(puts...).Commit()
+	if err != nil {
+		return err
+	}
+	if !resp.Succeeded {
+		return fmt.Errorf("%d objects: one of them %w", len(objs), ErrAlreadyExists)
+	}
+	for _, obj := range objs {
+		obj.GetMeta().Revision = resp.Header.Revision
+	}
+	return nil
+}
+
+// UpdateAll replaces every object in one transaction if each one's stored
+// revision still equals its metadata.revision, or none (ErrConflict).
+// Unlike Update it does not re-read uid and createdAt: the objects must
+// come from the store.
+func (s *Store) UpdateAll(ctx context.Context, objs []api.Object) error {
+	if len(objs) == 0 {
+		return nil
+	}
+	cmps := make([]clientv3.Cmp, 0, len(objs))
+	puts := make([]clientv3.Op, 0, len(objs))
+	for _, obj := range objs {
+		_, key, err := keyOf(obj)
+		if err != nil {
+			return err
+		}
+		val, err := encode(obj)
+		if err != nil {
+			return err
+		}
+		cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(key), "=", obj.GetMeta().Revision))
+		puts = append(puts, clientv3.OpPut(key, val))
+	}
+	resp, err := s.cli.Txn(ctx).If(cmps...).Then(puts...).Commit()
+	if err != nil {
+		return err
+	}
+	if !resp.Succeeded {
+		return fmt.Errorf("%d objects: one of them changed: %w", len(objs), ErrConflict)
+	}
+	for _, obj := range objs {
+		obj.GetMeta().Revision = resp.Header.Revision
+	}
 	return nil
 }
 

@@ -198,3 +198,65 @@ func equal(a, b []store.EventType) bool {
 	}
 	return true
 }
+
+func TestCreateAllAndUpdateAllAreAllOrNothing(t *testing.T) {
+	s, _ := storetest.Start(t)
+	ctx := context.Background()
+	if err := s.Create(ctx, newApp("b", 1)); err != nil {
+		t.Fatal(err)
+	}
+	// One name taken: nothing is created.
+	if err := s.CreateAll(ctx, []api.Object{newApp("a", 1), newApp("b", 1)}); !errors.Is(err, store.ErrAlreadyExists) {
+		t.Fatalf("CreateAll with a taken name: %v, want ErrAlreadyExists", err)
+	}
+	if _, err := s.Get(ctx, apps, "default", "a"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("a failed CreateAll left %q behind: %v", "a", err)
+	}
+	objs := []api.Object{newApp("a", 1), newApp("c", 1)}
+	if err := s.CreateAll(ctx, objs); err != nil {
+		t.Fatal(err)
+	}
+	// One stale revision: nothing is updated.
+	a, _ := s.Get(ctx, apps, "default", "a")
+	c, _ := s.Get(ctx, apps, "default", "c")
+	stale := *c.(*api.App)
+	*c.(*api.App).Spec.Replicas = 9
+	if err := s.Update(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	*a.(*api.App).Spec.Replicas = 5
+	*stale.Spec.Replicas = 7
+	if err := s.UpdateAll(ctx, []api.Object{a, &stale}); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("UpdateAll with a stale object: %v, want ErrConflict", err)
+	}
+	got, _ := s.Get(ctx, apps, "default", "a")
+	if r := *got.(*api.App).Spec.Replicas; r != 1 {
+		t.Fatalf("a failed UpdateAll changed a: replicas %d", r)
+	}
+	fresh, _ := s.Get(ctx, apps, "default", "c")
+	if err := s.UpdateAll(ctx, []api.Object{a, fresh}); err != nil {
+		t.Fatal(err)
+	}
+	got, _ = s.Get(ctx, apps, "default", "a")
+	if r := *got.(*api.App).Spec.Replicas; r != 5 {
+		t.Fatalf("UpdateAll did not write a: replicas %d", r)
+	}
+}
+
+func TestObjectsWithTTLShareALease(t *testing.T) {
+	s, e := storetest.Start(t)
+	ctx := context.Background()
+	for _, name := range []string{"e1", "e2", "e3"} {
+		ev := &api.Event{TypeMeta: api.TypeMeta{APIVersion: api.Version, Kind: api.KindEvent}, Metadata: api.ObjectMeta{Name: name, Namespace: "default"}}
+		if err := s.CreateWithTTL(ctx, ev, time.Hour); err != nil {
+			t.Fatal(err)
+		}
+	}
+	leases, err := e.Client.Leases(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(leases.Leases); n != 1 {
+		t.Fatalf("3 events made %d leases, want 1 shared", n)
+	}
+}

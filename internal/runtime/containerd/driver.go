@@ -129,6 +129,7 @@ type Driver struct {
 	cgroupV2 bool
 	locks    keyedMutex
 	ports    portHolds
+	images   imageCache
 }
 
 var _ runtime.Driver = (*Driver)(nil)

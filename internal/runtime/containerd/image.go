@@ -6,6 +6,8 @@ import (
 	"net/url"
 	"path"
 	"strings"
+	"sync"
+	"time"
 
 	containerd "github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/core/remotes"
@@ -23,11 +25,15 @@ func (d *Driver) EnsureImage(ctx context.Context, image string) error {
 	if err != nil {
 		return err
 	}
+	if d.images.get(ref) != nil {
+		return nil
+	}
 	defer d.locks.lock("image:" + ref)()
 
 	if img, err := d.client.GetImage(ctx, ref); err == nil {
 		ok, err := img.IsUnpacked(ctx, snapshotter)
 		if err == nil && ok {
+			d.images.put(ref, img)
 			return nil
 		}
 		// Content present but not unpacked (e.g. an interrupted pull):
@@ -55,9 +61,13 @@ func (d *Driver) EnsureImage(ctx context.Context, image string) error {
 
 // image returns the local image for ref, pulling it if needed.
 func (d *Driver) image(ctx context.Context, ref string) (containerd.Image, error) {
+	if img := d.images.get(ref); img != nil {
+		return img, nil
+	}
 	img, err := d.client.GetImage(ctx, ref)
 	if err == nil {
 		if ok, err := img.IsUnpacked(ctx, snapshotter); err == nil && ok {
+			d.images.put(ref, img)
 			return img, nil
 		}
 	} else if !isNotFound(err) {
@@ -108,4 +118,39 @@ func (d *Driver) resolver() (remotes.Resolver, error) {
 		return rh, nil
 	}
 	return docker.NewResolver(docker.ResolverOptions{Hosts: hosts}), nil
+}
+
+// imageCache remembers, for a short while, images known to be unpacked:
+// twenty instances of one image starting at once would otherwise each ask
+// containerd, one at a time, whether it is there. An image removed behind
+// the driver's back is noticed when the entry expires.
+type imageCache struct {
+	mu sync.Mutex
+	m  map[string]cachedImage
+}
+
+type cachedImage struct {
+	img containerd.Image
+	at  time.Time
+}
+
+const imageCacheTTL = 30 * time.Second
+
+func (c *imageCache) get(ref string) containerd.Image {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.m[ref]
+	if !ok || time.Since(e.at) > imageCacheTTL {
+		return nil
+	}
+	return e.img
+}
+
+func (c *imageCache) put(ref string, img containerd.Image) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil {
+		c.m = map[string]cachedImage{}
+	}
+	c.m[ref] = cachedImage{img, time.Now()}
 }
