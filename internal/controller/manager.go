@@ -89,7 +89,12 @@ func lead(ctx context.Context, cfg Config) error {
 		case <-lctx.Done():
 		}
 	}()
-	runControllers(lctx, cfg)
+	// Every write of this term is fenced on the election key: should the
+	// session expire while a reconcile is under way, its writes fail
+	// instead of racing the next leader's.
+	fenced := cfg
+	fenced.Store = cfg.Store.Fenced(el.Key(), el.Rev())
+	runControllers(lctx, fenced)
 	if ctx.Err() == nil {
 		return errLostSession
 	}

@@ -11,4 +11,7 @@ var (
 	// ErrCompacted: a watch asked for a revision the store no longer keeps;
 	// list again and watch from the list's revision.
 	ErrCompacted = errors.New("revision compacted")
+	// ErrNotLeader: a fenced write (see Store.Fenced) after leadership
+	// was lost.
+	ErrNotLeader = errors.New("not the leader any more")
 )

@@ -22,6 +22,9 @@ const root = "/shoal/"
 type Store struct {
 	cli *clientv3.Client
 	now func() time.Time
+	// fence, when set, is a condition every write must meet as well: the
+	// controllers' view of the store writes only while its server leads.
+	fence *fence
 
 	leaseMu sync.Mutex
 	leases  map[time.Duration]sharedLease // for CreateWithTTL
@@ -37,6 +40,38 @@ type sharedLease struct {
 // New returns a Store over an etcd client.
 func New(cli *clientv3.Client) *Store {
 	return &Store{cli: cli, now: time.Now}
+}
+
+type fence struct {
+	key string
+	rev int64
+}
+
+// Fenced returns a view of the store whose writes succeed only while key
+// still exists with create revision rev (a leader's election key); once it
+// does not, writes fail with ErrNotLeader. Reads are unchanged.
+func (s *Store) Fenced(key string, rev int64) *Store {
+	return &Store{cli: s.cli, now: s.now, fence: &fence{key, rev}}
+}
+
+// commit runs one write transaction, with the fence if there is one. A
+// transaction that failed because of the fence returns ErrNotLeader.
+func (s *Store) commit(ctx context.Context, cmps []clientv3.Cmp, then, els []clientv3.Op) (*clientv3.TxnResponse, error) {
+	if s.fence != nil {
+		cmps = append(cmps, clientv3.Compare(clientv3.CreateRevision(s.fence.key), "=", s.fence.rev))
+	}
+	resp, err := s.cli.Txn(ctx).If(cmps...).Then(then...).Else(els...).Commit()
+	if err != nil || resp.Succeeded || s.fence == nil {
+		return resp, err
+	}
+	f, err := s.cli.Get(ctx, s.fence.key)
+	if err != nil {
+		return nil, err
+	}
+	if len(f.Kvs) == 0 || f.Kvs[0].CreateRevision != s.fence.rev {
+		return nil, ErrNotLeader
+	}
+	return resp, nil
 }
 
 // Client returns the underlying etcd client (for leader election).
@@ -151,10 +186,8 @@ func (s *Store) Create(ctx context.Context, obj api.Object) error {
 		return err
 	}
 	m := obj.GetMeta()
-	resp, err := s.cli.Txn(ctx).
-		If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
-		Then(clientv3.OpPut(key, val)).
-		Commit()
+	resp, err := s.commit(ctx, []clientv3.Cmp{clientv3.Compare(clientv3.CreateRevision(key), "=", 0)},
+		[]clientv3.Op{clientv3.OpPut(key, val)}, nil)
 	if err != nil {
 		return err
 	}
@@ -200,10 +233,8 @@ func (s *Store) Update(ctx context.Context, obj api.Object) error {
 	if err != nil {
 		return err
 	}
-	resp, err := s.cli.Txn(ctx).
-		If(clientv3.Compare(clientv3.ModRevision(key), "=", m.Revision)).
-		Then(clientv3.OpPut(key, val)).
-		Commit()
+	resp, err := s.commit(ctx, []clientv3.Cmp{clientv3.Compare(clientv3.ModRevision(key), "=", m.Revision)},
+		[]clientv3.Op{clientv3.OpPut(key, val)}, nil)
 	if err != nil {
 		return err
 	}
@@ -244,7 +275,7 @@ func (s *Store) Delete(ctx context.Context, k api.KindInfo, ns, name string, rev
 	if revision > 0 {
 		cmp = clientv3.Compare(clientv3.ModRevision(key), "=", revision)
 	}
-	resp, err := s.cli.Txn(ctx).If(cmp).Then(clientv3.OpDelete(key)).Else(clientv3.OpGet(key)).Commit()
+	resp, err := s.commit(ctx, []clientv3.Cmp{cmp}, []clientv3.Op{clientv3.OpDelete(key)}, []clientv3.Op{clientv3.OpGet(key)})
 	if err != nil {
 		return err
 	}
@@ -340,7 +371,7 @@ func (s *Store) applyOnce(ctx context.Context, objs []api.Object) ([]ApplyResult
 	if len(puts) == 0 {
 		return results, nil
 	}
-	resp, err := s.cli.Txn(ctx).If(cmps...).Then(puts...).Commit()
+	resp, err := s.commit(ctx, cmps, puts, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -430,7 +461,7 @@ func (s *Store) CreateAll(ctx context.Context, objs []api.Object) error {
 		cmps = append(cmps, clientv3.Compare(clientv3.CreateRevision(key), "=", 0))
 		puts = append(puts, clientv3.OpPut(key, val))
 	}
-	resp, err := s.cli.Txn(ctx).If(cmps...).Then(puts...).Commit()
+	resp, err := s.commit(ctx, cmps, puts, nil)
 	if err != nil {
 		return err
 	}
@@ -465,7 +496,7 @@ func (s *Store) UpdateAll(ctx context.Context, objs []api.Object) error {
 		cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(key), "=", obj.GetMeta().Revision))
 		puts = append(puts, clientv3.OpPut(key, val))
 	}
-	resp, err := s.cli.Txn(ctx).If(cmps...).Then(puts...).Commit()
+	resp, err := s.commit(ctx, cmps, puts, nil)
 	if err != nil {
 		return err
 	}
@@ -483,11 +514,8 @@ func (s *Store) UpdateAll(ctx context.Context, objs []api.Object) error {
 // controllers hand out unique things, such as service IPs, without races.
 func (s *Store) Claim(ctx context.Context, key, value string) (bool, error) {
 	k := "/shoal-claims/" + key
-	resp, err := s.cli.Txn(ctx).
-		If(clientv3.Compare(clientv3.CreateRevision(k), "=", 0)).
-		Then(clientv3.OpPut(k, value)).
-		Else(clientv3.OpGet(k)).
-		Commit()
+	resp, err := s.commit(ctx, []clientv3.Cmp{clientv3.Compare(clientv3.CreateRevision(k), "=", 0)},
+		[]clientv3.Op{clientv3.OpPut(k, value)}, []clientv3.Op{clientv3.OpGet(k)})
 	if err != nil {
 		return false, err
 	}
@@ -515,9 +543,7 @@ func (s *Store) Claims(ctx context.Context, prefix string) (map[string]string, e
 // Unclaim releases key if value owns it.
 func (s *Store) Unclaim(ctx context.Context, key, value string) error {
 	k := "/shoal-claims/" + key
-	_, err := s.cli.Txn(ctx).
-		If(clientv3.Compare(clientv3.Value(k), "=", value)).
-		Then(clientv3.OpDelete(k)).
-		Commit()
+	_, err := s.commit(ctx, []clientv3.Cmp{clientv3.Compare(clientv3.Value(k), "=", value)},
+		[]clientv3.Op{clientv3.OpDelete(k)}, nil)
 	return err
 }

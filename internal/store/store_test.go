@@ -260,3 +260,35 @@ func TestObjectsWithTTLShareALease(t *testing.T) {
 		t.Fatalf("3 events made %d leases, want 1 shared", n)
 	}
 }
+
+func TestFencedWritesStopWhenTheFenceGoes(t *testing.T) {
+	s, e := storetest.Start(t)
+	ctx := context.Background()
+	put, err := e.Client.Put(ctx, "/leader", "me")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := s.Fenced("/leader", put.Header.Revision)
+	if err := f.Create(ctx, newApp("a", 1)); err != nil {
+		t.Fatalf("write while the fence holds: %v", err)
+	}
+	if err := f.Create(ctx, newApp("a", 1)); !errors.Is(err, store.ErrAlreadyExists) {
+		t.Fatalf("an ordinary failure under a fence: %v, want ErrAlreadyExists", err)
+	}
+	if _, err := e.Client.Delete(ctx, "/leader"); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Create(ctx, newApp("b", 1)); !errors.Is(err, store.ErrNotLeader) {
+		t.Fatalf("write after the fence went: %v, want ErrNotLeader", err)
+	}
+	if _, err := s.Get(ctx, apps, "default", "b"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("a fenced-off write was stored: %v", err)
+	}
+	// A new leader's key with the same name is not the old fence either.
+	if _, err := e.Client.Put(ctx, "/leader", "other"); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Delete(ctx, apps, "default", "a", 0); !errors.Is(err, store.ErrNotLeader) {
+		t.Fatalf("delete under a stale fence: %v, want ErrNotLeader", err)
+	}
+}
