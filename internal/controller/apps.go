@@ -240,8 +240,22 @@ func sortForRemoval(ins []*api.Instance) {
 		if rank(a) != rank(b) {
 			return rank(a) < rank(b)
 		}
+		// Highest slot first, so scaling down undoes scaling up.
+		if sa, sb := slotNumber(a.Metadata.Name), slotNumber(b.Metadata.Name); sa != sb {
+			return sa > sb
+		}
 		return a.Metadata.Name > b.Metadata.Name
 	})
+}
+
+// slotNumber is the SLOT of an APP-HASH-SLOT name (-1 if it has none).
+func slotNumber(name string) int {
+	i := strings.LastIndexByte(name, '-')
+	n, err := strconv.Atoi(name[i+1:])
+	if i < 0 || err != nil {
+		return -1
+	}
+	return n
 }
 
 func (c *Apps) create(ctx context.Context, app *api.App, name string) error {

@@ -60,3 +60,22 @@ func TestAppsTruncatedNamesOfTwoApps(t *testing.T) {
 		t.Errorf("want 4 instances in all; got %s", summary(got))
 	}
 }
+
+func TestScaleDownRemovesTheHighestSlotsFirst(t *testing.T) {
+	var ins []*api.Instance
+	for _, slot := range []string{"0", "9", "10", "11", "2"} {
+		ins = append(ins, &api.Instance{
+			Metadata: api.ObjectMeta{Name: "web-abcde-" + slot},
+			Spec:     api.InstanceSpec{Node: "n1"},
+			Status:   api.InstanceStatus{Phase: api.PhaseRunning, Ready: true},
+		})
+	}
+	sortForRemoval(ins)
+	var got []string
+	for _, in := range ins {
+		got = append(got, in.Metadata.Name[len("web-abcde-"):])
+	}
+	if want := "11 10 9 2 0"; strings.Join(got, " ") != want {
+		t.Fatalf("removal order %v, want %s", got, want)
+	}
+}

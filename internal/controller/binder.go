@@ -143,11 +143,14 @@ func (b *Binder) setUnschedulable(ctx context.Context, in *api.Instance, msg str
 	}
 	in.Status.Phase = api.PhasePending
 	in.Status.Message = msg
-	if err := b.Store.Update(ctx, in); err != nil && !errors.Is(err, store.ErrNotFound) && !errors.Is(err, store.ErrConflict) {
+	err := b.Store.Update(ctx, in)
+	switch {
+	case errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrConflict):
+		return nil // changed meanwhile; the next round looks again
+	case err != nil:
 		return err
 	}
 	b.Events.Record(ctx, in, "Warning", "FailedScheduling", msg)
-	// Wake the App so its status shows why.
 	return nil
 }
 

@@ -2,7 +2,6 @@ package server
 
 import (
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 
@@ -60,8 +59,8 @@ func (s *Server) instanceLog(w http.ResponseWriter, r *http.Request, t target) {
 				flusher.Flush()
 			}
 		}
-		if err == io.EOF || err != nil {
-			return
+		if err != nil {
+			return // io.EOF included: the agent finished the stream
 		}
 	}
 }
