@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/shoal-dev/shoal/internal/api"
 )
 
 // TestAppsConcurrentDecisionsMakeNoDuplicates: two controllers that read the
