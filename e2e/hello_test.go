@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"os/exec"
@@ -8,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/shoal-dev/shoal/internal/api"
 )
 
 const helloApp = `
@@ -90,6 +93,14 @@ func TestHelloWalkthrough(t *testing.T) {
 		d := c.mustShoal("describe", "app", "hello")
 		return strings.Contains(d, "Exited") && strings.Contains(d, "exited with code 3"), d
 	})
+	// The agent counts it on its own /metrics.
+	nodeObj, err := c.api.Get(context.Background(), api.MustKind(api.KindNode), "", victim.Spec.Node)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m := getEventually(t, "http://"+nodeObj.(*api.Node).Status.Address+"/metrics"); !strings.Contains(m, "shoal_agent_container_restarts_total 1") {
+		t.Fatalf("agent metrics do not count the restart:\n%s", m)
+	}
 	logs := c.mustShoal("logs", victim.Metadata.Name)
 	if !strings.Contains(logs, "listening") {
 		t.Fatalf("logs of %s: %q", victim.Metadata.Name, logs)

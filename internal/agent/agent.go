@@ -71,6 +71,7 @@ type Agent struct {
 	synced  bool                     // desired came from a successful list
 	workers map[string]*worker
 	addr    string
+	metrics *metrics
 
 	wg sync.WaitGroup
 }
@@ -86,7 +87,9 @@ func New(cfg Config) *Agent {
 	if cfg.DrainDelay == 0 {
 		cfg.DrainDelay = DefaultDrainDelay
 	}
-	return &Agent{cfg: cfg, log: cfg.Log.With("node", cfg.NodeName), desired: map[string]*api.Instance{}, workers: map[string]*worker{}}
+	a := &Agent{cfg: cfg, log: cfg.Log.With("node", cfg.NodeName), desired: map[string]*api.Instance{}, workers: map[string]*worker{}}
+	a.metrics = newMetrics(a)
+	return a
 }
 
 func (a *Agent) logDir(ns, name string) string {

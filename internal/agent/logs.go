@@ -15,6 +15,7 @@ import (
 // current.log.1, and current.log.previous from the run before).
 func (a *Agent) logHandler() http.Handler {
 	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", a.metrics.handler())
 	mux.HandleFunc("GET /logs/{ns}/{name}", func(w http.ResponseWriter, r *http.Request) {
 		ns, name := r.PathValue("ns"), r.PathValue("name")
 		if filepath.Base(ns) != ns || filepath.Base(name) != name || ns == ".." || name == ".." {

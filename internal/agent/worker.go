@@ -436,6 +436,10 @@ func (w *worker) start(ctx context.Context, in *api.Instance, note string) {
 		return
 	}
 	w.note, w.noteFor = note, st.StartedAt
+	w.a.metrics.starts.Inc()
+	if note != "" {
+		w.a.metrics.restarts.Inc()
+	}
 	w.a.log.Info("container started", "instance", w.key, "ip", st.IP)
 	if note == "" {
 		w.event(in, "Normal", "Started", "container started on node "+w.a.cfg.NodeName+" with IP "+st.IP)
@@ -456,6 +460,7 @@ func (w *worker) fail(ctx context.Context, in *api.Instance, err error) {
 		msg = st.Reason
 	}
 	w.a.log.Warn("instance failed to start", "instance", w.key, "err", msg)
+	w.a.metrics.failures.Inc()
 	if msg != w.lastFailure {
 		w.lastFailure = msg
 		w.event(in, "Warning", "Failed", msg)
