@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -93,7 +94,11 @@ func newNode(t *testing.T, name string) node {
 }
 
 func (n node) agentFlags() []string {
-	return []string{"--node-name", n.name, "--runtime-namespace", n.runtimeNS, "--bridge", n.bridge, "--subnet", n.subnet}
+	f := []string{"--node-name", n.name, "--runtime-namespace", n.runtimeNS, "--bridge", n.bridge}
+	if n.subnet != "" {
+		f = append(f, "--subnet", n.subnet)
+	}
+	return f
 }
 
 // proc is a running shoal process.
@@ -196,9 +201,10 @@ func upCluster(t *testing.T, extra ...string) *cluster {
 }
 
 // serverCluster starts `shoal server` alone; add agents with addAgent.
-func serverCluster(t *testing.T) *cluster {
+func serverCluster(t *testing.T, extra ...string) *cluster {
 	c := &cluster{t: t, ctd: requireRoot(t), dir: shortTempDir(t)}
-	c.server = startProc(t, "server", "--data-dir", c.dir, "--listen", fmt.Sprintf("127.0.0.1:%d", freePort(t)))
+	args := []string{"server", "--data-dir", c.dir, "--listen", fmt.Sprintf("127.0.0.1:%d", freePort(t))}
+	c.server = startProc(t, append(args, extra...)...)
 	c.waitReady()
 	t.Cleanup(c.cleanup)
 	return c
@@ -206,6 +212,12 @@ func serverCluster(t *testing.T) *cluster {
 
 func (c *cluster) addAgent(name string, extra ...string) *proc {
 	n := newNode(c.t, name)
+	for _, f := range extra {
+		if f == "--subnet=server" { // ask the server for one
+			n.subnet = ""
+		}
+	}
+	extra = slices.DeleteFunc(extra, func(f string) bool { return f == "--subnet=server" })
 	c.nodes = append(c.nodes, n)
 	args := append([]string{"agent", "--server", c.url, "--data-dir", filepath.Join(c.dir, "agent-"+name), "--containerd-address", c.ctd}, n.agentFlags()...)
 	p := startProc(c.t, append(args, extra...)...)

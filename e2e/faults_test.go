@@ -1,9 +1,11 @@
 package e2e
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"net/http/httptest"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -257,5 +259,44 @@ spec:
 	in := c.running("pulled", 1)[0]
 	if body := getEventually(t, "http://"+in.Status.IP+":8080/"); !strings.Contains(body, "hello v2") {
 		t.Fatalf("pulled image answered %q", body)
+	}
+}
+
+// TestNodesGetTheirOwnSubnets: agents that declare no subnet get a
+// different one each from the server's cluster range.
+func TestNodesGetTheirOwnSubnets(t *testing.T) {
+	c := serverCluster(t, "--cluster-cidr", "10.216.0.0/16")
+	c.addAgent("s1", "--subnet=server")
+	c.addAgent("s2", "--subnet=server")
+	c.mustShoal("image", "push", helloV1)
+	c.applyYAML(`
+apiVersion: shoal/v1
+kind: App
+metadata: {name: nets}
+spec:
+  image: shoal.local/hello:v1
+  replicas: 2
+  resources: {cpu: 100m, memory: 32Mi}
+`, "--wait", "--timeout", "90s")
+	subnets := map[string]netip.Prefix{}
+	for _, name := range []string{"s1", "s2"} {
+		obj, err := c.api.Get(context.Background(), api.MustKind(api.KindNode), "", name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, err := netip.ParsePrefix(obj.(*api.Node).Spec.Subnet)
+		if err != nil || p.Bits() != 24 || !netip.MustParsePrefix("10.216.0.0/16").Contains(p.Addr()) {
+			t.Fatalf("node %s subnet %q: want a /24 of 10.216.0.0/16", name, obj.(*api.Node).Spec.Subnet)
+		}
+		subnets[name] = p
+	}
+	if subnets["s1"] == subnets["s2"] {
+		t.Fatalf("both nodes got %s", subnets["s1"])
+	}
+	for _, in := range c.running("nets", 2) {
+		if !subnets[in.Spec.Node].Contains(netip.MustParseAddr(in.Status.IP)) {
+			t.Errorf("%s on %s has IP %s, outside its node's subnet %s", in.Metadata.Name, in.Spec.Node, in.Status.IP, subnets[in.Spec.Node])
+		}
+		getEventually(t, "http://"+in.Status.IP+":8080/")
 	}
 }

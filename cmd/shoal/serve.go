@@ -40,6 +40,7 @@ type serverOptions struct {
 	leaseTimeout  time.Duration
 	lostAfter     time.Duration
 	serviceCIDR   string
+	clusterCIDR   string
 }
 
 func (o *serverOptions) flags(fs *pflag.FlagSet) {
@@ -49,6 +50,7 @@ func (o *serverOptions) flags(fs *pflag.FlagSet) {
 	fs.DurationVar(&o.leaseTimeout, "node-lease-timeout", 15*time.Second, "mark a node not ready after this long without a heartbeat")
 	fs.DurationVar(&o.lostAfter, "node-lost-after", 60*time.Second, "replace a node's instances elsewhere after this long without a heartbeat")
 	fs.StringVar(&o.serviceCIDR, "service-cidr", controller.DefaultServiceCIDR, "range Apps' stable service addresses come from")
+	fs.StringVar(&o.clusterCIDR, "cluster-cidr", controller.DefaultClusterCIDR, "range nodes' container subnets (a /24 each) come from")
 }
 
 // runServer runs the control plane until ctx ends; ready receives the API
@@ -106,7 +108,7 @@ func runServer(ctx context.Context, o serverOptions, log *slog.Logger, ready fun
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		_ = controller.Run(ctx, controller.Config{Store: st, Log: log, Identity: host + ":" + dataDir, LeaseTimeout: o.leaseTimeout, LostAfter: o.lostAfter, ServiceCIDR: o.serviceCIDR})
+		_ = controller.Run(ctx, controller.Config{Store: st, Log: log, Identity: host + ":" + dataDir, LeaseTimeout: o.leaseTimeout, LostAfter: o.lostAfter, ServiceCIDR: o.serviceCIDR, ClusterCIDR: o.clusterCIDR})
 	}()
 	log.Info("shoal server listening", "url", url, "data", dataDir, "config", filepath.Join(dataDir, "admin.conf"))
 	if ready != nil {
@@ -144,7 +146,7 @@ func (o *agentOptions) flags(fs *pflag.FlagSet, standalone bool) {
 	fs.StringVar(&o.containerdAddress, "containerd-address", rtcontainerd.DefaultAddress, "containerd socket")
 	fs.StringVar(&o.runtimeNamespace, "runtime-namespace", rtcontainerd.DefaultNamespace, "containerd namespace for this agent's containers")
 	fs.StringVar(&o.bridge, "bridge", rtcontainerd.DefaultBridge, "Linux bridge for container networking")
-	fs.StringVar(&o.subnet, "subnet", rtcontainerd.DefaultSubnet, "container address range on this node")
+	fs.StringVar(&o.subnet, "subnet", "", "container address range on this node (default: one the server assigns from its --cluster-cidr)")
 	fs.StringVar(&o.listen, "agent-listen", "127.0.0.1:0", "where the agent serves logs to the server")
 	fs.StringVar(&o.cpu, "cpu", "", "CPU to offer (default: all cores)")
 	fs.StringVar(&o.memory, "memory", "", "memory to offer (default: all memory)")
@@ -156,6 +158,13 @@ func runAgent(ctx context.Context, o agentOptions, serverURL string, log *slog.L
 	dataDir, err := filepath.Abs(o.dataDir)
 	if err != nil {
 		return err
+	}
+	apiClient := client.New(serverURL)
+	if o.subnet == "" {
+		if o.subnet, err = agent.Subnet(ctx, apiClient, o.name, o.labels, dataDir); err != nil {
+			return err
+		}
+		log.Info("container subnet from the server", "subnet", o.subnet)
 	}
 	regHost := strings.TrimPrefix(strings.TrimPrefix(serverURL, "http://"), "https://")
 	registries := map[string]string{"shoal.local": "http://" + regHost}
@@ -180,13 +189,13 @@ func runAgent(ctx context.Context, o agentOptions, serverURL string, log *slog.L
 	if err != nil {
 		return err
 	}
-	apiClient := client.New(serverURL)
 	proxy, err := netproxy.New(netproxy.Config{Client: apiClient, Log: log, BridgeIP: gw, Bridge: o.bridge})
 	if err != nil {
 		return err
 	}
 	cfg := agent.Config{
 		DNSServers: []string{gw},
+		Subnet:     o.subnet,
 		NodeName:   o.name,
 		Labels:     o.labels,
 		Client:     apiClient,

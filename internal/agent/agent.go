@@ -52,6 +52,8 @@ type Config struct {
 	// proxy drops it before SIGTERM (default DefaultDrainDelay; negative:
 	// no delay).
 	DrainDelay time.Duration
+	// Subnet is the node's container subnet, declared on the Node.
+	Subnet string
 	// DNSServers are the containers' nameservers (the node's shoal DNS);
 	// empty gives containers the node's own resolv.conf.
 	DNSServers []string
@@ -338,6 +340,7 @@ func (a *Agent) heartbeat(ctx context.Context) error {
 	node := &api.Node{
 		TypeMeta: api.TypeMeta{APIVersion: api.Version, Kind: api.KindNode},
 		Metadata: api.ObjectMeta{Name: a.cfg.NodeName, Labels: a.cfg.Labels},
+		Spec:     api.NodeSpec{Subnet: a.cfg.Subnet},
 		Status:   status,
 	}
 	err := a.cfg.Client.UpdateStatus(ctx, node)

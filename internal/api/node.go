@@ -17,6 +17,10 @@ func (o *Node) GetMeta() *ObjectMeta { return &o.Metadata }
 type NodeSpec struct {
 	// Unschedulable keeps new instances off the node.
 	Unschedulable bool `json:"unschedulable,omitempty"`
+	// Subnet is the IPv4 range the node's containers get addresses from:
+	// declared by the agent (--subnet) or assigned by the server from its
+	// cluster range, so that no two nodes share one.
+	Subnet string `json:"subnet,omitempty"`
 }
 
 // NodeResources is an amount of CPU and memory.

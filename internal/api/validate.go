@@ -1,6 +1,7 @@
 package api
 
 import (
+	"net/netip"
 	"errors"
 	"fmt"
 	"slices"
@@ -118,6 +119,11 @@ func Validate(obj Object) error {
 		v.instanceSpec(&o.Spec)
 	case *Node:
 		v.meta(meta, false, false)
+		if sn := o.Spec.Subnet; sn != "" {
+			if p, err := netip.ParsePrefix(sn); err != nil || !p.Addr().Is4() || p.Bits() > 30 || p.Masked() != p {
+				v.add("spec.subnet", "%s is not an IPv4 network such as 10.244.3.0/24", quote(sn))
+			}
+		}
 	case *Namespace:
 		v.meta(meta, false, false)
 	case *Event:

@@ -28,6 +28,8 @@ type Config struct {
 	LostAfter    time.Duration
 	// ServiceCIDR is where Apps' service addresses come from.
 	ServiceCIDR string
+	// ClusterCIDR is where nodes' container subnets come from.
+	ClusterCIDR string
 }
 
 func (c *Config) defaults() {
@@ -114,7 +116,7 @@ func runControllers(ctx context.Context, cfg Config) {
 	events := &Recorder{Store: cfg.Store, Log: cfg.Log, Source: "controller"}
 	apps := &Apps{Store: cfg.Store, Log: cfg.Log, Events: events, ServiceCIDR: cfg.ServiceCIDR}
 	binder := &Binder{Store: cfg.Store, Log: cfg.Log, Events: events}
-	nodes := &Nodes{Store: cfg.Store, Log: cfg.Log, Events: events, LeaseTimeout: cfg.LeaseTimeout, LostAfter: cfg.LostAfter}
+	nodes := &Nodes{Store: cfg.Store, Log: cfg.Log, Events: events, LeaseTimeout: cfg.LeaseTimeout, LostAfter: cfg.LostAfter, ClusterCIDR: cfg.ClusterCIDR}
 	appQ, bindQ, nodeQ := newQueue(), newQueue(), newQueue()
 	apps.Requeue = appQ.addAfter
 

@@ -22,7 +22,9 @@ type Nodes struct {
 	Events       *Recorder
 	LeaseTimeout time.Duration
 	LostAfter    time.Duration
-	now          func() time.Time
+	// ClusterCIDR is where node subnets come from (DefaultClusterCIDR).
+	ClusterCIDR string
+	now         func() time.Time
 }
 
 // Reconcile implements Reconciler for key "node name".
@@ -40,6 +42,13 @@ func (c *Nodes) Reconcile(ctx context.Context, name string) error {
 		return err
 	}
 	silent := time.Duration(1 << 62)
+	if node != nil {
+		if err := c.ensureSubnet(ctx, node); err != nil {
+			return err
+		}
+	} else if err := c.releaseSubnet(ctx, name); err != nil {
+		return err
+	}
 	if node != nil {
 		silent = now().Sub(node.Status.LastHeartbeat)
 		if node.Status.Ready && silent > c.LeaseTimeout {

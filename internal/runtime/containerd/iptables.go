@@ -111,7 +111,16 @@ func ensureBridge(ctx context.Context, bridge, subnet string) error {
 		}
 	}
 	out, _ := exec.CommandContext(ctx, "ip", "-4", "-o", "addr", "show", "dev", bridge).Output()
-	if !strings.Contains(string(out), " "+gw+"/") {
+	// An address from another subnet (the node's subnet changed) would
+	// make the CNI bridge plugin refuse every container: drop it.
+	for _, f := range strings.Fields(string(out)) {
+		if strings.Count(f, ".") == 3 && strings.Contains(f, "/") && f != gw+bits {
+			if o, err := exec.CommandContext(ctx, "ip", "addr", "del", f, "dev", bridge).CombinedOutput(); err != nil {
+				return fmt.Errorf("remove stale address %s from bridge %s: %v: %s", f, bridge, err, strings.TrimSpace(string(o)))
+			}
+		}
+	}
+	if !strings.Contains(string(out), " "+gw+bits) {
 		if out, err := exec.CommandContext(ctx, "ip", "addr", "add", gw+bits, "dev", bridge).CombinedOutput(); err != nil && !strings.Contains(string(out), "File exists") {
 			return fmt.Errorf("address bridge %s: %v: %s", bridge, err, strings.TrimSpace(string(out)))
 		}
