@@ -1,9 +1,9 @@
 package api
 
 import (
-	"net/netip"
 	"errors"
 	"fmt"
+	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
