@@ -133,6 +133,8 @@ type agentOptions struct {
 	cpu               string
 	memory            string
 	insecure          []string
+	nodeIP            string
+	routes            bool
 }
 
 func (o *agentOptions) flags(fs *pflag.FlagSet, standalone bool) {
@@ -151,6 +153,8 @@ func (o *agentOptions) flags(fs *pflag.FlagSet, standalone bool) {
 	fs.StringVar(&o.cpu, "cpu", "", "CPU to offer (default: all cores)")
 	fs.StringVar(&o.memory, "memory", "", "memory to offer (default: all memory)")
 	fs.StringSliceVar(&o.insecure, "insecure-registry", nil, "registry hosts (host:port) to pull from over plain HTTP")
+	fs.StringVar(&o.nodeIP, "node-ip", "", "address other nodes reach this node's containers through (default: the default route's source address)")
+	fs.BoolVar(&o.routes, "routes", true, "route other nodes' container subnets through their node IPs (nodes on one link)")
 }
 
 // runAgent runs a node agent against the server at serverURL until ctx ends.
@@ -196,6 +200,8 @@ func runAgent(ctx context.Context, o agentOptions, serverURL string, log *slog.L
 	cfg := agent.Config{
 		DNSServers: []string{gw},
 		Subnet:     o.subnet,
+		InternalIP: o.nodeIP,
+		Routes:     o.routes,
 		NodeName:   o.name,
 		Labels:     o.labels,
 		Client:     apiClient,

@@ -54,6 +54,11 @@ type Config struct {
 	DrainDelay time.Duration
 	// Subnet is the node's container subnet, declared on the Node.
 	Subnet string
+	// InternalIP is where other nodes route this node's subnet; empty
+	// detects it from the default route.
+	InternalIP string
+	// Routes installs routes to the other nodes' subnets.
+	Routes bool
 	// DNSServers are the containers' nameservers (the node's shoal DNS);
 	// empty gives containers the node's own resolv.conf.
 	DNSServers []string
@@ -85,6 +90,9 @@ func New(cfg Config) *Agent {
 	}
 	if cfg.Listen == "" {
 		cfg.Listen = "127.0.0.1:0"
+	}
+	if cfg.InternalIP == "" {
+		cfg.InternalIP = detectInternalIP()
 	}
 	if cfg.DrainDelay == 0 {
 		cfg.DrainDelay = DefaultDrainDelay
@@ -124,6 +132,10 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	var wg sync.WaitGroup
 	wg.Add(3)
+	if a.cfg.Routes {
+		wg.Add(1)
+		go func() { defer wg.Done(); a.routeLoop(ctx) }()
+	}
 	go func() { defer wg.Done(); a.rotateLoop(ctx) }()
 	go func() { defer wg.Done(); a.heartbeatLoop(ctx) }()
 	go func() { defer wg.Done(); a.watchLoop(ctx) }()
@@ -334,6 +346,7 @@ func (a *Agent) heartbeat(ctx context.Context) error {
 		Allocated:     alloc,
 		Ready:         true,
 		LastHeartbeat: time.Now().UTC(),
+		InternalIP:    a.cfg.InternalIP,
 		AgentVersion:  a.cfg.Version,
 		Instances:     count,
 	}

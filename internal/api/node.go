@@ -33,10 +33,13 @@ type NodeResources struct {
 type NodeStatus struct {
 	Hostname string `json:"hostname,omitempty"`
 	// Address is where the node's agent serves logs (host:port).
-	Address   string        `json:"address,omitempty"`
-	Capacity  NodeResources `json:"capacity"`
-	Allocated NodeResources `json:"allocated"`
-	Ready     bool          `json:"ready"`
+	Address string `json:"address,omitempty"`
+	// InternalIP is the node's address other nodes route its container
+	// subnet through.
+	InternalIP string        `json:"internalIP,omitempty"`
+	Capacity   NodeResources `json:"capacity"`
+	Allocated  NodeResources `json:"allocated"`
+	Ready      bool          `json:"ready"`
 	// LastHeartbeat is when the agent last renewed its lease.
 	LastHeartbeat time.Time `json:"lastHeartbeat,omitzero"`
 	Message       string    `json:"message,omitempty"`
