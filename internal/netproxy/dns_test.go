@@ -25,18 +25,29 @@ type fakeUpstream struct {
 	queries []string
 }
 
+// udpAndTCP listens on one loopback port for both UDP and TCP, trying
+// other ports while the TCP side of a free UDP port is taken.
+func udpAndTCP(t *testing.T) (net.PacketConn, net.Listener) {
+	t.Helper()
+	for range 20 {
+		pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		l, err := net.Listen("tcp4", pc.LocalAddr().String())
+		if err == nil {
+			return pc, l
+		}
+		pc.Close()
+	}
+	t.Fatal("no loopback port free for both UDP and TCP after 20 tries")
+	return nil, nil
+}
+
 func startUpstream(t *testing.T) *fakeUpstream {
 	t.Helper()
-	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	pc, l := udpAndTCP(t)
 	u := &fakeUpstream{addr: pc.LocalAddr().String()}
-	l, err := net.Listen("tcp4", u.addr)
-	if err != nil {
-		pc.Close()
-		t.Skipf("TCP port of the fake upstream is taken: %v", err)
-	}
 	t.Cleanup(func() { pc.Close(); l.Close() })
 	go func() {
 		buf := make([]byte, 4096)
@@ -112,15 +123,7 @@ func (u *fakeUpstream) asked() []string {
 func startDNS(t *testing.T, p *Proxy) string {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	l, err := net.Listen("tcp4", pc.LocalAddr().String())
-	if err != nil {
-		pc.Close()
-		t.Skipf("TCP port of the DNS server is taken: %v", err)
-	}
+	pc, l := udpAndTCP(t)
 	var wg sync.WaitGroup
 	wg.Add(2)
 	go func() { defer wg.Done(); p.dns.serveUDP(ctx, pc) }()
