@@ -147,6 +147,16 @@ func getApp(cmd *cobra.Command, g *globals, arg string) (*api.App, *client.Clien
 func waitForRollout(ctx context.Context, c *client.Client, ns, name string, out io.Writer) error {
 	last := ""
 	var target string
+	// Changes to the App wake the loop at once; the ticker covers a watch
+	// that could not be opened or broke.
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	changed, _, werr := c.Watch(wctx, api.MustKind(api.KindApp), ns, 0, client.ListOptions{})
+	if werr != nil {
+		changed = nil
+	}
+	tick := time.NewTicker(250 * time.Millisecond)
+	defer tick.Stop()
 	for {
 		obj, err := c.Get(ctx, api.MustKind(api.KindApp), ns, name)
 		if err != nil {
@@ -188,7 +198,11 @@ func waitForRollout(ctx context.Context, c *client.Client, ns, name string, out 
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("app/%s: timed out waiting: %s", name, last)
-		case <-time.After(100 * time.Millisecond):
+		case <-tick.C:
+		case _, ok := <-changed:
+			if !ok {
+				changed = nil
+			}
 		}
 	}
 }
