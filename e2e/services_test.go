@@ -29,6 +29,19 @@ func servedHelloYAML(version, readyDelay string, publish, deadline int) string {
 	return fmt.Sprintf(servedHello, version, readyDelay, publish, deadline)
 }
 
+// servedHelloCluster starts a cluster running hello v1 (three replicas,
+// with readiness) published on a free port, and returns that port's URL
+// once it answers.
+func servedHelloCluster(t *testing.T) (*cluster, string) {
+	c := upCluster(t)
+	c.mustShoal("image", "push", helloV1)
+	pub := freePort(t)
+	c.applyYAML(servedHelloYAML("v1", "0s", pub, 60), "--wait", "--timeout", "90s")
+	url := fmt.Sprintf("http://127.0.0.1:%d/", pub)
+	getEventually(t, url)
+	return c, url
+}
+
 // TestServiceDiscovery: an app finds another by name, and still does after
 // every instance of the other was replaced.
 func TestServiceDiscovery(t *testing.T) {
@@ -157,12 +170,7 @@ func TestRollingUpdatesDropNothing(t *testing.T) {
 // request: the proxy retries a refused connection on another instance and
 // drops the dead one within a second.
 func TestKillUnderLoad(t *testing.T) {
-	c := upCluster(t)
-	c.mustShoal("image", "push", helloV1)
-	pub := freePort(t)
-	c.applyYAML(servedHelloYAML("v1", "0s", pub, 60), "--wait", "--timeout", "90s")
-	url := fmt.Sprintf("http://127.0.0.1:%d/", pub)
-	getEventually(t, url)
+	c, url := servedHelloCluster(t)
 	victim := c.running("hello", 3)[0]
 	l := startLoad(url, 4, 5000, time.Minute)
 	time.Sleep(300 * time.Millisecond)
@@ -188,12 +196,7 @@ func TestKillUnderLoad(t *testing.T) {
 // TestReadinessReachesTheProxyWithinASecond measures how long traffic
 // still reaches an instance after the API says it is not ready.
 func TestReadinessReachesTheProxyWithinASecond(t *testing.T) {
-	c := upCluster(t)
-	c.mustShoal("image", "push", helloV1)
-	pub := freePort(t)
-	c.applyYAML(servedHelloYAML("v1", "0s", pub, 60), "--wait", "--timeout", "90s")
-	url := fmt.Sprintf("http://127.0.0.1:%d/", pub)
-	getEventually(t, url)
+	c, url := servedHelloCluster(t)
 	victim := c.running("hello", 3)[0]
 
 	type hit struct {

@@ -197,11 +197,7 @@ func rowOf(o api.Object, wide bool) []string {
 			api.FormatMilliCPU(v.Status.Allocated.MilliCPU) + "/" + api.FormatMilliCPU(v.Status.Capacity.MilliCPU),
 			api.FormatBytes(v.Status.Allocated.MemoryBytes) + "/" + api.FormatBytes(v.Status.Capacity.MemoryBytes), age}
 		if wide {
-			var labels []string
-			for k, val := range m.Labels {
-				labels = append(labels, k+"="+val)
-			}
-			r = append(r, dash(v.Status.Address), dash(strings.Join(labels, ",")), dash(v.Status.Message))
+			r = append(r, dash(v.Status.Address), dash(labelString(m.Labels)), dash(v.Status.Message))
 		}
 		return r
 	case *api.Event:

@@ -165,3 +165,17 @@ func NewEvent(obj Object, typ, reason, msg, source string) *Event {
 		Source:  source,
 	}
 }
+
+// CopyStatus copies from's status into to, both of the same kind; kinds
+// without a status are left alone. Users declare specs, the system owns
+// status: writes of a spec keep the stored status with this.
+func CopyStatus(from, to Object) {
+	switch o := to.(type) {
+	case *App:
+		o.Status = from.(*App).Status
+	case *Instance:
+		o.Status = from.(*Instance).Status
+	case *Node:
+		o.Status = from.(*Node).Status
+	}
+}

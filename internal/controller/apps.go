@@ -92,18 +92,15 @@ func (c *Apps) instancesOf(ctx context.Context, ns, app string) ([]*api.Instance
 	return out, nil
 }
 
-// TemplateHash identifies what an instance runs; see api.TemplateHash.
-func TemplateHash(spec *api.AppSpec) string { return api.TemplateHash(spec) }
-
 func (c *Apps) ensureRevision(ctx context.Context, app *api.App) (*api.App, error) {
-	hash := TemplateHash(&app.Spec)
+	hash := api.TemplateHash(&app.Spec)
 	if app.Status.TemplateHash == hash {
 		return app, nil
 	}
 	var cause string
 	obj, err := c.Store.Mutate(ctx, appKind, app.Metadata.Namespace, app.Metadata.Name, func(o api.Object) error {
 		a := o.(*api.App)
-		if a.Status.TemplateHash != TemplateHash(&a.Spec) {
+		if a.Status.TemplateHash != api.TemplateHash(&a.Spec) {
 			cause = newRevision(a, time.Now().UTC())
 		}
 		return nil

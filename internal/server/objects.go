@@ -217,7 +217,7 @@ func (s *Server) update(w http.ResponseWriter, r *http.Request, t target) {
 		err = s.checkPublished(r.Context(), []api.Object{obj}, false)
 	}
 	if err == nil {
-		copyStatus(cur, obj)
+		api.CopyStatus(cur, obj)
 		obj.GetMeta().DeletedAt = cur.GetMeta().DeletedAt
 		err = s.store.Update(r.Context(), obj)
 	}
@@ -237,7 +237,7 @@ func (s *Server) updateStatus(w http.ResponseWriter, r *http.Request, t target) 
 		return
 	}
 	out, err := s.store.Mutate(r.Context(), t.kind, t.ns, t.name, func(cur api.Object) error {
-		copyStatus(obj, cur)
+		api.CopyStatus(obj, cur)
 		return nil
 	})
 	if err != nil {
@@ -245,17 +245,6 @@ func (s *Server) updateStatus(w http.ResponseWriter, r *http.Request, t target) 
 		return
 	}
 	writeJSON(w, http.StatusOK, out)
-}
-
-func copyStatus(from, to api.Object) {
-	switch o := to.(type) {
-	case *api.App:
-		o.Status = from.(*api.App).Status
-	case *api.Instance:
-		o.Status = from.(*api.Instance).Status
-	case *api.Node:
-		o.Status = from.(*api.Node).Status
-	}
 }
 
 // Scale is the body of a scale request.

@@ -352,7 +352,7 @@ func (s *Store) applyOnce(ctx context.Context, objs []api.Object) ([]ApplyResult
 			m.UID = old.GetMeta().UID
 			m.CreatedAt = old.GetMeta().CreatedAt
 			m.DeletedAt = old.GetMeta().DeletedAt
-			keepStatus(old, obj)
+			api.CopyStatus(old, obj)
 			m.Revision = 0
 			if newVal, _ := encode(obj); newVal == string(kvs[0].Value) {
 				m.Revision = kvs[0].ModRevision
@@ -384,19 +384,6 @@ func (s *Store) applyOnce(ctx context.Context, objs []api.Object) ([]ApplyResult
 		}
 	}
 	return results, nil
-}
-
-// keepStatus copies the stored status into an applied object: users declare
-// specs, the system owns status.
-func keepStatus(old, obj api.Object) {
-	switch o := obj.(type) {
-	case *api.App:
-		o.Status = old.(*api.App).Status
-	case *api.Instance:
-		o.Status = old.(*api.Instance).Status
-	case *api.Node:
-		o.Status = old.(*api.Node).Status
-	}
 }
 
 func isConflict(err error) bool {
