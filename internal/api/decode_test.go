@@ -1,6 +1,7 @@
 package api
 
 import (
+	"encoding/json"
 	"errors"
 	"reflect"
 	"strings"
@@ -142,6 +143,12 @@ func TestDecodeErrors(t *testing.T) {
 			`document 1 (App "web"): spec.ports[1].containerPort: 80/TCP is already used by spec.ports[0]`},
 		{"duplicate port name", web("{image: nginx, ports: [{name: http, containerPort: 80}, {name: http, containerPort: 81}]}"),
 			`document 1 (App "web"): spec.ports[1].name: "http" is already used by spec.ports[0]`},
+		{"probe port name not declared", web("{image: nginx, ports: [{name: http, containerPort: 80}], health: {readiness: {http: {port: web}}}}"),
+			`document 1 (App "web"): spec.health.readiness.http.port: "web" is not the name of a port this app declares in ports (use a port number or one of its port names)`},
+		{"probe port number out of range", web("{image: nginx, health: {liveness: {tcp: {port: 65536}}, readiness: {tcp: {port: -1}}}}"),
+			`document 1 (App "web"): spec.health.readiness.tcp.port: -1: a port number must be between 1 and 65535; spec.health.liveness.tcp.port: 65536: a port number must be between 1 and 65535`},
+		{"probe port as a float", web("{image: nginx, health: {liveness: {tcp: {port: 80.5}}}}"),
+			`document 1 (App "web"): spec.health.liveness.tcp.port: expected a port number or name, got number 80.5`},
 		{"bad protocol", web("{image: nginx, ports: [{containerPort: 80, protocol: SCTP}]}"),
 			`document 1 (App "web"): spec.ports[0].protocol: "SCTP" is not supported: use TCP or UDP`},
 		{"port out of range", web("{image: nginx, ports: [{containerPort: 70000, hostPort: -1}]}"),
@@ -521,5 +528,51 @@ func TestEncodeRoundTripAwkwardStrings(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// A probe's port may be a number or a port name, in YAML and in JSON, and a
+// number stays a number through encoding.
+func TestDecodeProbePortNumberOrName(t *testing.T) {
+	in := manifest("App", "web", `spec:
+  image: nginx
+  ports: [{name: http, containerPort: 8080}]
+  health:
+    readiness: {http: {path: /healthz, port: 8080}}
+    liveness: {tcp: {port: http}}
+`)
+	objs, err := Decode([]byte(in))
+	if err != nil {
+		t.Fatal(err)
+	}
+	app := objs[0].(*App)
+	if got := app.Spec.Health.Readiness.HTTP.Port; got != "8080" {
+		t.Errorf("readiness port = %q; want 8080", got)
+	}
+	if got := app.Spec.Health.Liveness.TCP.Port; got != "http" {
+		t.Errorf("liveness port = %q; want http", got)
+	}
+	for ref, want := range map[PortRef]int32{"8080": 8080, "http": 8080, "9100": 9100} {
+		if n, ok := ResolvePort(ref, app.Spec.Ports); !ok || n != want {
+			t.Errorf("ResolvePort(%q) = %d, %v; want %d", ref, n, ok, want)
+		}
+	}
+	out, err := Encode(app, "json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(out), `"port": 8080`) || !strings.Contains(string(out), `"port": "http"`) {
+		t.Errorf("encoded ports are not a number and a name:\n%s", out)
+	}
+	var back App
+	if err := json.Unmarshal(out, &back); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(back.Spec.Health, app.Spec.Health) {
+		t.Errorf("json round trip: %+v; want %+v", back.Spec.Health, app.Spec.Health)
+	}
+	again, err := Decode(out)
+	if err != nil || !reflect.DeepEqual(again[0], objs[0]) {
+		t.Errorf("Decode(Encode) = %v, %v", again, err)
 	}
 }

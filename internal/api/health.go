@@ -1,6 +1,11 @@
 package api
 
-import "time"
+import (
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"time"
+)
 
 // Health holds an App's probes. Readiness decides whether an instance gets
 // traffic (and whether a rollout may go on); liveness restarts it.
@@ -43,8 +48,54 @@ type ExecProbe struct {
 	Command []string `json:"command"`
 }
 
-// PortRef names a declared port by number ("8080") or name ("http").
+// PortRef names a container port by number (8080, or "8080") or by the
+// name of a declared port ("http"). Manifests may write either; it is kept
+// as text and encoded back as a number when it is one, as written.
 type PortRef string
+
+// MarshalJSON writes a numeric reference as a JSON number.
+func (r PortRef) MarshalJSON() ([]byte, error) {
+	if _, ok := r.Number(); ok {
+		return []byte(r), nil
+	}
+	return json.Marshal(string(r))
+}
+
+// UnmarshalJSON reads a JSON number or string.
+func (r *PortRef) UnmarshalJSON(b []byte) error {
+	if len(b) > 0 && b[0] != '"' {
+		var n int64
+		if err := json.Unmarshal(b, &n); err != nil {
+			return fmt.Errorf("port: expected a number or a name, got %s", b)
+		}
+		*r = PortRef(strconv.FormatInt(n, 10))
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*r = PortRef(s)
+	return nil
+}
+
+// Number returns the port number a numeric reference holds; ok is false
+// for a name. The number may be out of range; validation says so.
+func (r PortRef) Number() (n int64, ok bool) {
+	if r == "" {
+		return 0, false
+	}
+	for i, c := range r {
+		if (c < '0' || c > '9') && !(i == 0 && c == '-' && len(r) > 1) {
+			return 0, false
+		}
+	}
+	n, err := strconv.ParseInt(string(r), 10, 64)
+	if err != nil {
+		return 1 << 62, true // all digits, but too large: out of range
+	}
+	return n, true
+}
 
 // Probe defaults.
 const (

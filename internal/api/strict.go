@@ -27,7 +27,10 @@ type strictDecoder struct {
 	skipStatus bool
 }
 
-var timeType = reflect.TypeFor[time.Time]()
+var (
+	timeType    = reflect.TypeFor[time.Time]()
+	portRefType = reflect.TypeFor[PortRef]()
+)
 
 func (d *strictDecoder) fail(path, format string, args ...any) {
 	d.errs = append(d.errs, FieldError{Path: path, Message: fmt.Sprintf(format, args...)})
@@ -45,6 +48,15 @@ func (d *strictDecoder) decode(path string, in *value, out reflect.Value) {
 	switch {
 	case t == timeType:
 		d.decodeTime(path, in, out)
+	case t == portRefType:
+		switch in.kind {
+		case valString:
+			out.SetString(in.text)
+		case valInt:
+			out.SetString(in.num)
+		default:
+			d.expected(path, "a port number or name", in)
+		}
 	case t.Kind() == reflect.Pointer:
 		elem := reflect.New(t.Elem())
 		d.decode(path, in, elem.Elem())

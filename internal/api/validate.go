@@ -345,21 +345,33 @@ func (v *validator) probe(path string, pr *Probe, ports []Port) {
 	}
 }
 
-// portRef checks that a probe names a port the template declares.
+// portRef checks that a reference is a port number in range or the name
+// of a port the template declares.
 func (v *validator) portRef(path string, ref PortRef, ports []Port) {
 	if ref == "" {
 		v.add(path, "required")
 		return
 	}
+	if n, ok := ref.Number(); ok {
+		if n < 1 || n > 65535 {
+			v.add(path, "%s: a port number must be between 1 and 65535", ref)
+		}
+		return
+	}
 	if _, ok := ResolvePort(ref, ports); !ok {
-		v.add(path, "%s is not a port this app declares in ports (use a containerPort number or a port name)", quote(string(ref)))
+		v.add(path, "%s is not the name of a port this app declares in ports (use a port number or one of its port names)", quote(string(ref)))
 	}
 }
 
-// ResolvePort finds the container port a PortRef names.
+// ResolvePort finds the container port a PortRef names: a number in range
+// stands for itself (it need not be declared, as in Kubernetes), a name
+// must be one of ports.
 func ResolvePort(ref PortRef, ports []Port) (int32, bool) {
+	if n, ok := ref.Number(); ok {
+		return int32(n), n >= 1 && n <= 65535
+	}
 	for _, p := range ports {
-		if string(ref) == p.Name && p.Name != "" || string(ref) == fmt.Sprint(p.ContainerPort) {
+		if p.Name != "" && string(ref) == p.Name {
 			return p.ContainerPort, true
 		}
 	}

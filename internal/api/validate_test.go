@@ -70,13 +70,31 @@ func TestValidate(t *testing.T) {
 			},
 		},
 		{
-			name: "probe on a port the app does not declare",
+			name: "probe on a port number the app does not declare",
 			obj: func() Object {
 				a := validApp()
 				a.Spec.Health.Readiness = &Probe{TCP: &TCPProbe{Port: "9090"}}
 				return a
 			},
-			want: `App "web": spec.health.readiness.tcp.port: "9090" is not a port this app declares in ports (use a containerPort number or a port name)`,
+		},
+		{
+			name: "probe on a port name the app does not declare",
+			obj: func() Object {
+				a := validApp()
+				a.Spec.Health.Readiness = &Probe{TCP: &TCPProbe{Port: "metrics"}}
+				return a
+			},
+			want: `App "web": spec.health.readiness.tcp.port: "metrics" is not the name of a port this app declares in ports (use a port number or one of its port names)`,
+		},
+		{
+			name: "probe port number out of range",
+			obj: func() Object {
+				a := validApp()
+				a.Spec.Health.Readiness = &Probe{HTTP: &HTTPProbe{Port: "70000"}}
+				a.Spec.Health.Liveness = &Probe{TCP: &TCPProbe{Port: "0"}}
+				return a
+			},
+			want: `App "web": spec.health.readiness.http.port: 70000: a port number must be between 1 and 65535; spec.health.liveness.tcp.port: 0: a port number must be between 1 and 65535`,
 		},
 		{
 			name: "exec probe with an empty command",
