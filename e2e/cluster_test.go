@@ -3,6 +3,7 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -34,6 +35,10 @@ var (
 )
 
 func TestMain(m *testing.M) {
+	flag.Parse()
+	if testing.Short() {
+		os.Exit(m.Run()) // every test skips: they need root and containerd
+	}
 	dir, err := os.MkdirTemp("", "shoal-e2e-bin-")
 	if err != nil {
 		panic(err)
@@ -180,6 +185,9 @@ type cluster struct {
 
 func requireRoot(t *testing.T) string {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("-short: needs root and containerd")
+	}
 	if buildErr != nil {
 		t.Fatal(buildErr)
 	}

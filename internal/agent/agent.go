@@ -59,10 +59,17 @@ type Config struct {
 	InternalIP string
 	// Routes installs routes to the other nodes' subnets.
 	Routes bool
+	// Resync is how often each instance's container is inspected without
+	// a prompt (default DefaultResync). Exits are seen from the runtime's
+	// events at once; this only covers a lost event.
+	Resync time.Duration
 	// DNSServers are the containers' nameservers (the node's shoal DNS);
 	// empty gives containers the node's own resolv.conf.
 	DNSServers []string
 }
+
+// DefaultResync is the default Config.Resync.
+const DefaultResync = 10 * time.Second
 
 // DefaultDrainDelay covers a proxy's watch delivering the not-ready
 // instance and its endpoint update, with room to spare.
@@ -93,6 +100,9 @@ func New(cfg Config) *Agent {
 	}
 	if cfg.InternalIP == "" {
 		cfg.InternalIP = detectInternalIP()
+	}
+	if cfg.Resync <= 0 {
+		cfg.Resync = DefaultResync
 	}
 	if cfg.DrainDelay == 0 {
 		cfg.DrainDelay = DefaultDrainDelay
@@ -131,7 +141,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		return err
 	}
 	var wg sync.WaitGroup
-	wg.Add(3)
+	wg.Add(4)
 	if a.cfg.Routes {
 		wg.Add(1)
 		go func() { defer wg.Done(); a.routeLoop(ctx) }()
@@ -139,6 +149,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	go func() { defer wg.Done(); a.rotateLoop(ctx) }()
 	go func() { defer wg.Done(); a.heartbeatLoop(ctx) }()
 	go func() { defer wg.Done(); a.watchLoop(ctx) }()
+	go func() { defer wg.Done(); a.exitLoop(ctx) }()
 	wg.Wait()
 	a.wg.Wait()
 	return nil
@@ -193,6 +204,21 @@ func (a *Agent) want(key string) (*api.Instance, bool) {
 	return a.desired[key], a.synced
 }
 
+// noteStatus records a status the worker of key wrote for in. Instances in
+// desired are shared with other goroutines and never changed in place: the
+// entry is replaced by a copy, and only if the server has not sent a newer
+// one meanwhile.
+func (a *Agent) noteStatus(key string, in *api.Instance, st api.InstanceStatus) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.desired[key] != in {
+		return
+	}
+	out := *in
+	out.Status = st
+	a.desired[key] = &out
+}
+
 func (a *Agent) setDesired(ctx context.Context, items map[string]*api.Instance, full bool) {
 	a.mu.Lock()
 	if full {
@@ -216,6 +242,19 @@ func (a *Agent) setDesired(ctx context.Context, items map[string]*api.Instance, 
 	}
 	a.mu.Unlock()
 	a.saveCache()
+}
+
+// exitLoop wakes the worker of every container whose process exits, so a
+// crash is handled in milliseconds without polling every container.
+func (a *Agent) exitLoop(ctx context.Context) {
+	for id := range a.cfg.Driver.Events(ctx) {
+		key := keyOfContainer(id)
+		a.mu.Lock()
+		if w, ok := a.workers[key]; ok {
+			w.kick()
+		}
+		a.mu.Unlock()
+	}
 }
 
 func (a *Agent) watchLoop(ctx context.Context) {

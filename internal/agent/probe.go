@@ -89,7 +89,7 @@ func (t probeTarget) check(p *api.Probe, timeout time.Duration) check {
 		if n, ok := api.ResolvePort(ref, t.ports); ok {
 			return n, nil
 		}
-		return 0, fmt.Errorf("port %q is not declared in the template's ports", string(ref))
+		return 0, fmt.Errorf("port %q is not a port number or a port name the template declares", string(ref))
 	}
 	switch {
 	case p.HTTP != nil:

@@ -17,6 +17,7 @@ import (
 
 	"github.com/shoal-dev/shoal/internal/api"
 	"github.com/shoal-dev/shoal/internal/runtime"
+	"github.com/shoal-dev/shoal/internal/runtime/fake"
 )
 
 // TestProbeChecks runs each kind of check once against real listeners on
@@ -46,7 +47,7 @@ func TestProbeChecks(t *testing.T) {
 	port, _ := strconv.Atoi(u.Port())
 	closed := closedPort(t)
 
-	drv := newFakeDriver()
+	drv := fake.New()
 	if _, err := drv.Create(t.Context(), runtime.Spec{ID: "c"}); err != nil {
 		t.Fatal(err)
 	}
@@ -54,7 +55,7 @@ func TestProbeChecks(t *testing.T) {
 		t.Fatal(err)
 	}
 	var execTimeout atomic.Int64
-	drv.exec = func(ctx context.Context, _ string, cmd []string, timeout time.Duration) (int, string, error) {
+	drv.ExecFunc = func(ctx context.Context, _ string, cmd []string, timeout time.Duration) (int, string, error) {
 		execTimeout.Store(int64(timeout))
 		switch cmd[0] {
 		case "true":
@@ -99,8 +100,10 @@ func TestProbeChecks(t *testing.T) {
 			"GET http://" + addr(port) + "/slow: timed out after 300ms"},
 		{"http refused", httpProbe(strconv.Itoa(closed), "/", 0, 0),
 			"GET http://" + addr(closed) + "/: connection refused"},
-		{"http on a port the template does not declare", httpProbe("9", "/", 0, 0),
-			`port "9" is not declared in the template's ports`},
+		{"http on a port number the template does not declare", httpProbe(strconv.Itoa(closed), "/", 0, 0),
+			"GET http://" + addr(closed) + "/: connection refused"},
+		{"http on a port name the template does not declare", httpProbe("admin", "/", 0, 0),
+			`port "admin" is not a port number or a port name the template declares`},
 		{"tcp open", &api.Probe{TCP: &api.TCPProbe{Port: "http"}}, ""},
 		{"tcp refused", &api.Probe{TCP: &api.TCPProbe{Port: api.PortRef(strconv.Itoa(closed))}},
 			"connect to " + addr(closed) + ": connection refused"},

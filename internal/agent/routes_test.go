@@ -44,6 +44,9 @@ func TestPlannedRoutes(t *testing.T) {
 // TestSyncRoutes installs and removes real routes, in a network namespace
 // of the test's own.
 func TestSyncRoutes(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: routes need root")
+	}
 	if os.Geteuid() != 0 {
 		if os.Getenv("CI") == "true" {
 			t.Fatal("routes need root")

@@ -32,6 +32,10 @@ const (
 	stableRun    = 60 * time.Second
 )
 
+// retryAfter is how soon a worker tries again after a step could not
+// finish (a status write failed, the runtime did not answer).
+const retryAfter = time.Second
+
 // terminatingReportFor is how long a worker retries reporting an instance
 // Terminating (and not ready) before it stops the container anyway.
 const terminatingReportFor = 5 * time.Second
@@ -66,6 +70,8 @@ type worker struct {
 	killedFor time.Time
 	// terminating: the instance was reported Terminating and drained.
 	terminating bool
+	// retry: this step left work undone; step again soon.
+	retry bool
 }
 
 func newWorker(a *Agent, key string) *worker {
@@ -79,6 +85,9 @@ func (w *worker) kick() {
 	}
 }
 
+// containerID is NAMESPACE.NAME.UID8: the instance's names (which hold no
+// dots) and the first 8 characters of its uid, so a new instance of the
+// same name gets a new container.
 func containerID(in *api.Instance) string {
 	uid := in.Metadata.UID
 	if len(uid) > 8 {
@@ -87,22 +96,52 @@ func containerID(in *api.Instance) string {
 	return in.Metadata.Namespace + "." + in.Metadata.Name + "." + uid
 }
 
+// keyOfContainer returns the instance key ("namespace/name") of a
+// container id made by containerID, or "" for any other id.
+func keyOfContainer(id string) string {
+	parts := strings.Split(id, ".")
+	if len(parts) != 3 || parts[0] == "" || parts[1] == "" {
+		return ""
+	}
+	return parts[0] + "/" + parts[1]
+}
+
+// run steps the worker whenever something may have changed: the server's
+// view of the instance (kick from the watch), the container's process
+// (kick from the runtime's exit events), a probe result (kick), or a time
+// it set itself (a restart back-off ending, a failed status write to
+// retry). Resync is the safety net for a lost event, not the way exits
+// are noticed.
 func (w *worker) run(ctx context.Context) {
-	tick := time.NewTicker(time.Second)
-	defer tick.Stop()
+	timer := time.NewTimer(w.a.cfg.Resync)
+	defer timer.Stop()
 	defer w.stopProbes()
 	for {
+		w.retry = false
 		done := w.step(ctx)
 		if done {
 			return
 		}
+		timer.Reset(w.nextWake())
 		select {
 		case <-ctx.Done():
 			return
 		case <-w.wake:
-		case <-tick.C:
+		case <-timer.C:
 		}
 	}
+}
+
+// nextWake is how long the worker may sleep unless kicked.
+func (w *worker) nextWake() time.Duration {
+	d := w.a.cfg.Resync
+	if w.retry {
+		d = retryAfter
+	}
+	if until := time.Until(w.nextStart); until > 0 {
+		d = min(d, until)
+	}
+	return d
 }
 
 // step compares desired with observed once and acts; it reports true when
@@ -134,6 +173,7 @@ func (w *worker) step(ctx context.Context) bool {
 		if w.id != "" {
 			if err := w.removeContainer(ctx, w.id, graceOf(in)); err != nil {
 				log.Warn("remove container", "err", err)
+				w.retry = true
 				return false
 			}
 		}
@@ -141,6 +181,7 @@ func (w *worker) step(ctx context.Context) bool {
 			err := w.a.cfg.Client.Delete(ctx, instanceKind, in.Metadata.Namespace, in.Metadata.Name, client.DeleteOptions{Force: true})
 			if err != nil && !errors.Is(err, client.ErrNotFound) {
 				log.Warn("delete instance", "err", err)
+				w.retry = true
 				return false
 			}
 			_ = os.RemoveAll(w.a.logDir(in.Metadata.Namespace, in.Metadata.Name))
@@ -159,6 +200,7 @@ func (w *worker) step(ctx context.Context) bool {
 	}
 	if err != nil {
 		log.Warn("inspect container", "err", err)
+		w.retry = true
 		return false
 	}
 	if st.State != runtime.StateRunning {
@@ -286,7 +328,8 @@ func (w *worker) restartUnhealthy(ctx context.Context, in *api.Instance, st runt
 		return
 	}
 	if in.Spec.Template.RestartPolicy == api.RestartNever {
-		return // the next step reports the exit, with reason
+		w.kick() // the next step reports the exit, with reason
+		return
 	}
 	w.restarts++
 	w.start(ctx, in, reason)
@@ -552,10 +595,11 @@ func (w *worker) report(ctx context.Context, in *api.Instance, change func(*api.
 		}
 		w.reported = next
 		w.reported.Phase = "" // force a retry
+		w.retry = true
 		return err
 	}
 	w.reported = next
-	in.Status = next
+	w.a.noteStatus(w.key, in, next)
 	return nil
 }
 

@@ -16,6 +16,7 @@ import (
 
 	"github.com/shoal-dev/shoal/internal/api"
 	"github.com/shoal-dev/shoal/internal/client"
+	"github.com/shoal-dev/shoal/internal/runtime/fake"
 )
 
 // fakeAPI is the part of the API server a worker uses: instance status
@@ -81,7 +82,7 @@ func (f *fakeAPI) sent() []sentStatus {
 type workerHarness struct {
 	t   *testing.T
 	ctx context.Context
-	drv *fakeDriver
+	drv *fake.Driver
 	api *fakeAPI
 	a   *Agent
 	w   *worker
@@ -93,7 +94,7 @@ func newWorkerHarness(t *testing.T, in *api.Instance, drainDelay time.Duration) 
 	fa := &fakeAPI{}
 	srv := httptest.NewServer(fa)
 	t.Cleanup(srv.Close)
-	drv := newFakeDriver()
+	drv := fake.New()
 	a := New(Config{
 		NodeName:   "n1",
 		Client:     client.New(srv.URL),
@@ -122,7 +123,7 @@ func (h *workerHarness) stepUntil(what string, cond func(api.InstanceStatus) boo
 			return st
 		}
 		if time.Now().After(deadline) {
-			h.t.Fatalf("waited 5s for %s; last status %+v; driver calls %v", what, st, h.drv.log())
+			h.t.Fatalf("waited 5s for %s; last status %+v; driver calls %v", what, st, h.drv.Calls())
 		}
 		select {
 		case <-h.w.wake:
@@ -182,7 +183,7 @@ func TestWorkerReadiness(t *testing.T) {
 	}
 	setCode(http.StatusInternalServerError)
 	h.stepUntil("not ready again", func(s api.InstanceStatus) bool { return !s.Ready })
-	if calls := h.drv.log(); strings.Contains(fmt.Sprint(calls), "stop") {
+	if calls := h.drv.Calls(); strings.Contains(fmt.Sprint(calls), "stop") {
 		t.Errorf("a failing readiness probe stopped the container: %v", calls)
 	}
 }
@@ -196,7 +197,7 @@ func TestWorkerLivenessRestarts(t *testing.T) {
 	h := newWorkerHarness(t, in, time.Hour) // a liveness restart does not drain
 	var mu sync.Mutex
 	healthy := false
-	h.drv.exec = func(context.Context, string, []string, time.Duration) (int, string, error) {
+	h.drv.ExecFunc = func(context.Context, string, []string, time.Duration) (int, string, error) {
 		mu.Lock()
 		defer mu.Unlock()
 		if healthy {
@@ -215,9 +216,9 @@ func TestWorkerLivenessRestarts(t *testing.T) {
 		t.Errorf("after the restart: %+v\nwant running since after %v, same container and IP, message %q", st, first.StartedAt, want)
 	}
 	var lifecycle []string
-	for _, c := range h.drv.log() {
-		if !strings.HasPrefix(c.what, "exec") {
-			lifecycle = append(lifecycle, c.what)
+	for _, c := range h.drv.Calls() {
+		if !strings.HasPrefix(c.What, "exec") {
+			lifecycle = append(lifecycle, c.What)
 		}
 	}
 	id := containerID(in)
@@ -268,23 +269,23 @@ func TestWorkerDrainsBeforeStop(t *testing.T) {
 	h.api.mu.Unlock()
 
 	if done := h.w.step(h.ctx); !done {
-		t.Fatalf("step did not finish the deleted instance; driver calls %v", h.drv.log())
+		t.Fatalf("step did not finish the deleted instance; driver calls %v", h.drv.Calls())
 	}
 	sent := h.api.sent()
 	last := sent[len(sent)-1]
 	if last.Phase != api.PhaseTerminating || last.Ready {
 		t.Fatalf("last status %+v, want Terminating and not ready", last.InstanceStatus)
 	}
-	var stop fakeCall
-	for _, c := range h.drv.log() {
-		if strings.HasPrefix(c.what, "stop ") {
+	var stop fake.Call
+	for _, c := range h.drv.Calls() {
+		if strings.HasPrefix(c.What, "stop ") {
 			stop = c
 		}
 	}
-	if stop.what != "stop "+containerID(in)+" 10s" {
-		t.Fatalf("driver calls %v, want a stop with the default grace 10s", h.drv.log())
+	if stop.What != "stop "+containerID(in)+" 10s" {
+		t.Fatalf("driver calls %v, want a stop with the default grace 10s", h.drv.Calls())
 	}
-	if gap := stop.at.Sub(last.at); gap < drain {
+	if gap := stop.At.Sub(last.at); gap < drain {
 		t.Errorf("stopped %v after reporting not ready, want at least the drain delay %v", gap, drain)
 	}
 	h.api.mu.Lock()
@@ -294,5 +295,43 @@ func TestWorkerDrainsBeforeStop(t *testing.T) {
 	}
 	if len(h.api.deletes) != 1 {
 		t.Errorf("deletes %v, want the instance deleted once", h.api.deletes)
+	}
+}
+
+// TestWorkerSeesExitFromEvents: a crash is handled as soon as the runtime
+// reports the exit, not at the next resync (here an hour away).
+func TestWorkerSeesExitFromEvents(t *testing.T) {
+	fa := &fakeAPI{}
+	srv := httptest.NewServer(fa)
+	t.Cleanup(srv.Close)
+	drv := fake.New()
+	a := New(Config{
+		NodeName: "n1", Client: client.New(srv.URL), Driver: drv, DataDir: t.TempDir(),
+		Log: slog.New(slog.DiscardHandler), DrainDelay: -1, Resync: time.Hour,
+	})
+	ctx, cancel := context.WithCancel(t.Context())
+	defer func() { cancel(); a.wg.Wait() }()
+	go a.exitLoop(ctx)
+	in := testInstance(api.Health{})
+	in.Spec.Template.RestartPolicy = api.RestartNever
+	api.SetDefaults(in)
+	a.setDesired(ctx, map[string]*api.Instance{keyOf(in): in}, true)
+
+	waitFor := func(what string, cond func(api.InstanceStatus) bool) api.InstanceStatus {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Second)
+		for !cond(fa.last()) {
+			if time.Now().After(deadline) {
+				t.Fatalf("waited 5s for %s; last status %+v; driver calls %v", what, fa.last(), drv.Calls())
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		return fa.last()
+	}
+	waitFor("running", func(s api.InstanceStatus) bool { return s.Phase == api.PhaseRunning })
+	drv.Exit(containerID(in), 3)
+	st := waitFor("the exit reported", func(s api.InstanceStatus) bool { return s.Phase == api.PhaseFailed })
+	if st.ExitCode == nil || *st.ExitCode != 3 {
+		t.Errorf("status %+v, want exit code 3", st)
 	}
 }

@@ -53,13 +53,16 @@ func helperGet(url, dnsServer string) int {
 // being able to run it is a failure.
 func requireRoot(t *testing.T) {
 	t.Helper()
-	if os.Geteuid() != 0 {
+	if testing.Short() || os.Geteuid() != 0 {
 		cannot(t, "needs root")
 	}
 }
 
 func cannot(t *testing.T, format string, args ...any) {
 	t.Helper()
+	if testing.Short() {
+		t.Skipf("-short: "+format, args...)
+	}
 	if os.Getenv("CI") == "true" {
 		t.Fatalf(format, args...)
 	}

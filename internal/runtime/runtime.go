@@ -131,4 +131,9 @@ type Driver interface {
 	// one still running after timeout: it is killed, and the error
 	// matches context.DeadlineExceeded. With an error, exitCode is -1.
 	Exec(ctx context.Context, id string, cmd []string, timeout time.Duration) (exitCode int, output string, err error)
+	// Events streams the ids of containers whose process exited, until
+	// ctx ends (then the channel closes). It is a prompt, not a record:
+	// exits while nobody listens, or while the reader is slow, may be
+	// lost, so callers still reconcile from Inspect now and then.
+	Events(ctx context.Context) <-chan string
 }

@@ -30,6 +30,9 @@ const EnvAddress = "SHOAL_CONTAINERD_ADDRESS"
 // containerd binaries it skips t, except under CI=true where it fails.
 func Start(t testing.TB) (address string) {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("-short: needs root and containerd")
+	}
 	if addr := os.Getenv(EnvAddress); addr != "" {
 		return addr
 	}
