@@ -39,12 +39,11 @@ up: deps images
 down:
 	@DATA_DIR=$(DATA_DIR) CTD_DIR=$(CTD_DIR) scripts/down.sh
 
-# The whole suite: unit tests, controller tests on a real embedded etcd,
-# runtime tests and end-to-end tests on a real containerd.
+# The whole suite: gofmt and vet, unit tests, controller tests on a real
+# embedded etcd, runtime tests and end-to-end tests on a real containerd,
+# all with the race detector; then a check that the host is as it was.
 test: deps build
-	@set -e; sock=$$(scripts/containerd.sh start $(TEST_CTD)); \
-	trap 'scripts/containerd.sh stop $(TEST_CTD)' EXIT; \
-	SHOAL_CONTAINERD_ADDRESS=$$sock $(GO) test $(GOTEST_FLAGS) ./...
+	@GO=$(GO) TEST_CTD=$(TEST_CTD) GOTEST_FLAGS="$(GOTEST_FLAGS)" scripts/test.sh
 
 # Unit tests only: no root, no containerd.
 test-unit:

@@ -51,7 +51,13 @@ func TestMain(m *testing.M) {
 
 func build(dir string) error {
 	shoalBin = filepath.Join(dir, "shoal")
-	if out, err := exec.Command("go", "build", "-o", shoalBin, "../cmd/shoal").CombinedOutput(); err != nil {
+	args := []string{"build", "-o", shoalBin}
+	if os.Getenv("SHOAL_E2E_RACE") != "" {
+		// make test: the shoal processes run with the race detector too, and
+		// a test fails when one reports a race (see proc.stop).
+		args = append(args, "-race")
+	}
+	if out, err := exec.Command("go", append(args, "../cmd/shoal")...).CombinedOutput(); err != nil {
 		return fmt.Errorf("build shoal: %v\n%s", err, out)
 	}
 	for _, v := range []string{"v1", "v2"} {
@@ -83,19 +89,29 @@ type node struct {
 	name, runtimeNS, bridge, subnet string
 }
 
-func newNode(t *testing.T, name string) node {
+// newNode names a node whose agent keeps its state in dataDir and its
+// containers in the containerd at ctd. When the test ends, after the agent
+// stopped, `shoal node reset` removes everything it made on the host, as
+// a user would, and the test fails if that does not work.
+func newNode(t *testing.T, name, ctd, dataDir string) node {
 	n := seq.Add(1) + int32(os.Getpid()%50)*4
-	bridge := fmt.Sprintf("se2e%d", n)
-	// Registered before the agent starts, so it runs after the agent stopped.
-	t.Cleanup(func() { _ = exec.Command("ip", "link", "del", bridge).Run() })
-	return node{
+	nd := node{
 		name: name,
 		// Unique per run: an image cached by an earlier run under the same
 		// tag would otherwise be used instead of this run's build.
 		runtimeNS: fmt.Sprintf("e2e-%d-%s-%d", n, name, time.Now().UnixNano()%1e6),
-		bridge:    bridge,
+		bridge:    fmt.Sprintf("se2e%d", n),
 		subnet:    fmt.Sprintf("10.214.%d.0/24", n%250),
 	}
+	// Registered before the agent starts, so it runs after the agent stopped.
+	t.Cleanup(func() {
+		out, err := exec.Command(shoalBin, "node", "reset", "--data-dir", dataDir, "--containerd-address", ctd,
+			"--runtime-namespace", nd.runtimeNS, "--bridge", nd.bridge, "--routes=false").CombinedOutput()
+		if err != nil {
+			t.Errorf("shoal node reset for %s: %v\n%s", name, err, out)
+		}
+	})
+	return nd
 }
 
 func (n node) agentFlags() []string {
@@ -151,9 +167,20 @@ func (p *proc) stop() {
 	case <-time.After(20 * time.Second):
 		p.kill9()
 	}
+	if p.raced() {
+		p.t.Errorf("shoal %v reported a data race", p.args)
+	}
 	if p.t.Failed() {
 		p.t.Logf("log of shoal %v:\n%s", p.args, p.log.String())
 	}
+}
+
+// raced says whether the process's race detector reported a race.
+func (p *proc) raced() bool {
+	w := p.cmd.Stdout.(*syncWriter)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return strings.Contains(w.buf.String(), "WARNING: DATA RACE")
 }
 
 // syncWriter collects a process's output; the buffer is only read after
@@ -196,8 +223,10 @@ func requireRoot(t *testing.T) string {
 
 // upCluster starts `shoal up` (server and agent in one process).
 func upCluster(t *testing.T, extra ...string) *cluster {
-	c := &cluster{t: t, ctd: requireRoot(t), dir: shortTempDir(t), allInOne: true, extraFlags: extra}
-	n := newNode(t, "node1")
+	c := &cluster{t: t, ctd: requireRoot(t), allInOne: true, extraFlags: extra}
+	dir := shortTempDir(t)
+	n := newNode(t, "node1", c.ctd, filepath.Join(dir, "agent"))
+	c.dir = dir
 	c.nodes = []node{n}
 	// A fixed port, so that a restarted server is where its agents expect it.
 	listen := fmt.Sprintf("127.0.0.1:%d", freePort(t))
@@ -219,7 +248,8 @@ func serverCluster(t *testing.T, extra ...string) *cluster {
 }
 
 func (c *cluster) addAgent(name string, extra ...string) *proc {
-	n := newNode(c.t, name)
+	agentDir := filepath.Join(c.dir, "agent-"+name)
+	n := newNode(c.t, name, c.ctd, agentDir)
 	for _, f := range extra {
 		if f == "--subnet=server" { // ask the server for one
 			n.subnet = ""
@@ -227,7 +257,7 @@ func (c *cluster) addAgent(name string, extra ...string) *proc {
 	}
 	extra = slices.DeleteFunc(extra, func(f string) bool { return f == "--subnet=server" })
 	c.nodes = append(c.nodes, n)
-	args := append([]string{"agent", "--server", c.url, "--data-dir", filepath.Join(c.dir, "agent-"+name), "--containerd-address", c.ctd}, n.agentFlags()...)
+	args := append([]string{"agent", "--server", c.url, "--data-dir", agentDir, "--containerd-address", c.ctd}, n.agentFlags()...)
 	p := startProc(c.t, append(args, extra...)...)
 	// Registered after the agent's stop, so apps are deleted while it still
 	// runs and can remove their containers.

@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Stops what `make up` started: the apps, shoal, and the private containerd.
+# Stops what `make up` started and leaves the host as it was: the apps,
+# shoal, then `shoal node reset` (containers, images, network namespaces,
+# bridge, iptables rules, agent state), then the private containerd.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 DATA_DIR=${DATA_DIR:-/var/lib/shoal}
@@ -8,7 +10,7 @@ pidfile=$DATA_DIR/shoal.pid
 export SHOAL_CONFIG=$DATA_DIR/admin.conf
 
 if [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; then
-	# Delete every app so containers, network namespaces and IPs are released.
+	# Delete every app so containers stop gracefully, drained.
 	for ns in $(bin/shoal get namespaces -o name 2>/dev/null); do
 		ns=${ns#namespace/}
 		for app in $(bin/shoal get apps -n "$ns" -o name 2>/dev/null); do
@@ -24,4 +26,11 @@ if [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; then
 	rm -f "$pidfile"
 	echo "shoal stopped"
 fi
+sock=$(cat "$DATA_DIR/containerd.address" 2>/dev/null || echo "$CTD_DIR/containerd.sock")
+status=0
+if [ -d "$DATA_DIR/agent" ] || ip link show dev shoal0 >/dev/null 2>&1; then
+	bin/shoal node reset --data-dir "$DATA_DIR/agent" --containerd-address "$sock" || status=1
+fi
+rm -f "$DATA_DIR/containerd.address"
 scripts/containerd.sh stop "$CTD_DIR" >/dev/null 2>&1 || true
+exit $status

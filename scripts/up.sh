@@ -15,6 +15,7 @@ sock=/run/containerd/containerd.sock
 if ! ctr --address "$sock" version >/dev/null 2>&1; then
 	sock=$(scripts/containerd.sh start "$CTD_DIR")
 fi
+echo "$sock" >"$DATA_DIR/containerd.address" # for make down's node reset
 
 pidfile=$DATA_DIR/shoal.pid
 if [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; then

@@ -17,7 +17,7 @@ import (
 
 func newApplyCmd(g *globals) *cobra.Command {
 	var files []string
-	var wait bool
+	var wait, dryRun bool
 	var timeout time.Duration
 	cmd := &cobra.Command{
 		Use:   "apply -f FILE|DIR|-",
@@ -35,18 +35,18 @@ func newApplyCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var applied []client.ApplyResult
+			var applied []api.ApplyResult
 			for _, m := range manifests {
-				res, err := c.Apply(cmd.Context(), m.data)
+				res, err := c.Apply(cmd.Context(), m.data, client.ApplyOptions{DryRun: dryRun})
 				if err != nil {
 					return fmt.Errorf("%s: %w", m.name, err)
 				}
 				for _, r := range res {
-					fmt.Fprintf(cmd.OutOrStdout(), "%s/%s %s\n", strings.ToLower(string(r.Kind)), r.Name, r.Action)
+					printApplied(cmd.OutOrStdout(), r, dryRun)
 				}
 				applied = append(applied, res...)
 			}
-			if !wait {
+			if !wait || dryRun {
 				return nil
 			}
 			ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
@@ -63,9 +63,23 @@ func newApplyCmd(g *globals) *cobra.Command {
 		},
 	}
 	cmd.Flags().StringSliceVarP(&files, "filename", "f", nil, "manifest file, directory of .yaml/.yml/.json files, or - for stdin")
+	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "validate and show what would change; store nothing")
 	cmd.Flags().BoolVar(&wait, "wait", false, "wait until every applied App has all its replicas running")
 	cmd.Flags().DurationVar(&timeout, "timeout", 2*time.Minute, "how long --wait waits")
 	return cmd
+}
+
+// printApplied says what apply did, or on a dry run would do, with one
+// object: "app/web configured (dry run)" and the changed fields.
+func printApplied(w io.Writer, r api.ApplyResult, dryRun bool) {
+	suffix := ""
+	if dryRun {
+		suffix = " (dry run)"
+	}
+	fmt.Fprintf(w, "%s/%s %s%s\n", strings.ToLower(string(r.Kind)), r.Name, r.Action, suffix)
+	for _, d := range r.Diff {
+		fmt.Fprintf(w, "  %s\n", d)
+	}
 }
 
 type manifest struct {

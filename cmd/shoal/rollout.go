@@ -141,68 +141,13 @@ func getApp(cmd *cobra.Command, g *globals, arg string) (*api.App, *client.Clien
 	return obj.(*api.App), c, nil
 }
 
-// waitForRollout follows an App until its spec's revision is rolled out:
-// every replica of the current template ready and no older instance left.
-// A failed or rolled-back rollout is an error naming why.
+// waitForRollout follows an App until its current template is rolled out
+// and says so; a failed or rolled-back rollout is an error naming why.
 func waitForRollout(ctx context.Context, c *client.Client, ns, name string, out io.Writer) error {
-	last := ""
-	var target string
-	// Changes to the App wake the loop at once; the ticker covers a watch
-	// that could not be opened or broke.
-	wctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	changed, _, werr := c.Watch(wctx, api.MustKind(api.KindApp), ns, 0, client.ListOptions{})
-	if werr != nil {
-		changed = nil
+	app, err := c.WaitRollout(ctx, ns, name, nil)
+	if err != nil {
+		return err
 	}
-	tick := time.NewTicker(250 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		obj, err := c.Get(ctx, api.MustKind(api.KindApp), ns, name)
-		if err != nil {
-			if ctx.Err() != nil {
-				return fmt.Errorf("app/%s: timed out waiting: %s", name, last)
-			}
-			return err
-		}
-		app := obj.(*api.App)
-		st := app.Status
-		want := api.TemplateHash(&app.Spec)
-		if target == "" {
-			target = want
-		}
-		switch {
-		case st.TemplateHash != want:
-			last = "waiting for the controller to see the change"
-		case want != target:
-			last = "the template changed while waiting"
-		case st.Rollout == api.RolloutComplete && st.Ready >= replicas(app):
-			fmt.Fprintf(out, "app/%s rolled out: revision %d, %d/%d ready\n", name, st.Revision, st.Ready, replicas(app))
-			return nil
-		case st.Rollout == api.RolloutFailed:
-			return fmt.Errorf("app/%s: rollout of revision %d failed: %s", name, st.Revision, st.Message)
-		default:
-			last = fmt.Sprintf("revision %d: %d/%d ready", st.Revision, st.Ready, replicas(app))
-			if st.Message != "" {
-				last += ": " + st.Message
-			}
-		}
-		if want != target && st.TemplateHash == want {
-			// The template changed under us: by an automatic rollback (a
-			// failure of what we wait for), or by someone else's apply.
-			if n := len(st.History); n > 0 && st.History[n-1].Hash == want && strings.HasPrefix(st.History[n-1].Cause, "automatic rollback") {
-				return fmt.Errorf("app/%s: rollout failed and was rolled back: %s", name, st.History[n-1].Cause)
-			}
-			target = want
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("app/%s: timed out waiting: %s", name, last)
-		case <-tick.C:
-		case _, ok := <-changed:
-			if !ok {
-				changed = nil
-			}
-		}
-	}
+	fmt.Fprintf(out, "app/%s rolled out: revision %d, %d/%d ready\n", name, app.Status.Revision, app.Status.Ready, replicas(app))
+	return nil
 }

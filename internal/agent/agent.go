@@ -16,6 +16,7 @@ import (
 
 	"github.com/shoal-dev/shoal/internal/api"
 	"github.com/shoal-dev/shoal/internal/client"
+	"github.com/shoal-dev/shoal/internal/listwatch"
 	"github.com/shoal-dev/shoal/internal/runtime"
 )
 
@@ -257,49 +258,36 @@ func (a *Agent) exitLoop(ctx context.Context) {
 	}
 }
 
+// watchLoop keeps desired in step with the instances bound to this node.
+// Containers keep running while the server is away.
 func (a *Agent) watchLoop(ctx context.Context) {
-	delay := 200 * time.Millisecond
-	for ctx.Err() == nil {
-		err := a.listAndWatch(ctx)
-		if ctx.Err() != nil {
-			return
-		}
-		a.log.Warn("instance watch broken; retrying (containers keep running)", "err", err, "in", delay)
-		sleep(ctx, delay)
-		delay = min(delay*2, 5*time.Second)
-		if err == nil {
-			delay = 200 * time.Millisecond
-		}
+	l := &listwatch.Loop{
+		Name:   "instances of node " + a.cfg.NodeName,
+		Source: a.cfg.Client.Source(instanceKind, "", client.ListOptions{Node: a.cfg.NodeName}),
+		Replace: func(objs []api.Object) {
+			items := make(map[string]*api.Instance, len(objs))
+			for _, o := range objs {
+				in := o.(*api.Instance)
+				items[keyOf(in)] = in
+			}
+			a.setDesired(ctx, items, true)
+		},
+		Update: func(events []api.WatchEvent) {
+			items := make(map[string]*api.Instance, len(events))
+			for _, ev := range events {
+				in := ev.Object.(*api.Instance)
+				key := keyOf(in)
+				if ev.Type == api.WatchDeleted || in.Spec.Node != a.cfg.NodeName {
+					in = nil
+				}
+				items[key] = in
+			}
+			a.setDesired(ctx, items, false)
+		},
+		Expired: client.Expired,
+		Log:     a.log,
 	}
-}
-
-func (a *Agent) listAndWatch(ctx context.Context) error {
-	opts := client.ListOptions{Node: a.cfg.NodeName}
-	objs, rev, err := a.cfg.Client.List(ctx, instanceKind, "", opts)
-	if err != nil {
-		return err
-	}
-	items := map[string]*api.Instance{}
-	for _, o := range objs {
-		in := o.(*api.Instance)
-		items[keyOf(in)] = in
-	}
-	a.setDesired(ctx, items, true)
-	events, werr, err := a.cfg.Client.Watch(ctx, instanceKind, "", rev, opts)
-	if err != nil {
-		return err
-	}
-	for ev := range events {
-		if ev.Type == "BOOKMARK" {
-			continue
-		}
-		in := ev.Object.(*api.Instance)
-		if ev.Type == "DELETED" || in.Spec.Node != a.cfg.NodeName {
-			in = nil
-		}
-		a.setDesired(ctx, map[string]*api.Instance{keyOf(ev.Object.(*api.Instance)): in}, false)
-	}
-	return werr()
+	l.Run(ctx)
 }
 
 func keyOf(in *api.Instance) string { return in.Metadata.Namespace + "/" + in.Metadata.Name }

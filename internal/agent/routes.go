@@ -129,3 +129,21 @@ func detectInternalIP() string {
 	defer c.Close()
 	return c.LocalAddr().(*net.UDPAddr).IP.String()
 }
+
+// ResetRoutes removes every route an agent installed on this host (those
+// tagged routeProto), for `shoal node reset`.
+func ResetRoutes(ctx context.Context) error {
+	argv := append(append([]string{}, ipCommand...), "-4", "route", "show", "proto", routeProto)
+	out, err := exec.CommandContext(ctx, argv[0], argv[1:]...).Output()
+	if err != nil {
+		return fmt.Errorf("list routes: %w", err)
+	}
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		if f := strings.Fields(line); len(f) > 0 {
+			if err := ipRoute(ctx, "del", f[0], "proto", routeProto); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}

@@ -143,4 +143,7 @@ type RevisionRecord struct {
 	Placement Placement `json:"placement,omitzero"`
 	// Cause is why the revision was made ("apply", "rollback to 2", "restart").
 	Cause string `json:"cause,omitempty"`
+	// RolledBackFrom is set on a revision the controller made by itself
+	// because revision RolledBackFrom failed (automatic rollback).
+	RolledBackFrom int64 `json:"rolledBackFrom,omitempty"`
 }

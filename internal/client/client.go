@@ -27,11 +27,9 @@ var (
 	ErrUnreachable = errors.New("cannot reach the shoal server")
 )
 
-// APIError is a non-2xx answer from the server.
+// APIError is a non-2xx answer from the server, or a watch's ERROR line.
 type APIError struct {
-	Code    int    `json:"code"`
-	Reason  string `json:"reason"`
-	Message string `json:"message"`
+	api.Status
 }
 
 func (e *APIError) Error() string { return e.Message }
@@ -102,8 +100,8 @@ func (c *Client) do(ctx context.Context, hc *http.Client, method, path string, b
 	if resp.StatusCode >= 300 {
 		defer resp.Body.Close()
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-		e := &APIError{Code: resp.StatusCode}
-		if json.Unmarshal(b, e) != nil || e.Message == "" {
+		e := &APIError{Status: api.Status{Code: resp.StatusCode}}
+		if json.Unmarshal(b, &e.Status) != nil || e.Message == "" {
 			e.Message = fmt.Sprintf("%s %s: %s: %s", method, path, resp.Status, strings.TrimSpace(string(b)))
 		}
 		e.Code = resp.StatusCode
@@ -193,25 +191,19 @@ func (o ListOptions) query() url.Values {
 // List reads every object of a kind in ns ("" for all namespaces) and the
 // revision to watch from.
 func (c *Client) List(ctx context.Context, k api.KindInfo, ns string, opts ListOptions) ([]api.Object, int64, error) {
-	var raw struct {
-		Items    []json.RawMessage `json:"items"`
-		Revision int64             `json:"revision"`
-	}
 	p := Path(k, ns, "")
 	if q := opts.query().Encode(); q != "" {
 		p += "?" + q
 	}
+	var raw json.RawMessage
 	if err := c.call(ctx, http.MethodGet, p, nil, &raw); err != nil {
 		return nil, 0, err
 	}
-	out := make([]api.Object, len(raw.Items))
-	for i, b := range raw.Items {
-		out[i] = k.New()
-		if err := json.Unmarshal(b, out[i]); err != nil {
-			return nil, 0, err
-		}
+	l, err := api.DecodeList(k, raw)
+	if err != nil {
+		return nil, 0, err
 	}
-	return out, raw.Revision, nil
+	return l.Items, l.Revision, nil
 }
 
 // Create stores a new object and returns what was stored.
@@ -257,26 +249,26 @@ func (c *Client) Delete(ctx context.Context, k api.KindInfo, ns, name string, op
 // Scale sets an App's replicas.
 func (c *Client) Scale(ctx context.Context, ns, name string, replicas int32) (*api.App, error) {
 	app := &api.App{}
-	err := c.call(ctx, http.MethodPut, Path(api.MustKind(api.KindApp), ns, name)+"/scale", map[string]int32{"replicas": replicas}, app)
+	err := c.call(ctx, http.MethodPut, Path(api.MustKind(api.KindApp), ns, name)+"/scale", api.Scale{Replicas: replicas}, app)
 	return app, err
 }
 
-// ApplyResult reports what apply did with one document.
-type ApplyResult struct {
-	Kind      api.Kind `json:"kind"`
-	Namespace string   `json:"namespace,omitempty"`
-	Name      string   `json:"name"`
-	Action    string   `json:"action"`
-	Revision  int64    `json:"revision"`
+// ApplyOptions modify an apply.
+type ApplyOptions struct {
+	// DryRun validates and compares with what is stored, and stores
+	// nothing; the results say what would change.
+	DryRun bool
 }
 
 // Apply creates or updates every object in a YAML or JSON manifest, all or
 // nothing.
-func (c *Client) Apply(ctx context.Context, manifest []byte) ([]ApplyResult, error) {
-	var out struct {
-		Results []ApplyResult `json:"results"`
+func (c *Client) Apply(ctx context.Context, manifest []byte, opts ApplyOptions) ([]api.ApplyResult, error) {
+	var out api.ApplyResponse
+	p := "/api/v1/apply"
+	if opts.DryRun {
+		p += "?dryRun=1"
 	}
-	err := c.call(ctx, http.MethodPost, "/api/v1/apply", manifest, &out)
+	err := c.call(ctx, http.MethodPost, p, manifest, &out)
 	return out.Results, err
 }
 
@@ -325,16 +317,10 @@ func (c *Client) Logs(ctx context.Context, ns, name string, opts LogOptions) (io
 	return resp.Body, nil
 }
 
-// Event is one change from a watch.
-type Event struct {
-	Type     string // ADDED, MODIFIED, DELETED
-	Object   api.Object
-	Revision int64
-}
-
-// Watch streams changes after revision. The channel closes when ctx ends or
-// the stream breaks; the returned func reports why (ErrGone: list again).
-func (c *Client) Watch(ctx context.Context, k api.KindInfo, ns string, revision int64, opts ListOptions) (<-chan Event, func() error, error) {
+// Watch streams changes after revision, BOOKMARK lines included. The
+// channel closes when ctx ends or the stream breaks; the returned func
+// reports why (ErrGone: list again).
+func (c *Client) Watch(ctx context.Context, k api.KindInfo, ns string, revision int64, opts ListOptions) (<-chan api.WatchEvent, func() error, error) {
 	q := opts.query()
 	q.Set("watch", "1")
 	q.Set("revision", strconv.FormatInt(revision, 10))
@@ -342,7 +328,7 @@ func (c *Client) Watch(ctx context.Context, k api.KindInfo, ns string, revision 
 	if err != nil {
 		return nil, nil, err
 	}
-	out := make(chan Event, 64)
+	out := make(chan api.WatchEvent, 64)
 	var werr error
 	go func() {
 		defer close(out)
@@ -350,27 +336,21 @@ func (c *Client) Watch(ctx context.Context, k api.KindInfo, ns string, revision 
 		sc := bufio.NewScanner(resp.Body)
 		sc.Buffer(make([]byte, 64<<10), 4<<20)
 		for sc.Scan() {
-			var line struct {
-				Type     string          `json:"type"`
-				Object   json.RawMessage `json:"object"`
-				Revision int64           `json:"revision"`
-				Error    *APIError       `json:"error"`
-			}
-			if err := json.Unmarshal(sc.Bytes(), &line); err != nil {
+			ev, err := api.DecodeWatchEvent(k, sc.Bytes())
+			if err != nil {
 				werr = fmt.Errorf("watch stream: %w", err)
 				return
 			}
-			if line.Error != nil {
-				werr = line.Error
+			if ev.Error != nil || ev.Type == api.WatchError {
+				if ev.Error == nil {
+					ev.Error = &api.Status{Code: http.StatusInternalServerError, Message: "watch ended with an error"}
+				}
+				werr = &APIError{Status: *ev.Error}
 				return
 			}
-			ev := Event{Type: line.Type, Revision: line.Revision}
-			if line.Type != "BOOKMARK" {
-				ev.Object = k.New()
-				if err := json.Unmarshal(line.Object, ev.Object); err != nil {
-					werr = fmt.Errorf("watch stream: %w", err)
-					return
-				}
+			if ev.Type != api.WatchBookmark && ev.Object == nil {
+				werr = fmt.Errorf("watch stream: %s line without an object", ev.Type)
+				return
 			}
 			select {
 			case out <- ev:
@@ -390,3 +370,29 @@ func kindOf(obj api.Object) api.KindInfo {
 	k, _ := api.LookupKind(string(obj.GetTypeMeta().Kind))
 	return k
 }
+
+// Source lists and watches one kind for a listwatch.Loop.
+type Source struct {
+	c    *Client
+	k    api.KindInfo
+	ns   string
+	opts ListOptions
+}
+
+// Source returns the list-and-watch source of kind k in ns ("" for all).
+func (c *Client) Source(k api.KindInfo, ns string, opts ListOptions) *Source {
+	return &Source{c: c, k: k, ns: ns, opts: opts}
+}
+
+// List lists the source's objects.
+func (s *Source) List(ctx context.Context) ([]api.Object, int64, error) {
+	return s.c.List(ctx, s.k, s.ns, s.opts)
+}
+
+// Watch watches the source's objects after rev.
+func (s *Source) Watch(ctx context.Context, rev int64) (<-chan api.WatchEvent, func() error, error) {
+	return s.c.Watch(ctx, s.k, s.ns, rev, s.opts)
+}
+
+// Expired says a watch error means the watched revision is gone: list again.
+func Expired(err error) bool { return errors.Is(err, ErrGone) }

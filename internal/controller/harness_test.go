@@ -347,10 +347,10 @@ func (n *fakeNode) instanceLoop(ctx context.Context) {
 		}
 		wctx, cancel := context.WithTimeout(ctx, time.Second)
 		for ev := range n.st.Watch(wctx, instanceKind, "", rev) {
-			if ev.Type == store.Error {
+			if ev.Type == api.WatchError {
 				break
 			}
-			if ev.Type != store.Deleted {
+			if ev.Type != api.WatchDeleted {
 				n.handle(ctx, ev.Object.(*api.Instance))
 			}
 		}
@@ -453,7 +453,7 @@ func (h *harness) track(appName string, check func(all []*api.Instance) string) 
 	go func() {
 		defer close(tr.done)
 		for ev := range h.st.Watch(ctx, instanceKind, "", rev) {
-			if ev.Type == store.Error {
+			if ev.Type == api.WatchError {
 				if ctx.Err() == nil {
 					tr.mu.Lock()
 					tr.violations = append(tr.violations, "tracker watch broke: "+ev.Err.Error())
@@ -467,7 +467,7 @@ func (h *harness) track(appName string, check func(all []*api.Instance) string) 
 			}
 			key := in.Metadata.Namespace + "/" + in.Metadata.Name
 			tr.mu.Lock()
-			if ev.Type == store.Deleted {
+			if ev.Type == api.WatchDeleted {
 				delete(tr.objs, key)
 			} else {
 				tr.objs[key] = in

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/shoal-dev/shoal/internal/api"
-	"github.com/shoal-dev/shoal/internal/store"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
@@ -67,7 +66,7 @@ func TestRestartMidReconcileConverges(t *testing.T) {
 	h.apply(newApp("web", replicas, "web:1"))
 	// The first cut: as soon as the third instance is created.
 	stop := h.runControllers(h.config("server-0"))
-	h.cutAfter(stop, "web", 3, store.Added)
+	h.cutAfter(stop, "web", 3, api.WatchAdded)
 	firstCut := len(h.instances("web"))
 
 	// Then a few more, each with work to do: some instances vanish (as if
@@ -222,13 +221,13 @@ func TestRestartedServerReclaimsItsLeadership(t *testing.T) {
 
 // cutAfter calls stop once n changes of type typ ("" for any) to the
 // App's instances were seen, or after 5s.
-func (h *harness) cutAfter(stop func(), appName string, n int, typ store.EventType) {
+func (h *harness) cutAfter(stop func(), appName string, n int, typ api.WatchEventType) {
 	h.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	defer stop()
 	for ev := range h.st.Watch(ctx, instanceKind, testNS, 0) {
-		if ev.Type == store.Error {
+		if ev.Type == api.WatchError {
 			return
 		}
 		if ev.Object.(*api.Instance).Spec.App != appName || typ != "" && ev.Type != typ {

@@ -28,8 +28,10 @@ func newRevision(a *api.App, now time.Time) (cause string) {
 			cause = fmt.Sprintf("rollback to the template of revision %d", h.Revision)
 		}
 	}
+	var from int64
 	if a.Status.Rollout == api.RolloutFailed && a.Status.RollbackTo != 0 {
 		cause = fmt.Sprintf("automatic rollback to revision %d after revision %d failed", a.Status.RollbackTo, a.Status.Revision)
+		from = a.Status.Revision
 	}
 	a.Status.Revision++
 	a.Status.TemplateHash = hash
@@ -44,6 +46,8 @@ func newRevision(a *api.App, now time.Time) (cause string) {
 		Template:  a.Spec.Template,
 		Placement: a.Spec.Placement,
 		Cause:     cause,
+
+		RolledBackFrom: from,
 	})
 	if n := len(a.Status.History); n > maxHistory {
 		a.Status.History = a.Status.History[n-maxHistory:]

@@ -52,6 +52,9 @@ func TestRolloutFailsAndRollsBack(t *testing.T) {
 	if !strings.Contains(last.Cause, "automatic rollback to revision 1 after revision 2 failed") {
 		t.Errorf("history cause of revision 3 = %q", last.Cause)
 	}
+	if last.RolledBackFrom != 2 {
+		t.Errorf("revision 3 rolledBackFrom = %d, want 2", last.RolledBackFrom)
+	}
 }
 
 // Undo (setting the template back, as `shoal rollout undo` does) is a new

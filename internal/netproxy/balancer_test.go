@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/shoal-dev/shoal/internal/api"
-	"github.com/shoal-dev/shoal/internal/client"
 )
 
 func TestPickLeastConnectionsRoundRobinTies(t *testing.T) {
@@ -192,7 +191,7 @@ func TestRemovedEndpointDrains(t *testing.T) {
 	// a stops being ready, by a watch event.
 	notReady := *instA
 	notReady.Status.Ready = false
-	p.update([]client.Event{{Type: "MODIFIED", Object: &notReady}, {Type: "ADDED", Object: instB}})
+	p.update([]api.WatchEvent{{Type: api.WatchModified, Object: &notReady}, {Type: api.WatchAdded, Object: instB}})
 	if got := p.Endpoints("default", "echo"); len(got) != 1 || got[0] != b {
 		t.Fatalf("Endpoints after a left = %v, want [%s]", got, b)
 	}
@@ -218,7 +217,7 @@ func TestRemovedEndpointDrains(t *testing.T) {
 	// Deleting marks an instance as leaving: out at once, even if ready.
 	leaving := *instB
 	leaving.Metadata.DeletedAt = time.Now()
-	p.update([]client.Event{{Type: "MODIFIED", Object: &leaving}})
+	p.update([]api.WatchEvent{{Type: api.WatchModified, Object: &leaving}})
 	if got := p.Endpoints("default", "echo"); len(got) != 0 {
 		t.Errorf("Endpoints with b deleting = %v, want none", got)
 	}

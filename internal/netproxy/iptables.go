@@ -144,3 +144,20 @@ func safeComment(s string) string {
 		return '_'
 	}, s)
 }
+
+// Reset removes the nat chains and jumps a proxy for bridge made (chain
+// empty: the default name), as `shoal node reset` does after the agent has
+// stopped. It is safe to run again.
+func Reset(ctx context.Context, bridge, chain string) error {
+	if chain == "" {
+		chain = DefaultChainName(bridge)
+	}
+	if _, err := exec.LookPath("iptables"); err != nil {
+		return nil // no iptables: no rules
+	}
+	t := &iptables{chain: chain, bridge: bridge, log: slog.New(slog.DiscardHandler)}
+	return t.cleanup(ctx)
+}
+
+// DefaultChainName is the nat chain of the proxy for bridge.
+func DefaultChainName(bridge string) string { return "SHOAL-SVC-" + bridge }

@@ -100,7 +100,7 @@ func New(cfg Config) (*Proxy, error) {
 		return nil, errors.New("netproxy: Config.Bridge is required")
 	}
 	if cfg.ChainName == "" {
-		cfg.ChainName = "SHOAL-SVC-" + cfg.Bridge
+		cfg.ChainName = DefaultChainName(cfg.Bridge)
 	}
 	// iptables refuses chain names of 29 characters or more.
 	if len(cfg.ChainName) > 26 {

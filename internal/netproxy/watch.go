@@ -2,10 +2,10 @@ package netproxy
 
 import (
 	"context"
-	"time"
 
 	"github.com/shoal-dev/shoal/internal/api"
 	"github.com/shoal-dev/shoal/internal/client"
+	"github.com/shoal-dev/shoal/internal/listwatch"
 )
 
 var (
@@ -13,62 +13,18 @@ var (
 	instanceKind = api.MustKind(api.KindInstance)
 )
 
-// watchLoop keeps one kind's view current: list, then watch from the
-// list's revision; on any error list again, with back-off. A failed list
-// leaves the last view in place, so the node keeps serving while the
-// server is away.
+// watchLoop keeps one kind's view current. A failed list leaves the last
+// view in place, so the node keeps serving while the server is away.
 func (p *Proxy) watchLoop(ctx context.Context, k api.KindInfo) {
-	delay := 200 * time.Millisecond
-	for ctx.Err() == nil {
-		start := time.Now()
-		err := p.listAndWatch(ctx, k)
-		if ctx.Err() != nil {
-			return
-		}
-		if time.Since(start) > time.Minute {
-			delay = 200 * time.Millisecond
-		}
-		p.log.Warn("watch broken; keeping the last endpoints and retrying", "kind", k.Kind, "err", err, "in", delay)
-		t := time.NewTimer(delay)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return
-		case <-t.C:
-		}
-		delay = min(delay*2, 5*time.Second)
+	l := &listwatch.Loop{
+		Name:    k.Plural,
+		Source:  p.cfg.Client.Source(k, "", client.ListOptions{}),
+		Replace: func(objs []api.Object) { p.replace(k.Kind, objs) },
+		Update:  p.update,
+		Expired: client.Expired,
+		Log:     p.log,
 	}
-}
-
-func (p *Proxy) listAndWatch(ctx context.Context, k api.KindInfo) error {
-	objs, rev, err := p.cfg.Client.List(ctx, k, "", client.ListOptions{})
-	if err != nil {
-		return err
-	}
-	p.replace(k.Kind, objs)
-	events, werr, err := p.cfg.Client.Watch(ctx, k, "", rev, client.ListOptions{})
-	if err != nil {
-		return err
-	}
-	for ev := range events {
-		// Take whatever else is already buffered, so a burst costs one
-		// recompute.
-		batch := []client.Event{ev}
-	more:
-		for {
-			select {
-			case ev, ok := <-events:
-				if !ok {
-					break more
-				}
-				batch = append(batch, ev)
-			default:
-				break more
-			}
-		}
-		p.update(batch)
-	}
-	return werr()
+	l.Run(ctx)
 }
 
 // replace installs the result of a list.
@@ -97,21 +53,21 @@ func (p *Proxy) replace(kind api.Kind, objs []api.Object) {
 }
 
 // update applies watch events.
-func (p *Proxy) update(events []client.Event) {
+func (p *Proxy) update(events []api.WatchEvent) {
 	p.mu.Lock()
 	changed := false
 	for _, ev := range events {
 		switch o := ev.Object.(type) {
 		case *api.App:
 			changed = true
-			if ev.Type == "DELETED" {
+			if ev.Type == api.WatchDeleted {
 				delete(p.apps, objKey(&o.Metadata))
 			} else {
 				p.apps[objKey(&o.Metadata)] = o
 			}
 		case *api.Instance:
 			changed = true
-			if ev.Type == "DELETED" {
+			if ev.Type == api.WatchDeleted {
 				delete(p.insts, objKey(&o.Metadata))
 			} else {
 				p.insts[objKey(&o.Metadata)] = o

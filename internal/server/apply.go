@@ -7,27 +7,20 @@ import (
 	"github.com/shoal-dev/shoal/internal/api"
 )
 
-// ApplyResult reports what apply did with one document.
-type ApplyResult struct {
-	Kind      api.Kind `json:"kind"`
-	Namespace string   `json:"namespace,omitempty"`
-	Name      string   `json:"name"`
-	Action    string   `json:"action"`
-	Revision  int64    `json:"revision"`
-}
-
-// ApplyResponse is the body of a successful apply.
-type ApplyResponse struct {
-	Results []ApplyResult `json:"results"`
-}
-
 // MaxApplyDocuments bounds the objects in one apply, which become one
 // store transaction; the embedded etcd accepts at most 2048 operations in one.
 const MaxApplyDocuments = 1000
 
 // apply creates or updates every document of a YAML or JSON body in one
-// store transaction. Any invalid document rejects the whole body.
+// store transaction. Any invalid document rejects the whole body. With
+// ?dryRun=1 it checks everything the same way, says what would change,
+// and stores nothing.
 func (s *Server) apply(w http.ResponseWriter, r *http.Request) {
+	dryRun := r.URL.Query().Get("dryRun")
+	if dryRun != "" && dryRun != "1" && dryRun != "true" {
+		writeError(w, fmt.Errorf("dryRun=%q: use dryRun=1: %w", dryRun, errBadRequest))
+		return
+	}
 	body, err := readBody(r, MaxApplyBytes)
 	if err != nil {
 		writeError(w, err)
@@ -47,17 +40,26 @@ func (s *Server) apply(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	res, err := s.store.Apply(r.Context(), objs)
+	apply := s.store.Apply
+	if dryRun != "" {
+		apply = s.store.DryRunApply
+	}
+	res, err := apply(r.Context(), objs)
 	if err != nil {
 		writeError(w, err)
 		return
 	}
-	out := ApplyResponse{Results: make([]ApplyResult, len(res))}
+	out := api.ApplyResponse{Results: make([]api.ApplyResult, len(res)), DryRun: dryRun != ""}
 	for i, rr := range res {
 		m := rr.Object.GetMeta()
-		out.Results[i] = ApplyResult{Kind: rr.Object.GetTypeMeta().Kind, Namespace: m.Namespace, Name: m.Name, Action: rr.Action, Revision: m.Revision}
+		out.Results[i] = api.ApplyResult{Kind: rr.Object.GetTypeMeta().Kind, Namespace: m.Namespace, Name: m.Name, Action: rr.Action, Revision: m.Revision}
+		if out.DryRun && rr.Action == api.ApplyConfigured {
+			out.Results[i].Diff = api.Diff(rr.Previous, rr.Object)
+		}
 	}
-	s.log.Info("applied", "objects", len(res))
+	if !out.DryRun {
+		s.log.Info("applied", "objects", len(res))
+	}
 	writeJSON(w, http.StatusOK, out)
 }
 

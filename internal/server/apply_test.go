@@ -86,7 +86,7 @@ func TestApplyRejectsBadManifestsAndStoresNothing(t *testing.T) {
 	e := start(t)
 	ctx := ctxT(t, 20*time.Second)
 	// Something already stored, so "nothing changed" is not trivially true.
-	if _, err := e.cli.Apply(ctx, []byte(namespaceDoc("existing")+"---\n"+appDoc("existing", "old"))); err != nil {
+	if _, err := e.cli.Apply(ctx, []byte(namespaceDoc("existing")+"---\n"+appDoc("existing", "old")), client.ApplyOptions{}); err != nil {
 		t.Fatalf("seed apply: %v", err)
 	}
 
@@ -203,7 +203,7 @@ func TestApplyRejectsBadManifestsAndStoresNothing(t *testing.T) {
 				t.Errorf("a rejected apply changed the store:\nbefore %v\nafter  %v", before, after)
 			}
 			// The client sees the same answer as a typed error.
-			_, err := e.cli.Apply(ctx, []byte(tt.body))
+			_, err := e.cli.Apply(ctx, []byte(tt.body), client.ApplyOptions{})
 			var ae *client.APIError
 			if !errors.As(err, &ae) || !errors.Is(err, client.ErrInvalid) || ae.Reason != "Invalid" {
 				t.Errorf("client.Apply error = %#v, want an Invalid APIError", err)
@@ -244,7 +244,7 @@ func TestApplyDocumentCountLimit(t *testing.T) {
 		t.Fatalf("a refused apply changed the store")
 	}
 
-	res, err := e.cli.Apply(ctxT(t, 20*time.Second), manifest(server.MaxApplyDocuments))
+	res, err := e.cli.Apply(ctxT(t, 20*time.Second), manifest(server.MaxApplyDocuments), client.ApplyOptions{})
 	if err != nil || len(res) != server.MaxApplyDocuments {
 		t.Fatalf("apply of exactly %d documents: %d results, %v", server.MaxApplyDocuments, len(res), err)
 	}
@@ -258,7 +258,7 @@ func TestApplySeveralLargeDocuments(t *testing.T) {
 	for i := range 3 {
 		docs = append(docs, appDoc("", fmt.Sprintf("big-%d", i), "args: ["+strings.Repeat(`"xxxxxxxxxxxxxx", `, 50000)+`"x"]`))
 	}
-	if _, err := e.cli.Apply(ctxT(t, 20*time.Second), []byte(strings.Join(docs, "---\n"))); err != nil {
+	if _, err := e.cli.Apply(ctxT(t, 20*time.Second), []byte(strings.Join(docs, "---\n")), client.ApplyOptions{}); err != nil {
 		t.Fatalf("apply of three 900 KiB documents: %v", err)
 	}
 }
@@ -268,7 +268,7 @@ func TestApplyCreatesUpdatesAndReportsActions(t *testing.T) {
 	ctx := ctxT(t, 20*time.Second)
 
 	manifest := namespaceDoc("team") + "---\n" + appDoc("team", "api", "replicas: 2")
-	res, err := e.cli.Apply(ctx, []byte(manifest))
+	res, err := e.cli.Apply(ctx, []byte(manifest), client.ApplyOptions{})
 	if err != nil {
 		t.Fatalf("apply Namespace+App in one file: %v", err)
 	}
@@ -287,7 +287,7 @@ func TestApplyCreatesUpdatesAndReportsActions(t *testing.T) {
 		t.Fatalf("stored app = %+v", a)
 	}
 
-	res, err = e.cli.Apply(ctx, []byte(manifest))
+	res, err = e.cli.Apply(ctx, []byte(manifest), client.ApplyOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -295,7 +295,7 @@ func TestApplyCreatesUpdatesAndReportsActions(t *testing.T) {
 		t.Fatalf("re-apply results = %v, want %v", got, want)
 	}
 
-	res, err = e.cli.Apply(ctx, []byte(namespaceDoc("team")+"---\n"+appDoc("team", "api", "replicas: 5")))
+	res, err = e.cli.Apply(ctx, []byte(namespaceDoc("team")+"---\n"+appDoc("team", "api", "replicas: 5")), client.ApplyOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -305,12 +305,12 @@ func TestApplyCreatesUpdatesAndReportsActions(t *testing.T) {
 
 	// A single JSON document works too.
 	js := `{"apiVersion":"shoal/v1","kind":"App","metadata":{"name":"j"},"spec":{"image":"x"}}`
-	if res, err := e.cli.Apply(ctx, []byte(js)); err != nil || len(res) != 1 || res[0].Namespace != "default" {
+	if res, err := e.cli.Apply(ctx, []byte(js), client.ApplyOptions{}); err != nil || len(res) != 1 || res[0].Namespace != "default" {
 		t.Fatalf("JSON apply: %v %v", res, err)
 	}
 }
 
-func actions(res []client.ApplyResult) []string {
+func actions(res []api.ApplyResult) []string {
 	out := make([]string, len(res))
 	for i, r := range res {
 		out[i] = fmt.Sprintf("%s %s/%s %s", r.Kind, r.Namespace, r.Name, r.Action)
@@ -383,7 +383,7 @@ func TestServerSurvivesStreamOfBadInput(t *testing.T) {
 					fails = append(fails, err.Error())
 				} else {
 					codes[resp.StatusCode]++
-					var st server.Status
+					var st api.Status
 					if json.NewDecoder(resp.Body).Decode(&st) != nil || st.Message == "" {
 						fails = append(fails, fmt.Sprintf("%d with no Status body", resp.StatusCode))
 					}
@@ -411,7 +411,7 @@ func TestServerSurvivesStreamOfBadInput(t *testing.T) {
 		t.Fatalf("/healthz after bad input: %d %s", code, body)
 	}
 	gctx := ctxT(t, 10*time.Second)
-	if _, err := e.cli.Apply(gctx, []byte(appDoc("", "after", "replicas: 3"))); err != nil {
+	if _, err := e.cli.Apply(gctx, []byte(appDoc("", "after", "replicas: 3")), client.ApplyOptions{}); err != nil {
 		t.Fatalf("good apply after bad input: %v", err)
 	}
 	obj, err := e.cli.Get(gctx, apps, "default", "after")
@@ -457,5 +457,47 @@ func TestApplyRejectsAPortPublishedTwice(t *testing.T) {
 	// Re-applying the owner itself is fine.
 	if code, body := e.do(t, http.MethodPost, "/api/v1/apply", []byte(pub("a", 30080))); code != http.StatusOK {
 		t.Fatalf("re-apply of the owner: %d %s", code, body)
+	}
+}
+
+// A dry run checks and compares like an apply, says what would change, and
+// stores nothing.
+func TestApplyDryRun(t *testing.T) {
+	e := start(t)
+	ctx := ctxT(t, 20*time.Second)
+	if _, err := e.cli.Apply(ctx, []byte(appDoc("", "web", "replicas: 3")), client.ApplyOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	before, err := e.cli.Get(ctx, apps, "default", "web")
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	manifest := appDoc("", "web", "replicas: 5", "env: [{name: MODE, value: fast}]") + "---\n" + appDoc("", "new")
+	res, err := e.cli.Apply(ctx, []byte(manifest), client.ApplyOptions{DryRun: true})
+	if err != nil {
+		t.Fatalf("dry run: %v", err)
+	}
+	if got, want := actions(res), []string{"App default/web configured", "App default/new created"}; !reflect.DeepEqual(got, want) {
+		t.Fatalf("dry-run results = %v, want %v", got, want)
+	}
+	wantDiff := []string{`spec.env[0].name: <none> -> "MODE"`, `spec.env[0].value: <none> -> "fast"`, "spec.replicas: 3 -> 5"}
+	if !reflect.DeepEqual(res[0].Diff, wantDiff) {
+		t.Errorf("diff = %q, want %q", res[0].Diff, wantDiff)
+	}
+
+	after, err := e.cli.Get(ctx, apps, "default", "web")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after.GetMeta().Revision != before.GetMeta().Revision || *after.(*api.App).Spec.Replicas != 3 {
+		t.Errorf("a dry run changed the stored app: revision %d -> %d, replicas %d", before.GetMeta().Revision, after.GetMeta().Revision, *after.(*api.App).Spec.Replicas)
+	}
+	if _, err := e.cli.Get(ctx, apps, "default", "new"); !errors.Is(err, client.ErrNotFound) {
+		t.Errorf("a dry run created app new: get = %v", err)
+	}
+	// Bad input fails the same way as a real apply.
+	if _, err := e.cli.Apply(ctx, []byte(appDoc("", "web", "replicas: -1")), client.ApplyOptions{DryRun: true}); !errors.Is(err, client.ErrInvalid) {
+		t.Errorf("dry run of an invalid app: %v, want invalid", err)
 	}
 }

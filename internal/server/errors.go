@@ -9,13 +9,6 @@ import (
 	"github.com/shoal-dev/shoal/internal/store"
 )
 
-// Status is the body of every error response.
-type Status struct {
-	Code    int    `json:"code"`
-	Reason  string `json:"reason"`
-	Message string `json:"message"`
-}
-
 // errBadRequest marks client mistakes that are not object validation
 // (a bad query parameter, an unreadable body).
 var errBadRequest = errors.New("bad request")
@@ -51,8 +44,14 @@ func httpStatus(err error) (int, string) {
 }
 
 func writeError(w http.ResponseWriter, err error) {
+	code, _ := httpStatus(err)
+	writeJSON(w, code, statusOf(err))
+}
+
+// statusOf is the wire form of err.
+func statusOf(err error) *api.Status {
 	code, reason := httpStatus(err)
-	writeJSON(w, code, Status{Code: code, Reason: reason, Message: err.Error()})
+	return &api.Status{Code: code, Reason: reason, Message: err.Error()}
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {

@@ -118,12 +118,6 @@ func (f filter) match(obj api.Object) bool {
 	return true
 }
 
-// List is the body of a list response.
-type List struct {
-	Items    []api.Object `json:"items"`
-	Revision int64        `json:"revision"`
-}
-
 func (s *Server) list(w http.ResponseWriter, r *http.Request, t target) {
 	objs, rev, err := s.store.List(r.Context(), t.kind, t.ns)
 	if err != nil {
@@ -131,7 +125,7 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request, t target) {
 		return
 	}
 	f := filterOf(r)
-	out := List{Items: []api.Object{}, Revision: rev}
+	out := api.List{Items: []api.Object{}, Revision: rev}
 	for _, o := range objs {
 		if f.match(o) {
 			out.Items = append(out.Items, o)
@@ -247,18 +241,13 @@ func (s *Server) updateStatus(w http.ResponseWriter, r *http.Request, t target) 
 	writeJSON(w, http.StatusOK, out)
 }
 
-// Scale is the body of a scale request.
-type Scale struct {
-	Replicas int32 `json:"replicas"`
-}
-
 func (s *Server) scale(w http.ResponseWriter, r *http.Request, t target) {
 	b, err := readBody(r, 4096)
 	if err != nil {
 		writeError(w, err)
 		return
 	}
-	var sc Scale
+	var sc api.Scale
 	if err := json.Unmarshal(b, &sc); err != nil {
 		writeError(w, fmt.Errorf("scale body: %v: %w", err, errBadRequest))
 		return
@@ -304,7 +293,7 @@ func (s *Server) delete(w http.ResponseWriter, r *http.Request, t target) {
 		writeError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, Status{Code: http.StatusOK, Reason: "Deleted", Message: fmt.Sprintf("%s %q deleted", t.kind.Kind, t.name)})
+	writeJSON(w, http.StatusOK, api.Status{Code: http.StatusOK, Reason: "Deleted", Message: fmt.Sprintf("%s %q deleted", t.kind.Kind, t.name)})
 }
 
 func (s *Server) deleteNamespace(ctx context.Context, name string, rev int64) error {

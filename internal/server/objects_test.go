@@ -372,7 +372,7 @@ func TestDeleteInstanceGracefullyOrByForce(t *testing.T) {
 func TestDeleteNamespace(t *testing.T) {
 	e := start(t)
 	ctx := ctxT(t, 20*time.Second)
-	if _, err := e.cli.Apply(ctx, []byte(namespaceDoc("team")+"---\n"+appDoc("team", "api"))); err != nil {
+	if _, err := e.cli.Apply(ctx, []byte(namespaceDoc("team")+"---\n"+appDoc("team", "api")), client.ApplyOptions{}); err != nil {
 		t.Fatal(err)
 	}
 

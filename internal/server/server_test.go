@@ -81,7 +81,7 @@ func (e *testEnv) do(t *testing.T, method, path string, body []byte) (int, []byt
 // every one of parts, and returns the message.
 func wantStatus(t *testing.T, code int, body []byte, wantCode int, parts ...string) string {
 	t.Helper()
-	var st server.Status
+	var st api.Status
 	if err := json.Unmarshal(body, &st); err != nil {
 		t.Fatalf("status %d, body is not a Status: %v: %q", code, err, truncate(body))
 	}

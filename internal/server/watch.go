@@ -11,15 +11,6 @@ import (
 	"github.com/shoal-dev/shoal/internal/store"
 )
 
-// WatchEvent is one line of a watch stream.
-type WatchEvent struct {
-	Type     store.EventType `json:"type"`
-	Object   api.Object      `json:"object,omitempty"`
-	Revision int64           `json:"revision"`
-	// Error is set on an ERROR event; Code 410 means: list again.
-	Error *Status `json:"error,omitempty"`
-}
-
 // watch streams changes after ?revision=N as JSON lines. A revision the
 // store has compacted away gets 410 Gone before the stream starts, or as an
 // ERROR line with code 410 if discovered later. Empty BOOKMARK lines carry
@@ -38,7 +29,7 @@ func (s *Server) watch(w http.ResponseWriter, r *http.Request, t target) {
 	var first *store.Event
 	select {
 	case ev, ok := <-events:
-		if ok && ev.Type == store.Error {
+		if ok && ev.Type == api.WatchError {
 			writeError(w, ev.Err)
 			return
 		}
@@ -55,10 +46,9 @@ func (s *Server) watch(w http.ResponseWriter, r *http.Request, t target) {
 	enc := json.NewEncoder(w)
 	last := rev
 	emit := func(ev store.Event) bool {
-		we := WatchEvent{Type: ev.Type, Revision: ev.Revision}
-		if ev.Type == store.Error {
-			code, reason := httpStatus(ev.Err)
-			we.Error = &Status{Code: code, Reason: reason, Message: ev.Err.Error()}
+		we := api.WatchEvent{Type: ev.Type, Revision: ev.Revision}
+		if ev.Type == api.WatchError {
+			we.Error = statusOf(ev.Err)
 		} else {
 			if ev.Revision > last {
 				last = ev.Revision
@@ -74,7 +64,7 @@ func (s *Server) watch(w http.ResponseWriter, r *http.Request, t target) {
 		if flusher != nil {
 			flusher.Flush()
 		}
-		return ev.Type != store.Error
+		return ev.Type != api.WatchError
 	}
 	if flusher != nil {
 		flusher.Flush()
@@ -91,7 +81,7 @@ func (s *Server) watch(w http.ResponseWriter, r *http.Request, t target) {
 				return
 			}
 		case <-tick.C:
-			if err := enc.Encode(WatchEvent{Type: "BOOKMARK", Revision: last}); err != nil {
+			if err := enc.Encode(api.WatchEvent{Type: api.WatchBookmark, Revision: last}); err != nil {
 				return
 			}
 			if flusher != nil {

@@ -12,12 +12,11 @@ import (
 
 	"github.com/shoal-dev/shoal/internal/api"
 	"github.com/shoal-dev/shoal/internal/client"
-	"github.com/shoal-dev/shoal/internal/server"
 )
 
 // next returns the next non-bookmark event, failing the test on a closed
 // stream or after a few seconds.
-func next(t *testing.T, events <-chan client.Event, werr func() error) client.Event {
+func next(t *testing.T, events <-chan api.WatchEvent, werr func() error) api.WatchEvent {
 	t.Helper()
 	timeout := time.After(5 * time.Second)
 	for {
@@ -36,7 +35,7 @@ func next(t *testing.T, events <-chan client.Event, werr func() error) client.Ev
 	}
 }
 
-func describeEvent(ev client.Event) string {
+func describeEvent(ev api.WatchEvent) string {
 	m := ev.Object.GetMeta()
 	s := fmt.Sprintf("%s %s", ev.Type, m.Name)
 	if a, ok := ev.Object.(*api.App); ok {
@@ -137,9 +136,9 @@ func TestWatchCompactedRevisionIsGone(t *testing.T) {
 	// must say 410 Expired. (Making the 410 certain needs a synchronous
 	// compaction check in the store.)
 	code, body := e.do(t, http.MethodGet, "/api/v1/namespaces/default/apps?watch=1&revision=1", nil)
-	var st server.Status
+	var st api.Status
 	if code == http.StatusOK {
-		var ev server.WatchEvent
+		var ev api.WatchEvent
 		if err := json.Unmarshal(body, &ev); err != nil || ev.Type != "ERROR" || ev.Error == nil {
 			t.Fatalf("watch from a compacted revision: 200 %q, want 410 or an ERROR event", body)
 		}

@@ -291,8 +291,10 @@ func (s *Store) Delete(ctx context.Context, k api.KindInfo, ns, name string, rev
 // ApplyResult says what Apply did with one object.
 type ApplyResult struct {
 	Object api.Object
-	// Action is "created", "configured" or "unchanged".
+	// Action is api.ApplyCreated, api.ApplyConfigured or api.ApplyUnchanged.
 	Action string
+	// Previous is what was stored before (nil for ApplyCreated).
+	Previous api.Object
 }
 
 // Apply creates or updates every object in one transaction: either all are
@@ -301,14 +303,19 @@ type ApplyResult struct {
 // writer changes one of the objects meanwhile, Apply reads again and retries.
 func (s *Store) Apply(ctx context.Context, objs []api.Object) ([]ApplyResult, error) {
 	for attempt := 0; ; attempt++ {
-		res, err := s.applyOnce(ctx, objs)
+		res, err := s.applyOnce(ctx, objs, false)
 		if err == nil || !isConflict(err) || attempt >= 20 {
 			return res, err
 		}
 	}
 }
 
-func (s *Store) applyOnce(ctx context.Context, objs []api.Object) ([]ApplyResult, error) {
+// DryRunApply says what Apply would do with objs now, and writes nothing.
+func (s *Store) DryRunApply(ctx context.Context, objs []api.Object) ([]ApplyResult, error) {
+	return s.applyOnce(ctx, objs, true)
+}
+
+func (s *Store) applyOnce(ctx context.Context, objs []api.Object, dryRun bool) ([]ApplyResult, error) {
 	keys := make([]string, len(objs))
 	seen := map[string]int{}
 	for i, obj := range objs {
@@ -342,7 +349,7 @@ func (s *Store) applyOnce(ctx context.Context, objs []api.Object) ([]ApplyResult
 			cmps = append(cmps, clientv3.Compare(clientv3.CreateRevision(keys[i]), "=", 0))
 			m.UID = newUID()
 			m.CreatedAt = s.now().UTC().Truncate(time.Second)
-			results[i].Action = "created"
+			results[i].Action = api.ApplyCreated
 		} else {
 			old, err := decode(k, kvs[0].Value, kvs[0].ModRevision)
 			if err != nil {
@@ -354,12 +361,13 @@ func (s *Store) applyOnce(ctx context.Context, objs []api.Object) ([]ApplyResult
 			m.DeletedAt = old.GetMeta().DeletedAt
 			api.CopyStatus(old, obj)
 			m.Revision = 0
+			results[i].Previous = old
 			if newVal, _ := encode(obj); newVal == string(kvs[0].Value) {
 				m.Revision = kvs[0].ModRevision
-				results[i] = ApplyResult{Object: obj, Action: "unchanged"}
+				results[i] = ApplyResult{Object: obj, Action: api.ApplyUnchanged, Previous: old}
 				continue
 			}
-			results[i].Action = "configured"
+			results[i].Action = api.ApplyConfigured
 		}
 		val, err := encode(obj)
 		if err != nil {
@@ -368,7 +376,7 @@ func (s *Store) applyOnce(ctx context.Context, objs []api.Object) ([]ApplyResult
 		puts = append(puts, clientv3.OpPut(keys[i], val))
 		results[i].Object = obj
 	}
-	if len(puts) == 0 {
+	if len(puts) == 0 || dryRun {
 		return results, nil
 	}
 	resp, err := s.commit(ctx, cmps, puts, nil)
@@ -379,7 +387,7 @@ func (s *Store) applyOnce(ctx context.Context, objs []api.Object) ([]ApplyResult
 		return nil, fmt.Errorf("apply: %w", ErrConflict)
 	}
 	for i := range results {
-		if results[i].Action != "unchanged" {
+		if results[i].Action != api.ApplyUnchanged {
 			objs[i].GetMeta().Revision = resp.Header.Revision
 		}
 	}

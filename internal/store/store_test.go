@@ -147,19 +147,19 @@ func TestWatchResumesFromRevision(t *testing.T) {
 		t.Fatal(err)
 	}
 	// From the list revision: all three events.
-	var types []store.EventType
+	var types []api.WatchEventType
 	for ev := range s.Watch(ctx, apps, "", rev) {
 		types = append(types, ev.Type)
 		if len(types) == 3 {
 			break
 		}
 	}
-	if want := []store.EventType{store.Added, store.Modified, store.Deleted}; !equal(types, want) {
+	if want := []api.WatchEventType{api.WatchAdded, api.WatchModified, api.WatchDeleted}; !equal(types, want) {
 		t.Fatalf("events = %v, want %v", types, want)
 	}
 	// Resuming after the create skips it.
 	ev := <-s.Watch(ctx, apps, "", createdRev)
-	if ev.Type != store.Modified {
+	if ev.Type != api.WatchModified {
 		t.Fatalf("resumed watch: first event %v, want MODIFIED", ev.Type)
 	}
 }
@@ -182,12 +182,12 @@ func TestWatchCompactedRevision(t *testing.T) {
 		t.Fatal(err)
 	}
 	ev := <-s.Watch(ctx, apps, "", 1)
-	if ev.Type != store.Error || !errors.Is(ev.Err, store.ErrCompacted) {
+	if ev.Type != api.WatchError || !errors.Is(ev.Err, store.ErrCompacted) {
 		t.Fatalf("watch from compacted revision: %+v, want ErrCompacted", ev)
 	}
 }
 
-func equal(a, b []store.EventType) bool {
+func equal(a, b []api.WatchEventType) bool {
 	if len(a) != len(b) {
 		return false
 	}

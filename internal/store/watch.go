@@ -11,22 +11,12 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
-// EventType says what happened to an object.
-type EventType string
-
-// Watch event types.
-const (
-	Added    EventType = "ADDED"
-	Modified EventType = "MODIFIED"
-	Deleted  EventType = "DELETED"
-	// Error ends a watch; Err says why (ErrCompacted: relist).
-	Error EventType = "ERROR"
-)
-
-// Event is one change seen by a watch. For Deleted, Object is the last
-// stored state with Revision set to the deletion's revision.
+// Event is one change seen by a watch, of the API's watch event types. For
+// api.WatchDeleted, Object is the last stored state with Revision set to
+// the deletion's revision; api.WatchError ends the watch and Err says why
+// (ErrCompacted: relist).
 type Event struct {
-	Type     EventType
+	Type     api.WatchEventType
 	Object   api.Object
 	Revision int64
 	Err      error
@@ -44,7 +34,7 @@ func (s *Store) Watch(ctx context.Context, k api.KindInfo, ns string, fromRev in
 			if errors.Is(err, rpctypes.ErrCompacted) {
 				err = fmt.Errorf("watch from revision %d: %w", fromRev, ErrCompacted)
 			}
-			out <- Event{Type: Error, Err: err}
+			out <- Event{Type: api.WatchError, Err: err}
 			close(out)
 			return out
 		}
@@ -71,7 +61,7 @@ func (s *Store) Watch(ctx context.Context, k api.KindInfo, ns string, fromRev in
 				if resp.CompactRevision > 0 || errors.Is(err, rpctypes.ErrCompacted) {
 					err = fmt.Errorf("watch from revision %d: %w (oldest kept is %d)", fromRev, ErrCompacted, resp.CompactRevision)
 				}
-				send(Event{Type: Error, Err: err})
+				send(Event{Type: api.WatchError, Err: err})
 				return
 			}
 			for _, ev := range resp.Events {
@@ -79,20 +69,20 @@ func (s *Store) Watch(ctx context.Context, k api.KindInfo, ns string, fromRev in
 				var err error
 				switch {
 				case ev.Type == mvccpb.DELETE:
-					e.Type = Deleted
+					e.Type = api.WatchDeleted
 					if ev.PrevKv == nil {
 						continue
 					}
 					e.Object, err = decode(k, ev.PrevKv.Value, ev.Kv.ModRevision)
 				case ev.IsCreate():
-					e.Type = Added
+					e.Type = api.WatchAdded
 					e.Object, err = decode(k, ev.Kv.Value, ev.Kv.ModRevision)
 				default:
-					e.Type = Modified
+					e.Type = api.WatchModified
 					e.Object, err = decode(k, ev.Kv.Value, ev.Kv.ModRevision)
 				}
 				if err != nil {
-					send(Event{Type: Error, Err: err})
+					send(Event{Type: api.WatchError, Err: err})
 					return
 				}
 				e.Revision = ev.Kv.ModRevision
@@ -102,7 +92,7 @@ func (s *Store) Watch(ctx context.Context, k api.KindInfo, ns string, fromRev in
 			}
 		}
 		if ctx.Err() == nil {
-			send(Event{Type: Error, Err: errors.New("watch closed by the store")})
+			send(Event{Type: api.WatchError, Err: errors.New("watch closed by the store")})
 		}
 	}()
 	return out

@@ -160,7 +160,10 @@ func New(ctx context.Context, cfg Config) (*Driver, error) {
 		client.Close()
 		return nil, fmt.Errorf("containerd driver: %w", err)
 	}
-	nw, err := newNetwork(ctx, cfg)
+	nw, err := newNetwork(cfg)
+	if err == nil {
+		err = nw.ensureHost(ctx, cfg)
+	}
 	if err != nil {
 		client.Close()
 		return nil, fmt.Errorf("containerd driver: %w", err)

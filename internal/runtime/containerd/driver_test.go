@@ -45,8 +45,8 @@ var (
 // against a real containerd. Subtests depend on the ones before them.
 func TestDriver(t *testing.T) {
 	address := containerdtest.Start(t)
-	deleteNetworkOnCleanup(t, netA)
-	deleteNetworkOnCleanup(t, netB)
+	resetOnCleanup(t, address, testNamespace("a"), netA)
+	resetOnCleanup(t, address, testNamespace("b"), netB)
 	// Left by an earlier run: New must install it, not find it.
 	deleteMasquerade(t, netA)
 	registryURL := serveTestImage(t)

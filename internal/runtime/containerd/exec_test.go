@@ -30,7 +30,7 @@ var netExec = containerd.NetworkConfig{Bridge: "shoalte0", Subnet: "10.213.202.0
 // probes do, against a real containerd.
 func TestExec(t *testing.T) {
 	address := containerdtest.Start(t)
-	deleteNetworkOnCleanup(t, netExec)
+	resetOnCleanup(t, address, testNamespace("exec"), netExec)
 	cfg := containerd.Config{
 		Address:    address,
 		Namespace:  testNamespace("exec"),

@@ -139,13 +139,32 @@ func newDriver(t *testing.T, cfg containerd.Config) *containerd.Driver {
 	return d
 }
 
-// deleteNetworkOnCleanup deletes the bridge CNI creates for net and the
-// masquerade rule New installs, once the test and its containers are gone.
-// Only for the test's own networks.
-func deleteNetworkOnCleanup(t *testing.T, net containerd.NetworkConfig) {
+// resetOnCleanup resets the test's own driver namespace and network with
+// containerd.Reset once the test is over, and checks that it left nothing:
+// no namespace, bridge or masquerade rule.
+func resetOnCleanup(t *testing.T, address, namespace string, net containerd.NetworkConfig) {
 	t.Cleanup(func() {
-		_ = exec.Command("ip", "link", "del", net.Bridge).Run()
-		deleteMasquerade(t, net)
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		cfg := containerd.Config{Address: address, Namespace: namespace, StateDir: t.TempDir(), Network: containerd.NetworkConfig{Bridge: net.Bridge}}
+		if err := containerd.Reset(ctx, cfg); err != nil {
+			t.Errorf("Reset: %v", err)
+		}
+		if err := exec.Command("ip", "link", "show", "dev", net.Bridge).Run(); err == nil {
+			t.Errorf("bridge %s still there after Reset", net.Bridge)
+		}
+		if n := countLines(natRules(t), masqueradeRule(net)); n != 0 {
+			t.Errorf("%d masquerade rules for %s after Reset", n, net.Bridge)
+		}
+		out, err := exec.Command("ctr", "--address", address, "namespaces", "ls", "-q").Output()
+		if err != nil {
+			t.Errorf("ctr namespaces ls: %v", err)
+		}
+		for _, ns := range strings.Fields(string(out)) {
+			if ns == namespace {
+				t.Errorf("containerd namespace %s still there after Reset", ns)
+			}
+		}
 	})
 }
 

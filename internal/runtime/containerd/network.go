@@ -33,7 +33,8 @@ const (
 	ifName   = "eth0"
 )
 
-func newNetwork(ctx context.Context, cfg Config) (*network, error) {
+// newNetwork reads the CNI configuration; it changes nothing on the host.
+func newNetwork(cfg Config) (*network, error) {
 	n := &network{namespace: cfg.Namespace, stateDir: cfg.StateDir}
 	n.cni = libcni.NewCNIConfigWithCacheDir(cfg.Network.PluginDirs, filepath.Join(cfg.StateDir, "cni", "cache"), nil)
 	for _, p := range []string{"bridge", "host-local", "portmap", "loopback"} {
@@ -54,16 +55,20 @@ func newNetwork(ctx context.Context, cfg Config) (*network, error) {
 		return nil, fmt.Errorf("CNI loopback config: %w", err)
 	}
 	n.loopback = lo
+	return n, nil
+}
+
+// ensureHost makes the node's side of the network: the IPAM directory, the
+// bridge with the subnet's gateway address, and the masquerade rule.
+// Reset undoes it.
+func (n *network) ensureHost(ctx context.Context, cfg Config) error {
 	if err := os.MkdirAll(n.ipamDir(), 0o700); err != nil {
-		return nil, err
+		return err
 	}
 	if err := ensureBridge(ctx, cfg.Network.Bridge, cfg.Network.Subnet); err != nil {
-		return nil, err
+		return err
 	}
-	if err := ensureMasquerade(ctx, cfg.Network.Subnet, cfg.Network.Bridge); err != nil {
-		return nil, err
-	}
-	return n, nil
+	return ensureMasquerade(ctx, cfg.Network.Subnet, cfg.Network.Bridge)
 }
 
 // bridgeConfList is the conflist for the node's bridge: a gateway bridge

@@ -1,0 +1,120 @@
+package api
+
+import (
+	"encoding/json"
+	"fmt"
+)
+
+// The HTTP API's envelopes, shared by the server that writes them and the
+// client that reads them. Objects travel as their own JSON; these wrap them.
+
+// Status is the body of every error response, and the error of a watch's
+// ERROR line.
+type Status struct {
+	Code    int    `json:"code"`
+	Reason  string `json:"reason"`
+	Message string `json:"message"`
+}
+
+// List is the body of a list response: the objects and the store revision
+// to watch from.
+type List struct {
+	Items    []Object `json:"items"`
+	Revision int64    `json:"revision"`
+}
+
+// DecodeList reads a list of kind k.
+func DecodeList(k KindInfo, data []byte) (*List, error) {
+	var raw struct {
+		Items    []json.RawMessage `json:"items"`
+		Revision int64             `json:"revision"`
+	}
+	if err := json.Unmarshal(data, &raw); err != nil {
+		return nil, fmt.Errorf("list of %s: %w", k.Plural, err)
+	}
+	out := &List{Items: make([]Object, len(raw.Items)), Revision: raw.Revision}
+	for i, b := range raw.Items {
+		out.Items[i] = k.New()
+		if err := json.Unmarshal(b, out.Items[i]); err != nil {
+			return nil, fmt.Errorf("list of %s, item %d: %w", k.Plural, i, err)
+		}
+	}
+	return out, nil
+}
+
+// WatchEventType says what a watch line reports.
+type WatchEventType string
+
+// Watch event types.
+const (
+	WatchAdded    WatchEventType = "ADDED"
+	WatchModified WatchEventType = "MODIFIED"
+	WatchDeleted  WatchEventType = "DELETED"
+	// WatchBookmark carries only the latest revision, so an idle watcher
+	// can resume from it.
+	WatchBookmark WatchEventType = "BOOKMARK"
+	// WatchError ends a watch; Error.Code 410 means: list again.
+	WatchError WatchEventType = "ERROR"
+)
+
+// WatchEvent is one line of a watch stream. For WatchDeleted, Object is
+// the last stored state and Revision the deletion's.
+type WatchEvent struct {
+	Type     WatchEventType `json:"type"`
+	Object   Object         `json:"object,omitempty"`
+	Revision int64          `json:"revision"`
+	Error    *Status        `json:"error,omitempty"`
+}
+
+// DecodeWatchEvent reads one watch line of kind k.
+func DecodeWatchEvent(k KindInfo, line []byte) (WatchEvent, error) {
+	var raw struct {
+		Type     WatchEventType  `json:"type"`
+		Object   json.RawMessage `json:"object"`
+		Revision int64           `json:"revision"`
+		Error    *Status         `json:"error"`
+	}
+	if err := json.Unmarshal(line, &raw); err != nil {
+		return WatchEvent{}, fmt.Errorf("watch line: %w", err)
+	}
+	ev := WatchEvent{Type: raw.Type, Revision: raw.Revision, Error: raw.Error}
+	if len(raw.Object) > 0 && string(raw.Object) != "null" {
+		ev.Object = k.New()
+		if err := json.Unmarshal(raw.Object, ev.Object); err != nil {
+			return WatchEvent{}, fmt.Errorf("watch line: %w", err)
+		}
+	}
+	return ev, nil
+}
+
+// Apply actions: what apply did, or with dry run would do, to an object.
+const (
+	ApplyCreated    = "created"
+	ApplyConfigured = "configured"
+	ApplyUnchanged  = "unchanged"
+)
+
+// ApplyResult reports what apply did with one document.
+type ApplyResult struct {
+	Kind      Kind   `json:"kind"`
+	Namespace string `json:"namespace,omitempty"`
+	Name      string `json:"name"`
+	// Action is ApplyCreated, ApplyConfigured or ApplyUnchanged.
+	Action   string `json:"action"`
+	Revision int64  `json:"revision"`
+	// Diff lists, on a dry run, the fields that would change
+	// ("spec.replicas: 3 -> 5").
+	Diff []string `json:"diff,omitempty"`
+}
+
+// ApplyResponse is the body of a successful apply.
+type ApplyResponse struct {
+	Results []ApplyResult `json:"results"`
+	// DryRun: nothing was stored.
+	DryRun bool `json:"dryRun,omitempty"`
+}
+
+// Scale is the body of a scale request.
+type Scale struct {
+	Replicas int32 `json:"replicas"`
+}
