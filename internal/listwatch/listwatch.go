@@ -3,11 +3,11 @@
 // back-off while the source is away. The agent, the service proxy and the
 // controllers all run their views through one Loop.
 //
-//	     ┌────────── list ok: Replace(objects) ──────────┐
-//	     │                                                ▼
-//	  List ◀── back-off (doubling to MaxBackoff) ◀─ error  Watch ── events ─▶ Update(batch)
-//	     ▲                                                │
-//	     └── at once: compacted revision (410), Resync ───┘
+//	   ┌────────── list ok: Replace(objects) ──────────┐
+//	   │                                                ▼
+//	List ◀── back-off (doubling to MaxBackoff) ◀─ error  Watch ── events ─▶ Update(batch)
+//	   ▲                                                │
+//	   └── at once: compacted revision (410), Resync ───┘
 //
 // The loop never empties the view because the source is unreachable: the
 // last list stays until a new one succeeds (static stability).

@@ -264,4 +264,3 @@ func splitRule(line string) []string {
 	}
 	return out
 }
-
