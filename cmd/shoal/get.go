@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -17,10 +18,13 @@ import (
 )
 
 func newGetCmd(g *globals) *cobra.Command {
-	var all bool
+	var (
+		all, watch bool
+		selector   string
+	)
 	cmd := &cobra.Command{
-		Use:   "get apps|instances|nodes|namespaces|events [NAME]",
-		Short: "List objects, or show one",
+		Use:   "get apps|instances|nodes|namespaces|events [NAME] [-l key=value] [-w]",
+		Short: "List objects, or show one; -w follows changes",
 		Args:  cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			k, err := lookupKind(args[0])
@@ -35,8 +39,13 @@ func newGetCmd(g *globals) *cobra.Command {
 			if all {
 				ns = ""
 			}
+			if selector != "" && len(args) == 2 {
+				return fmt.Errorf("get: give a NAME or a -l selector, not both")
+			}
+			opts := client.ListOptions{Labels: selector}
 			var objs []api.Object
-			if len(args) == 2 {
+			var rev int64
+			if len(args) == 2 && !watch {
 				obj, err := c.Get(cmd.Context(), k, ns, args[1])
 				if err != nil {
 					return err
@@ -46,17 +55,149 @@ func newGetCmd(g *globals) *cobra.Command {
 					return printObject(cmd.OutOrStdout(), obj, g.output)
 				}
 			} else {
-				objs, _, err = c.List(cmd.Context(), k, ns, client.ListOptions{})
+				objs, rev, err = c.List(cmd.Context(), k, ns, opts)
 				if err != nil {
 					return err
 				}
+				if len(args) == 2 {
+					objs = slices.DeleteFunc(objs, func(o api.Object) bool { return o.GetMeta().Name != args[1] })
+				}
 			}
-			return printList(cmd.Context(), cmd.OutOrStdout(), k, objs, g.output, all)
+			if !watch {
+				return printList(cmd.Context(), cmd.OutOrStdout(), k, objs, g.output, all)
+			}
+			name := ""
+			if len(args) == 2 {
+				name = args[1]
+			}
+			return watchList(cmd.Context(), c, k, ns, name, opts, objs, rev, g.output, all, cmd.OutOrStdout())
 		},
 	}
 	cmd.Flags().StringVarP(&g.output, "output", "o", "table", "output format: table, wide, json, yaml or name")
 	cmd.Flags().BoolVarP(&all, "all-namespaces", "A", false, "list across all namespaces")
+	cmd.Flags().StringVarP(&selector, "selector", "l", "", "only objects with these labels: key=value[,key2!=value2]")
+	cmd.Flags().BoolVarP(&watch, "watch", "w", false, "after the list, print each change as it happens (until interrupted)")
 	return cmd
+}
+
+// watchList prints objs, then one line (or document) per change after rev,
+// as kubectl get -w does, until ctx ends. A broken watch lists again and
+// goes on from there.
+func watchList(ctx context.Context, c *client.Client, k api.KindInfo, ns, name string, opts client.ListOptions, objs []api.Object, rev int64,
+	format string, allNS bool, w io.Writer) error {
+	p, err := newRowPrinter(w, k, format, allNS)
+	if err != nil {
+		return err
+	}
+	for _, o := range objs {
+		p.print(o, "")
+	}
+	for ctx.Err() == nil {
+		events, werr, err := c.Watch(ctx, k, ns, rev, opts)
+		if err != nil {
+			return err
+		}
+		for ev := range events {
+			rev = max(rev, ev.Revision)
+			if ev.Object == nil || (name != "" && ev.Object.GetMeta().Name != name) {
+				continue
+			}
+			mark := ""
+			if ev.Type == api.WatchDeleted {
+				mark = "deleted"
+			}
+			p.print(ev.Object, mark)
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+		if err := werr(); err != nil && !client.Expired(err) {
+			return fmt.Errorf("watch: %w", err)
+		}
+		// Expired: list again and print what changed meanwhile as current.
+		objs, rev, err = c.List(ctx, k, ns, opts)
+		if err != nil {
+			return err
+		}
+		for _, o := range objs {
+			if name == "" || o.GetMeta().Name == name {
+				p.print(o, "")
+			}
+		}
+	}
+	return nil
+}
+
+// rowPrinter prints objects one at a time: table rows under one header,
+// or one JSON/YAML document each.
+type rowPrinter struct {
+	w      io.Writer
+	k      api.KindInfo
+	format string
+	allNS  bool
+	header bool
+}
+
+func newRowPrinter(w io.Writer, k api.KindInfo, format string, allNS bool) (*rowPrinter, error) {
+	switch format {
+	case "table", "wide", "", "json", "yaml", "name":
+	default:
+		return nil, fmt.Errorf("unknown output format %q: use table, wide, json, yaml or name", format)
+	}
+	return &rowPrinter{w: w, k: k, format: format, allNS: allNS}, nil
+}
+
+// print writes o; mark ("deleted") is added to a table row.
+func (p *rowPrinter) print(o api.Object, mark string) {
+	switch p.format {
+	case "json", "yaml":
+		if p.format == "yaml" {
+			fmt.Fprintln(p.w, "---")
+		}
+		_ = printObject(p.w, o, p.format)
+		return
+	case "name":
+		fmt.Fprintf(p.w, "%s/%s\n", lower(string(p.k.Kind)), o.GetMeta().Name)
+		return
+	}
+	wide := p.format == "wide"
+	cols := columns(p.k.Kind, wide)
+	row := rowOf(o, wide)
+	if p.allNS && p.k.Namespaced {
+		cols = append([]string{"NAMESPACE"}, cols...)
+		row = append([]string{o.GetMeta().Namespace}, row...)
+	}
+	if mark != "" {
+		row[0] += " (" + mark + ")"
+	}
+	// Without a tabwriter spanning lines (rows arrive over time), pad to
+	// the header's widths so columns mostly line up.
+	widths := make([]int, len(cols))
+	for i, c := range cols {
+		widths[i] = max(len(c), 8)
+		if i == 0 {
+			widths[i] = 28
+		}
+	}
+	line := func(cells []string) string {
+		var b strings.Builder
+		for i, c := range cells {
+			if i > 0 {
+				b.WriteString("   ")
+			}
+			if i < len(cells)-1 {
+				fmt.Fprintf(&b, "%-*s", widths[i], c)
+			} else {
+				b.WriteString(c)
+			}
+		}
+		return strings.TrimRight(b.String(), " ")
+	}
+	if !p.header {
+		fmt.Fprintln(p.w, line(cols))
+		p.header = true
+	}
+	fmt.Fprintln(p.w, line(row))
 }
 
 func lookupKind(s string) (api.KindInfo, error) {

@@ -175,6 +175,8 @@ func (c *Client) Get(ctx context.Context, k api.KindInfo, ns, name string) (api.
 type ListOptions struct {
 	Node string // instances bound to this node
 	App  string // objects labelled app=App
+	// Labels selects by labels: "k=v,k2!=v2" (see api.ParseSelector).
+	Labels string
 }
 
 func (o ListOptions) query() url.Values {
@@ -184,6 +186,9 @@ func (o ListOptions) query() url.Values {
 	}
 	if o.App != "" {
 		q.Set("app", o.App)
+	}
+	if o.Labels != "" {
+		q.Set("labelSelector", o.Labels)
 	}
 	return q
 }

@@ -58,6 +58,20 @@ type Loop struct {
 	// an error (defaults DefaultMinBackoff, DefaultMaxBackoff).
 	MinBackoff, MaxBackoff time.Duration
 	Log                    *slog.Logger
+
+	// wait sleeps d unless ctx ends first (tests record it).
+	wait func(ctx context.Context, d time.Duration) bool
+}
+
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
 }
 
 // Run keeps the view until ctx ends.
@@ -87,12 +101,12 @@ func (l *Loop) Run(ctx context.Context) {
 			continue
 		}
 		log.Warn("list or watch failed; keeping the last view and retrying", "view", l.Name, "err", err, "in", delay)
-		t := time.NewTimer(delay)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		wait := l.wait
+		if wait == nil {
+			wait = sleep
+		}
+		if !wait(ctx, delay) {
 			return
-		case <-t.C:
 		}
 		delay = min(delay*2, maxB)
 	}

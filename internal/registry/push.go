@@ -1,8 +1,8 @@
 package registry
 
 import (
+	"archive/tar"
 	"bytes"
-	"compress/gzip"
 	"context"
 	"crypto/sha256"
 	"errors"
@@ -17,9 +17,12 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 )
 
-// PushTarball stores every image in a docker-save tarball (the format
-// image.BuildTarball writes; `docker save` output works too) under each of
-// its tags, with the host part of the tag dropped. It returns the stored
+// PushTarball stores every image of an archive under each of its tags,
+// with the host part of the tag dropped. The archive is a docker-save
+// tarball (what image.BuildTarball and `docker save` write) or an OCI image
+// layout (what `podman save --format oci-archive`, skopeo and buildah's
+// oci-archive: write); layers may be gzip, zstd or uncompressed, and a
+// multi-platform index contributes the image for the nodes' platform. It returns the stored
 // refs as List spells them. The tarball is checked completely before any
 // tag changes; errors about its content wrap ErrInvalidTarball. The caller
 // limits how much r may deliver.
@@ -36,7 +39,16 @@ func (r *Registry) PushTarball(ctx context.Context, in io.Reader) ([]string, err
 		return nil, fmt.Errorf("push: receiving tarball: %w", err)
 	}
 	p := &push{r: r, ctx: ctx, stage: stage, staged: map[v1.Hash]string{}}
-	if err := p.load(func() (io.ReadCloser, error) { return os.Open(upload) }); err != nil {
+	format, err := archiveFormat(upload)
+	if err == nil && format == formatDocker {
+		err = p.load(func() (io.ReadCloser, error) { return os.Open(upload) })
+	} else if err == nil {
+		dir := filepath.Join(stage, "layout")
+		if err = extractLayout(ctx, upload, dir); err == nil {
+			err = p.loadLayout(dir)
+		}
+	}
+	if err != nil {
 		return nil, fmt.Errorf("push: %w", err)
 	}
 	if err := p.commit(); err != nil {
@@ -175,9 +187,10 @@ func (p *push) stageBytes(h v1.Hash, b []byte) error {
 	return p.stageBlob(v1.Descriptor{Digest: h, Size: int64(len(b))}, bytes.NewReader(b))
 }
 
-// stageLayer stages a compressed layer and checks that it decompresses to
-// the content the config's diff ID names, so a corrupt layer fails the push
-// here instead of failing every node's unpack later.
+// stageLayer stages a layer blob (gzip, zstd or uncompressed) and checks
+// that it decompresses to the content the config's diff ID names and that
+// no entry of it could land outside the container's root, so a corrupt or
+// hostile layer fails the push here instead of every node's unpack later.
 func (p *push) stageLayer(img v1.Image, desc v1.Descriptor, diffID v1.Hash) error {
 	if p.have(desc.Digest) {
 		return nil
@@ -200,16 +213,35 @@ func (p *push) stageLayer(img v1.Image, desc v1.Descriptor, diffID v1.Hash) erro
 		return err
 	}
 	defer f.Close()
-	zr, err := gzip.NewReader(f)
+	zr, compression, done, err := decompressed(f)
 	if err != nil {
-		return invalid("layer %s is not gzip-compressed: %v", desc.Digest, err)
+		return invalid("layer %s: %v", desc.Digest, err)
 	}
+	defer done()
 	h := sha256.New()
-	if _, err := io.Copy(h, ctxReader{p.ctx, zr}); err != nil {
+	content := io.TeeReader(ctxReader{p.ctx, zr}, h)
+	tr := tar.NewReader(content)
+	for {
+		hdr, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			if ctxErr := p.ctx.Err(); ctxErr != nil {
+				return ctxErr
+			}
+			return invalid("layer %s (%s): not a tar archive: %v", desc.Digest, compression, err)
+		}
+		if err := checkLayerEntry(hdr); err != nil {
+			return invalid("layer %s: %v", desc.Digest, err)
+		}
+	}
+	// The diff ID covers the whole stream, tar padding included.
+	if _, err := io.Copy(io.Discard, content); err != nil {
 		if ctxErr := p.ctx.Err(); ctxErr != nil {
 			return ctxErr
 		}
-		return invalid("layer %s: decompressing: %v", desc.Digest, err)
+		return invalid("layer %s: decompressing %s: %v", desc.Digest, compression, err)
 	}
 	if got := fmt.Sprintf("sha256:%x", h.Sum(nil)); got != diffID.String() {
 		return invalid("layer %s decompresses to %s, but the config says %s", desc.Digest, got, diffID)

@@ -97,16 +97,27 @@ func (s *Server) objects(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// filter keeps list and watch results matching ?node= and ?app=.
-type filter struct{ node, app string }
+// filter keeps list and watch results matching ?node=, ?app= and
+// ?labelSelector=.
+type filter struct {
+	node, app string
+	labels    api.Selector
+}
 
-func filterOf(r *http.Request) filter {
+func filterOf(r *http.Request) (filter, error) {
 	q := r.URL.Query()
-	return filter{node: q.Get("node"), app: q.Get("app")}
+	sel, err := api.ParseSelector(q.Get("labelSelector"))
+	if err != nil {
+		return filter{}, fmt.Errorf("%w: %w", err, errBadRequest)
+	}
+	return filter{node: q.Get("node"), app: q.Get("app"), labels: sel}, nil
 }
 
 func (f filter) match(obj api.Object) bool {
 	if f.app != "" && obj.GetMeta().Labels[api.LabelApp] != f.app {
+		return false
+	}
+	if !f.labels.Matches(obj.GetMeta().Labels) {
 		return false
 	}
 	if f.node != "" {
@@ -124,7 +135,11 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request, t target) {
 		writeError(w, err)
 		return
 	}
-	f := filterOf(r)
+	f, err := filterOf(r)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
 	out := api.List{Items: []api.Object{}, Revision: rev}
 	for _, o := range objs {
 		if f.match(o) {

@@ -21,7 +21,11 @@ func (s *Server) watch(w http.ResponseWriter, r *http.Request, t target) {
 		writeError(w, fmt.Errorf("revision %q is not a number: %w", r.URL.Query().Get("revision"), errBadRequest))
 		return
 	}
-	f := filterOf(r)
+	f, err := filterOf(r)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
 	ctx := r.Context()
 	events := s.store.Watch(ctx, t.kind, t.ns, rev)
 

@@ -12,6 +12,7 @@ import (
 	"github.com/containernetworking/cni/libcni"
 	"github.com/containernetworking/cni/pkg/invoke"
 	types100 "github.com/containernetworking/cni/pkg/types/100"
+	"github.com/containernetworking/cni/pkg/version"
 
 	"github.com/shoal-dev/shoal/internal/runtime"
 )
@@ -36,7 +37,10 @@ const (
 // newNetwork reads the CNI configuration; it changes nothing on the host.
 func newNetwork(cfg Config) (*network, error) {
 	n := &network{namespace: cfg.Namespace, stateDir: cfg.StateDir}
-	n.cni = libcni.NewCNIConfigWithCacheDir(cfg.Network.PluginDirs, filepath.Join(cfg.StateDir, "cni", "cache"), nil)
+	// An explicit exec: libcni would otherwise create one lazily on first
+	// use, a data race when several containers start at once.
+	exec := &invoke.DefaultExec{RawExec: &invoke.RawExec{Stderr: os.Stderr}, PluginDecoder: version.PluginDecoder{}}
+	n.cni = libcni.NewCNIConfigWithCacheDir(cfg.Network.PluginDirs, filepath.Join(cfg.StateDir, "cni", "cache"), exec)
 	for _, p := range []string{"bridge", "host-local", "portmap", "loopback"} {
 		if _, err := invoke.FindInPath(p, cfg.Network.PluginDirs); err != nil {
 			return nil, fmt.Errorf("CNI plugin %q not found in %s", p, strings.Join(cfg.Network.PluginDirs, ", "))
