@@ -2,11 +2,15 @@ package e2e
 
 import (
 	"bytes"
+	"context"
+	"errors"
 	"os/exec"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/shoal-dev/shoal/internal/client"
 )
 
 const verbsApps = `
@@ -114,5 +118,65 @@ func TestDailyVerbs(t *testing.T) {
 	out = c.mustShoal("events")
 	if i, j := strings.Index(out, "Scheduled"), strings.LastIndex(out, "Started"); i < 0 || j < i {
 		t.Fatalf("events, oldest first:\n%s", out)
+	}
+}
+
+// TestExec runs commands in a real container through the API server: exit
+// codes pass through, stdin reaches the command, -t gives it a terminal
+// that follows resizes.
+func TestExec(t *testing.T) {
+	c := upCluster(t)
+	c.mustShoal("image", "push", helloV1)
+	c.mustShoal("apply", "-f", c.writeFile(verbsApps), "--wait", "--timeout", "90s")
+	inst := c.running("front", 1)[0].Metadata.Name
+
+	out, err := c.shoal("exec", "app/front", "--", "/hello", "exit", "3")
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 3 {
+		t.Fatalf("exec /hello exit 3: %v, want exit code 3\n%s", err, out)
+	}
+	cmd := exec.Command(shoalBin, "--server", c.url, "exec", "-i", inst, "--", "/hello", "cat")
+	cmd.Stdin = strings.NewReader("line one\nline two\n")
+	if b, err := cmd.CombinedOutput(); err != nil || string(b) != "line one\nline two\n" {
+		t.Fatalf("exec -i cat: %v, output %q", err, b)
+	}
+	if out := c.mustShoal("exec", "-t", "app/front", "--", "/hello", "tty"); !strings.Contains(out, "tty ") {
+		t.Fatalf("exec -t /hello tty: %q, want a terminal", out)
+	}
+	if out := c.mustShoal("exec", "app/front", "--", "/hello", "tty"); !strings.Contains(out, "no tty") {
+		t.Fatalf("exec without -t: %q, want no terminal", out)
+	}
+
+	// A resize reaches the command's terminal.
+	resize := make(chan [2]uint16, 1)
+	var buf syncWriter
+	buf.buf = &bytes.Buffer{}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	done := make(chan error, 1)
+	var code int
+	go func() {
+		var err error
+		code, err = c.api.Exec(ctx, "default", inst, client.ExecOptions{Cmd: []string{"/hello", "tty", "--wait"}, TTY: true, Stdout: &buf, Resize: resize})
+		done <- err
+	}()
+	c.eventually(10*time.Second, "the command waits for a resize", func() (bool, string) {
+		buf.mu.Lock()
+		defer buf.mu.Unlock()
+		return strings.Contains(buf.buf.String(), "waiting for a resize"), buf.buf.String()
+	})
+	resize <- [2]uint16{123, 45}
+	if err := <-done; err != nil || code != 0 {
+		t.Fatalf("exec -t tty --wait: code %d, %v", code, err)
+	}
+	buf.mu.Lock()
+	got := buf.buf.String()
+	buf.mu.Unlock()
+	if !strings.Contains(got, "tty 123x45") {
+		t.Fatalf("after a resize to 123x45 the command printed %q", got)
+	}
+
+	if out, err := c.shoal("exec", "nosuch-0", "--", "/hello", "exit", "0"); err == nil || !strings.Contains(out, "not found") {
+		t.Fatalf("exec into a missing instance: %v\n%s", err, out)
 	}
 }

@@ -6,6 +6,13 @@
 //	GET /healthz  200 "ok" (503 until HELLO_READY_DELAY has passed)
 //	GET /crash    answers, then exits with code 3 (restart-policy tests)
 //
+// Run with arguments, it is a tool for `shoal exec` instead of a server:
+//
+//	hello cat           copies stdin to stdout
+//	hello exit N        exits with code N
+//	hello tty [--wait]  prints "tty COLSxROWS" or "no tty"; --wait first
+//	                    waits for a resize (SIGWINCH)
+//
 // Environment: PORT (default 8080), SHOAL_INSTANCE (set by the agent),
 // HELLO_ALLOC_MB (allocate and touch N MiB at start, for OOM tests),
 // HELLO_READY_DELAY (a Go duration such as "5s").
@@ -28,6 +35,7 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+	"unsafe"
 )
 
 // version is set at build time with -ldflags "-X main.version=v1".
@@ -37,6 +45,9 @@ var version = "dev"
 var ballast []byte
 
 func main() {
+	if len(os.Args) > 1 {
+		os.Exit(tool(os.Args[1:]))
+	}
 	if err := run(); err != nil {
 		fmt.Fprintln(os.Stderr, "hello:", err)
 		os.Exit(1)
@@ -186,4 +197,43 @@ func envOr(key, def string) string {
 		return v
 	}
 	return def
+}
+
+// tool runs one of hello's exec helpers and returns its exit code.
+func tool(args []string) int {
+	switch args[0] {
+	case "cat":
+		if _, err := io.Copy(os.Stdout, os.Stdin); err != nil {
+			fmt.Fprintln(os.Stderr, "hello cat:", err)
+			return 1
+		}
+		return 0
+	case "exit":
+		if len(args) == 2 {
+			if n, err := strconv.Atoi(args[1]); err == nil {
+				return n
+			}
+		}
+	case "tty":
+		if len(args) == 2 && args[1] == "--wait" {
+			winch := make(chan os.Signal, 1)
+			signal.Notify(winch, syscall.SIGWINCH)
+			fmt.Println("waiting for a resize")
+			select {
+			case <-winch:
+			case <-time.After(10 * time.Second):
+				fmt.Println("no resize within 10s")
+				return 1
+			}
+		}
+		var ws struct{ rows, cols, x, y uint16 }
+		if _, _, e := syscall.Syscall(syscall.SYS_IOCTL, 0, syscall.TIOCGWINSZ, uintptr(unsafe.Pointer(&ws))); e != 0 {
+			fmt.Println("no tty")
+			return 0
+		}
+		fmt.Printf("tty %dx%d\n", ws.cols, ws.rows)
+		return 0
+	}
+	fmt.Fprintln(os.Stderr, "usage: hello [cat | exit N | tty [--wait]]")
+	return 2
 }

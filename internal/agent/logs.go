@@ -16,6 +16,7 @@ import (
 func (a *Agent) logHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", a.metrics.handler())
+	mux.HandleFunc("POST /exec/{ns}/{name}", a.serveExec)
 	mux.HandleFunc("GET /logs/{ns}/{name}", func(w http.ResponseWriter, r *http.Request) {
 		ns, name := r.PathValue("ns"), r.PathValue("name")
 		if filepath.Base(ns) != ns || filepath.Base(name) != name || ns == ".." || name == ".." {

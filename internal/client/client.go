@@ -10,6 +10,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"reflect"
 	"strconv"
 	"strings"
 	"time"
@@ -109,6 +110,8 @@ func (c *Client) do(ctx context.Context, hc *http.Client, method, path string, b
 	}
 	return resp, nil
 }
+
+func decodeStatus(b []byte, st *api.Status) error { return json.Unmarshal(b, st) }
 
 func unwrapURLError(err error) error {
 	var ue *url.Error
@@ -211,22 +214,36 @@ func (c *Client) List(ctx context.Context, k api.KindInfo, ns string, opts ListO
 	return l.Items, l.Revision, nil
 }
 
-// Create stores a new object and returns what was stored.
+// Create stores a new object; obj becomes what was stored.
 func (c *Client) Create(ctx context.Context, obj api.Object) error {
 	k, m := kindOf(obj), obj.GetMeta()
-	return c.call(ctx, http.MethodPost, Path(k, m.Namespace, ""), obj, obj)
+	return c.write(ctx, http.MethodPost, Path(k, m.Namespace, ""), k, obj)
 }
 
-// Update replaces an object's spec, guarded by its metadata.revision.
+// Update replaces an object's spec, guarded by its metadata.revision; obj
+// becomes what was stored.
 func (c *Client) Update(ctx context.Context, obj api.Object) error {
 	k, m := kindOf(obj), obj.GetMeta()
-	return c.call(ctx, http.MethodPut, Path(k, m.Namespace, m.Name), obj, obj)
+	return c.write(ctx, http.MethodPut, Path(k, m.Namespace, m.Name), k, obj)
 }
 
-// UpdateStatus replaces an object's status.
+// UpdateStatus replaces an object's status; obj becomes what was stored.
 func (c *Client) UpdateStatus(ctx context.Context, obj api.Object) error {
 	k, m := kindOf(obj), obj.GetMeta()
-	return c.call(ctx, http.MethodPut, Path(k, m.Namespace, m.Name)+"/status", obj, obj)
+	return c.write(ctx, http.MethodPut, Path(k, m.Namespace, m.Name)+"/status", k, obj)
+}
+
+// write sends obj and replaces it with the server's answer. The answer is
+// decoded into a fresh object and assigned whole: decoding into obj itself
+// would write into maps and slices obj may share with its caller's other
+// copies (a shallow copy of a cached object, say).
+func (c *Client) write(ctx context.Context, method, path string, k api.KindInfo, obj api.Object) error {
+	fresh := k.New()
+	if err := c.call(ctx, method, path, obj, fresh); err != nil {
+		return err
+	}
+	reflect.ValueOf(obj).Elem().Set(reflect.ValueOf(fresh).Elem())
+	return nil
 }
 
 // DeleteOptions modify a delete.

@@ -31,6 +31,7 @@ package runtime
 import (
 	"context"
 	"errors"
+	"io"
 	"time"
 )
 
@@ -77,6 +78,20 @@ type Spec struct {
 	// previous run's log to LogPath+".previous".
 	LogPath string
 }
+
+// AttachRequest is an interactive command to run in a container.
+type AttachRequest struct {
+	Cmd []string
+	TTY bool
+	// Stdin, if set, is the process's input; its EOF closes the input.
+	Stdin          io.Reader
+	Stdout, Stderr io.Writer
+	// Resize delivers terminal sizes (TTY only).
+	Resize <-chan TermSize
+}
+
+// TermSize is a terminal's size in characters.
+type TermSize struct{ Width, Height uint16 }
 
 // State is a container's process state.
 type State string
@@ -131,6 +146,11 @@ type Driver interface {
 	// one still running after timeout: it is killed, and the error
 	// matches context.DeadlineExceeded. With an error, exitCode is -1.
 	Exec(ctx context.Context, id string, cmd []string, timeout time.Duration) (exitCode int, output string, err error)
+	// Attach runs req.Cmd in the running container id as Exec does, wired
+	// to req's streams for as long as it runs (`shoal exec`), and returns
+	// its exit code. With TTY the process gets a terminal; stderr then
+	// arrives on Stdout.
+	Attach(ctx context.Context, id string, req AttachRequest) (exitCode int, err error)
 	// Events streams the ids of containers whose process exited, until
 	// ctx ends (then the channel closes). It is a prompt, not a record:
 	// exits while nobody listens, or while the reader is slow, may be

@@ -5,32 +5,15 @@ import (
 	"net/http"
 	"net/url"
 
-	"github.com/shoal-dev/shoal/internal/api"
-	"github.com/shoal-dev/shoal/internal/store"
 )
 
 // instanceLog streams an instance's log from the agent of the node that
 // runs it (?follow=1&tail=N&previous=1 are passed through).
 func (s *Server) instanceLog(w http.ResponseWriter, r *http.Request, t target) {
 	ctx := r.Context()
-	obj, err := s.store.Get(ctx, t.kind, t.ns, t.name)
+	node, err := s.nodeOf(r, t)
 	if err != nil {
 		writeError(w, err)
-		return
-	}
-	in := obj.(*api.Instance)
-	if in.Spec.Node == "" {
-		writeError(w, fmt.Errorf("instance %q is not placed on a node yet, so it has no logs: %w", t.name, errBadRequest))
-		return
-	}
-	nobj, err := s.store.Get(ctx, api.MustKind(api.KindNode), "", in.Spec.Node)
-	if err != nil {
-		writeError(w, err)
-		return
-	}
-	node := nobj.(*api.Node)
-	if node.Status.Address == "" {
-		writeError(w, fmt.Errorf("node %q has not said where it serves logs: %w", node.Metadata.Name, store.ErrNotFound))
 		return
 	}
 	u := url.URL{Scheme: "http", Host: node.Status.Address, Path: "/logs/" + t.ns + "/" + t.name, RawQuery: r.URL.RawQuery}

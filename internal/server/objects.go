@@ -19,7 +19,7 @@ type target struct {
 	kind api.KindInfo
 	ns   string // "" lists all namespaces
 	name string
-	sub  string // "status", "scale", "log"
+	sub  string // "status", "scale", "log", "exec"
 }
 
 // parseTarget understands:
@@ -92,6 +92,8 @@ func (s *Server) objects(w http.ResponseWriter, r *http.Request) {
 		s.scale(w, r, t)
 	case t.sub == "log" && r.Method == http.MethodGet && t.kind.Kind == api.KindInstance:
 		s.instanceLog(w, r, t)
+	case t.sub == "exec" && r.Method == http.MethodPost && t.kind.Kind == api.KindInstance:
+		s.instanceExec(w, r, t)
 	default:
 		writeError(w, fmt.Errorf("%s %s is not supported: %w", r.Method, r.URL.Path, errBadRequest))
 	}

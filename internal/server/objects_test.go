@@ -463,7 +463,7 @@ func TestInstanceLogIsProxiedToItsNode(t *testing.T) {
 	}
 
 	code, body := e.do(t, http.MethodGet, "/api/v1/namespaces/default/instances/web-1/log", nil)
-	wantStatus(t, code, body, http.StatusNotFound, `node "n1" has not said where it serves logs`)
+	wantStatus(t, code, body, http.StatusNotFound, `node "n1" has not said where its agent serves`)
 	code, body = e.do(t, http.MethodGet, "/api/v1/namespaces/default/instances/web-2/log", nil)
 	wantStatus(t, code, body, http.StatusBadRequest, `instance "web-2" is not placed on a node yet`)
 

@@ -6,12 +6,15 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"sync"
 	"syscall"
 	"time"
 
 	containerd "github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/pkg/cio"
+
+	"github.com/shoal-dev/shoal/internal/runtime"
 )
 
 // Exec bounds.
@@ -180,4 +183,98 @@ func (c *cappedBuffer) String() string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return string(c.b)
+}
+
+// Attach runs req.Cmd beside the container's process as Exec does, with
+// req's streams attached (and a terminal with req.TTY) until it exits.
+func (d *Driver) Attach(ctx context.Context, id string, req runtime.AttachRequest) (int, error) {
+	if len(req.Cmd) == 0 {
+		return -1, fmt.Errorf("container %q: exec: empty command", id)
+	}
+	ctx = d.ctx(ctx)
+	c, err := d.client.LoadContainer(ctx, id)
+	if err != nil {
+		return -1, d.wrap(id, err)
+	}
+	task, err := c.Task(ctx, nil)
+	if err != nil {
+		if isNotFound(err) {
+			return -1, fmt.Errorf("container %q: exec: not running", id)
+		}
+		return -1, fmt.Errorf("container %q: %w", id, err)
+	}
+	if st, err := task.Status(ctx); err != nil || st.Status != containerd.Running {
+		return -1, fmt.Errorf("container %q: exec: not running", id)
+	}
+	spec, err := c.Spec(ctx)
+	if err != nil {
+		return -1, fmt.Errorf("container %q: spec: %w", id, err)
+	}
+	if spec.Process == nil {
+		return -1, fmt.Errorf("container %q: spec has no process", id)
+	}
+	proc := *spec.Process
+	proc.Args = req.Cmd
+	proc.Terminal = req.TTY
+	proc.ConsoleSize = nil
+	execID, err := newExecID()
+	if err != nil {
+		return -1, err
+	}
+	stdout, stderr := req.Stdout, req.Stderr
+	if stdout == nil {
+		stdout = io.Discard
+	}
+	if stderr == nil || req.TTY {
+		stderr = stdout
+	}
+	opts := []cio.Opt{cio.WithStreams(req.Stdin, stdout, stderr)}
+	if req.TTY {
+		opts = append(opts, cio.WithTerminal)
+	}
+	p, err := task.Exec(ctx, execID, &proc, cio.NewCreator(opts...))
+	if err != nil {
+		return -1, fmt.Errorf("container %q: exec %q: %s", id, req.Cmd[0], startFailure(err))
+	}
+	cleanupCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), execCleanup)
+	defer cancel()
+	defer func() { _, _ = p.Delete(cleanupCtx) }()
+	waitCtx, stopWait := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopWait()
+	exited, err := p.Wait(waitCtx)
+	if err != nil {
+		return -1, fmt.Errorf("container %q: exec %q: wait: %w", id, req.Cmd[0], err)
+	}
+	if err := p.Start(ctx); err != nil {
+		return -1, fmt.Errorf("container %q: exec %q: %s", id, req.Cmd[0], startFailure(err))
+	}
+	if req.Stdin == nil {
+		_ = p.CloseIO(ctx, containerd.WithStdinCloser)
+	}
+	for {
+		select {
+		case sz, ok := <-req.Resize:
+			if !ok {
+				req.Resize = nil
+				continue
+			}
+			if req.TTY {
+				_ = p.Resize(ctx, uint32(sz.Width), uint32(sz.Height))
+			}
+		case st := <-exited:
+			code, _, err := st.Result()
+			if err != nil {
+				return -1, fmt.Errorf("container %q: exec %q: wait: %w", id, req.Cmd[0], err)
+			}
+			drainIO(p.IO())
+			return int(code), nil
+		case <-ctx.Done():
+			_ = p.Kill(cleanupCtx, syscall.SIGKILL)
+			select {
+			case <-exited:
+			case <-cleanupCtx.Done():
+			}
+			return -1, fmt.Errorf("container %q: exec %q: %w", id, req.Cmd[0], ctx.Err())
+		}
+	}
 }

@@ -8,6 +8,7 @@ package fake
 import (
 	"context"
 	"fmt"
+	"io"
 	"slices"
 	"sync"
 	"time"
@@ -209,4 +210,21 @@ func (d *Driver) Exit(id string, code int32) {
 	if st, ok := d.containers[id]; ok {
 		d.exitLocked(st, code)
 	}
+}
+
+// Attach runs like Exec (ExecFunc answers, its output goes to Stdout); a
+// command of "cat" copies Stdin to Stdout instead.
+func (d *Driver) Attach(ctx context.Context, id string, req runtime.AttachRequest) (int, error) {
+	if len(req.Cmd) == 1 && req.Cmd[0] == "cat" && req.Stdin != nil {
+		if _, _, err := d.Exec(ctx, id, []string{"true"}, 0); err != nil {
+			return -1, err
+		}
+		_, err := io.Copy(req.Stdout, req.Stdin)
+		return 0, err
+	}
+	code, out, err := d.Exec(ctx, id, req.Cmd, 0)
+	if err == nil && req.Stdout != nil {
+		_, err = io.WriteString(req.Stdout, out)
+	}
+	return code, err
 }

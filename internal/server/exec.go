@@ -1,0 +1,97 @@
+package server
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/shoal-dev/shoal/internal/api"
+	"github.com/shoal-dev/shoal/internal/store"
+)
+
+// instanceExec connects a client's exec session to the agent of the node
+// that runs the instance: both sides are upgraded connections carrying
+// api frames, and the server copies bytes between them. Clients never
+// reach an agent themselves.
+func (s *Server) instanceExec(w http.ResponseWriter, r *http.Request, t target) {
+	if !strings.EqualFold(r.Header.Get("Upgrade"), api.ExecUpgrade) {
+		writeError(w, fmt.Errorf("exec needs the header Upgrade: %s: %w", api.ExecUpgrade, errBadRequest))
+		return
+	}
+	if cmd := r.URL.Query()["cmd"]; len(cmd) == 0 || cmd[0] == "" {
+		writeError(w, fmt.Errorf("exec needs a command: ?cmd=: %w", errBadRequest))
+		return
+	}
+	node, err := s.nodeOf(r, t)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	agent, err := net.DialTimeout("tcp", node.Status.Address, 5*time.Second)
+	if err != nil {
+		writeError(w, fmt.Errorf("reach node %q for exec: %w", node.Metadata.Name, err))
+		return
+	}
+	defer agent.Close()
+	u := url.URL{Path: "/exec/" + t.ns + "/" + t.name, RawQuery: r.URL.RawQuery}
+	fmt.Fprintf(agent, "POST %s HTTP/1.1\r\nHost: %s\r\nUpgrade: %s\r\nConnection: Upgrade\r\nContent-Length: 0\r\n\r\n",
+		u.RequestURI(), node.Status.Address, api.ExecUpgrade)
+	agentR := bufio.NewReader(agent)
+	resp, err := http.ReadResponse(agentR, nil)
+	if err != nil {
+		writeError(w, fmt.Errorf("exec on node %q: %w", node.Metadata.Name, err))
+		return
+	}
+	if resp.StatusCode != http.StatusSwitchingProtocols {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		resp.Body.Close()
+		code := resp.StatusCode
+		writeJSON(w, code, api.Status{Code: code, Reason: http.StatusText(code), Message: strings.TrimSpace(string(b))})
+		return
+	}
+	client, buf, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	defer client.Close()
+	_, _ = io.WriteString(client, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: "+api.ExecUpgrade+"\r\nConnection: Upgrade\r\n\r\n")
+	s.log.Info("exec", "instance", t.ns+"/"+t.name, "node", node.Metadata.Name)
+	// The client's side ending (its stdin, or the client itself) is passed
+	// on; the session is over when the agent's side ends.
+	go func() { _, _ = io.Copy(agent, buf.Reader); closeWrite(agent) }()
+	_, _ = io.Copy(client, agentR)
+}
+
+func closeWrite(c net.Conn) {
+	if tc, ok := c.(interface{ CloseWrite() error }); ok {
+		_ = tc.CloseWrite()
+	}
+}
+
+// nodeOf finds the node running the instance t names, with the address
+// its agent serves on.
+func (s *Server) nodeOf(r *http.Request, t target) (*api.Node, error) {
+	obj, err := s.store.Get(r.Context(), t.kind, t.ns, t.name)
+	if err != nil {
+		return nil, err
+	}
+	in := obj.(*api.Instance)
+	if in.Spec.Node == "" {
+		return nil, fmt.Errorf("instance %q is not placed on a node yet: %w", t.name, errBadRequest)
+	}
+	nobj, err := s.store.Get(r.Context(), api.MustKind(api.KindNode), "", in.Spec.Node)
+	if err != nil {
+		return nil, err
+	}
+	node := nobj.(*api.Node)
+	if node.Status.Address == "" {
+		return nil, fmt.Errorf("node %q has not said where its agent serves: %w", node.Metadata.Name, store.ErrNotFound)
+	}
+	return node, nil
+}
