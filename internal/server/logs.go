@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-
 )
 
 // instanceLog streams an instance's log from the agent of the node that
