@@ -359,6 +359,16 @@ func (c *cluster) writeFile(content string) string {
 	return f
 }
 
+// nodeAddress is where node's agent serves (logs, metrics, exec).
+func (c *cluster) nodeAddress(node string) string {
+	c.t.Helper()
+	obj, err := c.api.Get(context.Background(), api.MustKind(api.KindNode), "", node)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	return obj.(*api.Node).Status.Address
+}
+
 func (c *cluster) getApp(name string) *api.App {
 	c.t.Helper()
 	obj, err := c.api.Get(context.Background(), api.MustKind(api.KindApp), "default", name)

@@ -40,9 +40,18 @@ spec:
 		ips[in.Metadata.Name] = in.Status.IP
 	}
 
+	oldAddr := c.nodeAddress("n1")
 	agent.kill9()
 	agent.start()
-	time.Sleep(3 * time.Second) // let the new agent adopt and sync
+	// The new agent has synced with the server, and started nothing.
+	c.eventually(30*time.Second, "the restarted agent synced, with no container started", func() (bool, string) {
+		addr := c.nodeAddress("n1")
+		if addr == oldAddr {
+			return false, "the node still shows the old agent's address"
+		}
+		m, err := httpGet("http://" + addr + "/metrics")
+		return err == nil && strings.Contains(m, "shoal_agent_synced 1") && strings.Contains(m, "shoal_agent_container_starts_total 0"), fmt.Sprint(err, m)
+	})
 	c.running("web", 3)
 	if after := sortedLines(c.ctr(rtNS, "tasks", "ls")); after != before {
 		t.Fatalf("agent restart changed the containers:\nbefore:\n%s\nafter:\n%s", before, after)
@@ -51,7 +60,21 @@ spec:
 	c.server.kill9()
 	c.server.start()
 	c.waitReady()
-	time.Sleep(3 * time.Second)
+	// The new server's controllers have looked at the app at least once
+	// and the agent is back in touch (a heartbeat after the restart).
+	restarted := time.Now()
+	c.eventually(30*time.Second, "controllers reconciled after the restart", func() (bool, string) {
+		m, err := httpGet(c.url + "/metrics")
+		return err == nil && strings.Contains(m, `shoal_controller_reconciles_total{controller="apps",result="ok"}`), fmt.Sprint(err)
+	})
+	c.eventually(30*time.Second, "a heartbeat after the restart", func() (bool, string) {
+		obj, err := c.api.Get(context.Background(), api.MustKind(api.KindNode), "", "n1")
+		if err != nil {
+			return false, err.Error()
+		}
+		hb := obj.(*api.Node).Status.LastHeartbeat
+		return hb.After(restarted), hb.String()
+	})
 	for _, in := range c.running("web", 3) {
 		if ips[in.Metadata.Name] != in.Status.IP {
 			t.Fatalf("after server restart instance %s is new or moved (ip %s, was %v)", in.Metadata.Name, in.Status.IP, ips)
@@ -233,6 +256,9 @@ spec:
 // TestPullFromRegistry: an image pulled for real from an OCI registry
 // (served on loopback by the test).
 func TestPullFromRegistry(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: needs root and containerd")
+	}
 	srv := httptest.NewServer(registry.New())
 	defer srv.Close()
 	host := strings.TrimPrefix(srv.URL, "http://")

@@ -172,10 +172,11 @@ func TestRollingUpdatesDropNothing(t *testing.T) {
 func TestKillUnderLoad(t *testing.T) {
 	c, url := servedHelloCluster(t)
 	victim := c.running("hello", 3)[0]
-	l := startLoad(url, 4, 5000, time.Minute)
-	time.Sleep(300 * time.Millisecond)
+	l := startLoad(url, 4, 100000, time.Minute)
+	eventually(t, 30*time.Second, "load under way", func() (bool, string) { return l.ok.Load() >= 200, fmt.Sprint(l.ok.Load()) })
 	_, _ = httpGet("http://" + victim.Status.IP + ":8080/crash")
 	start := time.Now()
+	atKill := l.ok.Load()
 	c.eventually(10*time.Second, victim.Metadata.Name+" not ready", func() (bool, string) {
 		for _, in := range c.instances("hello") {
 			if in.Metadata.Name == victim.Metadata.Name {
@@ -185,7 +186,10 @@ func TestKillUnderLoad(t *testing.T) {
 		return true, ""
 	})
 	t.Logf("the killed instance left the endpoints %s after the kill", time.Since(start).Round(10*time.Millisecond))
-	time.Sleep(time.Second)
+	// The load went on through the kill: at least 500 more answers after it.
+	eventually(t, 30*time.Second, "load flowing after the kill", func() (bool, string) {
+		return l.ok.Load() >= atKill+500, fmt.Sprint(l.ok.Load()-atKill, " since the kill")
+	})
 	sum := l.stop()
 	t.Logf("kill under load: %s", sum)
 	if l.failed.Load() != 0 {

@@ -135,7 +135,9 @@ func TestExec(t *testing.T) {
 	if !errors.As(err, &ee) || ee.ExitCode() != 3 {
 		t.Fatalf("exec /hello exit 3: %v, want exit code 3\n%s", err, out)
 	}
-	cmd := exec.Command(shoalBin, "--server", c.url, "exec", "-i", inst, "--", "/hello", "cat")
+	cctx, ccancel := context.WithTimeout(context.Background(), time.Minute)
+	defer ccancel()
+	cmd := exec.CommandContext(cctx, shoalBin, "--server", c.url, "exec", "-i", inst, "--", "/hello", "cat")
 	cmd.Stdin = strings.NewReader("line one\nline two\n")
 	if b, err := cmd.CombinedOutput(); err != nil || string(b) != "line one\nline two\n" {
 		t.Fatalf("exec -i cat: %v, output %q", err, b)

@@ -10,13 +10,7 @@ import (
 	"time"
 
 	"github.com/shoal-dev/shoal/internal/client"
-	"sigs.k8s.io/yaml"
 )
-
-// ClientConfig is what admin.conf holds.
-type ClientConfig struct {
-	Server string `json:"server"`
-}
 
 // defaultDataDir is where `shoal up` keeps its state unless told otherwise.
 const defaultDataDir = "/var/lib/shoal"
@@ -27,33 +21,6 @@ func defaultConfigPaths() []string {
 		out = append(out, filepath.Join(home, ".shoal", "config"))
 	}
 	return append(out, filepath.Join(defaultDataDir, "admin.conf"))
-}
-
-func writeClientConfig(path string, cfg ClientConfig) error {
-	b, err := yaml.Marshal(cfg)
-	if err != nil {
-		return err
-	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, b, 0o600); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
-}
-
-func readClientConfig(path string) (ClientConfig, error) {
-	var cfg ClientConfig
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return cfg, err
-	}
-	if err := yaml.Unmarshal(b, &cfg); err != nil {
-		return cfg, fmt.Errorf("config %s: %w", path, err)
-	}
-	if cfg.Server == "" {
-		return cfg, fmt.Errorf("config %s names no server", path)
-	}
-	return cfg, nil
 }
 
 // serverURL finds the server: --server, else --config, else $SHOAL_CONFIG,
@@ -72,7 +39,7 @@ func (g *globals) serverURL() (string, error) {
 		}
 	}
 	for _, p := range paths {
-		cfg, err := readClientConfig(p)
+		cfg, err := client.ReadConfig(p)
 		if err == nil {
 			return cfg.Server, nil
 		}

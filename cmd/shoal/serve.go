@@ -5,22 +5,18 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
-	"syscall"
 	"time"
 
 	"github.com/shoal-dev/shoal/internal/agent"
 	"github.com/shoal-dev/shoal/internal/client"
 	"github.com/shoal-dev/shoal/internal/controller"
+	"github.com/shoal-dev/shoal/internal/controlplane"
 	"github.com/shoal-dev/shoal/internal/netproxy"
-	"github.com/shoal-dev/shoal/internal/registry"
 	rtcontainerd "github.com/shoal-dev/shoal/internal/runtime/containerd"
-	"github.com/shoal-dev/shoal/internal/server"
-	"github.com/shoal-dev/shoal/internal/store"
+	"github.com/shoal-dev/shoal/internal/runtime/fake"
 	"github.com/spf13/pflag"
 )
 
@@ -56,67 +52,19 @@ func (o *serverOptions) flags(fs *pflag.FlagSet) {
 // runServer runs the control plane until ctx ends; ready receives the API
 // URL once it serves.
 func runServer(ctx context.Context, o serverOptions, log *slog.Logger, ready func(url string)) error {
-	dataDir, err := filepath.Abs(o.dataDir)
+	cfg := controlplane.NewConfig()
+	cfg.DataDir, cfg.Listen, cfg.Etcd.Endpoints = o.dataDir, o.listen, o.etcdEndpoints
+	cfg.Nodes = controlplane.NodesConfig{LeaseTimeout: o.leaseTimeout, LostAfter: o.lostAfter}
+	cfg.ServiceCIDR, cfg.ClusterCIDR = o.serviceCIDR, o.clusterCIDR
+	cfg.Log, cfg.Version = log, version
+	srv, err := controlplane.Start(ctx, cfg)
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(dataDir, 0o700); err != nil {
-		return fmt.Errorf("data dir: %w", err)
-	}
-	unlock, err := lockDataDir(dataDir)
-	if err != nil {
-		return err
-	}
-	defer unlock()
-	var st *store.Store
-	if len(o.etcdEndpoints) > 0 {
-		cli, err := store.Connect(o.etcdEndpoints)
-		if err != nil {
-			return fmt.Errorf("connect to etcd %v: %w", o.etcdEndpoints, err)
-		}
-		defer cli.Close()
-		st = store.New(cli)
-	} else {
-		e, err := store.StartEmbedded(ctx, store.EmbeddedConfig{Dir: filepath.Join(dataDir, "etcd"), Log: log})
-		if err != nil {
-			return err
-		}
-		defer e.Close()
-		st = store.New(e.Client)
-	}
-	ictx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	err = server.EnsureDefaultNamespace(ictx, st)
-	cancel()
-	if err != nil {
-		return fmt.Errorf("create the default namespace: %w", err)
-	}
-	reg, err := registry.New(filepath.Join(dataDir, "images"), log)
-	if err != nil {
-		return err
-	}
-	l, err := net.Listen("tcp", o.listen)
-	if err != nil {
-		return fmt.Errorf("listen on %s: %w", o.listen, err)
-	}
-	url := "http://" + l.Addr().String()
-	if err := writeClientConfig(filepath.Join(dataDir, "admin.conf"), ClientConfig{Server: url}); err != nil {
-		return fmt.Errorf("write admin.conf: %w", err)
-	}
-	srv := server.New(server.Config{Store: st, Images: reg, Log: log, Version: version})
-	host, _ := os.Hostname()
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		_ = controller.Run(ctx, controller.Config{Store: st, Log: log, Identity: host + ":" + dataDir, LeaseTimeout: o.leaseTimeout, LostAfter: o.lostAfter, ServiceCIDR: o.serviceCIDR, ClusterCIDR: o.clusterCIDR})
-	}()
-	log.Info("shoal server listening", "url", url, "data", dataDir, "config", filepath.Join(dataDir, "admin.conf"))
 	if ready != nil {
-		ready(url)
+		ready(srv.URL())
 	}
-	err = server.Serve(ctx, l, srv.Handler(), log)
-	wg.Wait()
-	return err
+	return srv.Wait()
 }
 
 // agentOptions configure a node agent.
@@ -135,6 +83,7 @@ type agentOptions struct {
 	insecure          []string
 	nodeIP            string
 	routes            bool
+	runtime           string
 }
 
 func (o *agentOptions) flags(fs *pflag.FlagSet, standalone bool) {
@@ -155,6 +104,7 @@ func (o *agentOptions) flags(fs *pflag.FlagSet, standalone bool) {
 	fs.StringSliceVar(&o.insecure, "insecure-registry", nil, "registry hosts (host:port) to pull from over plain HTTP")
 	fs.StringVar(&o.nodeIP, "node-ip", "", "address other nodes reach this node's containers through (default: the default route's source address)")
 	fs.BoolVar(&o.routes, "routes", true, "route other nodes' container subnets through their node IPs (nodes on one link)")
+	fs.StringVar(&o.runtime, "runtime", "containerd", "containerd, or fake: a hollow node whose containers exist only in memory (scale tests)")
 }
 
 // runAgent runs a node agent against the server at serverURL until ctx ends.
@@ -164,6 +114,13 @@ func runAgent(ctx context.Context, o agentOptions, serverURL string, log *slog.L
 		return err
 	}
 	apiClient := client.New(serverURL)
+	switch o.runtime {
+	case "containerd":
+	case "fake":
+		return runHollowAgent(ctx, o, apiClient, dataDir, log)
+	default:
+		return fmt.Errorf("--runtime %q: use containerd or fake", o.runtime)
+	}
 	if o.subnet == "" {
 		if o.subnet, err = agent.Subnet(ctx, apiClient, o.name, o.labels, dataDir); err != nil {
 			return err
@@ -233,17 +190,24 @@ func runAgent(ctx context.Context, o agentOptions, serverURL string, log *slog.L
 	return err
 }
 
-// lockDataDir makes sure one server at a time uses a data directory: two
-// would fight over the same etcd data.
-func lockDataDir(dir string) (unlock func(), err error) {
-	path := filepath.Join(dir, "shoal.lock")
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("lock %s: %w", path, err)
+// runHollowAgent runs a node whose runtime is in memory: it registers,
+// heartbeats, and reports its instances Running like a real node, with no
+// container, network or proxy, so one machine can stand in for many.
+func runHollowAgent(ctx context.Context, o agentOptions, c *client.Client, dataDir string, log *slog.Logger) error {
+	cfg := agent.Config{
+		NodeName: o.name, Labels: o.labels, Client: c, Driver: fake.NewHollow(), DataDir: dataDir,
+		Listen: o.listen, Log: log, Version: version, DrainDelay: -1,
 	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("another shoal server is using %s (see %s); stop it first or pick another --data-dir", dir, path)
+	var err error
+	if o.cpu != "" {
+		if cfg.MilliCPU, err = parseCPUFlag(o.cpu); err != nil {
+			return err
+		}
 	}
-	return func() { f.Close() }, nil
+	if o.memory != "" {
+		if cfg.MemoryBytes, err = parseMemoryFlag(o.memory); err != nil {
+			return err
+		}
+	}
+	return agent.New(cfg).Run(ctx)
 }

@@ -15,6 +15,7 @@ type metrics struct {
 	restarts  prometheus.Counter
 	failures  prometheus.Counter
 	instances prometheus.GaugeFunc
+	synced    prometheus.GaugeFunc
 }
 
 func newMetrics(a *Agent) *metrics {
@@ -37,7 +38,15 @@ func newMetrics(a *Agent) *metrics {
 			return float64(len(a.desired))
 		}),
 	}
-	m.reg.MustRegister(m.starts, m.restarts, m.failures, m.instances,
+	m.synced = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "shoal_agent_synced", Help: "1 once the agent has listed its instances from the server since it started.",
+	}, func() float64 {
+		if _, synced := a.want(""); synced {
+			return 1
+		}
+		return 0
+	})
+	m.reg.MustRegister(m.starts, m.restarts, m.failures, m.instances, m.synced,
 		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	return m
 }

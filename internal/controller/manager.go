@@ -2,6 +2,7 @@ package controller
 
 import (
 	"context"
+	"github.com/prometheus/client_golang/prometheus"
 	"log/slog"
 	"os"
 	"sync"
@@ -30,6 +31,10 @@ type Config struct {
 	ServiceCIDR string
 	// ClusterCIDR is where nodes' container subnets come from.
 	ClusterCIDR string
+	// Metrics, if set, receives shoal_controller_reconciles_total.
+	Metrics prometheus.Registerer
+
+	reconciles *prometheus.CounterVec
 }
 
 func (c *Config) defaults() {
@@ -44,6 +49,13 @@ func (c *Config) defaults() {
 	}
 	if c.Identity == "" {
 		c.Identity, _ = os.Hostname()
+	}
+	c.reconciles = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "shoal_controller_reconciles_total",
+		Help: "Reconciles run by this server's controllers while it leads, by controller and result.",
+	}, []string{"controller", "result"})
+	if c.Metrics != nil {
+		_ = c.Metrics.Register(c.reconciles)
 	}
 }
 
@@ -125,9 +137,9 @@ func runControllers(ctx context.Context, cfg Config) {
 		wg.Add(1)
 		go func() { defer wg.Done(); f() }()
 	}
-	spawn(func() { run(ctx, "apps", apps, appQ, 4, cfg.Log) })
-	spawn(func() { run(ctx, "binder", binder, bindQ, 1, cfg.Log) })
-	spawn(func() { run(ctx, "nodes", nodes, nodeQ, 1, cfg.Log) })
+	spawn(func() { run(ctx, "apps", apps, appQ, 4, cfg) })
+	spawn(func() { run(ctx, "binder", binder, bindQ, 1, cfg) })
+	spawn(func() { run(ctx, "nodes", nodes, nodeQ, 1, cfg) })
 
 	spawn(func() {
 		watchKind(ctx, cfg.Store, appKind, cfg.Resync, cfg.Log, func(o api.Object) {

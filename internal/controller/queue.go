@@ -2,7 +2,6 @@ package controller
 
 import (
 	"context"
-	"log/slog"
 	"sync"
 	"time"
 )
@@ -107,7 +106,12 @@ func backoff(fails int) time.Duration {
 }
 
 // run drives r with workers until ctx ends.
-func run(ctx context.Context, name string, r Reconciler, q *queue, workers int, log *slog.Logger) {
+func run(ctx context.Context, name string, r Reconciler, q *queue, workers int, cfg Config) {
+	log := cfg.Log
+	if cfg.reconciles == nil {
+		cfg.defaults()
+	}
+	passed, failed := cfg.reconciles.WithLabelValues(name, "ok"), cfg.reconciles.WithLabelValues(name, "error")
 	var wg sync.WaitGroup
 	for i := 0; i < workers; i++ {
 		wg.Add(1)
@@ -119,6 +123,11 @@ func run(ctx context.Context, name string, r Reconciler, q *queue, workers int, 
 					return
 				}
 				err := r.Reconcile(ctx, key)
+				if err == nil {
+					passed.Inc()
+				} else {
+					failed.Inc()
+				}
 				if err != nil && ctx.Err() == nil {
 					log.Warn("reconcile failed; will retry", "controller", name, "key", key, "err", err)
 				}

@@ -135,7 +135,7 @@ func TestRunOneWorkerPerKeyAndLevelTriggered(t *testing.T) {
 	stopped := make(chan struct{})
 	go func() {
 		defer close(stopped)
-		run(ctx, "test", c, q, 8, slog.New(slog.DiscardHandler))
+		run(ctx, "test", c, q, 8, Config{Log: slog.New(slog.DiscardHandler)})
 	}()
 
 	var wg sync.WaitGroup
@@ -249,7 +249,7 @@ func TestRunRetriesWithBackoff(t *testing.T) {
 	stopped := make(chan struct{})
 	go func() {
 		defer close(stopped)
-		run(ctx, "test", f, q, 2, slog.New(slog.DiscardHandler))
+		run(ctx, "test", f, q, 2, Config{Log: slog.New(slog.DiscardHandler)})
 	}()
 	defer func() { cancel(); <-stopped }()
 	q.add("x")

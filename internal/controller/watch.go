@@ -17,7 +17,7 @@ import (
 func watchKind(ctx context.Context, st *store.Store, k api.KindInfo, resync time.Duration, log *slog.Logger, fn func(api.Object)) {
 	l := &listwatch.Loop{
 		Name:   k.Plural,
-		Source: storeSource{st, k},
+		Source: st.Source(k, ""),
 		Replace: func(objs []api.Object) {
 			for _, o := range objs {
 				fn(o)
@@ -33,36 +33,6 @@ func watchKind(ctx context.Context, st *store.Store, k api.KindInfo, resync time
 		Log:     log,
 	}
 	l.Run(ctx)
-}
-
-// storeSource lists and watches one kind in the store, for listwatch.
-type storeSource struct {
-	st *store.Store
-	k  api.KindInfo
-}
-
-func (s storeSource) List(ctx context.Context) ([]api.Object, int64, error) {
-	return s.st.List(ctx, s.k, "")
-}
-
-func (s storeSource) Watch(ctx context.Context, rev int64) (<-chan api.WatchEvent, func() error, error) {
-	out := make(chan api.WatchEvent, 64)
-	var werr error
-	go func() {
-		defer close(out)
-		for ev := range s.st.Watch(ctx, s.k, "", rev) {
-			if ev.Type == api.WatchError {
-				werr = ev.Err
-				return
-			}
-			select {
-			case out <- api.WatchEvent{Type: ev.Type, Object: ev.Object, Revision: ev.Revision}:
-			case <-ctx.Done():
-				return
-			}
-		}
-	}()
-	return out, func() error { return werr }, nil
 }
 
 func sleep(ctx context.Context, d time.Duration) {

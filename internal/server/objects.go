@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -113,6 +114,17 @@ func filterOf(r *http.Request) (filter, error) {
 		return filter{}, fmt.Errorf("%w: %w", err, errBadRequest)
 	}
 	return filter{node: q.Get("node"), app: q.Get("app"), labels: sel}, nil
+}
+
+// storeOptions are the parts of f the store can apply before decoding:
+// an agent's watch of its node's instances skips every other node's
+// without decoding them (match still decides exactly).
+func (f filter) storeOptions() []store.WatchOption {
+	if f.node == "" {
+		return nil
+	}
+	mark := []byte(`"node":` + strconv.Quote(f.node))
+	return []store.WatchOption{store.WithRawFilter(func(raw []byte) bool { return bytes.Contains(raw, mark) })}
 }
 
 func (f filter) match(obj api.Object) bool {
@@ -229,7 +241,8 @@ func (s *Server) update(w http.ResponseWriter, r *http.Request, t target) {
 	}
 	if err == nil {
 		api.CopyStatus(cur, obj)
-		obj.GetMeta().DeletedAt = cur.GetMeta().DeletedAt
+		m, cm := obj.GetMeta(), cur.GetMeta()
+		m.UID, m.CreatedAt, m.DeletedAt = cm.UID, cm.CreatedAt, cm.DeletedAt
 		err = s.store.Update(r.Context(), obj)
 	}
 	if err != nil {
@@ -246,6 +259,20 @@ func (s *Server) updateStatus(w http.ResponseWriter, r *http.Request, t target) 
 	if err != nil {
 		writeError(w, err)
 		return
+	}
+	// Fast path: the stored object from the cache, written back with the
+	// new status if it is still what is stored (one round trip).
+	if cur, ok := s.caches[t.kind.Kind].get(t.ns, t.name); ok {
+		api.CopyStatus(obj, cur)
+		err := s.store.Update(r.Context(), cur)
+		if err == nil {
+			writeJSON(w, http.StatusOK, cur)
+			return
+		}
+		if !errors.Is(err, store.ErrConflict) {
+			writeError(w, err)
+			return
+		}
 	}
 	out, err := s.store.Mutate(r.Context(), t.kind, t.ns, t.name, func(cur api.Object) error {
 		api.CopyStatus(obj, cur)

@@ -481,3 +481,50 @@ func TestInstanceLogIsProxiedToItsNode(t *testing.T) {
 		t.Fatalf("logs = %q; agent saw %s?%s", b, gotPath, gotQuery)
 	}
 }
+
+// Instance status writes start from the server's cache of stored
+// instances: they keep the stored spec, and a spec changed since the cache
+// last saw it (written straight to the store) is never overwritten.
+func TestInstanceStatusWritesKeepTheStoredSpec(t *testing.T) {
+	e := start(t)
+	ctx := ctxT(t, 20*time.Second)
+	ik := api.MustKind(api.KindInstance)
+	in := &api.Instance{TypeMeta: api.TypeMeta{APIVersion: api.Version, Kind: api.KindInstance},
+		Metadata: api.ObjectMeta{Name: "web-1", Namespace: "default"},
+		Spec:     api.InstanceSpec{App: "web", Node: "n1", Template: api.Template{Image: "nginx:1.27"}}}
+	if err := e.store.Create(ctx, in); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 20 {
+		// Half the time the spec changes right before the status write,
+		// faster than the cache can know.
+		if i%2 == 1 {
+			cur, err := e.store.Get(ctx, ik, "default", "web-1")
+			if err != nil {
+				t.Fatal(err)
+			}
+			cur.(*api.Instance).Spec.Template.Image = fmt.Sprintf("nginx:%d", i)
+			if err := e.store.Update(ctx, cur); err != nil {
+				t.Fatal(err)
+			}
+		}
+		w := *in
+		w.Spec.Template.Image = "evil:latest"
+		w.Status = api.InstanceStatus{Phase: api.PhaseRunning, Restarts: int32(i)}
+		if err := e.cli.UpdateStatus(ctx, &w); err != nil {
+			t.Fatalf("status write %d: %v", i, err)
+		}
+		obj, err := e.store.Get(ctx, ik, "default", "web-1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := obj.(*api.Instance)
+		want := "nginx:1.27"
+		if i > 0 {
+			want = fmt.Sprintf("nginx:%d", i-(1-i%2))
+		}
+		if got.Spec.Template.Image != want || got.Status.Restarts != int32(i) {
+			t.Fatalf("after status write %d: image %q, restarts %d; want %q and %d", i, got.Spec.Template.Image, got.Status.Restarts, want, i)
+		}
+	}
+}

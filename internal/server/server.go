@@ -52,6 +52,7 @@ type Server struct {
 	metrics *metrics
 	reg     *prometheus.Registry
 	logs    *http.Client
+	caches  map[api.Kind]*objectCache // see Run
 }
 
 // New returns a Server; mount it with Handler.
@@ -69,6 +70,7 @@ func New(cfg Config) *Server {
 		metrics: newMetrics(reg),
 		reg:     reg,
 		logs:    &http.Client{},
+		caches:  map[api.Kind]*objectCache{api.KindInstance: {}, api.KindNode: {}},
 	}
 }
 

@@ -43,6 +43,10 @@ func start(t *testing.T) *testEnv {
 		t.Fatalf("EnsureDefaultNamespace: %v", err)
 	}
 	srv := server.New(server.Config{Store: st, Log: slog.New(slog.DiscardHandler), Version: "test"})
+	rctx, stop := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { srv.Run(rctx); close(done) }()
+	t.Cleanup(func() { stop(); <-done })
 	hs := httptest.NewServer(srv.Handler())
 	t.Cleanup(hs.Close)
 	return &testEnv{

@@ -27,7 +27,7 @@ func (s *Server) watch(w http.ResponseWriter, r *http.Request, t target) {
 		return
 	}
 	ctx := r.Context()
-	events := s.store.Watch(ctx, t.kind, t.ns, rev)
+	events := s.store.Watch(ctx, t.kind, t.ns, rev, f.storeOptions()...)
 
 	// Peek so that a compacted revision becomes a plain 410.
 	var first *store.Event

@@ -211,35 +211,34 @@ func (s *Store) prepareCreate(obj api.Object) (key, val string, err error) {
 	return key, val, err
 }
 
-// Update replaces an object if its stored revision still equals
-// obj.metadata.revision; otherwise it returns ErrConflict (or ErrNotFound).
-// uid and createdAt are kept from the stored object.
+// Update writes obj if the stored object is still at obj.metadata.revision
+// (compare-and-swap, one round trip); otherwise it returns ErrConflict, or
+// ErrNotFound. The caller read obj from the store, so its uid and createdAt
+// are the stored ones.
 func (s *Store) Update(ctx context.Context, obj api.Object) error {
-	k, key, err := keyOf(obj)
+	_, key, err := keyOf(obj)
 	if err != nil {
 		return err
 	}
 	m := obj.GetMeta()
-	cur, err := s.Get(ctx, k, m.Namespace, m.Name)
-	if err != nil {
-		return err
+	if m.Revision == 0 {
+		return fmt.Errorf("%s: update without metadata.revision: %w", describeObj(obj), ErrConflict)
 	}
-	if m.Revision != cur.GetMeta().Revision {
-		return fmt.Errorf("%s (revision %d, stored %d): %w", describeObj(obj), m.Revision, cur.GetMeta().Revision, ErrConflict)
-	}
-	m.UID = cur.GetMeta().UID
-	m.CreatedAt = cur.GetMeta().CreatedAt
 	val, err := encode(obj)
 	if err != nil {
 		return err
 	}
 	resp, err := s.commit(ctx, []clientv3.Cmp{clientv3.Compare(clientv3.ModRevision(key), "=", m.Revision)},
-		[]clientv3.Op{clientv3.OpPut(key, val)}, nil)
+		[]clientv3.Op{clientv3.OpPut(key, val)}, []clientv3.Op{clientv3.OpGet(key, clientv3.WithKeysOnly())})
 	if err != nil {
 		return err
 	}
 	if !resp.Succeeded {
-		return fmt.Errorf("%s: %w", describeObj(obj), ErrConflict)
+		kvs := resp.Responses[0].GetResponseRange().Kvs
+		if len(kvs) == 0 {
+			return fmt.Errorf("%s: %w", describeObj(obj), ErrNotFound)
+		}
+		return fmt.Errorf("%s (revision %d, stored %d): %w", describeObj(obj), m.Revision, kvs[0].ModRevision, ErrConflict)
 	}
 	m.Revision = resp.Header.Revision
 	return nil

@@ -22,10 +22,29 @@ type Event struct {
 	Err      error
 }
 
+// WatchOption narrows a watch.
+type WatchOption func(*watchOptions)
+
+type watchOptions struct {
+	raw func([]byte) bool
+}
+
+// WithRawFilter skips, before decoding, every change whose stored JSON
+// (the previous value, for a deletion) raw does not accept. It is a cheap
+// first cut, such as "mentions this node", for watches that thousands of
+// clients hold: most events are then never decoded at all.
+func WithRawFilter(raw func([]byte) bool) WatchOption {
+	return func(o *watchOptions) { o.raw = raw }
+}
+
 // Watch streams changes to kind k in namespace ns ("" for all) after
 // revision fromRev (0: from now). The channel closes when ctx ends or after
 // an Error event.
-func (s *Store) Watch(ctx context.Context, k api.KindInfo, ns string, fromRev int64) <-chan Event {
+func (s *Store) Watch(ctx context.Context, k api.KindInfo, ns string, fromRev int64, options ...WatchOption) <-chan Event {
+	var wo watchOptions
+	for _, o := range options {
+		o(&wo)
+	}
 	out := make(chan Event, 64)
 	// etcd notices a compacted start revision only some time after the
 	// watch begins; a read at that revision says so at once.
@@ -65,6 +84,15 @@ func (s *Store) Watch(ctx context.Context, k api.KindInfo, ns string, fromRev in
 				return
 			}
 			for _, ev := range resp.Events {
+				if wo.raw != nil {
+					raw := ev.Kv.Value
+					if ev.Type == mvccpb.DELETE && ev.PrevKv != nil {
+						raw = ev.PrevKv.Value
+					}
+					if !wo.raw(raw) {
+						continue
+					}
+				}
 				var e Event
 				var err error
 				switch {
@@ -96,4 +124,44 @@ func (s *Store) Watch(ctx context.Context, k api.KindInfo, ns string, fromRev in
 		}
 	}()
 	return out
+}
+
+// Source lists and watches kind k in namespace ns ("" for all) as a
+// listwatch.Loop wants: watch errors end the channel and are reported by
+// the returned func (ErrCompacted: list again).
+func (s *Store) Source(k api.KindInfo, ns string) *Source {
+	return &Source{s: s, k: k, ns: ns}
+}
+
+// Source is a Store's list-and-watch of one kind.
+type Source struct {
+	s  *Store
+	k  api.KindInfo
+	ns string
+}
+
+// List lists the objects and the revision to watch from.
+func (src *Source) List(ctx context.Context) ([]api.Object, int64, error) {
+	return src.s.List(ctx, src.k, src.ns)
+}
+
+// Watch streams changes after rev.
+func (src *Source) Watch(ctx context.Context, rev int64) (<-chan api.WatchEvent, func() error, error) {
+	out := make(chan api.WatchEvent, 64)
+	var werr error
+	go func() {
+		defer close(out)
+		for ev := range src.s.Watch(ctx, src.k, src.ns, rev) {
+			if ev.Type == api.WatchError {
+				werr = ev.Err
+				return
+			}
+			select {
+			case out <- api.WatchEvent{Type: ev.Type, Object: ev.Object, Revision: ev.Revision}:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return out, func() error { return werr }, nil
 }

@@ -228,7 +228,14 @@ func (d *Driver) Attach(ctx context.Context, id string, req runtime.AttachReques
 	if stderr == nil || req.TTY {
 		stderr = stdout
 	}
-	opts := []cio.Opt{cio.WithStreams(req.Stdin, stdout, stderr)}
+	// The shim keeps the command's stdin open until told to close it:
+	// the end of req.Stdin is passed on with CloseIO.
+	var stdin io.Reader
+	stdinDone := make(chan struct{})
+	if req.Stdin != nil {
+		stdin = &eofReader{r: req.Stdin, eof: func() { close(stdinDone) }}
+	}
+	opts := []cio.Opt{cio.WithStreams(stdin, stdout, stderr)}
 	if req.TTY {
 		opts = append(opts, cio.WithTerminal)
 	}
@@ -253,6 +260,9 @@ func (d *Driver) Attach(ctx context.Context, id string, req runtime.AttachReques
 	}
 	for {
 		select {
+		case <-stdinDone:
+			stdinDone = nil
+			_ = p.CloseIO(ctx, containerd.WithStdinCloser)
 		case sz, ok := <-req.Resize:
 			if !ok {
 				req.Resize = nil
@@ -277,4 +287,19 @@ func (d *Driver) Attach(ctx context.Context, id string, req runtime.AttachReques
 			return -1, fmt.Errorf("container %q: exec %q: %w", id, req.Cmd[0], ctx.Err())
 		}
 	}
+}
+
+// eofReader calls eof once, when r is done (EOF or an error).
+type eofReader struct {
+	r    io.Reader
+	eof  func()
+	once sync.Once
+}
+
+func (e *eofReader) Read(b []byte) (int, error) {
+	n, err := e.r.Read(b)
+	if err != nil {
+		e.once.Do(e.eof)
+	}
+	return n, err
 }

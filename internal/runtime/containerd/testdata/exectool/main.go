@@ -10,6 +10,7 @@ package main
 import (
 	"bufio"
 	"fmt"
+	"io"
 	"os"
 	"strconv"
 	"time"
@@ -17,7 +18,7 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: exectool sleep|exit N|spew BYTES|where")
+		fmt.Fprintln(os.Stderr, "usage: exectool sleep|exit N|spew BYTES|cat|where")
 		os.Exit(2)
 	}
 	switch os.Args[1] {
@@ -33,6 +34,8 @@ func main() {
 			w.WriteByte('a' + byte(i%26))
 		}
 		w.Flush()
+	case "cat":
+		io.Copy(os.Stdout, os.Stdin)
 	case "where":
 		cwd, _ := os.Getwd()
 		fmt.Printf("cwd=%s greeting=%s\n", cwd, os.Getenv("GREETING"))

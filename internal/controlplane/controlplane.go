@@ -1,0 +1,225 @@
+// Package controlplane starts one shoal server: its data directory and
+// lock, the store (embedded etcd, or an external cluster), the default
+// namespace, the image registry, the API listener and admin.conf, and the
+// controllers (which run while this server leads). It follows the shape of
+// etcd's embed package: NewConfig, Validate, Start, then Ready and Wait.
+//
+// It owns start-up order and shutdown only; what each part does lives in
+// its own package (store, server, controller, registry).
+package controlplane
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/shoal-dev/shoal/internal/client"
+	"github.com/shoal-dev/shoal/internal/controller"
+	"github.com/shoal-dev/shoal/internal/registry"
+	"github.com/shoal-dev/shoal/internal/server"
+	"github.com/shoal-dev/shoal/internal/store"
+)
+
+// Config configures one server, nested by concern.
+type Config struct {
+	// DataDir holds etcd's data (embedded), images, admin.conf and the lock.
+	DataDir string
+	// Listen is the API's address ("127.0.0.1:7070"; port 0 picks one).
+	Listen string
+	Etcd   EtcdConfig
+	Nodes  NodesConfig
+	// ServiceCIDR and ClusterCIDR are where Apps' service addresses and
+	// nodes' container subnets come from.
+	ServiceCIDR, ClusterCIDR string
+	Log                      *slog.Logger
+	Version                  string
+}
+
+// EtcdConfig says where state lives.
+type EtcdConfig struct {
+	// Endpoints of an external etcd cluster; empty runs etcd embedded.
+	Endpoints []string
+}
+
+// NodesConfig is how the control plane judges nodes.
+type NodesConfig struct {
+	// LeaseTimeout marks a silent node not ready; LostAfter replaces its
+	// instances elsewhere.
+	LeaseTimeout, LostAfter time.Duration
+}
+
+// NewConfig returns the defaults: /var/lib/shoal, 127.0.0.1:7070, embedded etcd.
+func NewConfig() Config {
+	return Config{
+		DataDir:     "/var/lib/shoal",
+		Listen:      "127.0.0.1:7070",
+		Nodes:       NodesConfig{LeaseTimeout: 15 * time.Second, LostAfter: 60 * time.Second},
+		ServiceCIDR: controller.DefaultServiceCIDR,
+		ClusterCIDR: controller.DefaultClusterCIDR,
+		Log:         slog.Default(),
+		Version:     "dev",
+	}
+}
+
+// Validate checks cfg, naming the field at fault.
+func (c *Config) Validate() error {
+	var errs []error
+	if c.DataDir == "" {
+		errs = append(errs, errors.New("data dir: required"))
+	}
+	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		errs = append(errs, fmt.Errorf("listen %q: %w", c.Listen, err))
+	}
+	for name, cidr := range map[string]string{"service CIDR": c.ServiceCIDR, "cluster CIDR": c.ClusterCIDR} {
+		if p, err := netip.ParsePrefix(cidr); err != nil || !p.Addr().Is4() {
+			errs = append(errs, fmt.Errorf("%s %q: want an IPv4 CIDR", name, cidr))
+		}
+	}
+	if c.Nodes.LeaseTimeout <= 0 || c.Nodes.LostAfter < c.Nodes.LeaseTimeout {
+		errs = append(errs, fmt.Errorf("node lease timeout %v and lost-after %v: want 0 < lease timeout <= lost-after", c.Nodes.LeaseTimeout, c.Nodes.LostAfter))
+	}
+	if c.Log == nil {
+		c.Log = slog.Default()
+	}
+	return errors.Join(errs...)
+}
+
+// Server is a running control plane.
+type Server struct {
+	cfg   Config
+	url   string
+	ready chan struct{}
+	done  chan struct{}
+	err   error
+	// Store is the server's store, for tests and benchmarks in process.
+	Store *store.Store
+}
+
+// Start brings the parts up in order and serves until ctx ends. It returns
+// once the API listens (Ready is then closed too); Wait reports how it
+// ended. On a start-up error nothing is left running.
+func Start(ctx context.Context, cfg Config) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	log := cfg.Log
+	dataDir, err := filepath.Abs(cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(dataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("data dir: %w", err)
+	}
+	var closers []func()
+	undo := func() {
+		for i := len(closers) - 1; i >= 0; i-- {
+			closers[i]()
+		}
+	}
+	unlock, err := lockDataDir(dataDir)
+	if err != nil {
+		return nil, err
+	}
+	closers = append(closers, unlock)
+	var st *store.Store
+	if len(cfg.Etcd.Endpoints) > 0 {
+		cli, err := store.Connect(cfg.Etcd.Endpoints)
+		if err != nil {
+			undo()
+			return nil, fmt.Errorf("connect to etcd %v: %w", cfg.Etcd.Endpoints, err)
+		}
+		closers = append(closers, func() { cli.Close() })
+		st = store.New(cli)
+	} else {
+		e, err := store.StartEmbedded(ctx, store.EmbeddedConfig{Dir: filepath.Join(dataDir, "etcd"), Log: log})
+		if err != nil {
+			undo()
+			return nil, err
+		}
+		closers = append(closers, func() { e.Close() })
+		st = store.New(e.Client)
+	}
+	ictx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	err = server.EnsureDefaultNamespace(ictx, st)
+	cancel()
+	if err != nil {
+		undo()
+		return nil, fmt.Errorf("create the default namespace: %w", err)
+	}
+	reg, err := registry.New(filepath.Join(dataDir, "images"), log)
+	if err != nil {
+		undo()
+		return nil, err
+	}
+	l, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		undo()
+		return nil, fmt.Errorf("listen on %s: %w", cfg.Listen, err)
+	}
+	url := "http://" + l.Addr().String()
+	if err := client.WriteConfig(filepath.Join(dataDir, "admin.conf"), client.Config{Server: url}); err != nil {
+		l.Close()
+		undo()
+		return nil, fmt.Errorf("write admin.conf: %w", err)
+	}
+
+	metrics := prometheus.NewRegistry()
+	srv := server.New(server.Config{Store: st, Images: reg, Log: log, Version: cfg.Version, Registry: metrics})
+	s := &Server{cfg: cfg, url: url, ready: make(chan struct{}), done: make(chan struct{}), Store: st}
+	host, _ := os.Hostname()
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); srv.Run(ctx) }()
+	go func() {
+		defer wg.Done()
+		_ = controller.Run(ctx, controller.Config{Store: st, Log: log, Metrics: metrics, Identity: host + ":" + dataDir,
+			LeaseTimeout: cfg.Nodes.LeaseTimeout, LostAfter: cfg.Nodes.LostAfter, ServiceCIDR: cfg.ServiceCIDR, ClusterCIDR: cfg.ClusterCIDR})
+	}()
+	log.Info("shoal server listening", "url", url, "data", dataDir, "config", filepath.Join(dataDir, "admin.conf"))
+	close(s.ready)
+	go func() {
+		defer close(s.done)
+		s.err = server.Serve(ctx, l, srv.Handler(), log)
+		wg.Wait()
+		undo()
+	}()
+	return s, nil
+}
+
+// URL is the API's base URL.
+func (s *Server) URL() string { return s.url }
+
+// Ready is closed once the API listens.
+func (s *Server) Ready() <-chan struct{} { return s.ready }
+
+// Wait blocks until the server has stopped (its context ended) and
+// everything it started is closed, and says why it stopped.
+func (s *Server) Wait() error {
+	<-s.done
+	return s.err
+}
+
+// lockDataDir makes sure one server at a time uses a data directory: two
+// would fight over the same etcd data.
+func lockDataDir(dir string) (unlock func(), err error) {
+	path := filepath.Join(dir, "shoal.lock")
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("lock %s: %w", path, err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("another shoal server is using %s (see %s); stop it first or pick another --data-dir", dir, path)
+	}
+	return func() { f.Close() }, nil
+}
