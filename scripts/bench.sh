@@ -3,6 +3,9 @@
 #
 #   scheduler: N placements/s (10000 instances on 1000 nodes)
 #   apply20: shoal S s, containerd floor F s, ratio R
+#   apply20 at cpu 10m: the same with a 10m CPU limit (a CFS quota of
+#          1000/100000): a container's own limit must not slow its start
+#   control plane: instances/s to Running on 1000 hollow nodes, API p99
 #   memory: all-in-one (server + agent) RSS M MB at idle with 20 instances
 #   proxy: the same small GETs sent straight to one instance, through its
 #          service address and through a published port
@@ -17,6 +20,9 @@ BIN=$PWD/bin/shoal
 sched=$(go test -run '^$' -bench BenchmarkSchedule10kOn1k -benchtime 3x -cpu 1 ./internal/scheduler/ |
 	awk '/placements\/s/ { for (i = 1; i <= NF; i++) if ($(i+1) == "placements/s") print $i }' | tail -n 1)
 printf 'scheduler: %.0f placements/s (10000 instances on 1000 nodes)\n' "$sched"
+
+# 1b. The control plane alone: one server, 1000 hollow agents, 10000 instances.
+go run ./hack/hollowbench -nodes 1000 -instances 10000
 
 # 2. apply --wait of 20 hello replicas on one node, against the floor.
 make -s images >/dev/null
@@ -45,8 +51,8 @@ cleanup() {
 		ctr --address "$sock" -n bench-floor tasks delete -f "$t" >/dev/null 2>&1
 		ctr --address "$sock" -n bench-floor containers delete "$t" >/dev/null 2>&1
 	done
+	"$BIN" node reset --data-dir "$work/data/agent" --containerd-address "$sock" --runtime-namespace bench --bridge sbench0 --routes=false >/dev/null
 	scripts/containerd.sh stop "$ctd" >/dev/null 2>&1
-	ip link del sbench0 2>/dev/null
 	rm -rf "$work"
 }
 trap cleanup EXIT
@@ -72,33 +78,44 @@ $S apply -f "$work/warm.yaml" --wait --timeout 2m >/dev/null
 $S delete app warm >/dev/null
 for _ in $(seq 1 100); do [ -z "$($S get instances -o name 2>/dev/null)" ] && break; sleep 0.2; done
 
-cat >"$work/bench20.yaml" <<YAML
+# apply20 MILLICPU LABEL: 20 replicas with that CPU limit through shoal,
+# then 20 parallel `ctr run -d` of the same image with the same CFS quota
+# and memory limit, no network (the floor).
+ctr --address "$sock" -n bench-floor images import build/images/hello-v1.tar >/dev/null
+apply20() {
+	local mcpu=$1 label=$2
+	cat >"$work/bench20.yaml" <<YAML
 apiVersion: shoal/v1
 kind: App
 metadata: {name: bench20}
 spec:
   image: shoal.local/hello:v1
   replicas: 20
-  resources: {cpu: 50m, memory: 32Mi}
+  resources: {cpu: ${mcpu}m, memory: 32Mi}
 YAML
-t0=$(date +%s.%N)
-$S apply -f "$work/bench20.yaml" --wait --timeout 5m >/dev/null
-t1=$(date +%s.%N)
-shoal_s=$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')
+	local t0 t1 shoal_s floor_s
+	t0=$(date +%s.%N)
+	$S apply -f "$work/bench20.yaml" --wait --timeout 5m >/dev/null
+	t1=$(date +%s.%N)
+	shoal_s=$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')
+	$S delete app bench20 >/dev/null
+	for _ in $(seq 1 150); do [ -z "$($S get instances -o name 2>/dev/null)" ] && break; sleep 0.2; done
 
-# The floor: the same image, 20 parallel `ctr run -d`, same limits, no network.
-ctr --address "$sock" -n bench-floor images import build/images/hello-v1.tar >/dev/null
-t0=$(date +%s.%N)
-floor=()
-for i in $(seq 1 20); do
-	ctr --address "$sock" -n bench-floor run -d --null-io --memory-limit $((32 << 20)) --cpu-quota 5000 --cpu-period 100000 \
-		shoal.local/hello:v1 "floor-$$-$i" >/dev/null &
-	floor+=($!)
-done
-wait "${floor[@]}"
-t1=$(date +%s.%N)
-floor_s=$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')
-awk -v s="$shoal_s" -v f="$floor_s" 'BEGIN { printf "apply20: shoal %.2f s, containerd floor %.2f s, ratio %.2f\n", s, f, s / f }'
+	t0=$(date +%s.%N)
+	local floor=()
+	for i in $(seq 1 20); do
+		ctr --address "$sock" -n bench-floor run -d --null-io --memory-limit $((32 << 20)) --cpu-quota $((mcpu * 100)) --cpu-period 100000 \
+			shoal.local/hello:v1 "floor-$$-$mcpu-$i" >/dev/null &
+		floor+=($!)
+	done
+	wait "${floor[@]}"
+	t1=$(date +%s.%N)
+	floor_s=$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')
+	awk -v l="$label" -v s="$shoal_s" -v f="$floor_s" 'BEGIN { printf "%s: shoal %.2f s, containerd floor %.2f s, ratio %.2f\n", l, s, f, s / f }'
+}
+apply20 50 apply20
+apply20 10 "apply20 at cpu 10m"
+$S apply -f "$work/bench20.yaml" --wait --timeout 5m >/dev/null
 
 # 3. Resident memory at idle with the 20 instances running.
 sleep 10

@@ -3,6 +3,7 @@ package controller
 import (
 	"context"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/shoal-dev/shoal/internal/api"
@@ -18,7 +19,15 @@ type Recorder struct {
 	Store  *store.Store
 	Log    *slog.Logger
 	Source string
+
+	mu   sync.Mutex
+	seen map[string]time.Time // object, reason and message -> last recorded
 }
+
+// repeatAfter is how long an identical event is not recorded again: a
+// condition a controller sees at every reconcile is one event, not one
+// every few seconds.
+const repeatAfter = 10 * time.Minute
 
 // Record notes that something happened to obj.
 func (r *Recorder) Record(ctx context.Context, obj api.Object, typ, reason, msg string) {
@@ -26,6 +35,18 @@ func (r *Recorder) Record(ctx context.Context, obj api.Object, typ, reason, msg 
 		return
 	}
 	ev := api.NewEvent(obj, typ, reason, msg, r.Source)
+	key := ev.Object + "\x00" + reason + "\x00" + msg
+	now := time.Now()
+	r.mu.Lock()
+	if r.seen == nil || len(r.seen) > 10000 {
+		r.seen = map[string]time.Time{}
+	}
+	if last, ok := r.seen[key]; ok && now.Sub(last) < repeatAfter {
+		r.mu.Unlock()
+		return
+	}
+	r.seen[key] = now
+	r.mu.Unlock()
 	// In the background: an event explains, it must not slow the decision
 	// it is about.
 	go func() {

@@ -17,7 +17,7 @@ const DefaultClusterCIDR = "10.244.0.0/16"
 const subnetClaims = "subnets/"
 
 // ensureSubnet gives a node a container subnet no other node has. A subnet
-// the agent declared is claimed as it is (a clash is reported on the node);
+// the agent declared is claimed as it is (a clash is a Warning event on the node);
 // a node without one gets the first free /24 of the cluster range.
 func (c *Nodes) ensureSubnet(ctx context.Context, node *api.Node) error {
 	name := node.Metadata.Name
@@ -27,6 +27,9 @@ func (c *Nodes) ensureSubnet(ctx context.Context, node *api.Node) error {
 			return err
 		}
 		c.Log.Warn("node declares a subnet another node has", "node", name, "subnet", sn)
+		if c.Events != nil {
+			c.Events.Record(ctx, node, "Warning", "SubnetClash", fmt.Sprintf("subnet %s is another node's too: give this node's agent another --subnet", sn))
+		}
 		return nil
 	}
 	cluster, err := netip.ParsePrefix(c.clusterCIDR())

@@ -52,7 +52,8 @@ type PortMapping struct {
 
 // Spec is everything the driver needs to create one container.
 type Spec struct {
-	// ID is the container id; the agent uses the Instance's namespace and name.
+	// ID is the container id; the agent uses NAMESPACE.NAME.UID8 of the
+	// Instance, so a new Instance of the same name gets a new container.
 	ID string
 	// Labels are stored on the container and returned by List; the agent
 	// uses them to re-adopt containers after its own restart.
@@ -74,7 +75,7 @@ type Spec struct {
 	DNSServers []string
 	DNSSearch  []string
 	// LogPath is the file the container's stdout and stderr go to. The
-	// driver rotates it by size; a new run (Start after an exit) moves the
+	// agent rotates it by size; a new run (Start after an exit) moves the
 	// previous run's log to LogPath+".previous".
 	LogPath string
 }

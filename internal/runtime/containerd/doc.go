@@ -25,11 +25,9 @@
 // sockets die with the driver's process; New takes them again from the
 // ports labels.
 //
-// Logs: with Config.LoggerBinary set, containerd's shim runs that binary
-// (`shoal runtime-logger`, see package logger) which writes stdout and
-// stderr to the log file and rotates it by size; the logger is the shim's
-// child, so it keeps writing while the agent restarts. Without it, the shim
-// appends to the file itself (no size rotation).
+// Logs: containerd's shim appends the container's stdout and stderr to
+// Spec.LogPath; Start moves the previous run's log aside. Rotating by size
+// is the agent's (a logger process per container would cost ~28 MB RSS).
 //
 // It must not decide policy: no restarts, no back-off, no garbage
 // collection of images. That is the agent's.

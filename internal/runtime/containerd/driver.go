@@ -26,7 +26,6 @@ const (
 	DefaultStateDir    = "/var/lib/shoal/runtime"
 	DefaultBridge      = "shoal0"
 	DefaultSubnet      = "10.213.0.0/24"
-	DefaultLogMaxBytes = 10 << 20
 	DefaultPidsLimit   = 1024
 
 	snapshotter = "overlayfs"
@@ -51,13 +50,6 @@ type Config struct {
 	// Registries maps a registry host to a base URL that serves it, e.g.
 	// "shoal.local" -> "http://127.0.0.1:7070". Other hosts use HTTPS.
 	Registries map[string]string
-	// LoggerBinary is the shoal binary; the shim runs it as
-	// `LoggerBinary runtime-logger OPTIONS` to write and rotate logs.
-	// Empty: the shim appends to the log file itself, without rotation.
-	LoggerBinary string
-	// LogMaxBytes is the size at which the logger rotates a log file
-	// (default 10 MiB). Only used with LoggerBinary.
-	LogMaxBytes int64
 	// Logger gets what the driver has to say outside of returned errors
 	// (default slog.Default()).
 	Logger *slog.Logger
@@ -92,9 +84,6 @@ func (c *Config) setDefaults() error {
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
-	if c.LogMaxBytes <= 0 {
-		c.LogMaxBytes = DefaultLogMaxBytes
-	}
 	if err := identifiers.Validate(c.Namespace); err != nil {
 		return fmt.Errorf("namespace: %w", err)
 	}
@@ -112,9 +101,6 @@ func (c *Config) setDefaults() error {
 	}
 	if p.Bits() > 30 {
 		return fmt.Errorf("subnet %q is too small for containers", c.Network.Subnet)
-	}
-	if c.LoggerBinary != "" && !filepath.IsAbs(c.LoggerBinary) {
-		return fmt.Errorf("logger binary %q must be an absolute path", c.LoggerBinary)
 	}
 	return nil
 }

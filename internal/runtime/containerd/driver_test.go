@@ -22,17 +22,7 @@ import (
 	"github.com/shoal-dev/shoal/internal/runtime"
 	"github.com/shoal-dev/shoal/internal/runtime/containerd"
 	"github.com/shoal-dev/shoal/internal/runtime/containerd/containerdtest"
-	"github.com/shoal-dev/shoal/internal/runtime/containerd/logger"
 )
-
-// TestMain lets containerd's shim run this test binary as the log writer,
-// the way it runs `shoal runtime-logger` in production.
-func TestMain(m *testing.M) {
-	if len(os.Args) > 1 && os.Args[1] == logger.Command {
-		os.Exit(logger.Main())
-	}
-	os.Exit(m.Run())
-}
 
 // The test networks: away from the default 10.213.0.0/24 so a real agent on
 // the same machine is not disturbed.
@@ -50,18 +40,12 @@ func TestDriver(t *testing.T) {
 	// Left by an earlier run: New must install it, not find it.
 	deleteMasquerade(t, netA)
 	registryURL := serveTestImage(t)
-	self, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
 	cfgA := containerd.Config{
-		Address:      address,
-		Namespace:    testNamespace("a"),
-		StateDir:     t.TempDir(),
-		Network:      netA,
-		Registries:   map[string]string{"shoal.local": registryURL},
-		LoggerBinary: self,
-		LogMaxBytes:  64 << 10,
+		Address:    address,
+		Namespace:  testNamespace("a"),
+		StateDir:   t.TempDir(),
+		Network:    netA,
+		Registries: map[string]string{"shoal.local": registryURL},
 	}
 	d := newDriver(t, cfgA)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
@@ -399,6 +383,7 @@ func TestDriver(t *testing.T) {
 			t.Errorf("after SIGKILL: %+v, want exit code 137", st)
 		}
 		// Back up for the restart test below.
+		var err error
 		if web, err = d.Start(ctx, "web"); err != nil {
 			t.Fatal(err)
 		}
@@ -468,34 +453,6 @@ func TestDriver(t *testing.T) {
 		}
 	})
 
-	t.Run("the logger rotates by size", func(t *testing.T) {
-		removeOnCleanup(t, d, "chatty")
-		p := filepath.Join(logDir, "chatty.log")
-		// 3000 lines of 100 bytes: 300 KB through a 64 KiB limit.
-		if _, err := d.Create(ctx, runtime.Spec{ID: "chatty", Image: testImage, Args: []string{"spam", "3000"}, LogPath: p}); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := d.Start(ctx, "chatty"); err != nil {
-			t.Fatal(err)
-		}
-		waitFor(t, 10*time.Second, "the last line", func() (bool, string) {
-			s := readFile(t, p)
-			return strings.Contains(s, "00002999 "), fmt.Sprintf("%d bytes", len(s))
-		})
-		for _, f := range []string{p, p + ".1"} {
-			fi, err := os.Stat(f)
-			if err != nil {
-				t.Fatalf("rotated log: %v", err)
-			}
-			if fi.Size() == 0 || fi.Size() > 64<<10 {
-				t.Errorf("%s is %d bytes, want 1..65536", f, fi.Size())
-			}
-		}
-		if _, err := os.Stat(p + ".2"); !errors.Is(err, os.ErrNotExist) {
-			t.Errorf("%s.2 exists; only 2 files are kept", p)
-		}
-	})
-
 	t.Run("a fresh driver finds the running container", func(t *testing.T) {
 		d2 := newDriver(t, cfgA)
 		list, err := d2.List(ctx)
@@ -521,7 +478,6 @@ func TestDriver(t *testing.T) {
 			StateDir:   t.TempDir(),
 			Network:    netB,
 			Registries: cfgA.Registries,
-			// No LoggerBinary: the shim writes the log file itself.
 		}
 		b := newDriver(t, cfgB)
 		removeOnCleanup(t, b, "web")

@@ -225,8 +225,8 @@ func (d *Driver) Attach(ctx context.Context, id string, req runtime.AttachReques
 	if stdout == nil {
 		stdout = io.Discard
 	}
-	if stderr == nil || req.TTY {
-		stderr = stdout
+	if stderr == nil {
+		stderr = io.Discard // not stdout: the two are copied concurrently
 	}
 	// The shim keeps the command's stdin open until told to close it:
 	// the end of req.Stdin is passed on with CloseIO.

@@ -14,7 +14,6 @@ import (
 	"github.com/containerd/containerd/v2/pkg/cio"
 
 	"github.com/shoal-dev/shoal/internal/runtime"
-	"github.com/shoal-dev/shoal/internal/runtime/containerd/logger"
 )
 
 // Start runs a new process in the container: the previous run's task (if
@@ -116,15 +115,9 @@ func (d *Driver) reattach(ctx context.Context, c containerd.Container, labels ma
 	return nil
 }
 
-// logIO sends the task's stdout and stderr to logPath: through the logger
-// binary (size rotation) when configured, else straight into the file.
-func (d *Driver) logIO(logPath string) cio.Creator {
-	if d.cfg.LoggerBinary == "" {
-		return cio.LogFile(logPath)
-	}
-	opts := logger.Options{Path: logPath, MaxBytes: d.cfg.LogMaxBytes, MaxFiles: 2}
-	return cio.BinaryIO(d.cfg.LoggerBinary, map[string]string{logger.Command: opts.Encode()})
-}
+// logIO sends the task's stdout and stderr to logPath: the shim appends to
+// the file, and the agent rotates it by size.
+func (d *Driver) logIO(logPath string) cio.Creator { return cio.LogFile(logPath) }
 
 // rotatePrevious moves the last run's log out of the way for a new run.
 func rotatePrevious(logPath string) error {
@@ -133,10 +126,6 @@ func rotatePrevious(logPath string) error {
 	}
 	if err := os.Rename(logPath, logPath+".previous"); err != nil {
 		return fmt.Errorf("rotate log: %w", err)
-	}
-	// Rotated parts of the last run would otherwise read as this run's.
-	for _, p := range logger.RotatedFiles(logPath, 2) {
-		os.Remove(p)
 	}
 	return nil
 }

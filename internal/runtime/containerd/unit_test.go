@@ -95,7 +95,6 @@ func TestConfigValidation(t *testing.T) {
 		{"v6 subnet", func(c *Config) { c.Network.Subnet = "fd00::/64" }, "IPv4 CIDR"},
 		{"tiny subnet", func(c *Config) { c.Network.Subnet = "10.0.0.0/31" }, "too small"},
 		{"bad namespace", func(c *Config) { c.Namespace = "a/b" }, "namespace"},
-		{"relative logger", func(c *Config) { c.LoggerBinary = "shoal" }, "absolute"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -110,7 +109,7 @@ func TestConfigValidation(t *testing.T) {
 	if err := c.setDefaults(); err != nil {
 		t.Fatal(err)
 	}
-	if c.Namespace != "shoal" || c.Network.Bridge != "shoal0" || c.Network.Subnet != "10.213.0.0/24" || c.LogMaxBytes != 10<<20 {
+	if c.Namespace != "shoal" || c.Network.Bridge != "shoal0" || c.Network.Subnet != "10.213.0.0/24" {
 		t.Errorf("defaults = %+v", c)
 	}
 }
