@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	containerd "github.com/containerd/containerd/v2/client"
@@ -25,6 +26,9 @@ const (
 	labelPorts     = labelPrefix + "ports"
 	labelStartedAt = labelPrefix + "started-at"
 	labelReason    = labelPrefix + "reason"
+	// labelCPUQuota is the CFS quota (µs per cfsPeriod) Start applies to
+	// each run once its process runs; see cpuLimit.
+	labelCPUQuota = labelPrefix + "cpu-quota"
 )
 
 const cfsPeriod = 100_000 // µs
@@ -116,6 +120,9 @@ func (d *Driver) Create(ctx context.Context, spec runtime.Spec) (st runtime.Stat
 	if p := formatPorts(spec.Ports); p != "" {
 		labels[labelPorts] = p
 	}
+	if q := cfsQuota(spec.MilliCPU); q > 0 {
+		labels[labelCPUQuota] = strconv.FormatInt(q, 10)
+	}
 
 	specOpts, err := d.specOpts(ctx, img, spec, hostname, hostsFile, resolvFile)
 	if err != nil {
@@ -175,13 +182,7 @@ func (d *Driver) specOpts(ctx context.Context, img containerd.Image, spec runtim
 		// After capabilities: the profile allows syscalls by capability.
 		seccomp.WithDefaultProfile(),
 	)
-	if spec.MilliCPU > 0 {
-		quota := spec.MilliCPU * cfsPeriod / 1000
-		if quota < 1000 { // the kernel's minimum quota is 1 ms
-			quota = 1000
-		}
-		opts = append(opts, oci.WithCPUCFS(quota, cfsPeriod))
-	}
+	// No CPU quota here: see cpuLimit.
 	if spec.MemoryBytes > 0 {
 		opts = append(opts, oci.WithMemoryLimit(uint64(spec.MemoryBytes)))
 		if d.swapAccounting() {
@@ -261,4 +262,12 @@ func defaultHostname(id string) string {
 		return "container"
 	}
 	return h
+}
+
+// cfsQuota is the CFS quota of a CPU limit in millicores (0: none).
+func cfsQuota(milliCPU int64) int64 {
+	if milliCPU <= 0 {
+		return 0
+	}
+	return max(milliCPU*cfsPeriod/1000, 1000) // the kernel's minimum quota is 1 ms
 }

@@ -160,7 +160,7 @@ func New(ctx context.Context, cfg Config) (*Driver, error) {
 		net:      nw,
 		cgroupV2: isCgroupV2(),
 	}
-	if err := d.holdExisting(ctx); err != nil {
+	if err := d.adoptExisting(ctx); err != nil {
 		client.Close()
 		return nil, fmt.Errorf("containerd driver: %w", err)
 	}

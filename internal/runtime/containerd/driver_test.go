@@ -207,6 +207,12 @@ func TestDriver(t *testing.T) {
 		if got := cgroupValue(t, s.Linux.CgroupsPath, "cpu", "cpu.cfs_quota_us", "cpu.max"); got != "25000" && got != "25000 100000" {
 			t.Errorf("cpu cgroup quota = %q, want 25000", got)
 		}
+		// The quota is applied to the running task, not written in the
+		// spec: runc's own set-up inside the cgroup must not be throttled
+		// by it (a start at 10m took seconds).
+		if r := s.Linux.Resources; r != nil && r.CPU != nil && r.CPU.Quota != nil {
+			t.Errorf("spec carries CPU quota %d; it must be applied after the start", *r.CPU.Quota)
+		}
 	})
 
 	t.Run("host port already in use is a clear error", func(t *testing.T) {

@@ -175,17 +175,29 @@ func (d *Driver) holdPorts(ctx context.Context, id string, ports []runtime.PortM
 	return d.ports.hold(id, ports)
 }
 
-// holdExisting takes the host ports of the containers that exist at New,
-// made by an earlier driver (the agent before its restart). A port some
+// adoptExisting takes over the containers that exist at New, made by an
+// earlier driver (the agent before its restart): it applies their CPU
+// limits again (see cpuLimit) and holds their host ports. A port some
 // other process bound in between cannot be taken: that process is already
 // losing the port's local traffic to the container, which is worth a
 // warning but not worth stopping the driver for.
-func (d *Driver) holdExisting(ctx context.Context) error {
+func (d *Driver) adoptExisting(ctx context.Context) error {
 	cs, err := d.client.ContainerService().List(d.ctx(ctx))
 	if err != nil {
-		return fmt.Errorf("list containers to hold their host ports: %w", err)
+		return fmt.Errorf("list existing containers: %w", err)
 	}
 	for _, c := range cs {
+		if c.Labels[labelCPUQuota] != "" {
+			// A run started by an agent that died before it applied the
+			// CPU limit gets it now (see cpuLimit).
+			if cc, err := d.client.LoadContainer(d.ctx(ctx), c.ID); err == nil {
+				if t, err := cc.Task(d.ctx(ctx), nil); err == nil {
+					if err := d.cpuLimit(d.ctx(ctx), t, c.Labels); err != nil {
+						d.cfg.Logger.Warn("cannot apply the CPU limit of an existing container", "container", c.ID, "err", err)
+					}
+				}
+			}
+		}
 		for _, p := range parsePorts(c.Labels[labelPorts]) {
 			if err := d.ports.hold(c.ID, []runtime.PortMapping{p}); err != nil {
 				d.cfg.Logger.Warn("cannot hold host port of existing container",
