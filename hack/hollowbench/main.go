@@ -34,6 +34,7 @@ func main() {
 	instances := flag.Int("instances", 10000, "instances in all")
 	perApp := flag.Int("per-app", 1000, "replicas per App")
 	timeout := flag.Duration("timeout", 10*time.Minute, "give up after this long")
+	verbose = flag.Bool("v", false, "report progress on stderr")
 	flag.Parse()
 	if err := run(*nodes, *instances, *perApp, *timeout); err != nil {
 		fmt.Fprintln(os.Stderr, "hollowbench:", err)
@@ -126,11 +127,17 @@ func run(nodes, instances, perApp int, timeout time.Duration) error {
 	if _, err := c.Apply(ctx, []byte(b.String()), client.ApplyOptions{}); err != nil {
 		return err
 	}
+	lastReport := time.Now()
 	if err := waitFor(ctx, fmt.Sprintf("%d instances running", instances), func() (bool, error) {
 		objs, _, err := c.List(ctx, api.MustKind(api.KindApp), "", client.ListOptions{})
-		running := 0
+		running, placed := 0, 0
 		for _, o := range objs {
 			running += int(o.(*api.App).Status.Running)
+			placed += int(o.(*api.App).Status.Placed)
+		}
+		if *verbose && time.Since(lastReport) > 5*time.Second {
+			fmt.Fprintf(os.Stderr, "%5.0fs: %d placed, %d running\n", time.Since(start).Seconds(), placed, running)
+			lastReport = time.Now()
 		}
 		return running >= instances, err
 	}); err != nil {
@@ -143,6 +150,8 @@ func run(nodes, instances, perApp int, timeout time.Duration) error {
 		float64(instances)/took.Seconds(), nodes, ms(p99(writes)), ms(p99(reads)), instances, took.Seconds())
 	return nil
 }
+
+var verbose *bool
 
 func waitFor(ctx context.Context, what string, cond func() (bool, error)) error {
 	var last error
@@ -172,4 +181,3 @@ func p99(d []time.Duration) time.Duration {
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
-

@@ -21,12 +21,12 @@ import (
 
 // Defaults for Config fields left empty.
 const (
-	DefaultAddress     = "/run/containerd/containerd.sock"
-	DefaultNamespace   = "shoal"
-	DefaultStateDir    = "/var/lib/shoal/runtime"
-	DefaultBridge      = "shoal0"
-	DefaultSubnet      = "10.213.0.0/24"
-	DefaultPidsLimit   = 1024
+	DefaultAddress   = "/run/containerd/containerd.sock"
+	DefaultNamespace = "shoal"
+	DefaultStateDir  = "/var/lib/shoal/runtime"
+	DefaultBridge    = "shoal0"
+	DefaultSubnet    = "10.213.0.0/24"
+	DefaultPidsLimit = 1024
 
 	snapshotter = "overlayfs"
 )
