@@ -264,7 +264,7 @@ func (a *Agent) watchLoop(ctx context.Context) {
 	l := &listwatch.Loop{
 		Name:   "instances of node " + a.cfg.NodeName,
 		Source: a.cfg.Client.Source(instanceKind, "", client.ListOptions{Node: a.cfg.NodeName}),
-		Replace: func(objs []api.Object) {
+		Replace: func(objs []api.Object, _ int64) {
 			items := make(map[string]*api.Instance, len(objs))
 			for _, o := range objs {
 				in := o.(*api.Instance)

@@ -18,7 +18,7 @@ func watchKind(ctx context.Context, st *store.Store, k api.KindInfo, resync time
 	l := &listwatch.Loop{
 		Name:   k.Plural,
 		Source: st.Source(k, ""),
-		Replace: func(objs []api.Object) {
+		Replace: func(objs []api.Object, _ int64) {
 			for _, o := range objs {
 				fn(o)
 			}

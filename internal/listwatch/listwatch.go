@@ -43,8 +43,8 @@ type Loop struct {
 	// Name says what the view is, for logs ("instances").
 	Name   string
 	Source Source
-	// Replace installs every successful list.
-	Replace func(objs []api.Object)
+	// Replace installs every successful list, taken at store revision rev.
+	Replace func(objs []api.Object, rev int64)
 	// Update applies a batch of watch events: whatever had arrived
 	// together, so a burst costs one recompute. Bookmarks are left out.
 	Update func(events []api.WatchEvent)
@@ -119,7 +119,7 @@ func (l *Loop) once(ctx context.Context) (listed bool, err error) {
 	if err != nil {
 		return false, err
 	}
-	l.Replace(objs)
+	l.Replace(objs, rev)
 	wctx, cancel := ctx, context.CancelFunc(func() {})
 	if l.Resync > 0 {
 		wctx, cancel = context.WithTimeout(ctx, l.Resync)

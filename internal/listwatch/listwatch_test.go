@@ -87,7 +87,7 @@ func run(t *testing.T, steps []step, resync time.Duration) (seen []string, waits
 	l := &Loop{
 		Name:   "apps",
 		Source: src,
-		Replace: func(objs []api.Object) {
+		Replace: func(objs []api.Object, _ int64) {
 			var names []string
 			for _, o := range objs {
 				names = append(names, o.GetMeta().Name)

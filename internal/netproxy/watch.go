@@ -19,7 +19,7 @@ func (p *Proxy) watchLoop(ctx context.Context, k api.KindInfo) {
 	l := &listwatch.Loop{
 		Name:    k.Plural,
 		Source:  p.cfg.Client.Source(k, "", client.ListOptions{}),
-		Replace: func(objs []api.Object) { p.replace(k.Kind, objs) },
+		Replace: func(objs []api.Object, _ int64) { p.replace(k.Kind, objs) },
 		Update:  p.update,
 		Expired: client.Expired,
 		Log:     p.log,

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"errors"
+	"fmt"
 	"reflect"
 	"sync"
 
@@ -12,21 +13,57 @@ import (
 )
 
 // objectCache is the server's view of one kind's stored objects, kept by
-// a watch. Status writes (agents report every instance's status, and
-// heartbeat their node) start from it: the stored object is taken from
-// here and written back with its new status in one compare-and-swap, one
-// etcd round trip, instead of a read and then the write. A stale entry
-// only costs the CAS failing and the slow path running.
+// one watch on the store, for the kinds every agent reads and writes all
+// the time (Instances, Nodes):
+//
+//   - status writes start from it: the stored object is taken from here
+//     and written back with its new status in one compare-and-swap, one
+//     etcd round trip (a stale entry costs the CAS failing, then the slow
+//     path);
+//   - watches are served from it: a thousand agents watching their
+//     instances are a thousand filters over one store watch, not a
+//     thousand store watches each decoding every change;
+//   - an agent's list of its node's instances is served from it.
+//
+// It keeps the last maxHistory changes, so a watch can resume from a
+// recent revision; older ones get 410 and list again.
 type objectCache struct {
-	mu   sync.RWMutex
-	objs map[string]api.Object // by namespace/name
+	mu      sync.Mutex
+	objs    map[string]api.Object // by namespace/name
+	synced  bool
+	rev     int64            // the store revision the cache reflects
+	since   int64            // history holds every change after since
+	history []api.WatchEvent // oldest first
+	subs    map[*subscription]struct{}
 }
 
-// cachedKinds are the kinds whose status agents write.
+// maxHistory bounds the changes kept for resuming watches.
+const maxHistory = 50000
+
+// subscription is one watch served from the cache.
+type subscription struct {
+	ch    chan store.Event
+	ns    string
+	match func(api.Object) bool
+}
+
+// errFellBehind ends a watch whose client reads slower than changes come;
+// it lists again (410) and catches up from there.
+var errFellBehind = fmt.Errorf("the watch fell behind: list again: %w", store.ErrCompacted)
+
+// cachedKinds are the kinds the server caches.
 var cachedKinds = []api.Kind{api.KindInstance, api.KindNode}
 
+func newCaches() map[api.Kind]*objectCache {
+	m := map[api.Kind]*objectCache{}
+	for _, k := range cachedKinds {
+		m[k] = &objectCache{subs: map[*subscription]struct{}{}}
+	}
+	return m
+}
+
 // Run keeps the server's caches until ctx ends. Without it the server is
-// correct, only slower on status writes.
+// correct, only slower: everything is read from the store.
 func (s *Server) Run(ctx context.Context) {
 	var wg sync.WaitGroup
 	for _, kind := range cachedKinds {
@@ -47,18 +84,25 @@ func (s *Server) Run(ctx context.Context) {
 		}()
 	}
 	wg.Wait()
+	for _, c := range s.caches {
+		c.endAll(errors.New("the server is stopping"))
+	}
 }
 
 func cacheKey(ns, name string) string { return ns + "/" + name }
 
-func (c *objectCache) replace(objs []api.Object) {
+// replace installs a list. Watches served so far cannot know what changed
+// between the old view and this one: they end, and their clients list
+// again.
+func (c *objectCache) replace(objs []api.Object, rev int64) {
 	m := make(map[string]api.Object, len(objs))
 	for _, o := range objs {
 		m[cacheKey(o.GetMeta().Namespace, o.GetMeta().Name)] = o
 	}
 	c.mu.Lock()
-	c.objs = m
-	c.mu.Unlock()
+	defer c.mu.Unlock()
+	c.objs, c.synced, c.rev, c.since, c.history = m, true, rev, rev, nil
+	c.endAllLocked(fmt.Errorf("the server's view was listed again: %w", store.ErrCompacted))
 }
 
 func (c *objectCache) update(events []api.WatchEvent) {
@@ -71,7 +115,116 @@ func (c *objectCache) update(events []api.WatchEvent) {
 		} else {
 			c.objs[cacheKey(m.Namespace, m.Name)] = ev.Object
 		}
+		c.rev = max(c.rev, ev.Revision)
+		c.history = append(c.history, ev)
+		for sub := range c.subs {
+			if sub.wants(ev.Object) {
+				select {
+				case sub.ch <- store.Event{Type: ev.Type, Object: ev.Object, Revision: ev.Revision}:
+				default:
+					c.endLocked(sub, errFellBehind)
+				}
+			}
+		}
 	}
+	if n := len(c.history); n > maxHistory {
+		drop := n - maxHistory/2
+		c.since = c.history[drop-1].Revision
+		c.history = append([]api.WatchEvent(nil), c.history[drop:]...)
+	}
+}
+
+func (s *subscription) wants(o api.Object) bool {
+	return (s.ns == "" || o.GetMeta().Namespace == s.ns) && s.match(o)
+}
+
+// subscribe serves a watch of ns ("" for all) from revision from (0: from
+// now) with the objects match accepts. ok is false while the cache has
+// not listed yet: then the store serves the watch. A revision older than
+// the cache remembers is ErrCompacted (410: list again).
+func (c *objectCache) subscribe(ns string, from int64, match func(api.Object) bool) (events <-chan store.Event, stop func(), ok bool, err error) {
+	if c == nil {
+		return nil, nil, false, nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.synced {
+		return nil, nil, false, nil
+	}
+	if from == 0 {
+		from = c.rev
+	}
+	if from < c.since {
+		return nil, nil, true, fmt.Errorf("watch from revision %d: the server remembers changes after %d: %w", from, c.since, store.ErrCompacted)
+	}
+	sub := &subscription{ns: ns, match: match}
+	var backlog []store.Event
+	for _, ev := range c.history {
+		if ev.Revision > from && sub.wants(ev.Object) {
+			backlog = append(backlog, store.Event{Type: ev.Type, Object: ev.Object, Revision: ev.Revision})
+		}
+	}
+	sub.ch = make(chan store.Event, len(backlog)+1024)
+	for _, ev := range backlog {
+		sub.ch <- ev
+	}
+	c.subs[sub] = struct{}{}
+	return sub.ch, func() {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		if _, live := c.subs[sub]; live {
+			delete(c.subs, sub)
+			close(sub.ch)
+		}
+	}, true, nil
+}
+
+// list returns the cached objects of ns that match accepts, and the
+// revision to watch from; ok is false while the cache has not listed yet.
+func (c *objectCache) list(ns string, match func(api.Object) bool) (objs []api.Object, rev int64, ok bool) {
+	if c == nil {
+		return nil, 0, false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.synced {
+		return nil, 0, false
+	}
+	for _, o := range c.objs {
+		if (ns == "" || o.GetMeta().Namespace == ns) && match(o) {
+			objs = append(objs, o)
+		}
+	}
+	return objs, c.rev, true
+}
+
+// endLocked ends one watch with err (its last event); c.mu is held.
+func (c *objectCache) endLocked(sub *subscription, err error) {
+	delete(c.subs, sub)
+	select {
+	case sub.ch <- store.Event{Type: api.WatchError, Err: err}:
+	default:
+		// Full: replace the newest queued event by the error, which must
+		// arrive.
+		select {
+		case <-sub.ch:
+		default:
+		}
+		sub.ch <- store.Event{Type: api.WatchError, Err: err}
+	}
+	close(sub.ch)
+}
+
+func (c *objectCache) endAllLocked(err error) {
+	for sub := range c.subs {
+		c.endLocked(sub, err)
+	}
+}
+
+func (c *objectCache) endAll(err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.endAllLocked(err)
 }
 
 // get returns a copy of the cached object that the caller may change at
@@ -81,9 +234,9 @@ func (c *objectCache) get(ns, name string) (api.Object, bool) {
 	if c == nil {
 		return nil, false
 	}
-	c.mu.RLock()
+	c.mu.Lock()
 	o, ok := c.objs[cacheKey(ns, name)]
-	c.mu.RUnlock()
+	c.mu.Unlock()
 	if !ok {
 		return nil, false
 	}

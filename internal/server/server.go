@@ -70,7 +70,7 @@ func New(cfg Config) *Server {
 		metrics: newMetrics(reg),
 		reg:     reg,
 		logs:    &http.Client{},
-		caches:  map[api.Kind]*objectCache{api.KindInstance: {}, api.KindNode: {}},
+		caches:  newCaches(),
 	}
 }
 

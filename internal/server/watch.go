@@ -27,7 +27,16 @@ func (s *Server) watch(w http.ResponseWriter, r *http.Request, t target) {
 		return
 	}
 	ctx := r.Context()
-	events := s.store.Watch(ctx, t.kind, t.ns, rev, f.storeOptions()...)
+	events, stop, cached, err := s.caches[t.kind.Kind].subscribe(t.ns, rev, f.match)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	if cached {
+		defer stop()
+	} else {
+		events = s.store.Watch(ctx, t.kind, t.ns, rev, f.storeOptions()...)
+	}
 
 	// Peek so that a compacted revision becomes a plain 410.
 	var first *store.Event

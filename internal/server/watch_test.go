@@ -233,3 +233,56 @@ func TestWatchAndListFilterByNode(t *testing.T) {
 		t.Fatalf("list ?node=n1 = %v, want i1, i3, sentinel", names)
 	}
 }
+
+// Agents' lists and watches of their node's instances are served from the
+// server's cache: a watch resumes from the list's revision (changes made in
+// between arrive first), sees only its node, and a revision older than the
+// cache remembers is 410.
+func TestNodeWatchFromTheCache(t *testing.T) {
+	e := start(t)
+	ctx := ctxT(t, 20*time.Second)
+	opts := client.ListOptions{Node: "n1"}
+	// Once the cache has listed, it serves watches, and remembers nothing
+	// before its list: a watch from revision 1 (which etcd still has) is 410.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		_, _, err := e.cli.Watch(ctx, instances, "", 1, opts)
+		if errors.Is(err, client.ErrGone) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("watch from revision 1: %v; want 410 once the cache has listed", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	_, rev, err := e.cli.List(ctx, instances, "", opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, in := range []*api.Instance{newInstance("default", "a-1", "n1"), newInstance("default", "b-1", "n2"), newInstance("default", "a-2", "n1")} {
+		if err := e.cli.Create(ctx, in); err != nil {
+			t.Fatal(err)
+		}
+	}
+	events, _, err := e.cli.Watch(ctx, instances, "", rev, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for ev := range events {
+		if ev.Type == api.WatchBookmark {
+			continue
+		}
+		got = append(got, string(ev.Type)+" "+ev.Object.GetMeta().Name)
+		if len(got) == 2 {
+			break
+		}
+	}
+	if want := []string{"ADDED a-1", "ADDED a-2"}; strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Fatalf("node n1's watch from revision %d: %v, want %v", rev, got, want)
+	}
+	objs, _, err := e.cli.List(ctx, instances, "", opts)
+	if err != nil || len(objs) != 2 {
+		t.Fatalf("node n1's list: %d objects, %v; want a-1 and a-2", len(objs), err)
+	}
+}

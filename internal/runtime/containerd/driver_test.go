@@ -162,7 +162,7 @@ func TestDriver(t *testing.T) {
 		})
 	})
 
-	t.Run("limits and hardening are in the OCI spec and the cgroup", func(t *testing.T) {
+	t.Run("limits and hardening are in the OCI spec and the cgroup (CPU: the cgroup only)", func(t *testing.T) {
 		cctx := namespaces.WithNamespace(ctx, cfgA.Namespace)
 		c, err := d.Client().LoadContainer(cctx, "web")
 		if err != nil {
@@ -173,9 +173,6 @@ func TestDriver(t *testing.T) {
 			t.Fatal(err)
 		}
 		r := s.Linux.Resources
-		if r.CPU == nil || r.CPU.Quota == nil || *r.CPU.Quota != 25000 || r.CPU.Period == nil || *r.CPU.Period != 100000 {
-			t.Errorf("CPU = %+v, want quota 25000 period 100000", r.CPU)
-		}
 		if r.Memory == nil || r.Memory.Limit == nil || *r.Memory.Limit != 64<<20 {
 			t.Errorf("memory = %+v, want limit 64Mi", r.Memory)
 		}
