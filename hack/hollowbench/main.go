@@ -17,6 +17,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"sync"
@@ -35,9 +36,18 @@ func main() {
 	perApp := flag.Int("per-app", 1000, "replicas per App")
 	timeout := flag.Duration("timeout", 10*time.Minute, "give up after this long")
 	verbose = flag.Bool("v", false, "report progress on stderr")
+	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the run here")
 	flag.Parse()
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err == nil {
+			_ = pprof.StartCPUProfile(f)
+			defer pprof.StopCPUProfile()
+		}
+	}
 	if err := run(*nodes, *instances, *perApp, *timeout); err != nil {
 		fmt.Fprintln(os.Stderr, "hollowbench:", err)
+		pprof.StopCPUProfile()
 		os.Exit(1)
 	}
 }

@@ -85,6 +85,7 @@ type Agent struct {
 	desired map[string]*api.Instance // by namespace/name; the last view from the server
 	synced  bool                     // desired came from a successful list
 	workers map[string]*worker
+	save    chan struct{} // the instance cache needs writing
 	addr    string
 	metrics *metrics
 
@@ -108,7 +109,7 @@ func New(cfg Config) *Agent {
 	if cfg.DrainDelay == 0 {
 		cfg.DrainDelay = DefaultDrainDelay
 	}
-	a := &Agent{cfg: cfg, log: cfg.Log.With("node", cfg.NodeName), desired: map[string]*api.Instance{}, workers: map[string]*worker{}}
+	a := &Agent{cfg: cfg, log: cfg.Log.With("node", cfg.NodeName), desired: map[string]*api.Instance{}, workers: map[string]*worker{}, save: make(chan struct{}, 1)}
 	a.metrics = newMetrics(a)
 	return a
 }
@@ -142,7 +143,8 @@ func (a *Agent) Run(ctx context.Context) error {
 		return err
 	}
 	var wg sync.WaitGroup
-	wg.Add(4)
+	wg.Add(5)
+	go func() { defer wg.Done(); a.saveLoop(ctx) }()
 	if a.cfg.Routes {
 		wg.Add(1)
 		go func() { defer wg.Done(); a.routeLoop(ctx) }()
@@ -242,7 +244,29 @@ func (a *Agent) setDesired(ctx context.Context, items map[string]*api.Instance, 
 		a.ensureWorker(ctx, key).kick()
 	}
 	a.mu.Unlock()
-	a.saveCache()
+	select {
+	case a.save <- struct{}{}:
+	default: // a save is already due
+	}
+}
+
+// saveInterval spaces the writes of the instance cache: a burst of changes
+// is one write.
+const saveInterval = 500 * time.Millisecond
+
+// saveLoop writes the instance cache after changes, at most once per
+// saveInterval, and once more when the agent stops.
+func (a *Agent) saveLoop(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			a.saveCache()
+			return
+		case <-a.save:
+		}
+		a.saveCache()
+		sleep(ctx, saveInterval)
+	}
 }
 
 // exitLoop wakes the worker of every container whose process exits, so a

@@ -91,28 +91,37 @@ func (b *Binder) Reconcile(ctx context.Context, _ string) error {
 		}
 		plan = append(plan, binding{in, node, req})
 	}
-	// The whole plan in one transaction; if any instance changed since it
-	// was read, bind one by one so that the others still go through.
-	objs := make([]api.Object, len(plan))
-	for i, p := range plan {
-		objs[i] = bound(p.in, p.node)
-	}
-	if err := b.Store.UpdateAll(ctx, objs); err == nil {
-		for _, p := range plan {
-			b.Events.Record(ctx, p.in, "Normal", "Scheduled", "placed on node "+p.node)
+	// The plan in transactions of bindChunk instances (etcd bounds the
+	// operations of one); when an instance of a chunk changed since it was
+	// read, that chunk is bound one by one so that the others still go
+	// through.
+	for start := 0; start < len(plan); start += bindChunk {
+		chunk := plan[start:min(start+bindChunk, len(plan))]
+		objs := make([]api.Object, len(chunk))
+		for i, p := range chunk {
+			objs[i] = bound(p.in, p.node)
 		}
-		return firstErr
-	}
-	for _, p := range plan {
-		if err := b.bind(ctx, p.in, p.node); err != nil {
-			snap.Release(p.node, p.req)
-			if firstErr == nil {
-				firstErr = err
+		if err := b.Store.UpdateAll(ctx, objs); err == nil {
+			for _, p := range chunk {
+				b.Events.Record(ctx, p.in, "Normal", "Scheduled", "placed on node "+p.node)
+			}
+			continue
+		}
+		for _, p := range chunk {
+			if err := b.bind(ctx, p.in, p.node); err != nil {
+				snap.Release(p.node, p.req)
+				if firstErr == nil {
+					firstErr = err
+				}
 			}
 		}
 	}
 	return firstErr
 }
+
+// bindChunk is how many bindings one transaction carries: two operations
+// each, well inside the embedded etcd's 2,048.
+const bindChunk = 500
 
 // bound returns a copy of in bound to node.
 func bound(in *api.Instance, node string) *api.Instance {
