@@ -20,7 +20,8 @@ func (o *Instance) GetMeta() *ObjectMeta { return &o.Metadata }
 type InstanceSpec struct {
 	App      string `json:"app"`
 	Revision int64  `json:"revision"`
-	// Node is empty until the scheduler binds the Instance.
+	// Node is empty until the binder (controller/binder.go, asking the pure
+	// scheduler) binds the Instance.
 	Node      string    `json:"node,omitempty"`
 	Placement Placement `json:"placement,omitzero"`
 	Template  Template  `json:"template"`

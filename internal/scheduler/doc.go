@@ -8,8 +8,8 @@
 // It must stay a pure, fast function of its inputs: no I/O, no store, no
 // clock, no goroutines, no logging, and no parsing of quantity strings —
 // callers pass CPU and memory already parsed. Writing the binding to the
-// store, retrying and reporting are the app controller's job. A Snapshot is
-// not safe for concurrent use; one controller round owns one Snapshot.
+// store, retrying and reporting are the binder's job (controller/binder.go).
+// A Snapshot is not safe for concurrent use; one binder round owns one.
 //
 // Each placement filters, then scores:
 //

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -48,6 +49,9 @@ func TestDriver(t *testing.T) {
 		Registries: map[string]string{"shoal.local": registryURL},
 	}
 	d := newDriver(t, cfgA)
+	// Exit events, collected from the start of the test: by the time a
+	// subtest kills a process, the subscription has long been open.
+	exits := collectExits(t, d)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	logDir := t.TempDir()
@@ -366,21 +370,13 @@ func TestDriver(t *testing.T) {
 	})
 
 	t.Run("a killed process shows as exited, and Events says so", func(t *testing.T) {
-		ectx, ecancel := context.WithCancel(ctx)
-		defer ecancel()
-		events := d.Events(ectx)
-		time.Sleep(200 * time.Millisecond) // let the subscription start
+		before := exits.count("web")
 		if err := syscall.Kill(int(web.Pid), syscall.SIGKILL); err != nil {
 			t.Fatalf("kill %d: %v", web.Pid, err)
 		}
-		select {
-		case id := <-events:
-			if id != "web" {
-				t.Errorf("exit event for %q, want web", id)
-			}
-		case <-time.After(10 * time.Second):
-			t.Error("no exit event within 10s")
-		}
+		waitFor(t, 10*time.Second, "an exit event for web", func() (bool, string) {
+			return exits.count("web") > before, fmt.Sprint(exits.all())
+		})
 		st := waitState(t, d, "web", runtime.StateExited, 10*time.Second)
 		if st.ExitCode != 137 || st.ExitedAt.IsZero() || st.OOMKilled {
 			t.Errorf("after SIGKILL: %+v, want exit code 137", st)
@@ -389,9 +385,6 @@ func TestDriver(t *testing.T) {
 		var err error
 		if web, err = d.Start(ctx, "web"); err != nil {
 			t.Fatal(err)
-		}
-		ecancel()
-		for range events { // closes once ctx is done
 		}
 	})
 
@@ -620,4 +613,45 @@ func cgroupValue(t *testing.T, cgroupsPath, controller, v1file, v2file string) s
 	}
 	t.Fatalf("no %s or %s for cgroup %s", v1file, v2file, cgroupsPath)
 	return ""
+}
+
+// exitLog records the ids Driver.Events reports, for the whole test.
+type exitLog struct {
+	mu  sync.Mutex
+	ids []string
+}
+
+func collectExits(t *testing.T, d *containerd.Driver) *exitLog {
+	ctx, cancel := context.WithCancel(context.Background())
+	l := &exitLog{}
+	events := d.Events(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for id := range events {
+			l.mu.Lock()
+			l.ids = append(l.ids, id)
+			l.mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() { cancel(); <-done })
+	return l
+}
+
+func (l *exitLog) count(id string) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := 0
+	for _, x := range l.ids {
+		if x == id {
+			n++
+		}
+	}
+	return n
+}
+
+func (l *exitLog) all() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.ids)
 }
