@@ -1,19 +1,29 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"net/http/httptest"
 	"net/netip"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/compression"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/registry"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/shoal-dev/shoal/internal/api"
 )
 
@@ -324,5 +334,77 @@ spec:
 			t.Errorf("%s on %s has IP %s, outside its node's subnet %s", in.Metadata.Name, in.Spec.Node, in.Status.IP, subnets[in.Spec.Node])
 		}
 		getEventually(t, "http://"+in.Status.IP+":8080/")
+	}
+}
+
+// TestPushOCIArchive: an OCI image layout archive, as podman save
+// --format oci-archive writes it, with a zstd layer and a multi-platform
+// index, pushed with the CLI and run by containerd.
+func TestPushOCIArchive(t *testing.T) {
+	c := upCluster(t)
+	built, err := tarball.ImageFromPath(helloV1, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	layers, err := built.Layers()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cf, err := built.ConfigFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The same files, recompressed with zstd, in an OCI manifest.
+	img := mutate.ConfigMediaType(mutate.MediaType(empty.Image, types.OCIManifestSchema1), types.OCIConfigJSON)
+	for _, l := range layers {
+		rc, err := l.Uncompressed()
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, err := io.ReadAll(rc)
+		rc.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		zl, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(raw)), nil },
+			tarball.WithCompression(compression.ZStd), tarball.WithMediaType(types.OCILayerZStd))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if img, err = mutate.AppendLayers(img, zl); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if img, err = mutate.ConfigFile(img, cf); err != nil {
+		t.Fatal(err)
+	}
+	idx := mutate.AppendManifests(mutate.IndexMediaType(empty.Index, types.OCIImageIndex),
+		mutate.IndexAddendum{Add: img, Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: cf.Architecture}}})
+	dir := t.TempDir()
+	p, err := layout.Write(dir, empty.Index)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.AppendIndex(idx, layout.WithAnnotations(map[string]string{"org.opencontainers.image.ref.name": "localhost/ocihello:v1"})); err != nil {
+		t.Fatal(err)
+	}
+	archive := filepath.Join(c.dir, "ocihello.tar")
+	if out, err := exec.Command("tar", "-C", dir, "-cf", archive, ".").CombinedOutput(); err != nil {
+		t.Fatalf("tar: %v\n%s", err, out)
+	}
+	if out := c.mustShoal("image", "push", archive); !strings.Contains(out, "ocihello:v1") {
+		t.Fatalf("image push of an OCI archive printed %q", out)
+	}
+	c.applyYAML(`
+apiVersion: shoal/v1
+kind: App
+metadata: {name: oci}
+spec:
+  image: shoal.local/ocihello:v1
+  resources: {cpu: 100m, memory: 32Mi}
+`, "--wait", "--timeout", "90s")
+	in := c.running("oci", 1)[0]
+	if body := getEventually(t, "http://"+in.Status.IP+":8080/"); !strings.Contains(body, "hello v1") {
+		t.Fatalf("the image from the OCI archive answered %q", body)
 	}
 }
