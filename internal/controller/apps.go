@@ -1,6 +1,7 @@
 package controller
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -78,7 +79,10 @@ func (c *Apps) Reconcile(ctx context.Context, key string) error {
 }
 
 func (c *Apps) instancesOf(ctx context.Context, ns, app string) ([]*api.Instance, error) {
-	objs, _, err := c.Store.List(ctx, instanceKind, ns)
+	// Only instances that mention the app are decoded: a namespace of
+	// many apps would otherwise cost a decode of all of them per reconcile.
+	mark := []byte(`"app":` + strconv.Quote(app))
+	objs, _, err := c.Store.ListFiltered(ctx, instanceKind, ns, func(raw []byte) bool { return bytes.Contains(raw, mark) })
 	if err != nil {
 		return nil, err
 	}

@@ -163,12 +163,22 @@ func (s *Store) Get(ctx context.Context, k api.KindInfo, ns, name string) (api.O
 // List reads every object of kind k in namespace ns ("" for all) and the
 // store revision the list was read at, to watch from.
 func (s *Store) List(ctx context.Context, k api.KindInfo, ns string) ([]api.Object, int64, error) {
+	return s.ListFiltered(ctx, k, ns, nil)
+}
+
+// ListFiltered is List without decoding the objects whose stored JSON raw
+// does not accept (nil: all), a cheap first cut such as "mentions this
+// app"; the caller still checks the decoded objects exactly.
+func (s *Store) ListFiltered(ctx context.Context, k api.KindInfo, ns string, raw func([]byte) bool) ([]api.Object, int64, error) {
 	resp, err := s.cli.Get(ctx, prefix(k, ns), clientv3.WithPrefix())
 	if err != nil {
 		return nil, 0, err
 	}
 	out := make([]api.Object, 0, len(resp.Kvs))
 	for _, kv := range resp.Kvs {
+		if raw != nil && !raw(kv.Value) {
+			continue
+		}
 		obj, err := decode(k, kv.Value, kv.ModRevision)
 		if err != nil {
 			return nil, 0, fmt.Errorf("%s: %w", kv.Key, err)
