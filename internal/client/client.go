@@ -111,8 +111,6 @@ func (c *Client) do(ctx context.Context, hc *http.Client, method, path string, b
 	return resp, nil
 }
 
-func decodeStatus(b []byte, st *api.Status) error { return json.Unmarshal(b, st) }
-
 func unwrapURLError(err error) error {
 	var ue *url.Error
 	if errors.As(err, &ue) {

@@ -3,6 +3,7 @@ package client
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -60,7 +61,7 @@ func (c *Client) Exec(ctx context.Context, ns, name string, opts ExecOptions) (i
 		defer resp.Body.Close()
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 		e := &APIError{Status: api.Status{Code: resp.StatusCode}}
-		if jsonErr := decodeStatus(b, &e.Status); jsonErr != nil || e.Message == "" {
+		if jsonErr := json.Unmarshal(b, &e.Status); jsonErr != nil || e.Message == "" {
 			e.Message = fmt.Sprintf("exec: %s: %s", resp.Status, strings.TrimSpace(string(b)))
 		}
 		e.Code = resp.StatusCode

@@ -204,8 +204,8 @@ func (c *objectCache) endLocked(sub *subscription, err error) {
 	select {
 	case sub.ch <- store.Event{Type: api.WatchError, Err: err}:
 	default:
-		// Full: replace the newest queued event by the error, which must
-		// arrive.
+		// Full: drop a queued event for the error, which must arrive (the
+		// client lists again anyway).
 		select {
 		case <-sub.ch:
 		default:

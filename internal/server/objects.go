@@ -1,7 +1,6 @@
 package server
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -114,17 +113,6 @@ func filterOf(r *http.Request) (filter, error) {
 		return filter{}, fmt.Errorf("%w: %w", err, errBadRequest)
 	}
 	return filter{node: q.Get("node"), app: q.Get("app"), labels: sel}, nil
-}
-
-// storeOptions are the parts of f the store can apply before decoding:
-// an agent's watch of its node's instances skips every other node's
-// without decoding them (match still decides exactly).
-func (f filter) storeOptions() []store.WatchOption {
-	if f.node == "" {
-		return nil
-	}
-	mark := []byte(`"node":` + strconv.Quote(f.node))
-	return []store.WatchOption{store.WithRawFilter(func(raw []byte) bool { return bytes.Contains(raw, mark) })}
 }
 
 func (f filter) match(obj api.Object) bool {

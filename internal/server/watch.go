@@ -35,7 +35,7 @@ func (s *Server) watch(w http.ResponseWriter, r *http.Request, t target) {
 	if cached {
 		defer stop()
 	} else {
-		events = s.store.Watch(ctx, t.kind, t.ns, rev, f.storeOptions()...)
+		events = s.store.Watch(ctx, t.kind, t.ns, rev)
 	}
 
 	// Peek so that a compacted revision becomes a plain 410.

@@ -3,7 +3,6 @@ package store_test
 import (
 	"context"
 	"errors"
-	"strings"
 	"testing"
 	"time"
 
@@ -291,33 +290,5 @@ func TestFencedWritesStopWhenTheFenceGoes(t *testing.T) {
 	}
 	if err := f.Delete(ctx, apps, "default", "a", 0); !errors.Is(err, store.ErrNotLeader) {
 		t.Fatalf("delete under a stale fence: %v, want ErrNotLeader", err)
-	}
-}
-
-// A raw filter drops changes before they are decoded; a deletion is
-// judged by the value it deleted.
-func TestWatchRawFilter(t *testing.T) {
-	s, _ := storetest.Start(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	_, rev, _ := s.List(ctx, apps, "")
-	for _, n := range []string{"skip-1", "keep-1", "skip-2"} {
-		if err := s.Create(ctx, newApp(n, 1)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := s.Delete(ctx, apps, "default", "keep-1", 0); err != nil {
-		t.Fatal(err)
-	}
-	keep := store.WithRawFilter(func(raw []byte) bool { return strings.Contains(string(raw), `"keep-`) })
-	var got []string
-	for ev := range s.Watch(ctx, apps, "", rev, keep) {
-		got = append(got, string(ev.Type)+" "+ev.Object.GetMeta().Name)
-		if len(got) == 2 {
-			break
-		}
-	}
-	if want := []string{"ADDED keep-1", "DELETED keep-1"}; strings.Join(got, ",") != strings.Join(want, ",") {
-		t.Fatalf("filtered events %v, want %v", got, want)
 	}
 }

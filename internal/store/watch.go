@@ -22,29 +22,10 @@ type Event struct {
 	Err      error
 }
 
-// WatchOption narrows a watch.
-type WatchOption func(*watchOptions)
-
-type watchOptions struct {
-	raw func([]byte) bool
-}
-
-// WithRawFilter skips, before decoding, every change whose stored JSON
-// (the previous value, for a deletion) raw does not accept. It is a cheap
-// first cut, such as "mentions this node", for watches that thousands of
-// clients hold: most events are then never decoded at all.
-func WithRawFilter(raw func([]byte) bool) WatchOption {
-	return func(o *watchOptions) { o.raw = raw }
-}
-
 // Watch streams changes to kind k in namespace ns ("" for all) after
 // revision fromRev (0: from now). The channel closes when ctx ends or after
 // an Error event.
-func (s *Store) Watch(ctx context.Context, k api.KindInfo, ns string, fromRev int64, options ...WatchOption) <-chan Event {
-	var wo watchOptions
-	for _, o := range options {
-		o(&wo)
-	}
+func (s *Store) Watch(ctx context.Context, k api.KindInfo, ns string, fromRev int64) <-chan Event {
 	out := make(chan Event, 64)
 	// etcd notices a compacted start revision only some time after the
 	// watch begins; a read at that revision says so at once.
@@ -84,15 +65,6 @@ func (s *Store) Watch(ctx context.Context, k api.KindInfo, ns string, fromRev in
 				return
 			}
 			for _, ev := range resp.Events {
-				if wo.raw != nil {
-					raw := ev.Kv.Value
-					if ev.Type == mvccpb.DELETE && ev.PrevKv != nil {
-						raw = ev.PrevKv.Value
-					}
-					if !wo.raw(raw) {
-						continue
-					}
-				}
 				var e Event
 				var err error
 				switch {
