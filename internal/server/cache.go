@@ -23,7 +23,9 @@ import (
 //   - watches are served from it: a thousand agents watching their
 //     instances are a thousand filters over one store watch, not a
 //     thousand store watches each decoding every change;
-//   - an agent's list of its node's instances is served from it.
+//
+// Lists are not served from it: it may be a moment behind the store, and
+// a client must read its own writes.
 //
 // It keeps the last maxHistory changes, so a watch can resume from a
 // recent revision; older ones get 410 and list again.
@@ -177,25 +179,6 @@ func (c *objectCache) subscribe(ns string, from int64, match func(api.Object) bo
 			close(sub.ch)
 		}
 	}, true, nil
-}
-
-// list returns the cached objects of ns that match accepts, and the
-// revision to watch from; ok is false while the cache has not listed yet.
-func (c *objectCache) list(ns string, match func(api.Object) bool) (objs []api.Object, rev int64, ok bool) {
-	if c == nil {
-		return nil, 0, false
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if !c.synced {
-		return nil, 0, false
-	}
-	for _, o := range c.objs {
-		if (ns == "" || o.GetMeta().Namespace == ns) && match(o) {
-			objs = append(objs, o)
-		}
-	}
-	return objs, c.rev, true
 }
 
 // endLocked ends one watch with err (its last event); c.mu is held.

@@ -137,20 +137,12 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request, t target) {
 		writeError(w, err)
 		return
 	}
-	// An agent's list of its node's instances comes from the cache, as
-	// its watch does; other lists read the store (read-your-writes).
-	var objs []api.Object
-	var rev int64
-	cached := false
-	if f.node != "" {
-		objs, rev, cached = s.caches[t.kind.Kind].list(t.ns, f.match)
-	}
-	if !cached {
-		objs, rev, err = s.store.List(r.Context(), t.kind, t.ns)
-		if err != nil {
-			writeError(w, err)
-			return
-		}
+	// Lists read the store, so a client reads its own writes; the cache
+	// could be a moment behind.
+	objs, rev, err := s.store.List(r.Context(), t.kind, t.ns)
+	if err != nil {
+		writeError(w, err)
+		return
 	}
 	out := api.List{Items: []api.Object{}, Revision: rev}
 	for _, o := range objs {
