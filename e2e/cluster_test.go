@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -367,6 +368,21 @@ func (c *cluster) nodeAddress(node string) string {
 		c.t.Fatal(err)
 	}
 	return obj.(*api.Node).Status.Address
+}
+
+// publishedURL is a published port's URL on node's internal address: a
+// node address, not loopback, so the kernel forwards it in kernel mode.
+func (c *cluster) publishedURL(node string, port int) string {
+	c.t.Helper()
+	obj, err := c.api.Get(context.Background(), api.MustKind(api.KindNode), "", node)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	ip := obj.(*api.Node).Status.InternalIP
+	if ip == "" {
+		c.t.Fatalf("node %s reports no internal IP", node)
+	}
+	return fmt.Sprintf("http://%s/", net.JoinHostPort(ip, strconv.Itoa(port)))
 }
 
 func (c *cluster) getApp(name string) *api.App {

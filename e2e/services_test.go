@@ -30,14 +30,18 @@ func servedHelloYAML(version, readyDelay string, publish, deadline int) string {
 }
 
 // servedHelloCluster starts a cluster running hello v1 (three replicas,
-// with readiness) published on a free port, and returns that port's URL
-// once it answers.
-func servedHelloCluster(t *testing.T) (*cluster, string) {
+// with readiness) published on a free port in the given mode, and returns
+// that port's URL on the node's address once it answers.
+func servedHelloCluster(t *testing.T, mode api.PublishMode) (*cluster, string) {
 	c := upCluster(t)
 	c.mustShoal("image", "push", helloV1)
 	pub := freePort(t)
-	c.applyYAML(servedHelloYAML("v1", "0s", pub, 60), "--wait", "--timeout", "90s")
-	url := fmt.Sprintf("http://127.0.0.1:%d/", pub)
+	y := servedHelloYAML("v1", "0s", pub, 60)
+	if mode != "" {
+		y = strings.Replace(y, "publish: ", "publishMode: "+string(mode)+", publish: ", 1)
+	}
+	c.applyYAML(y, "--wait", "--timeout", "90s")
+	url := c.publishedURL("node1", pub)
 	getEventually(t, url)
 	return c, url
 }
@@ -104,7 +108,9 @@ func TestRollingUpdatesDropNothing(t *testing.T) {
 	c.mustShoal("image", "push", helloV2)
 	pub := freePort(t)
 	c.applyYAML(servedHelloYAML("v1", "0s", pub, 60), "--wait", "--timeout", "90s")
-	url := fmt.Sprintf("http://127.0.0.1:%d/", pub)
+	// The node's address, not loopback: the kernel forwards it (kernel
+	// mode, the default), so this is the rollout through DNAT rules.
+	url := c.publishedURL("node1", pub)
 	getEventually(t, url)
 
 	step := func(what string, run func()) {
@@ -166,11 +172,12 @@ func TestRollingUpdatesDropNothing(t *testing.T) {
 	}
 }
 
-// TestKillUnderLoad: killing an instance's process under load costs no
-// request: the proxy retries a refused connection on another instance and
-// drops the dead one within a second.
+// TestKillUnderLoad: with publishMode proxy, killing an instance's process
+// under load costs no request: the proxy retries a refused connection on
+// another instance, replays an idempotent request the crash cut, and drops
+// the dead one within a second.
 func TestKillUnderLoad(t *testing.T) {
-	c, url := servedHelloCluster(t)
+	c, url := servedHelloCluster(t, api.PublishProxy)
 	victim := c.running("hello", 3)[0]
 	l := startLoad(url, 4, 100000, time.Minute)
 	eventually(t, 30*time.Second, "load under way", func() (bool, string) { return l.ok.Load() >= 200, fmt.Sprint(l.ok.Load()) })
@@ -197,10 +204,44 @@ func TestKillUnderLoad(t *testing.T) {
 	}
 }
 
+// TestKillUnderLoadKernelMode: in kernel mode (the default) a crash may
+// fail the requests under way and those sent before the dead endpoint
+// leaves the rules, as through kube-proxy; once it has left, not one more
+// request fails, and the load goes on.
+func TestKillUnderLoadKernelMode(t *testing.T) {
+	c, url := servedHelloCluster(t, "")
+	victim := c.running("hello", 3)[0]
+	l := startLoad(url, 4, 100000, time.Minute)
+	eventually(t, 30*time.Second, "load under way", func() (bool, string) { return l.ok.Load() >= 200, fmt.Sprint(l.ok.Load()) })
+	_, _ = httpGet("http://" + victim.Status.IP + ":8080/crash")
+	start := time.Now()
+	c.eventually(10*time.Second, victim.Metadata.Name+" not ready", func() (bool, string) {
+		for _, in := range c.instances("hello") {
+			if in.Metadata.Name == victim.Metadata.Name {
+				return !in.Status.Ready, fmt.Sprint("ready=", in.Status.Ready)
+			}
+		}
+		return true, ""
+	})
+	left := time.Since(start)
+	// The node's rules follow its watch within a moment; give it one.
+	time.Sleep(500 * time.Millisecond)
+	failedAtRemoval, okAtRemoval := l.failed.Load(), l.ok.Load()
+	t.Logf("the killed instance left the endpoints %s after the kill; %d requests failed by then", left.Round(10*time.Millisecond), failedAtRemoval)
+	eventually(t, 30*time.Second, "load flowing after the kill", func() (bool, string) {
+		return l.ok.Load() >= okAtRemoval+1000, fmt.Sprint(l.ok.Load()-okAtRemoval, " since the removal")
+	})
+	sum := l.stop()
+	t.Logf("kill under load: %s", sum)
+	if n := l.failed.Load() - failedAtRemoval; n != 0 {
+		t.Errorf("%d requests failed after the dead instance left the endpoints: %s", n, sum)
+	}
+}
+
 // TestReadinessReachesTheProxyWithinASecond measures how long traffic
 // still reaches an instance after the API says it is not ready.
 func TestReadinessReachesTheProxyWithinASecond(t *testing.T) {
-	c, url := servedHelloCluster(t)
+	c, url := servedHelloCluster(t, "")
 	victim := c.running("hello", 3)[0]
 
 	type hit struct {

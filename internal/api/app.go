@@ -70,7 +70,26 @@ type Port struct {
 	// Publish opens this port on every node, reaching a ready instance
 	// wherever it runs (a routing mesh). Two Apps cannot publish one port.
 	Publish int32 `json:"publish,omitempty"`
+	// PublishMode says how a published port reaches the instances:
+	// "kernel" (the default) or "proxy".
+	PublishMode PublishMode `json:"publishMode,omitempty"`
 }
+
+// PublishMode is how a node forwards a published port.
+type PublishMode string
+
+// Publish modes.
+const (
+	// PublishKernel DNATs connections in the kernel, straight to a ready
+	// instance: as fast as the service address. A connection cut by an
+	// instance's crash fails, as it does through kube-proxy.
+	PublishKernel PublishMode = "kernel"
+	// PublishProxy passes connections through the node's user-space
+	// proxy: about half the throughput, but a refused connection moves to
+	// another instance and, on ports named http or http-*, an idempotent
+	// request cut by a crash is replayed on another instance.
+	PublishProxy PublishMode = "proxy"
+)
 
 // Resources are the container's limits, also what placement reserves.
 // CPU is in cores ("500m", "0.5", "2"), Memory in bytes ("128Mi", "1Gi").

@@ -451,6 +451,12 @@ func (v *validator) ports(path string, ports []Port) {
 		case port.Publish > 0 && protocol != ProtocolTCP:
 			v.add(p+".publish", "only TCP ports can be published")
 		}
+		switch {
+		case port.PublishMode != "" && port.PublishMode != PublishKernel && port.PublishMode != PublishProxy:
+			v.add(p+".publishMode", "%s is not a mode: use kernel or proxy", quote(string(port.PublishMode)))
+		case port.PublishMode != "" && port.Publish == 0:
+			v.add(p+".publishMode", "only a published port has a mode: set publish too")
+		}
 		if protocol != ProtocolTCP && protocol != ProtocolUDP {
 			v.add(p+".protocol", "%s is not supported: use TCP or UDP", quote(string(port.Protocol)))
 		}

@@ -126,6 +126,21 @@ func TestValidate(t *testing.T) {
 			want: `App "web": spec.ports[1].publish: only TCP ports can be published`,
 		},
 		{
+			name: "an unknown publish mode",
+			obj: func() Object {
+				a := validApp()
+				a.Spec.Ports[0].Publish = 80
+				a.Spec.Ports[0].PublishMode = "ipvs"
+				return a
+			},
+			want: `App "web": spec.ports[0].publishMode: "ipvs" is not a mode: use kernel or proxy`,
+		},
+		{
+			name: "a publish mode on a port that is not published",
+			obj:  func() Object { a := validApp(); a.Spec.Ports[0].PublishMode = PublishProxy; return a },
+			want: `App "web": spec.ports[0].publishMode: only a published port has a mode: set publish too`,
+		},
+		{
 			name: "namespace missing when not defaulted",
 			obj:  func() Object { a := validApp(); a.Metadata.Namespace = ""; return a },
 			want: `App "web": metadata.namespace: required`,

@@ -10,7 +10,12 @@
 //   - one TCP listener per App port on BridgeIP:<ephemeral>, and a nat chain
 //     that DNATs serviceIP:containerPort to it, for containers (PREROUTING
 //     -i bridge) and for the host itself (OUTPUT);
-//   - one TCP listener per published port on PublishAddress:PORT;
+//   - a second nat chain that DNATs published ports in kernel mode (the
+//     default) on the node's own addresses, loopback excepted, straight
+//     to ready endpoints, masqueraded;
+//   - one TCP listener per published port on PublishAddress:PORT: it
+//     serves every connection in proxy mode, and in kernel mode what the
+//     rules leave (loopback clients, or no endpoint ready);
 //   - the balancer behind all of them: least connections with round-robin
 //     ties, a short dial timeout and a retry on the next endpoint, so an
 //     instance that dies before its readiness is withdrawn costs nothing to
@@ -25,7 +30,7 @@
 //
 //	watch Apps ─┐                    ┌─▶ DNS table (atomic snapshot) ◀── DNS server
 //	            ├─▶ apply (mu) ──────┼─▶ pools: endpoints per app port ◀── accept ─▶ pick ─▶ dial ─▶ splice
-//	watch Insts ┘                    └─▶ kick ─▶ reconcile: listeners, then one iptables-restore of the chain
+//	watch Insts ┘                    └─▶ kick ─▶ reconcile: listeners, then one iptables-restore of the chains
 //
 // A readiness change reaches the pools synchronously in apply, so it takes
 // effect as soon as the watch event is read. Listeners and rules are

@@ -35,6 +35,9 @@ type Config struct {
 	// DNSPort is the DNS server's port (default 53).
 	DNSPort int
 	// PublishAddress is where published ports listen (default "0.0.0.0").
+	// The kernel forwards published ports on every local address except
+	// loopback ones (or on PublishAddress alone, when it is one address
+	// and not loopback); what it leaves, the proxy's listener serves.
 	PublishAddress string
 	// ChainName is this node's iptables nat chain (default
 	// "SHOAL-SVC-"+Bridge); distinct agents on one machine need distinct
@@ -89,6 +92,13 @@ type service struct {
 	name    string     // the port's name, to find it on instances of other revisions
 	vip     netip.Addr // invalid: no serviceIP yet
 	publish int32
+	mode    api.PublishMode // of the published port; "" is kernel
+}
+
+// kernelPublished says whether the kernel forwards the service's published
+// port (the proxy's listener then only answers what the rules leave to it).
+func (s service) kernelPublished() bool {
+	return s.publish > 0 && s.mode != api.PublishProxy
 }
 
 // New checks cfg and returns a Proxy; call Run.
@@ -117,7 +127,7 @@ func New(cfg Config) (*Proxy, error) {
 		}
 		p.cfg.Upstream, p.dns.upstream = ups, ups
 	}
-	p.rules = &iptables{chain: cfg.ChainName, bridge: cfg.Bridge, log: p.log}
+	p.rules = &iptables{chain: cfg.ChainName, bridge: cfg.Bridge, publish: p.cfg.PublishAddress, log: p.log}
 	return p, nil
 }
 
@@ -303,7 +313,7 @@ func (p *Proxy) recomputeLocked() {
 			if !isTCP(port.Protocol) || port.ContainerPort <= 0 {
 				continue
 			}
-			services[svcKey{ns, a.Metadata.Name, port.ContainerPort}] = service{name: port.Name, vip: vip, publish: port.Publish}
+			services[svcKey{ns, a.Metadata.Name, port.ContainerPort}] = service{name: port.Name, vip: vip, publish: port.Publish, mode: port.PublishMode}
 		}
 	}
 

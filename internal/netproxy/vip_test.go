@@ -226,3 +226,102 @@ func httpGet(hc *http.Client, url string) (string, error) {
 	}
 	return string(b), err
 }
+
+// TestPublishedPortModes: in kernel mode (the default) a connection to a
+// published port on a node address is DNATed by the kernel straight to an
+// endpoint; in proxy mode it goes through the proxy's listener. The
+// backend tells them apart by who connects: the client itself (kernel) or
+// the host (proxy). Loopback is always the proxy's.
+func TestPublishedPortModes(t *testing.T) {
+	n := newTestNet(t)
+	backend := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		host, _, _ := net.SplitHostPort(r.RemoteAddr)
+		fmt.Fprintf(w, "from %s", host)
+	}))
+	bl, err := net.Listen("tcp", net.JoinHostPort(n.hostIP, "0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	backend.Listener = bl
+	backend.Start()
+	defer backend.Close()
+
+	chain := "SHOAL-T-" + strings.TrimPrefix(n.hostIf, "snp")
+	pub := freePort(t, "0.0.0.0")
+	p, err := newProxy(Config{BridgeIP: n.hostIP, Bridge: n.hostIf, DNSPort: freePort(t, n.hostIP), ChainName: chain, Log: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.rules = &iptables{chain: chain, bridge: n.hostIf, publish: p.cfg.PublishAddress, log: p.log}
+	app := testApp("default", "web", "", 80, int32(pub))
+	inst := testInstance("default", "web", "web-1", strings.TrimPrefix(backend.URL, "http://"))
+	p.apply([]*api.App{app}, []*api.Instance{inst})
+
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+	stopped := false
+	stop := func() {
+		if !stopped {
+			stopped = true
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("Run: %v", err)
+			}
+		}
+	}
+	t.Cleanup(stop)
+
+	url := fmt.Sprintf("http://%s:%d/", n.hostIP, pub)
+	// answer waits for the published port to answer from the namespace as
+	// want says.
+	answer := func(what, want string) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			body, err := n.getInNS(t, url, "")
+			if err == nil && body == want {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: GET %s from the namespace: %q, %v; want %q\n%s", what, url, body, err, want, natRules(t))
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	answer("kernel mode", "from "+n.peerIP)
+	rules := natRules(t)
+	for _, want := range []string{
+		"-A PREROUTING ! -d 127.0.0.0/8 -m addrtype --dst-type LOCAL -m comment --comment \"shoal published ports\" -j " + chain + "-E",
+		"-A OUTPUT ! -d 127.0.0.0/8 -m addrtype --dst-type LOCAL -m comment --comment \"shoal published ports\" -j " + chain + "-E",
+		fmt.Sprintf("-A %s-E -p tcp -m tcp --dport %d", chain, pub),
+	} {
+		if !strings.Contains(rules, want) {
+			t.Errorf("nat table lacks %q:\n%s", want, rules)
+		}
+	}
+	// The jumps are written as iptables prints them: a resync keeps them.
+	if err := p.rules.ensureJumps(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if after := natRules(t); after != rules {
+		t.Errorf("ensureJumps rewrote correct jumps:\nbefore:\n%s\nafter:\n%s", rules, after)
+	}
+	hc := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	if body, err := httpGet(hc, fmt.Sprintf("http://127.0.0.1:%d/", pub)); err != nil || body != "from "+n.hostIP {
+		t.Errorf("GET on loopback: %q, %v; want the proxy's connection (from %s)", body, err, n.hostIP)
+	}
+
+	proxied := testApp("default", "web", "", 80, int32(pub))
+	proxied.Spec.Ports[0].PublishMode = api.PublishProxy
+	p.apply([]*api.App{proxied}, []*api.Instance{inst})
+	answer("proxy mode", "from "+n.hostIP)
+	if rules := natRules(t); strings.Contains(rules, fmt.Sprintf("--dport %d", pub)) {
+		t.Errorf("proxy mode, yet the nat table still forwards port %d:\n%s", pub, rules)
+	}
+
+	stop()
+	if rules := natRules(t); strings.Contains(rules, chain) {
+		t.Errorf("after Run returned, the nat table still mentions %s:\n%s", chain, rules)
+	}
+}
