@@ -208,6 +208,27 @@ func tool(args []string) int {
 			return 1
 		}
 		return 0
+	case "show": // a file's content, e.g. /proc/1/status
+		if len(args) == 2 {
+			b, err := os.ReadFile(args[1])
+			if err != nil {
+				fmt.Fprintln(os.Stderr, "hello show:", err)
+				return 1
+			}
+			os.Stdout.Write(b)
+			return 0
+		}
+	case "touch": // whether the root filesystem is writable
+		if len(args) == 2 {
+			if err := os.WriteFile(args[1], nil, 0o644); err != nil {
+				fmt.Fprintln(os.Stderr, "hello touch:", err)
+				return 1
+			}
+			return 0
+		}
+	case "id":
+		fmt.Printf("uid=%d gid=%d\n", os.Getuid(), os.Getgid())
+		return 0
 	case "exit":
 		if len(args) == 2 {
 			if n, err := strconv.Atoi(args[1]); err == nil {
@@ -234,6 +255,6 @@ func tool(args []string) int {
 		fmt.Printf("tty %dx%d\n", ws.cols, ws.rows)
 		return 0
 	}
-	fmt.Fprintln(os.Stderr, "usage: hello [cat | exit N | tty [--wait]]")
+	fmt.Fprintln(os.Stderr, "usage: hello [cat | show FILE | touch FILE | id | exit N | tty [--wait]]")
 	return 2
 }

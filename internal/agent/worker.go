@@ -453,8 +453,28 @@ func (w *worker) spec(in *api.Instance) (runtime.Spec, error) {
 		Ports:       ports,
 		DNSServers:  w.a.cfg.DNSServers,
 		DNSSearch:   []string{in.Metadata.Namespace + ".shoal", "shoal"},
+		Security:    security(t.SecurityContext),
 		LogPath:     logDir + "/current.log",
 	}, nil
+}
+
+// security turns a template's securityContext into the runtime's terms.
+func security(sc *api.SecurityContext) runtime.Security {
+	sec := runtime.Security{Capabilities: sc.EffectiveCapabilities()}
+	if sc == nil {
+		return sec
+	}
+	id := func(p *int64) *uint32 {
+		if p == nil {
+			return nil
+		}
+		v := uint32(*p)
+		return &v
+	}
+	sec.UID, sec.GID = id(sc.RunAsUser), id(sc.RunAsGroup)
+	sec.ReadOnlyRoot = sc.ReadOnlyRootFilesystem
+	sec.Privileged = sc.Privileged
+	return sec
 }
 
 // event records an Event about the instance, without waiting: events

@@ -4,6 +4,9 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
 	"time"
 )
 
@@ -41,9 +44,124 @@ type Template struct {
 	// between SIGTERM and SIGKILL.
 	TerminationGracePeriodSeconds *int64 `json:"terminationGracePeriodSeconds,omitempty"`
 	Health                        Health `json:"health,omitzero"`
+	// SecurityContext hardens or, where the namespace allows, loosens the
+	// container's defaults.
+	SecurityContext *SecurityContext `json:"securityContext,omitempty"`
 	// RestartedAt, when changed, makes a new revision of an unchanged
 	// template: `shoal rollout restart`.
 	RestartedAt string `json:"restartedAt,omitempty"`
+}
+
+// SecurityContext is the container's identity and privileges. Without
+// one a container runs as its image's user, with no new privileges, the
+// runtime's default seccomp profile, /proc and /sys paths masked, and
+// containerd's default capabilities minus NET_RAW (DefaultCapabilities).
+type SecurityContext struct {
+	// RunAsUser and RunAsGroup replace the image's user and group.
+	RunAsUser  *int64 `json:"runAsUser,omitempty"`
+	RunAsGroup *int64 `json:"runAsGroup,omitempty"`
+	// ReadOnlyRootFilesystem mounts the image read-only.
+	ReadOnlyRootFilesystem bool `json:"readOnlyRootFilesystem,omitempty"`
+	// Capabilities are added to and dropped from the default set
+	// ("NET_ADMIN" or "CAP_NET_ADMIN"; drop ALL empties it first).
+	Capabilities Capabilities `json:"capabilities,omitzero"`
+	// Privileged gives the container every capability, every device and
+	// no seccomp profile. Refused unless the namespace's policy allows it.
+	Privileged bool `json:"privileged,omitempty"`
+}
+
+// Capabilities changes the default capability set.
+type Capabilities struct {
+	Add  []string `json:"add,omitempty"`
+	Drop []string `json:"drop,omitempty"`
+}
+
+// DefaultCapabilities is what a container gets unless its securityContext
+// says otherwise: containerd's default set without NET_RAW (no raw sockets,
+// so no ARP or ICMP spoofing of its neighbours).
+var DefaultCapabilities = []string{
+	"CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD",
+	"CAP_SETGID", "CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP",
+	"CAP_NET_BIND_SERVICE", "CAP_SYS_CHROOT", "CAP_KILL", "CAP_AUDIT_WRITE",
+}
+
+// knownCapabilities are the Linux capabilities, as the kernel numbers them.
+var knownCapabilities = []string{
+	"CHOWN", "DAC_OVERRIDE", "DAC_READ_SEARCH", "FOWNER", "FSETID", "KILL",
+	"SETGID", "SETUID", "SETPCAP", "LINUX_IMMUTABLE", "NET_BIND_SERVICE",
+	"NET_BROADCAST", "NET_ADMIN", "NET_RAW", "IPC_LOCK", "IPC_OWNER",
+	"SYS_MODULE", "SYS_RAWIO", "SYS_CHROOT", "SYS_PTRACE", "SYS_PACCT",
+	"SYS_ADMIN", "SYS_BOOT", "SYS_NICE", "SYS_RESOURCE", "SYS_TIME",
+	"SYS_TTY_CONFIG", "MKNOD", "LEASE", "AUDIT_WRITE", "AUDIT_CONTROL",
+	"SETFCAP", "MAC_OVERRIDE", "MAC_ADMIN", "SYSLOG", "WAKE_ALARM",
+	"BLOCK_SUSPEND", "AUDIT_READ", "PERFMON", "BPF", "CHECKPOINT_RESTORE",
+}
+
+// CapabilityName returns a capability's canonical name ("CAP_NET_ADMIN")
+// from either spelling, and whether it is one; "ALL" stays "ALL".
+func CapabilityName(s string) (string, bool) {
+	u := strings.ToUpper(strings.TrimSpace(s))
+	if u == "ALL" {
+		return u, true
+	}
+	u = strings.TrimPrefix(u, "CAP_")
+	if !slices.Contains(knownCapabilities, u) {
+		return "", false
+	}
+	return "CAP_" + u, true
+}
+
+// EffectiveCapabilities returns the container's capability set: the defaults, less
+// what is dropped, plus what is added; every one for a privileged
+// container.
+func (sc *SecurityContext) EffectiveCapabilities() []string {
+	if sc != nil && sc.Privileged {
+		out := make([]string, len(knownCapabilities))
+		for i, c := range knownCapabilities {
+			out[i] = "CAP_" + c
+		}
+		return out
+	}
+	caps := slices.Clone(DefaultCapabilities)
+	if sc == nil {
+		return caps
+	}
+	for _, d := range sc.Capabilities.Drop {
+		name, _ := CapabilityName(d)
+		if name == "ALL" {
+			caps = []string{}
+			break
+		}
+		caps = slices.DeleteFunc(caps, func(c string) bool { return c == name })
+	}
+	for _, a := range sc.Capabilities.Add {
+		name, ok := CapabilityName(a)
+		if name == "ALL" {
+			return (&SecurityContext{Privileged: true}).EffectiveCapabilities()
+		}
+		if ok && !slices.Contains(caps, name) {
+			caps = append(caps, name)
+		}
+	}
+	return caps
+}
+
+// NeedsPrivilege names what in sc only a namespace whose policy allows
+// privileged containers may run ("" when nothing): privileged itself, or a
+// capability beyond DefaultCapabilities.
+func (sc *SecurityContext) NeedsPrivilege() string {
+	if sc == nil {
+		return ""
+	}
+	if sc.Privileged {
+		return "securityContext.privileged"
+	}
+	for i, a := range sc.Capabilities.Add {
+		if name, _ := CapabilityName(a); !slices.Contains(DefaultCapabilities, name) {
+			return fmt.Sprintf("securityContext.capabilities.add[%d] (%s)", i, name)
+		}
+	}
+	return ""
 }
 
 // EnvVar is one environment variable.

@@ -114,10 +114,24 @@ func equalFold(a, b string) bool {
 	return true
 }
 
-// Namespace is a tenant boundary for names.
+// Namespace is a tenant boundary for names, and for what its Apps may do.
 type Namespace struct {
 	TypeMeta `json:",inline"`
-	Metadata ObjectMeta `json:"metadata"`
+	Metadata ObjectMeta    `json:"metadata"`
+	Spec     NamespaceSpec `json:"spec,omitzero"`
+}
+
+// NamespaceSpec holds a namespace's policy.
+type NamespaceSpec struct {
+	Policy NamespacePolicy `json:"policy,omitzero"`
+}
+
+// NamespacePolicy loosens the defaults for the namespace's Apps; the zero
+// policy allows nothing beyond them.
+type NamespacePolicy struct {
+	// AllowPrivileged lets Apps run privileged containers and add
+	// capabilities beyond DefaultCapabilities.
+	AllowPrivileged bool `json:"allowPrivileged,omitempty"`
 }
 
 // GetMeta returns the object's metadata.

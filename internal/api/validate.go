@@ -280,6 +280,7 @@ func (v *validator) template(path string, t *Template) {
 		v.add(path+".workingDir", "must be an absolute path")
 	}
 	v.ports(path+".ports", t.Ports)
+	v.securityContext(path+".securityContext", t.SecurityContext)
 	v.probe(path+".health.readiness", t.Health.Readiness, t.Ports)
 	v.probe(path+".health.liveness", t.Health.Liveness, t.Ports)
 	if t.Resources.CPU != "" {
@@ -461,6 +462,32 @@ func (v *validator) ports(path string, ports []Port) {
 			v.add(p+".protocol", "%s is not supported: use TCP or UDP", quote(string(port.Protocol)))
 		}
 	}
+}
+
+// maxID is the largest user or group id a container may run as (the
+// kernel keeps 2^32-1 for "no id").
+const maxID = 1<<32 - 2
+
+func (v *validator) securityContext(path string, sc *SecurityContext) {
+	if sc == nil {
+		return
+	}
+	id := func(field string, id *int64) {
+		if id != nil && (*id < 0 || *id > maxID) {
+			v.add(path+"."+field, "%d is not a user or group id (0 to %d)", *id, int64(maxID))
+		}
+	}
+	id("runAsUser", sc.RunAsUser)
+	id("runAsGroup", sc.RunAsGroup)
+	caps := func(what string, list []string) {
+		for i, c := range list {
+			if _, ok := CapabilityName(c); !ok {
+				v.add(indexPath(path+".capabilities."+what, i), "%s is not a Linux capability (e.g. NET_ADMIN or CAP_NET_ADMIN)", quote(c))
+			}
+		}
+	}
+	caps("add", sc.Capabilities.Add)
+	caps("drop", sc.Capabilities.Drop)
 }
 
 // isDNSLabel reports whether s is an RFC 1123 label: the form of every name

@@ -3,6 +3,7 @@ package api
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -124,6 +125,25 @@ func TestValidate(t *testing.T) {
 			name: "publish a UDP port",
 			obj:  func() Object { a := validApp(); a.Spec.Ports[1].Publish = 5353; return a },
 			want: `App "web": spec.ports[1].publish: only TCP ports can be published`,
+		},
+		{
+			name: "a negative user id",
+			obj: func() Object {
+				a := validApp()
+				uid := int64(-1)
+				a.Spec.SecurityContext = &SecurityContext{RunAsUser: &uid}
+				return a
+			},
+			want: `App "web": spec.securityContext.runAsUser: -1 is not a user or group id (0 to 4294967294)`,
+		},
+		{
+			name: "an unknown capability",
+			obj: func() Object {
+				a := validApp()
+				a.Spec.SecurityContext = &SecurityContext{Capabilities: Capabilities{Add: []string{"NET_ADMIN"}, Drop: []string{"CAP_FLY"}}}
+				return a
+			},
+			want: `App "web": spec.securityContext.capabilities.drop[0]: "CAP_FLY" is not a Linux capability (e.g. NET_ADMIN or CAP_NET_ADMIN)`,
 		},
 		{
 			name: "an unknown publish mode",
@@ -354,4 +374,36 @@ func TestSetDefaults(t *testing.T) {
 		t.Errorf("SetDefaults gave a Node namespace %q; nodes are not namespaced", node.Metadata.Namespace)
 	}
 	SetDefaults(nil) // must not panic
+}
+
+func TestEffectiveCapabilities(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		sc        *SecurityContext
+		has, lack []string
+		privilege string
+	}{
+		{"defaults", nil, []string{"CAP_CHOWN", "CAP_NET_BIND_SERVICE"}, []string{"CAP_NET_RAW", "CAP_SYS_ADMIN"}, ""},
+		{"drop one", &SecurityContext{Capabilities: Capabilities{Drop: []string{"chown"}}}, []string{"CAP_KILL"}, []string{"CAP_CHOWN"}, ""},
+		{"drop all, add one back", &SecurityContext{Capabilities: Capabilities{Drop: []string{"ALL"}, Add: []string{"NET_BIND_SERVICE"}}}, []string{"CAP_NET_BIND_SERVICE"}, []string{"CAP_CHOWN", "CAP_KILL"}, ""},
+		{"add beyond the defaults", &SecurityContext{Capabilities: Capabilities{Add: []string{"CAP_NET_RAW"}}}, []string{"CAP_NET_RAW", "CAP_CHOWN"}, nil, "securityContext.capabilities.add[0] (CAP_NET_RAW)"},
+		{"privileged", &SecurityContext{Privileged: true}, []string{"CAP_SYS_ADMIN", "CAP_NET_RAW", "CAP_BPF"}, nil, "securityContext.privileged"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			caps := tc.sc.EffectiveCapabilities()
+			for _, c := range tc.has {
+				if !slices.Contains(caps, c) {
+					t.Errorf("lacks %s: %v", c, caps)
+				}
+			}
+			for _, c := range tc.lack {
+				if slices.Contains(caps, c) {
+					t.Errorf("has %s: %v", c, caps)
+				}
+			}
+			if got := tc.sc.NeedsPrivilege(); got != tc.privilege {
+				t.Errorf("NeedsPrivilege() = %q, want %q", got, tc.privilege)
+			}
+		})
+	}
 }

@@ -74,10 +74,29 @@ type Spec struct {
 	// without servers it gets the node's own resolv.conf.
 	DNSServers []string
 	DNSSearch  []string
+	// Security is the container's user and privileges; the zero value is
+	// the hardened default.
+	Security Security
 	// LogPath is the file the container's stdout and stderr go to. The
 	// agent rotates it by size; a new run (Start after an exit) moves the
 	// previous run's log to LogPath+".previous".
 	LogPath string
+}
+
+// Security is what a container may do. Every container runs with no new
+// privileges (unless privileged), the runtime's default seccomp profile
+// and /proc and /sys paths masked.
+type Security struct {
+	// UID and GID replace the image's user when set; a UID alone takes its
+	// group from the image's /etc/passwd.
+	UID, GID *uint32
+	// ReadOnlyRoot mounts the image read-only.
+	ReadOnlyRoot bool
+	// Capabilities is the whole set ("CAP_CHOWN", …); nil means
+	// api.DefaultCapabilities, an empty set none.
+	Capabilities []string
+	// Privileged: every capability and device, no seccomp, nothing masked.
+	Privileged bool
 }
 
 // AttachRequest is an interactive command to run in a container.

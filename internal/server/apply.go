@@ -36,6 +36,9 @@ func (s *Server) apply(w http.ResponseWriter, r *http.Request) {
 	if err == nil {
 		err = s.checkPublished(r.Context(), objs, true)
 	}
+	if err == nil {
+		err = s.checkPolicy(r.Context(), objs, true)
+	}
 	if err != nil {
 		writeError(w, err)
 		return

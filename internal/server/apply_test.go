@@ -501,3 +501,49 @@ func TestApplyDryRun(t *testing.T) {
 		t.Errorf("dry run of an invalid app: %v, want invalid", err)
 	}
 }
+
+// A privileged App, or one adding a capability beyond the defaults, is
+// refused (403, nothing stored) unless its namespace's policy allows it.
+func TestApplyRefusesPrivilegeTheNamespaceDoesNotAllow(t *testing.T) {
+	e := start(t)
+	privileged := func(ns, name string) string {
+		return appDoc(ns, name, "securityContext: {privileged: true}")
+	}
+	before := e.snapshot(t)
+	for _, tc := range []struct {
+		name, body, want string
+	}{
+		{"privileged", privileged("", "p"),
+			`document 1 (App "p"): spec.securityContext.privileged: namespace "default" does not allow privileged containers or added capabilities (set spec.policy.allowPrivileged on the Namespace)`},
+		{"an added capability", appDoc("", "c", "securityContext: {capabilities: {add: [SYS_ADMIN]}}"),
+			`document 1 (App "c"): spec.securityContext.capabilities.add[0] (CAP_SYS_ADMIN): namespace "default" does not allow privileged containers or added capabilities (set spec.policy.allowPrivileged on the Namespace)`},
+		{"second document", appDoc("", "fine") + "---\n" + privileged("", "p"),
+			`document 2 (App "p"): spec.securityContext.privileged: namespace "default"`},
+	} {
+		code, body := e.do(t, http.MethodPost, "/api/v1/apply", []byte(tc.body))
+		wantStatus(t, code, body, http.StatusForbidden, tc.want)
+	}
+	if after := e.snapshot(t); !reflect.DeepEqual(before, after) {
+		t.Errorf("a refused apply stored something")
+	}
+	// Dropping capabilities, or adding a default one back, needs nothing.
+	if code, body := e.do(t, http.MethodPost, "/api/v1/apply", []byte(appDoc("", "d", "securityContext: {capabilities: {drop: [ALL], add: [NET_BIND_SERVICE]}, runAsUser: 1000, readOnlyRootFilesystem: true}"))); code != http.StatusOK {
+		t.Errorf("dropping capabilities: %d %s", code, body)
+	}
+	// A namespace that allows it, declared in the same manifest or before.
+	ops := "apiVersion: shoal/v1\nkind: Namespace\nmetadata: {name: ops}\nspec: {policy: {allowPrivileged: true}}\n"
+	if code, body := e.do(t, http.MethodPost, "/api/v1/apply", []byte(ops+"---\n"+privileged("ops", "p"))); code != http.StatusOK {
+		t.Fatalf("privileged in a namespace that allows it: %d %s", code, body)
+	}
+	if code, body := e.do(t, http.MethodPost, "/api/v1/apply", []byte(privileged("ops", "p2"))); code != http.StatusOK {
+		t.Fatalf("privileged in a stored namespace that allows it: %d %s", code, body)
+	}
+	// The create endpoint applies the same policy.
+	app := &api.App{TypeMeta: api.TypeMeta{APIVersion: api.Version, Kind: api.KindApp}, Metadata: api.ObjectMeta{Namespace: "default", Name: "direct"},
+		Spec: api.AppSpec{Template: api.Template{Image: "nginx", SecurityContext: &api.SecurityContext{Privileged: true}}}}
+	err := e.cli.Create(ctxT(t, 10*time.Second), app)
+	var ae *client.APIError
+	if !errors.As(err, &ae) || ae.Code != http.StatusForbidden || !strings.Contains(ae.Message, `App "direct": spec.securityContext.privileged`) {
+		t.Errorf("create of a privileged App: %v", err)
+	}
+}

@@ -199,6 +199,9 @@ func (s *Server) create(w http.ResponseWriter, r *http.Request, t target) {
 		err = s.checkPublished(r.Context(), []api.Object{obj}, false)
 	}
 	if err == nil {
+		err = s.checkPolicy(r.Context(), []api.Object{obj}, false)
+	}
+	if err == nil {
 		if t.kind.Kind == api.KindEvent {
 			// Events expire: they explain recent history, not state.
 			err = s.store.CreateWithTTL(r.Context(), obj, api.EventTTL)
@@ -228,6 +231,9 @@ func (s *Server) update(w http.ResponseWriter, r *http.Request, t target) {
 	cur, err := s.store.Get(r.Context(), t.kind, t.ns, t.name)
 	if err == nil {
 		err = s.checkPublished(r.Context(), []api.Object{obj}, false)
+	}
+	if err == nil {
+		err = s.checkPolicy(r.Context(), []api.Object{obj}, false)
 	}
 	if err == nil {
 		api.CopyStatus(cur, obj)

@@ -10,10 +10,12 @@ import (
 
 	containerd "github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/contrib/seccomp"
+	"github.com/containerd/containerd/v2/core/containers"
 	"github.com/containerd/containerd/v2/pkg/identifiers"
 	"github.com/containerd/containerd/v2/pkg/oci"
 	"github.com/opencontainers/runtime-spec/specs-go"
 
+	"github.com/shoal-dev/shoal/internal/api"
 	"github.com/shoal-dev/shoal/internal/runtime"
 )
 
@@ -178,10 +180,8 @@ func (d *Driver) specOpts(ctx context.Context, img containerd.Image, spec runtim
 			{Destination: "/etc/hosts", Type: "bind", Source: hostsFile, Options: []string{"rbind", "ro", "nosuid", "nodev", "noexec"}},
 			{Destination: "/etc/resolv.conf", Type: "bind", Source: resolvFile, Options: []string{"rbind", "ro", "nosuid", "nodev", "noexec"}},
 		}),
-		oci.WithNoNewPrivileges,
-		// After capabilities: the profile allows syscalls by capability.
-		seccomp.WithDefaultProfile(),
 	)
+	opts = append(opts, securityOpts(spec.Security)...)
 	// No CPU quota here: see cpuLimit.
 	if spec.MemoryBytes > 0 {
 		opts = append(opts, oci.WithMemoryLimit(uint64(spec.MemoryBytes)))
@@ -196,6 +196,48 @@ func (d *Driver) specOpts(ctx context.Context, img containerd.Image, spec runtim
 	}
 	opts = append(opts, oci.WithPidsLimit(pids))
 	return opts, nil
+}
+
+// securityOpts are the container's user and privileges. containerd's
+// default spec already masks /proc and /sys paths and mounts cgroups
+// read-only; these set the capabilities, then the seccomp profile (which
+// allows syscalls by capability, so it comes after them).
+func securityOpts(sec runtime.Security) []oci.SpecOpts {
+	var opts []oci.SpecOpts
+	switch {
+	case sec.UID != nil && sec.GID != nil:
+		opts = append(opts, oci.WithUIDGID(*sec.UID, *sec.GID))
+	case sec.UID != nil:
+		opts = append(opts, oci.WithUserID(*sec.UID))
+	case sec.GID != nil:
+		opts = append(opts, withGID(*sec.GID))
+	}
+	if sec.ReadOnlyRoot {
+		opts = append(opts, oci.WithRootFSReadonly())
+	}
+	if sec.Privileged {
+		return append(opts, oci.WithPrivileged, oci.WithNewPrivileges, oci.WithHostDevices, oci.WithAllDevicesAllowed)
+	}
+	caps := sec.Capabilities
+	if caps == nil {
+		caps = api.DefaultCapabilities
+	}
+	return append(opts,
+		oci.WithCapabilities(caps),
+		oci.WithAmbientCapabilities(nil),
+		oci.WithNoNewPrivileges,
+		seccomp.WithDefaultProfile(),
+	)
+}
+
+// withGID sets the process's group and keeps the image's user.
+func withGID(gid uint32) oci.SpecOpts {
+	return func(_ context.Context, _ oci.Client, _ *containers.Container, s *oci.Spec) error {
+		if s.Process != nil {
+			s.Process.User.GID = gid
+		}
+		return nil
+	}
 }
 
 // writeHosts writes the container's /etc/hosts: localhost and its own name.

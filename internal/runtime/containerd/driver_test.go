@@ -20,6 +20,7 @@ import (
 	"github.com/containerd/containerd/v2/pkg/namespaces"
 	"github.com/containerd/errdefs"
 
+	"github.com/shoal-dev/shoal/internal/api"
 	"github.com/shoal-dev/shoal/internal/runtime"
 	"github.com/shoal-dev/shoal/internal/runtime/containerd"
 	"github.com/shoal-dev/shoal/internal/runtime/containerd/containerdtest"
@@ -188,6 +189,12 @@ func TestDriver(t *testing.T) {
 		}
 		if !s.Process.NoNewPrivileges {
 			t.Error("NoNewPrivileges not set")
+		}
+		if caps := s.Process.Capabilities; caps == nil || !slices.Equal(caps.Bounding, api.DefaultCapabilities) || !slices.Equal(caps.Effective, api.DefaultCapabilities) || slices.Contains(caps.Bounding, "CAP_NET_RAW") {
+			t.Errorf("capabilities = %+v, want the defaults (no NET_RAW)", caps)
+		}
+		if !slices.Contains(s.Linux.MaskedPaths, "/proc/kcore") || !slices.Contains(s.Linux.ReadonlyPaths, "/proc/sys") {
+			t.Errorf("masked %v, read-only %v: want /proc/kcore masked and /proc/sys read-only", s.Linux.MaskedPaths, s.Linux.ReadonlyPaths)
 		}
 		if s.Hostname != "web-0" {
 			t.Errorf("hostname = %q", s.Hostname)

@@ -1,0 +1,60 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/shoal-dev/shoal/internal/api"
+	"github.com/shoal-dev/shoal/internal/store"
+)
+
+// errForbidden marks a request the caller may not make: an App its
+// namespace's policy does not allow (and, with access control, a verb the
+// caller's role lacks).
+var errForbidden = errors.New("forbidden")
+
+// checkPolicy refuses an App that asks for more than its namespace's
+// policy allows: a privileged container, or a capability beyond the
+// defaults. The policy is the namespace's in objs when it is declared
+// there, else the stored one. Documents are numbered from 1 when objs are
+// a manifest's.
+func (s *Server) checkPolicy(ctx context.Context, objs []api.Object, manifest bool) error {
+	policies := map[string]api.NamespacePolicy{}
+	for _, o := range objs {
+		if ns, ok := o.(*api.Namespace); ok {
+			policies[ns.Metadata.Name] = ns.Spec.Policy
+		}
+	}
+	for i, o := range objs {
+		app, ok := o.(*api.App)
+		if !ok {
+			continue
+		}
+		what := app.Spec.SecurityContext.NeedsPrivilege()
+		if what == "" {
+			continue
+		}
+		ns := app.Metadata.Namespace
+		pol, ok := policies[ns]
+		if !ok {
+			obj, err := s.store.Get(ctx, api.MustKind(api.KindNamespace), "", ns)
+			if err != nil && !errors.Is(err, store.ErrNotFound) {
+				return err
+			}
+			if err == nil {
+				pol = obj.(*api.Namespace).Spec.Policy
+			}
+			policies[ns] = pol
+		}
+		if pol.AllowPrivileged {
+			continue
+		}
+		where := fmt.Sprintf("App %q", app.Metadata.Name)
+		if manifest {
+			where = fmt.Sprintf("document %d (%s)", i+1, where)
+		}
+		return fmt.Errorf("%s: spec.%s: namespace %q does not allow privileged containers or added capabilities (set spec.policy.allowPrivileged on the Namespace): %w", where, what, ns, errForbidden)
+	}
+	return nil
+}
