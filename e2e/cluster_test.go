@@ -3,6 +3,8 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"flag"
 	"fmt"
 	"io"
@@ -203,6 +205,8 @@ type cluster struct {
 	dir        string
 	ctd        string
 	url        string
+	conf       string        // admin.conf
+	admin      client.Config // what it holds
 	server     *proc
 	nodes      []node
 	agents     []*proc
@@ -258,7 +262,9 @@ func (c *cluster) addAgent(name string, extra ...string) *proc {
 	}
 	extra = slices.DeleteFunc(extra, func(f string) bool { return f == "--subnet=server" })
 	c.nodes = append(c.nodes, n)
-	args := append([]string{"agent", "--server", c.url, "--data-dir", agentDir, "--containerd-address", c.ctd}, n.agentFlags()...)
+	// Every agent joins with a token of its own, as a real machine does.
+	token := strings.TrimSpace(c.mustShoal("token", "create", "--ttl", "10m"))
+	args := append([]string{"agent", "--server", c.url, "--token", token, "--data-dir", agentDir, "--containerd-address", c.ctd}, n.agentFlags()...)
 	p := startProc(c.t, append(args, extra...)...)
 	// Registered after the agent's stop, so apps are deleted while it still
 	// runs and can remove their containers.
@@ -278,19 +284,14 @@ func (c *cluster) waitReady() {
 	c.t.Helper()
 	conf := filepath.Join(c.dir, "admin.conf")
 	c.eventually(60*time.Second, "server writes admin.conf and answers /healthz", func() (bool, string) {
-		b, err := os.ReadFile(conf)
+		cfg, err := client.ReadConfig(conf)
 		if err != nil {
 			return false, err.Error()
 		}
-		for _, line := range strings.Split(string(b), "\n") {
-			if u, ok := strings.CutPrefix(line, "server: "); ok {
-				c.url = strings.TrimSpace(u)
-			}
+		if c.api, err = client.FromConfig(cfg); err != nil {
+			return false, err.Error()
 		}
-		if c.url == "" {
-			return false, "no server line in admin.conf"
-		}
-		c.api = client.New(c.url)
+		c.url, c.conf, c.admin = cfg.Server, conf, cfg
 		if err := c.api.Ping(context.Background()); err != nil {
 			return false, err.Error()
 		}
@@ -332,7 +333,7 @@ func (c *cluster) cleanup() {
 func (c *cluster) shoal(args ...string) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, shoalBin, append([]string{"--server", c.url}, args...)...)
+	cmd := exec.CommandContext(ctx, shoalBin, append([]string{"--config", c.conf}, args...)...)
 	out, err := cmd.CombinedOutput()
 	return string(out), err
 }
@@ -358,6 +359,51 @@ func (c *cluster) writeFile(content string) string {
 		c.t.Fatal(err)
 	}
 	return f
+}
+
+// get fetches a path of the API server as the admin (its /metrics, say).
+func (c *cluster) get(path string) (string, error) {
+	cfg, err := c.admin.TLS()
+	if err != nil {
+		return "", err
+	}
+	return getTLS(c.url+path, cfg)
+}
+
+// agentGet fetches a path of node's agent as the admin, checking that the
+// agent presents node's certificate.
+func (c *cluster) agentGet(node, path string) (string, error) {
+	cfg, err := c.admin.TLS()
+	if err != nil {
+		return "", err
+	}
+	want := "node:" + node
+	cfg.InsecureSkipVerify = true // by identity, not host name:
+	roots := cfg.RootCAs
+	cfg.VerifyConnection = func(cs tls.ConnectionState) error {
+		if _, err := cs.PeerCertificates[0].Verify(x509.VerifyOptions{Roots: roots}); err != nil {
+			return err
+		}
+		if got := cs.PeerCertificates[0].Subject.CommonName; got != want {
+			return fmt.Errorf("the agent is %q, not %q", got, want)
+		}
+		return nil
+	}
+	return getTLS("https://"+c.nodeAddress(node)+path, cfg)
+}
+
+func getTLS(url string, cfg *tls.Config) (string, error) {
+	cl := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: cfg, DisableKeepAlives: true}}
+	resp, err := cl.Get(url)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		return string(b), fmt.Errorf("GET %s: %s", url, resp.Status)
+	}
+	return string(b), err
 }
 
 // nodeAddress is where node's agent serves (logs, metrics, exec).

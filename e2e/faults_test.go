@@ -59,7 +59,7 @@ spec:
 		if addr == oldAddr {
 			return false, "the node still shows the old agent's address"
 		}
-		m, err := httpGet("http://" + addr + "/metrics")
+		m, err := c.agentGet("n1", "/metrics")
 		return err == nil && strings.Contains(m, "shoal_agent_synced 1") && strings.Contains(m, "shoal_agent_container_starts_total 0"), fmt.Sprint(err, m)
 	})
 	c.running("web", 3)
@@ -74,7 +74,7 @@ spec:
 	// and the agent is back in touch (a heartbeat after the restart).
 	restarted := time.Now()
 	c.eventually(30*time.Second, "controllers reconciled after the restart", func() (bool, string) {
-		m, err := httpGet(c.url + "/metrics")
+		m, err := c.get("/metrics")
 		return err == nil && strings.Contains(m, `shoal_controller_reconciles_total{controller="apps",result="ok"}`), fmt.Sprint(err)
 	})
 	c.eventually(30*time.Second, "a heartbeat after the restart", func() (bool, string) {

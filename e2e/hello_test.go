@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"os/exec"
@@ -10,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/shoal-dev/shoal/internal/api"
 )
 
 const helloApp = `
@@ -94,13 +92,10 @@ func TestHelloWalkthrough(t *testing.T) {
 		return strings.Contains(d, "Exited") && strings.Contains(d, "exited with code 3"), d
 	})
 	// The agent counts it on its own /metrics.
-	nodeObj, err := c.api.Get(context.Background(), api.MustKind(api.KindNode), "", victim.Spec.Node)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if m := getEventually(t, "http://"+nodeObj.(*api.Node).Status.Address+"/metrics"); !strings.Contains(m, "shoal_agent_container_restarts_total 1") {
-		t.Fatalf("agent metrics do not count the restart:\n%s", m)
-	}
+	c.eventually(10*time.Second, "the agent's metrics count the restart", func() (bool, string) {
+		m, err := c.agentGet(victim.Spec.Node, "/metrics")
+		return err == nil && strings.Contains(m, "shoal_agent_container_restarts_total 1"), fmt.Sprint(err, m)
+	})
 	logs := c.mustShoal("logs", victim.Metadata.Name)
 	if !strings.Contains(logs, "listening") {
 		t.Fatalf("logs of %s: %q", victim.Metadata.Name, logs)

@@ -44,7 +44,7 @@ type streaming struct {
 func (c *cluster) stream(args ...string) *streaming {
 	c.t.Helper()
 	s := &streaming{out: &syncWriter{buf: &bytes.Buffer{}}}
-	s.cmd = exec.Command(shoalBin, append([]string{"--server", c.url}, args...)...)
+	s.cmd = exec.Command(shoalBin, append([]string{"--config", c.conf}, args...)...)
 	s.cmd.Stdout, s.cmd.Stderr = s.out, s.out
 	if err := s.cmd.Start(); err != nil {
 		c.t.Fatal(err)
@@ -137,7 +137,7 @@ func TestExec(t *testing.T) {
 	}
 	cctx, ccancel := context.WithTimeout(context.Background(), time.Minute)
 	defer ccancel()
-	cmd := exec.CommandContext(cctx, shoalBin, "--server", c.url, "exec", "-i", inst, "--", "/hello", "cat")
+	cmd := exec.CommandContext(cctx, shoalBin, "--config", c.conf, "exec", "-i", inst, "--", "/hello", "cat")
 	cmd.Stdin = strings.NewReader("line one\nline two\n")
 	if b, err := cmd.CombinedOutput(); err != nil || string(b) != "line one\nline two\n" {
 		t.Fatalf("exec -i cat: %v, output %q", err, b)

@@ -36,10 +36,10 @@ pid=
 cleanup() {
 	set +e
 	if [ -n "$pid" ]; then
-		"$BIN" --server "http://127.0.0.1:$port" delete app bench20 >/dev/null 2>&1
-		"$BIN" --server "http://127.0.0.1:$port" delete app svc >/dev/null 2>&1
+		"$BIN" --config "$work/data/admin.conf" delete app bench20 >/dev/null 2>&1
+		"$BIN" --config "$work/data/admin.conf" delete app svc >/dev/null 2>&1
 		for _ in $(seq 1 100); do
-			[ -z "$("$BIN" --server "http://127.0.0.1:$port" get instances -o name 2>/dev/null)" ] && break
+			[ -z "$("$BIN" --config "$work/data/admin.conf" get instances -o name 2>/dev/null)" ] && break
 			sleep 0.2
 		done
 		kill "$pid" 2>/dev/null
@@ -64,10 +64,10 @@ trap cleanup EXIT
 pid=$!
 export SHOAL_CONFIG=$work/data/admin.conf
 for _ in $(seq 1 150); do
-	"$BIN" --server "http://127.0.0.1:$port" get nodes -o name 2>/dev/null | grep -q node/ && break
+	"$BIN" --config "$work/data/admin.conf" get nodes -o name 2>/dev/null | grep -q node/ && break
 	sleep 0.2
 done
-S="$BIN --server http://127.0.0.1:$port"
+S="$BIN --config $work/data/admin.conf"
 $S image push build/images/hello-v1.tar >/dev/null
 # Pull the image once so both sides start from a local image.
 cat >"$work/warm.yaml" <<YAML

@@ -28,7 +28,7 @@ fi
 
 export SHOAL_CONFIG=$DATA_DIR/admin.conf
 for i in $(seq 1 100); do
-	if [ -f "$SHOAL_CONFIG" ] && "$BIN" version >/dev/null 2>&1 && curl -fsS "http://$LISTEN/healthz" >/dev/null 2>&1; then
+	if [ -f "$SHOAL_CONFIG" ] && "$BIN" version >/dev/null 2>&1; then
 		break
 	fi
 	if ! kill -0 "$(cat "$pidfile")" 2>/dev/null; then
@@ -46,7 +46,9 @@ done
 
 cat <<MSG
 
-shoal is up (log: $DATA_DIR/shoal.log, config: $SHOAL_CONFIG).
+shoal is up at https://$LISTEN (log: $DATA_DIR/shoal.log). Every connection is
+mutual TLS: the CLI uses $SHOAL_CONFIG (the cluster CA and an
+admin certificate; keep it private).
 
   curl localhost:18081                  # hello, any of its 3 replicas, from any node
   curl localhost:18080                  # hello-public, on its node's hostPort
@@ -55,6 +57,8 @@ shoal is up (log: $DATA_DIR/shoal.log, config: $SHOAL_CONFIG).
   bin/shoal logs app/hello -f           # follow the logs
   bin/shoal scale app hello --replicas 5
   bin/shoal delete -f examples/hello/app.yaml
+  bin/shoal token create                # a join token for another machine, which runs:
+                                        #   shoal agent --server https://THIS-HOST:PORT --token TOKEN
   make down                             # stop shoal (containers are stopped too)
 
 MSG

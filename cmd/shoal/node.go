@@ -9,17 +9,40 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/shoal-dev/shoal/internal/agent"
+	"github.com/shoal-dev/shoal/internal/api"
+	"github.com/shoal-dev/shoal/internal/client"
 	"github.com/shoal-dev/shoal/internal/netproxy"
 	rtcontainerd "github.com/shoal-dev/shoal/internal/runtime/containerd"
 )
 
-func newNodeCmd() *cobra.Command {
+func newNodeCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "node",
-		Short: "Act on this machine as a node",
+		Short: "Remove a node from the cluster, or reset this machine",
 	}
-	cmd.AddCommand(newNodeResetCmd())
+	cmd.AddCommand(newNodeRemoveCmd(g), newNodeResetCmd())
 	return cmd
+}
+
+// newNodeRemoveCmd removes a node from the cluster: its Node goes, so the
+// certificate issued for it is refused from the next request on.
+func newNodeRemoveCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "remove NAME",
+		Short: "Remove a node: its certificate is revoked at once and its instances are placed elsewhere",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := g.client(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if err := c.Delete(cmd.Context(), api.MustKind(api.KindNode), "", args[0], client.DeleteOptions{}); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "node %s removed; its certificate is revoked (to join it again: a new token)\n", args[0])
+			return nil
+		},
+	}
 }
 
 // newNodeResetCmd undoes what an agent made on this host, as kubeadm reset

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -11,12 +12,14 @@ import (
 	"time"
 
 	"github.com/shoal-dev/shoal/internal/agent"
+	"github.com/shoal-dev/shoal/internal/api"
 	"github.com/shoal-dev/shoal/internal/client"
 	"github.com/shoal-dev/shoal/internal/controller"
 	"github.com/shoal-dev/shoal/internal/controlplane"
 	"github.com/shoal-dev/shoal/internal/netproxy"
 	rtcontainerd "github.com/shoal-dev/shoal/internal/runtime/containerd"
 	"github.com/shoal-dev/shoal/internal/runtime/fake"
+	"github.com/shoal-dev/shoal/internal/server"
 	"github.com/spf13/pflag"
 )
 
@@ -37,6 +40,7 @@ type serverOptions struct {
 	lostAfter     time.Duration
 	serviceCIDR   string
 	clusterCIDR   string
+	nodeCertTTL   time.Duration
 }
 
 func (o *serverOptions) flags(fs *pflag.FlagSet) {
@@ -47,22 +51,23 @@ func (o *serverOptions) flags(fs *pflag.FlagSet) {
 	fs.DurationVar(&o.lostAfter, "node-lost-after", 60*time.Second, "replace a node's instances elsewhere after this long without a heartbeat")
 	fs.StringVar(&o.serviceCIDR, "service-cidr", controller.DefaultServiceCIDR, "range Apps' stable service addresses come from")
 	fs.StringVar(&o.clusterCIDR, "cluster-cidr", controller.DefaultClusterCIDR, "range nodes' container subnets (a /24 each) come from")
+	fs.DurationVar(&o.nodeCertTTL, "node-cert-ttl", server.DefaultNodeCertTTL, "how long a node certificate lasts (agents renew at two thirds)")
 }
 
-// runServer runs the control plane until ctx ends; ready receives the API
-// URL once it serves.
-func runServer(ctx context.Context, o serverOptions, log *slog.Logger, ready func(url string)) error {
+// runServer runs the control plane until ctx ends; ready receives the
+// running server once it serves.
+func runServer(ctx context.Context, o serverOptions, log *slog.Logger, ready func(*controlplane.Server)) error {
 	cfg := controlplane.NewConfig()
 	cfg.DataDir, cfg.Listen, cfg.Etcd.Endpoints = o.dataDir, o.listen, o.etcdEndpoints
 	cfg.Nodes = controlplane.NodesConfig{LeaseTimeout: o.leaseTimeout, LostAfter: o.lostAfter}
-	cfg.ServiceCIDR, cfg.ClusterCIDR = o.serviceCIDR, o.clusterCIDR
+	cfg.ServiceCIDR, cfg.ClusterCIDR, cfg.NodeCertTTL = o.serviceCIDR, o.clusterCIDR, o.nodeCertTTL
 	cfg.Log, cfg.Version = log, version
 	srv, err := controlplane.Start(ctx, cfg)
 	if err != nil {
 		return err
 	}
 	if ready != nil {
-		ready(srv.URL())
+		ready(srv)
 	}
 	return srv.Wait()
 }
@@ -70,6 +75,7 @@ func runServer(ctx context.Context, o serverOptions, log *slog.Logger, ready fun
 // agentOptions configure a node agent.
 type agentOptions struct {
 	server            string
+	token             string
 	dataDir           string
 	name              string
 	labels            map[string]string
@@ -89,7 +95,8 @@ type agentOptions struct {
 func (o *agentOptions) flags(fs *pflag.FlagSet, standalone bool) {
 	host, _ := os.Hostname()
 	if standalone {
-		fs.StringVar(&o.server, "server", "", "API server URL")
+		fs.StringVar(&o.server, "server", "", "API server URL (https://HOST:PORT)")
+		fs.StringVar(&o.token, "token", "", "join token from `shoal token create` (needed the first time only)")
 		fs.StringVar(&o.dataDir, "data-dir", filepath.Join(defaultDataDir, "agent"), "directory for the agent's state and logs")
 	}
 	fs.StringVar(&o.name, "node-name", strings.ToLower(host), "this node's name")
@@ -108,18 +115,23 @@ func (o *agentOptions) flags(fs *pflag.FlagSet, standalone bool) {
 }
 
 // runAgent runs a node agent against the server at serverURL until ctx ends.
-func runAgent(ctx context.Context, o agentOptions, serverURL string, log *slog.Logger) error {
+// token is asked for only when the node has not joined yet.
+func runAgent(ctx context.Context, o agentOptions, serverURL string, token func() (string, error), log *slog.Logger) error {
 	dataDir, err := filepath.Abs(o.dataDir)
 	if err != nil {
 		return err
 	}
-	apiClient := client.New(serverURL)
-	switch o.runtime {
-	case "containerd":
-	case "fake":
-		return runHollowAgent(ctx, o, apiClient, dataDir, log)
-	default:
+	if o.runtime != "containerd" && o.runtime != "fake" {
 		return fmt.Errorf("--runtime %q: use containerd or fake", o.runtime)
+	}
+	id, err := joinedIdentity(ctx, o, serverURL, token, filepath.Join(dataDir, "pki"))
+	if err != nil {
+		return err
+	}
+	go id.RotateLoop(ctx, serverURL, log)
+	apiClient := client.NewTLS(serverURL, id.ClientTLS())
+	if o.runtime == "fake" {
+		return runHollowAgent(ctx, o, apiClient, id, dataDir, log)
 	}
 	if o.subnet == "" {
 		if o.subnet, err = agent.Subnet(ctx, apiClient, o.name, o.labels, dataDir); err != nil {
@@ -128,7 +140,7 @@ func runAgent(ctx context.Context, o agentOptions, serverURL string, log *slog.L
 		log.Info("container subnet from the server", "subnet", o.subnet)
 	}
 	regHost := strings.TrimPrefix(strings.TrimPrefix(serverURL, "http://"), "https://")
-	registries := map[string]string{"shoal.local": "http://" + regHost}
+	registries := map[string]string{"shoal.local": "https://" + regHost}
 	for _, h := range o.insecure {
 		registries[h] = "http://" + h
 	}
@@ -138,6 +150,9 @@ func runAgent(ctx context.Context, o agentOptions, serverURL string, log *slog.L
 		StateDir:   filepath.Join(dataDir, "runtime"),
 		Network:    rtcontainerd.NetworkConfig{Bridge: o.bridge, Subnet: o.subnet},
 		Registries: registries,
+		// The cluster's own registry is the server: the node's certificate
+		// pulls from it.
+		RegistryTLS: map[string]*tls.Config{"shoal.local": id.ClientTLS()},
 		// No logger process per container: the shim appends to the log
 		// file and the agent rotates it (a shoal logger costs ~28 MB RSS
 		// per container).
@@ -165,6 +180,7 @@ func runAgent(ctx context.Context, o agentOptions, serverURL string, log *slog.L
 		Driver:     drv,
 		DataDir:    dataDir,
 		Listen:     o.listen,
+		TLS:        id.ServerTLS(),
 		Log:        log,
 		Version:    version,
 	}
@@ -190,13 +206,26 @@ func runAgent(ctx context.Context, o agentOptions, serverURL string, log *slog.L
 	return err
 }
 
+// joinedIdentity returns the node's credentials, joining the cluster with
+// a token first when the node has none.
+func joinedIdentity(ctx context.Context, o agentOptions, serverURL string, token func() (string, error), dir string) (*agent.Identity, error) {
+	tok := ""
+	if _, err := os.Stat(filepath.Join(dir, "node.crt")); errors.Is(err, os.ErrNotExist) && token != nil {
+		var err error
+		if tok, err = token(); err != nil {
+			return nil, err
+		}
+	}
+	return agent.LoadOrJoin(ctx, serverURL, api.JoinRequest{Token: tok, Node: o.name, Labels: o.labels, Subnet: o.subnet}, dir)
+}
+
 // runHollowAgent runs a node whose runtime is in memory: it registers,
 // heartbeats, and reports its instances Running like a real node, with no
 // container, network or proxy, so one machine can stand in for many.
-func runHollowAgent(ctx context.Context, o agentOptions, c *client.Client, dataDir string, log *slog.Logger) error {
+func runHollowAgent(ctx context.Context, o agentOptions, c *client.Client, id *agent.Identity, dataDir string, log *slog.Logger) error {
 	cfg := agent.Config{
 		NodeName: o.name, Labels: o.labels, Client: c, Driver: fake.NewHollow(), DataDir: dataDir,
-		Listen: o.listen, Log: log, Version: version, DrainDelay: -1,
+		Listen: o.listen, TLS: id.ServerTLS(), Log: log, Version: version, DrainDelay: -1,
 	}
 	var err error
 	if o.cpu != "" {

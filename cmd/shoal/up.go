@@ -4,8 +4,10 @@ import (
 	"context"
 	"path/filepath"
 	"sync"
+	"time"
 
 	"github.com/shoal-dev/shoal/internal/api"
+	"github.com/shoal-dev/shoal/internal/controlplane"
 	"github.com/spf13/cobra"
 )
 
@@ -23,12 +25,16 @@ func newUpCmd() *cobra.Command {
 			ao.dataDir = filepath.Join(so.dataDir, "agent")
 			var wg sync.WaitGroup
 			errc := make(chan error, 2)
-			err := runServer(ctx, so, log, func(url string) {
+			err := runServer(ctx, so, log, func(srv *controlplane.Server) {
 				wg.Add(1)
 				go func() {
 					defer wg.Done()
-					// The agent talks to the server only through its public API.
-					if err := runAgent(ctx, ao, url, log); err != nil {
+					// The agent talks to the server only through its public
+					// API, and joins it as any node does: with a token.
+					token := func() (string, error) {
+						return srv.CreateToken(ctx, api.TokenRoleAgent, 10*time.Minute, "shoal up: its own node")
+					}
+					if err := runAgent(ctx, ao, srv.URL(), token, log); err != nil {
 						log.Error("agent stopped", "err", err)
 						errc <- err
 						cancel()
@@ -77,7 +83,8 @@ func newAgentCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return runAgent(cmd.Context(), ao, url, newLogger())
+			token := func() (string, error) { return ao.token, nil }
+			return runAgent(cmd.Context(), ao, url, token, newLogger())
 		},
 	}
 	ao.flags(cmd.Flags(), true)

@@ -11,6 +11,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"flag"
 	"fmt"
@@ -71,15 +72,46 @@ func run(nodes, instances, perApp int, timeout time.Duration) error {
 		return err
 	}
 	defer func() { stopServer(); _ = srv.Wait() }()
-	c := client.New(srv.URL())
+	c, err := srv.Client()
+	if err != nil {
+		return err
+	}
+
+	// Every hollow node joins as a real one does: a token, its own key, a
+	// certificate; then it speaks mutual TLS.
+	token, err := srv.CreateToken(ctx, api.TokenRoleAgent, time.Hour, "hollowbench")
+	if err != nil {
+		return err
+	}
+	ids := make([]*agent.Identity, nodes)
+	sem := make(chan struct{}, 16)
+	var jwg sync.WaitGroup
+	var joinErr error
+	var jmu sync.Mutex
+	for i := range nodes {
+		jwg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; jwg.Done() }()
+			id, err := agent.LoadOrJoin(ctx, srv.URL(), api.JoinRequest{Token: token, Node: fmt.Sprintf("hollow-%04d", i)}, filepath.Join(dir, "agents", fmt.Sprint(i), "pki"))
+			jmu.Lock()
+			defer jmu.Unlock()
+			ids[i] = id
+			joinErr = cmp.Or(joinErr, err)
+		}()
+	}
+	jwg.Wait()
+	if joinErr != nil {
+		return joinErr
+	}
 
 	agentCtx, stopAgents := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	defer func() { stopAgents(); wg.Wait() }()
 	for i := range nodes {
 		a := agent.New(agent.Config{
-			NodeName: fmt.Sprintf("hollow-%04d", i), Client: client.New(srv.URL()), Driver: fake.NewHollow(),
-			DataDir: filepath.Join(dir, "agents", fmt.Sprint(i)), Log: quiet, DrainDelay: -1,
+			NodeName: fmt.Sprintf("hollow-%04d", i), Client: client.NewTLS(srv.URL(), ids[i].ClientTLS()), Driver: fake.NewHollow(),
+			DataDir: filepath.Join(dir, "agents", fmt.Sprint(i)), Log: quiet, DrainDelay: -1, TLS: ids[i].ServerTLS(),
 			MilliCPU: 64000, MemoryBytes: 256 << 30,
 		})
 		wg.Add(1)

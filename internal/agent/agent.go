@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -35,6 +36,9 @@ type Config struct {
 	DataDir string
 	// Listen is where the agent serves logs to the server ("127.0.0.1:0").
 	Listen string
+	// TLS, when set, serves Listen over TLS and admits only clients with a
+	// certificate of the cluster's servers or admins.
+	TLS *tls.Config
 	// Advertise is the address the server uses to reach Listen; empty
 	// means the listener's own address.
 	Advertise string
@@ -134,7 +138,18 @@ func (a *Agent) Run(ctx context.Context) error {
 	if a.cfg.Advertise != "" {
 		a.addr = a.cfg.Advertise
 	}
-	srv := &http.Server{Handler: a.logHandler(), ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{
+		Handler:           a.guard(a.logHandler()),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       time.Minute,
+		WriteTimeout:      time.Minute, // lifted by log follows and exec sessions
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+	}
+	if a.cfg.TLS != nil {
+		srv.TLSConfig = a.cfg.TLS
+		l = tls.NewListener(l, a.cfg.TLS)
+	}
 	go func() { _ = srv.Serve(l) }()
 	defer srv.Close()
 

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/shoal-dev/shoal/internal/api"
 	"github.com/shoal-dev/shoal/internal/runtime"
@@ -46,6 +47,7 @@ func (a *Agent) serveExec(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "cannot take over the connection: "+err.Error(), http.StatusInternalServerError)
 		return
 	}
+	_ = conn.SetDeadline(time.Time{}) // a session lasts as long as it needs
 	defer conn.Close()
 	_, _ = io.WriteString(conn, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: "+api.ExecUpgrade+"\r\nConnection: Upgrade\r\n\r\n")
 

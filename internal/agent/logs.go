@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"github.com/shoal-dev/shoal/internal/pki"
 	"io"
 	"net/http"
 	"os"
@@ -9,6 +10,26 @@ import (
 	"strconv"
 	"time"
 )
+
+// guard admits, when the agent serves TLS, only the cluster's servers and
+// admins: they reach logs, exec and metrics; nothing else does.
+func (a *Agent) guard(h http.Handler) http.Handler {
+	if a.cfg.TLS == nil {
+		return h
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.TLS == nil || len(r.TLS.VerifiedChains) == 0 {
+			http.Error(w, "a client certificate from this cluster's CA is required", http.StatusUnauthorized)
+			return
+		}
+		id := pki.IdentityOf(r.TLS.VerifiedChains[0][0])
+		if !id.In(pki.GroupServers) && !id.In(pki.GroupAdmins) {
+			http.Error(w, id.Name+" may not reach a node's agent: only servers and admins may", http.StatusForbidden)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
 
 // logHandler serves GET /logs/{namespace}/{name}?tail=N&follow=1&previous=1
 // from the instance's log files (current.log, its size-rotated
@@ -48,6 +69,10 @@ func (a *Agent) logHandler() http.Handler {
 			return
 		}
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		if q.Get("follow") != "" {
+			rc := http.NewResponseController(w)
+			_ = rc.SetWriteDeadline(time.Time{})
+		}
 		serveLog(r, w, path, tail, q.Get("follow") != "")
 	})
 	return mux

@@ -22,6 +22,7 @@ const (
 	KindNode      Kind = "Node"
 	KindNamespace Kind = "Namespace"
 	KindEvent     Kind = "Event"
+	KindToken     Kind = "Token"
 )
 
 // TypeMeta is the apiVersion/kind pair at the top of every object.
@@ -69,6 +70,7 @@ var kinds = []KindInfo{
 	{KindNode, "nodes", false, func() Object { return &Node{} }},
 	{KindNamespace, "namespaces", false, func() Object { return &Namespace{} }},
 	{KindEvent, "events", true, func() Object { return &Event{} }},
+	{KindToken, "tokens", false, func() Object { return &Token{} }},
 }
 
 // Kinds lists every kind the API serves.

@@ -126,6 +126,20 @@ func Validate(obj Object) error {
 		}
 	case *Namespace:
 		v.meta(meta, false, false)
+	case *Token:
+		v.meta(meta, false, false)
+		if !isLowerHex(meta.Name, 16) {
+			v.add("metadata.name", "a token's name is its id: 16 hex digits")
+		}
+		if o.Spec.Role != TokenRoleAgent && o.Spec.Role != TokenRoleServer {
+			v.add("spec.role", "%s is not a role: use agent or server", quote(string(o.Spec.Role)))
+		}
+		if !isLowerHex(o.Spec.SecretHash, 64) {
+			v.add("spec.secretHash", "must be the SHA-256 of the secret, 64 hex digits")
+		}
+		if o.Spec.ExpiresAt.IsZero() {
+			v.add("spec.expiresAt", "required: a token must expire")
+		}
 	case *Event:
 		// Event names are generated ("web.17c3a..."), so they may be longer
 		// and dotted.
@@ -163,6 +177,8 @@ func kindOf(obj Object) Kind {
 		return KindNamespace
 	case *Event:
 		return KindEvent
+	case *Token:
+		return KindToken
 	}
 	return ""
 }
@@ -488,6 +504,18 @@ func (v *validator) securityContext(path string, sc *SecurityContext) {
 	}
 	caps("add", sc.Capabilities.Add)
 	caps("drop", sc.Capabilities.Drop)
+}
+
+func isLowerHex(s string, n int) bool {
+	if len(s) != n {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return false
+		}
+	}
+	return true
 }
 
 // isDNSLabel reports whether s is an RFC 1123 label: the form of every name

@@ -118,3 +118,29 @@ type ApplyResponse struct {
 type Scale struct {
 	Replicas int32 `json:"replicas"`
 }
+
+// JoinRequest is what a machine sends to POST /api/v1/join: a join token,
+// the name it wants, and the public key its certificate is for (its
+// private key never leaves it).
+type JoinRequest struct {
+	Token  string            `json:"token"`
+	Node   string            `json:"node"`
+	Labels map[string]string `json:"labels,omitempty"`
+	// Subnet is the container subnet the node declares (--subnet); empty
+	// lets the server assign one.
+	Subnet    string `json:"subnet,omitempty"`
+	PublicKey string `json:"publicKey"` // PEM
+}
+
+// CertificateRequest asks for a new certificate for the caller's identity
+// and a (new) public key: POST /api/v1/nodes/NAME/certificate.
+type CertificateRequest struct {
+	PublicKey string `json:"publicKey"` // PEM
+}
+
+// Credentials answer a join or a renewal: the certificate and the CA it
+// chains to, both PEM.
+type Credentials struct {
+	Certificate string `json:"certificate"`
+	CA          string `json:"ca"`
+}

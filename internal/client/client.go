@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -53,18 +54,37 @@ func (e *APIError) Is(target error) bool {
 // Client talks to one shoal server.
 type Client struct {
 	base string
+	tls  *tls.Config
 	http *http.Client
 	// stream has no overall timeout, for watches and logs.
 	stream *http.Client
 }
 
-// New returns a client for the server at base (http://host:port).
-func New(base string) *Client {
+// New returns a client for the server at base (http://host:port), without
+// TLS: for tests of the handlers alone.
+func New(base string) *Client { return NewTLS(base, nil) }
+
+// NewTLS returns a client for the server at base (https://host:port) that
+// connects with cfg.
+func NewTLS(base string, cfg *tls.Config) *Client {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = cfg
+	tr.MaxIdleConnsPerHost = 32
 	return &Client{
 		base:   strings.TrimRight(base, "/"),
-		http:   &http.Client{Timeout: 60 * time.Second},
-		stream: &http.Client{},
+		tls:    cfg,
+		http:   &http.Client{Timeout: 60 * time.Second, Transport: tr},
+		stream: &http.Client{Transport: tr},
 	}
+}
+
+// FromConfig returns a client for what a config file says.
+func FromConfig(cfg Config) (*Client, error) {
+	t, err := cfg.TLS()
+	if err != nil {
+		return nil, err
+	}
+	return NewTLS(cfg.Server, t), nil
 }
 
 // Server returns the base URL.

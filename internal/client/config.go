@@ -1,8 +1,11 @@
 package client
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"os"
+	"strings"
 
 	"sigs.k8s.io/yaml"
 )
@@ -10,6 +13,35 @@ import (
 // Config is a client config file (admin.conf): which server to talk to.
 type Config struct {
 	Server string `json:"server"`
+	// CA, Certificate and Key (PEM) are the cluster's CA and the
+	// credential the client presents.
+	CA          string `json:"ca,omitempty"`
+	Certificate string `json:"certificate,omitempty"`
+	Key         string `json:"key,omitempty"`
+}
+
+// TLS is the client TLS config the file describes: TLS 1.3, trusting its
+// CA only and presenting its certificate. Nil for a config without a CA.
+func (c Config) TLS() (*tls.Config, error) {
+	if c.CA == "" {
+		if strings.HasPrefix(c.Server, "https://") {
+			return nil, fmt.Errorf("the config names an https server but holds no CA")
+		}
+		return nil, nil
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM([]byte(c.CA)) {
+		return nil, fmt.Errorf("the config's ca is not a PEM certificate")
+	}
+	cfg := &tls.Config{MinVersion: tls.VersionTLS13, RootCAs: pool}
+	if c.Certificate != "" || c.Key != "" {
+		kp, err := tls.X509KeyPair([]byte(c.Certificate), []byte(c.Key))
+		if err != nil {
+			return nil, fmt.Errorf("the config's certificate and key: %w", err)
+		}
+		cfg.Certificates = []tls.Certificate{kp}
+	}
+	return cfg, nil
 }
 
 // WriteConfig writes cfg to path (0600), replacing it atomically.

@@ -3,6 +3,7 @@ package client
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -42,8 +43,13 @@ func (c *Client) Exec(ctx context.Context, ns, name string, opts ExecOptions) (i
 	if opts.Stdin != nil {
 		q.Set("stdin", "1")
 	}
-	d := net.Dialer{Timeout: 10 * time.Second}
-	conn, err := d.DialContext(ctx, "tcp", u.Host)
+	d := &net.Dialer{Timeout: 10 * time.Second}
+	var conn net.Conn
+	if c.tls != nil {
+		conn, err = (&tls.Dialer{NetDialer: d, Config: c.tls}).DialContext(ctx, "tcp", u.Host)
+	} else {
+		conn, err = d.DialContext(ctx, "tcp", u.Host)
+	}
 	if err != nil {
 		return -1, fmt.Errorf("%w at %s: %v", ErrUnreachable, c.base, err)
 	}

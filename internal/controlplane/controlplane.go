@@ -22,9 +22,11 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/shoal-dev/shoal/internal/api"
 
 	"github.com/shoal-dev/shoal/internal/client"
 	"github.com/shoal-dev/shoal/internal/controller"
+	"github.com/shoal-dev/shoal/internal/pki"
 	"github.com/shoal-dev/shoal/internal/registry"
 	"github.com/shoal-dev/shoal/internal/server"
 	"github.com/shoal-dev/shoal/internal/store"
@@ -41,8 +43,11 @@ type Config struct {
 	// ServiceCIDR and ClusterCIDR are where Apps' service addresses and
 	// nodes' container subnets come from.
 	ServiceCIDR, ClusterCIDR string
-	Log                      *slog.Logger
-	Version                  string
+	// NodeCertTTL is how long a node certificate lasts (default 30 days;
+	// agents renew at two thirds).
+	NodeCertTTL time.Duration
+	Log         *slog.Logger
+	Version     string
 }
 
 // EtcdConfig says where state lives.
@@ -85,6 +90,9 @@ func (c *Config) Validate() error {
 			errs = append(errs, fmt.Errorf("%s %q: want an IPv4 CIDR", name, cidr))
 		}
 	}
+	if c.NodeCertTTL < 0 || (c.NodeCertTTL > 0 && c.NodeCertTTL < 10*time.Second) {
+		errs = append(errs, fmt.Errorf("node certificate TTL %v: want at least 10s", c.NodeCertTTL))
+	}
 	if c.Nodes.LeaseTimeout <= 0 || c.Nodes.LostAfter < c.Nodes.LeaseTimeout {
 		errs = append(errs, fmt.Errorf("node lease timeout %v and lost-after %v: want 0 < lease timeout <= lost-after", c.Nodes.LeaseTimeout, c.Nodes.LostAfter))
 	}
@@ -103,6 +111,10 @@ type Server struct {
 	err   error
 	// Store is the server's store, for tests and benchmarks in process.
 	Store *store.Store
+	// CA is the cluster's certificate authority.
+	CA *pki.CA
+	// Admin is the admin credential written to admin.conf.
+	Admin client.Config
 }
 
 // Start brings the parts up in order and serves until ctx ends. It returns
@@ -161,21 +173,36 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		undo()
 		return nil, err
 	}
+	ca, err := pki.LoadOrCreateCA(filepath.Join(dataDir, "pki"))
+	if err != nil {
+		undo()
+		return nil, err
+	}
 	l, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		undo()
 		return nil, fmt.Errorf("listen on %s: %w", cfg.Listen, err)
 	}
-	url := "http://" + l.Addr().String()
-	if err := client.WriteConfig(filepath.Join(dataDir, "admin.conf"), client.Config{Server: url}); err != nil {
+	keypair, err := serverKeypair(ca, l.Addr().(*net.TCPAddr).IP)
+	if err != nil {
+		l.Close()
+		undo()
+		return nil, err
+	}
+	url := "https://" + l.Addr().String()
+	admin, err := adminConfig(ca, url)
+	if err == nil {
+		err = client.WriteConfig(filepath.Join(dataDir, "admin.conf"), admin)
+	}
+	if err != nil {
 		l.Close()
 		undo()
 		return nil, fmt.Errorf("write admin.conf: %w", err)
 	}
-
 	metrics := prometheus.NewRegistry()
-	srv := server.New(server.Config{Store: st, Images: reg, Log: log, Version: cfg.Version, Registry: metrics})
-	s := &Server{cfg: cfg, url: url, ready: make(chan struct{}), done: make(chan struct{}), Store: st}
+	srv := server.New(server.Config{Store: st, Images: reg, Log: log, Version: cfg.Version, Registry: metrics,
+		CA: ca, Keypair: keypair, NodeCertTTL: cfg.NodeCertTTL})
+	s := &Server{cfg: cfg, url: url, ready: make(chan struct{}), done: make(chan struct{}), Store: st, CA: ca, Admin: admin}
 	host, _ := os.Hostname()
 	var wg sync.WaitGroup
 	wg.Add(2)
@@ -189,12 +216,89 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	close(s.ready)
 	go func() {
 		defer close(s.done)
-		s.err = server.Serve(ctx, l, srv.Handler(), log)
+		s.err = server.Serve(ctx, l, srv.Handler(), pki.ServerTLS(ca.Pool(), keypair), log)
 		wg.Wait()
 		undo()
 	}()
 	return s, nil
 }
+
+// serverValidity is how long a server's own certificates (its serving
+// certificate, admin.conf's) last; both are issued again at every start.
+const serverValidity = 365 * 24 * time.Hour
+
+// serverKeypair issues the server's certificate, for a new key, naming
+// every address a client may use to reach it: localhost, the host name and
+// every address on the machine (or only listenIP, when it is one).
+func serverKeypair(ca *pki.CA, listenIP net.IP) (*pki.Keypair, error) {
+	key, err := pki.NewKey()
+	if err != nil {
+		return nil, err
+	}
+	host, _ := os.Hostname()
+	dns := []string{"localhost"}
+	if host != "" {
+		dns = append(dns, host)
+	}
+	ips := []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback}
+	if listenIP.IsUnspecified() {
+		addrs, _ := net.InterfaceAddrs()
+		for _, a := range addrs {
+			if n, ok := a.(*net.IPNet); ok {
+				ips = append(ips, n.IP)
+			}
+		}
+	} else {
+		ips = append(ips, listenIP)
+	}
+	name := "server:" + host
+	certPEM, err := ca.Issue(pki.Request{PublicKey: key.Public(), Name: name, Groups: []string{pki.GroupServers}, DNSNames: dns, IPs: ips, TTL: serverValidity})
+	if err != nil {
+		return nil, err
+	}
+	keyPEM, err := pki.EncodeKey(key)
+	if err != nil {
+		return nil, err
+	}
+	// The chain carries the CA, so a joining node can find it by the
+	// fingerprint in its token.
+	return pki.NewKeypair(append(certPEM, ca.CertPEM...), keyPEM)
+}
+
+// adminConfig issues an admin credential and returns it as a client config.
+func adminConfig(ca *pki.CA, url string) (client.Config, error) {
+	key, err := pki.NewKey()
+	if err != nil {
+		return client.Config{}, err
+	}
+	certPEM, err := ca.Issue(pki.Request{PublicKey: key.Public(), Name: "admin", Groups: []string{pki.GroupAdmins}, TTL: serverValidity})
+	if err != nil {
+		return client.Config{}, err
+	}
+	keyPEM, err := pki.EncodeKey(key)
+	if err != nil {
+		return client.Config{}, err
+	}
+	return client.Config{Server: url, CA: string(ca.CertPEM), Certificate: string(certPEM), Key: string(keyPEM)}, nil
+}
+
+// CreateToken stores a new join token for role, valid for ttl, and returns
+// it as users copy it.
+func (s *Server) CreateToken(ctx context.Context, role api.TokenRole, ttl time.Duration, description string) (string, error) {
+	tok := pki.NewToken(s.CA.Fingerprint())
+	obj := &api.Token{
+		TypeMeta: api.TypeMeta{APIVersion: api.Version, Kind: api.KindToken},
+		Metadata: api.ObjectMeta{Name: tok.ID},
+		Spec:     api.TokenSpec{Role: role, ExpiresAt: time.Now().Add(ttl).UTC(), SecretHash: tok.SecretHash(), Description: description},
+	}
+	if err := s.Store.Create(ctx, obj); err != nil {
+		return "", err
+	}
+	return tok.String(), nil
+}
+
+// Client is an admin client of this server.
+func (s *Server) Client() (*client.Client, error) { return client.FromConfig(s.Admin) }
 
 // URL is the API's base URL.
 func (s *Server) URL() string { return s.url }

@@ -71,6 +71,19 @@ func (s *Server) Run(ctx context.Context) {
 	for _, kind := range cachedKinds {
 		c := s.caches[kind]
 		k := api.MustKind(kind)
+		update := c.update
+		if kind == api.KindNode {
+			// A removed node's open requests (its watches) end with it,
+			// whichever server removed it.
+			update = func(evs []api.WatchEvent) {
+				c.update(evs)
+				for _, ev := range evs {
+					if ev.Type == api.WatchDeleted {
+						s.nodeConns.revoke(ev.Object.GetMeta().UID)
+					}
+				}
+			}
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -78,7 +91,7 @@ func (s *Server) Run(ctx context.Context) {
 				Name:    "server cache of " + k.Plural,
 				Source:  s.store.Source(k, ""),
 				Replace: c.replace,
-				Update:  c.update,
+				Update:  update,
 				Expired: func(err error) bool { return errors.Is(err, store.ErrCompacted) },
 				Log:     s.log,
 			}

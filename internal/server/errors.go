@@ -25,6 +25,8 @@ func httpStatus(err error) (int, string) {
 	switch {
 	case errors.Is(err, api.ErrInvalid):
 		return http.StatusUnprocessableEntity, "Invalid"
+	case errors.Is(err, errUnauthenticated):
+		return http.StatusUnauthorized, "Unauthorized"
 	case errors.Is(err, errForbidden):
 		return http.StatusForbidden, "Forbidden"
 	case errors.Is(err, errTooLarge):

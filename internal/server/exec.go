@@ -2,6 +2,7 @@ package server
 
 import (
 	"bufio"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"net"
@@ -32,7 +33,13 @@ func (s *Server) instanceExec(w http.ResponseWriter, r *http.Request, t target) 
 		writeError(w, err)
 		return
 	}
-	agent, err := net.DialTimeout("tcp", node.Status.Address, 5*time.Second)
+	var agent net.Conn
+	d := &net.Dialer{Timeout: 5 * time.Second}
+	if cfg := s.agentTLS(node.Metadata.Name); cfg != nil {
+		agent, err = (&tls.Dialer{NetDialer: d, Config: cfg}).DialContext(r.Context(), "tcp", node.Status.Address)
+	} else {
+		agent, err = d.DialContext(r.Context(), "tcp", node.Status.Address)
+	}
 	if err != nil {
 		writeError(w, fmt.Errorf("reach node %q for exec: %w", node.Metadata.Name, err))
 		return
@@ -60,6 +67,7 @@ func (s *Server) instanceExec(w http.ResponseWriter, r *http.Request, t target) 
 		return
 	}
 	defer client.Close()
+	_ = client.SetDeadline(time.Time{}) // a session lasts as long as it needs
 	_, _ = io.WriteString(client, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: "+api.ExecUpgrade+"\r\nConnection: Upgrade\r\n\r\n")
 	s.log.Info("exec", "instance", t.ns+"/"+t.name, "node", node.Metadata.Name)
 	// The client's side ending (its stdin, or the client itself) is passed

@@ -10,6 +10,7 @@ func (s *Server) pushImage(w http.ResponseWriter, r *http.Request) {
 		writeError(w, fmt.Errorf("this server keeps no images: %w", errBadRequest))
 		return
 	}
+	streaming(w)
 	refs, err := s.images.PushTarball(r.Context(), http.MaxBytesReader(w, r.Body, MaxImageBytes))
 	if err != nil {
 		writeError(w, fmt.Errorf("push image: %v: %w", err, errBadRequest))

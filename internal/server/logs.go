@@ -3,25 +3,25 @@ package server
 import (
 	"fmt"
 	"net/http"
-	"net/url"
 )
 
 // instanceLog streams an instance's log from the agent of the node that
 // runs it (?follow=1&tail=N&previous=1 are passed through).
 func (s *Server) instanceLog(w http.ResponseWriter, r *http.Request, t target) {
 	ctx := r.Context()
+	streaming(w)
 	node, err := s.nodeOf(r, t)
 	if err != nil {
 		writeError(w, err)
 		return
 	}
-	u := url.URL{Scheme: "http", Host: node.Status.Address, Path: "/logs/" + t.ns + "/" + t.name, RawQuery: r.URL.RawQuery}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.agentURL(node, "/logs/"+t.ns+"/"+t.name, r.URL.RawQuery), nil)
 	if err != nil {
 		writeError(w, err)
 		return
 	}
-	resp, err := s.logs.Do(req)
+	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: s.agentTLS(node.Metadata.Name), DisableKeepAlives: true}}
+	resp, err := hc.Do(req)
 	if err != nil {
 		writeError(w, fmt.Errorf("reach node %q for logs: %w", node.Metadata.Name, err))
 		return

@@ -94,6 +94,8 @@ func (s *Server) objects(w http.ResponseWriter, r *http.Request) {
 		s.instanceLog(w, r, t)
 	case t.sub == "exec" && r.Method == http.MethodPost && t.kind.Kind == api.KindInstance:
 		s.instanceExec(w, r, t)
+	case t.sub == "certificate" && r.Method == http.MethodPost && t.kind.Kind == api.KindNode:
+		s.renewCertificate(w, r, t)
 	default:
 		writeError(w, fmt.Errorf("%s %s is not supported: %w", r.Method, r.URL.Path, errBadRequest))
 	}
@@ -326,6 +328,15 @@ func (s *Server) delete(w http.ResponseWriter, r *http.Request, t target) {
 		})
 	case t.kind.Kind == api.KindNamespace:
 		err = s.deleteNamespace(ctx, t.name, rev)
+	case t.kind.Kind == api.KindNode:
+		// Removing a node revokes its certificate: remember its UID
+		// here at once, before this server's cache sees the delete.
+		var cur api.Object
+		if cur, err = s.store.Get(ctx, t.kind, "", t.name); err == nil {
+			if err = s.store.Delete(ctx, t.kind, "", t.name, rev); err == nil {
+				s.nodeConns.revoke(cur.GetMeta().UID)
+			}
+		}
 	default:
 		err = s.store.Delete(ctx, t.kind, t.ns, t.name, rev)
 	}

@@ -1,7 +1,9 @@
 package server
 
 import (
+	"cmp"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -9,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"net/url"
 	"os"
 	"strings"
 	"time"
@@ -16,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/shoal-dev/shoal/internal/api"
+	"github.com/shoal-dev/shoal/internal/pki"
 	"github.com/shoal-dev/shoal/internal/store"
 )
 
@@ -41,6 +45,12 @@ type Config struct {
 	Version string
 	// Registry receives the server's metrics; nil uses a new registry.
 	Registry *prometheus.Registry
+	// CA, when set, turns on authentication (client certificates from it)
+	// and authorization, and signs node certificates at join. Keypair is
+	// the server's own certificate, which it presents to agents.
+	CA          *pki.CA
+	Keypair     *pki.Keypair
+	NodeCertTTL time.Duration
 }
 
 // Server serves the HTTP API.
@@ -51,8 +61,12 @@ type Server struct {
 	version string
 	metrics *metrics
 	reg     *prometheus.Registry
-	logs    *http.Client
 	caches  map[api.Kind]*objectCache // see Run
+
+	ca          *pki.CA
+	keypair     *pki.Keypair
+	nodeCertTTL time.Duration
+	nodeConns   nodeConns // requests per node certificate; removed nodes
 }
 
 // New returns a Server; mount it with Handler.
@@ -69,9 +83,31 @@ func New(cfg Config) *Server {
 		version: cfg.Version,
 		metrics: newMetrics(reg),
 		reg:     reg,
-		logs:    &http.Client{},
 		caches:  newCaches(),
+
+		ca:          cfg.CA,
+		keypair:     cfg.Keypair,
+		nodeCertTTL: cmp.Or(cfg.NodeCertTTL, DefaultNodeCertTTL),
 	}
+}
+
+// agentTLS is how the server reaches node's agent: the agent must present
+// node's certificate, and the server presents its own. Nil without a CA.
+func (s *Server) agentTLS(node string) *tls.Config {
+	if s.ca == nil {
+		return nil
+	}
+	return pki.PeerTLS(s.ca.Pool(), s.keypair, pki.NodeName(node))
+}
+
+// agentURL is where node's agent serves path.
+func (s *Server) agentURL(node *api.Node, path, query string) string {
+	scheme := "https"
+	if s.ca == nil {
+		scheme = "http"
+	}
+	u := url.URL{Scheme: scheme, Host: node.Status.Address, Path: path, RawQuery: query}
+	return u.String()
 }
 
 // Handler returns the server's HTTP handler.
@@ -82,18 +118,23 @@ func (s *Server) Handler() http.Handler {
 		writeJSON(w, http.StatusOK, map[string]string{"version": s.version})
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("POST /api/v1/join", s.join)
 	mux.HandleFunc("POST /api/v1/apply", s.apply)
 	mux.HandleFunc("POST /api/v1/images", s.pushImage)
 	mux.HandleFunc("GET /api/v1/images", s.listImages)
 	mux.HandleFunc("/api/v1/", s.objects)
 	if s.images != nil {
-		mux.Handle("/v2/", s.images.Handler())
+		reg := s.images.Handler()
+		mux.Handle("/v2/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			streaming(w) // a layer takes as long as it takes
+			reg.ServeHTTP(w, r)
+		}))
 	}
 	if os.Getenv("SHOAL_PPROF") != "" {
 		mux.HandleFunc("/debug/pprof/", pprof.Index)
 		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	}
-	return s.metrics.instrument(mux)
+	return s.metrics.instrument(s.guard(mux))
 }
 
 func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
@@ -118,16 +159,23 @@ func EnsureDefaultNamespace(ctx context.Context, st *store.Store) error {
 	return nil
 }
 
-// Serve listens on addr and serves until ctx ends, then shuts down within
-// a few seconds. It warns when addr is not loopback: there is no TLS or
-// access control yet.
-func Serve(ctx context.Context, l net.Listener, h http.Handler, log *slog.Logger) error {
-	if host, _, err := net.SplitHostPort(l.Addr().String()); err == nil {
-		if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
-			log.Warn("the API listens beyond loopback without TLS or access control; anyone who reaches it controls the cluster", "addr", l.Addr().String())
+// Serve serves h on l until ctx ends, then shuts down within a few
+// seconds. With tlsCfg it serves TLS only (the API); every timeout is set,
+// so a slow or silent client cannot hold a connection.
+func Serve(ctx context.Context, l net.Listener, h http.Handler, tlsCfg *tls.Config, log *slog.Logger) error {
+	if tlsCfg == nil {
+		if host, _, err := net.SplitHostPort(l.Addr().String()); err == nil {
+			if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
+				log.Warn("the API listens beyond loopback without TLS or access control; anyone who reaches it controls the cluster", "addr", l.Addr().String())
+			}
 		}
 	}
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	srv := NewHTTPServer(h)
+	srv.ErrorLog = slog.NewLogLogger(log.Handler(), slog.LevelDebug)
+	if tlsCfg != nil {
+		srv.TLSConfig = tlsCfg
+		l = tls.NewListener(l, tlsCfg)
+	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(l) }()
 	select {
@@ -139,6 +187,31 @@ func Serve(ctx context.Context, l net.Listener, h http.Handler, log *slog.Logger
 	defer cancel()
 	_ = srv.Shutdown(shut)
 	return nil
+}
+
+// NewHTTPServer is an http.Server with every timeout set: headers within
+// 10 s, the whole request within a minute, the answer within a minute,
+// idle connections closed after 2 minutes. Handlers that stream (watches,
+// logs, exec, image pushes) lift the read or write deadline for
+// themselves with streaming; every handler bounds what it reads.
+func NewHTTPServer(h http.Handler) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       time.Minute,
+		WriteTimeout:      time.Minute,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+	}
+}
+
+// streaming lifts the server's read and write deadlines for a request
+// that streams for as long as it needs (a watch, a log follow, an image
+// push).
+func streaming(w http.ResponseWriter) {
+	rc := http.NewResponseController(w)
+	_ = rc.SetReadDeadline(time.Time{})
+	_ = rc.SetWriteDeadline(time.Time{})
 }
 
 // readBody reads at most limit bytes of the request body.

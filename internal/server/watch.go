@@ -27,6 +27,7 @@ func (s *Server) watch(w http.ResponseWriter, r *http.Request, t target) {
 		return
 	}
 	ctx := r.Context()
+	streaming(w)
 	events, stop, cached, err := s.caches[t.kind.Kind].subscribe(t.ns, rev, f.match)
 	if err != nil {
 		writeError(w, err)

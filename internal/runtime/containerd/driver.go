@@ -2,6 +2,7 @@ package containerd
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"net/netip"
@@ -50,6 +51,9 @@ type Config struct {
 	// Registries maps a registry host to a base URL that serves it, e.g.
 	// "shoal.local" -> "http://127.0.0.1:7070". Other hosts use HTTPS.
 	Registries map[string]string
+	// RegistryTLS is the TLS config (client certificate, trusted CA) to
+	// reach a registry host with.
+	RegistryTLS map[string]*tls.Config
 	// Logger gets what the driver has to say outside of returned errors
 	// (default slog.Default()).
 	Logger *slog.Logger

@@ -3,6 +3,7 @@ package containerd
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"net/url"
 	"path"
 	"strings"
@@ -113,6 +114,11 @@ func (d *Driver) resolver() (remotes.Resolver, error) {
 				rh[i].Scheme = u.Scheme
 				rh[i].Path = path.Join("/", strings.TrimSuffix(u.Path, "/"), "v2")
 				rh[i].Capabilities = docker.HostCapabilityPull | docker.HostCapabilityResolve
+				if cfg := d.cfg.RegistryTLS[host]; cfg != nil {
+					tr := http.DefaultTransport.(*http.Transport).Clone()
+					tr.TLSClientConfig = cfg
+					rh[i].Client = &http.Client{Transport: tr}
+				}
 			}
 		}
 		return rh, nil

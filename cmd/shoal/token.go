@@ -1,0 +1,117 @@
+package main
+
+import (
+	"fmt"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/shoal-dev/shoal/internal/api"
+	"github.com/shoal-dev/shoal/internal/client"
+	"github.com/shoal-dev/shoal/internal/pki"
+)
+
+var tokenKind = api.MustKind(api.KindToken)
+
+func newTokenCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "token",
+		Short: "Join tokens: create, list, revoke",
+	}
+	cmd.AddCommand(newTokenCreateCmd(g), newTokenListCmd(g), newTokenRevokeCmd(g))
+	return cmd
+}
+
+// newTokenCreateCmd makes the secret here, on the admin's side: the server
+// stores only its hash, and the token carries the CA fingerprint from the
+// admin's own config.
+func newTokenCreateCmd(g *globals) *cobra.Command {
+	var role, description string
+	var ttl time.Duration
+	cmd := &cobra.Command{
+		Use:   "create [--role agent|server] [--ttl 24h]",
+		Short: "Create a join token and print it (shown once; the server keeps only a hash)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if ttl <= 0 || ttl > 365*24*time.Hour {
+				return fmt.Errorf("--ttl %v: want between 1s and 8760h", ttl)
+			}
+			cfg, err := g.clientConfig()
+			if err != nil {
+				return err
+			}
+			ca, err := pki.ParseCert([]byte(cfg.CA))
+			if err != nil {
+				return fmt.Errorf("the client config holds no cluster CA (%v): use the admin.conf a server wrote", err)
+			}
+			c, err := g.client(cmd.Context())
+			if err != nil {
+				return err
+			}
+			tok := pki.NewToken(pki.Fingerprint(ca.Raw))
+			obj := &api.Token{
+				TypeMeta: api.TypeMeta{APIVersion: api.Version, Kind: api.KindToken},
+				Metadata: api.ObjectMeta{Name: tok.ID},
+				Spec:     api.TokenSpec{Role: api.TokenRole(role), ExpiresAt: time.Now().Add(ttl).UTC().Truncate(time.Second), SecretHash: tok.SecretHash(), Description: description},
+			}
+			if err := c.Create(cmd.Context(), obj); err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), tok.String())
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&role, "role", "agent", "what the token joins: agent (a node) or server")
+	cmd.Flags().DurationVar(&ttl, "ttl", 24*time.Hour, "how long the token may be used")
+	cmd.Flags().StringVar(&description, "description", "", "a note shown by token list")
+	return cmd
+}
+
+func newTokenListCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "list",
+		Short: "List join tokens (ids, roles, expiry; never secrets)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := g.client(cmd.Context())
+			if err != nil {
+				return err
+			}
+			objs, _, err := c.List(cmd.Context(), tokenKind, "", client.ListOptions{})
+			if err != nil {
+				return err
+			}
+			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 3, ' ', 0)
+			fmt.Fprintln(tw, "ID\tROLE\tEXPIRES\tDESCRIPTION")
+			for _, o := range objs {
+				t := o.(*api.Token)
+				exp := t.Spec.ExpiresAt.UTC().Format(time.RFC3339)
+				if time.Now().After(t.Spec.ExpiresAt) {
+					exp += " (expired)"
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", t.Metadata.Name, t.Spec.Role, exp, t.Spec.Description)
+			}
+			return tw.Flush()
+		},
+	}
+}
+
+func newTokenRevokeCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "revoke ID",
+		Short: "Revoke a join token: no one can join with it any more",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := g.client(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if err := c.Delete(cmd.Context(), tokenKind, "", args[0], client.DeleteOptions{}); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "token %s revoked\n", args[0])
+			return nil
+		},
+	}
+}

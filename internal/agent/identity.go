@@ -1,0 +1,273 @@
+package agent
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/shoal-dev/shoal/internal/api"
+	"github.com/shoal-dev/shoal/internal/pki"
+)
+
+// Files of a node's identity, in DATA_DIR/pki.
+const (
+	nodeKeyFile  = "node.key"
+	nodeCertFile = "node.crt"
+	caFile       = "ca.crt"
+)
+
+// Identity is a node's credentials: its own key (made on the node, never
+// sent anywhere), the certificate the cluster signed for it, and the
+// cluster CA it trusts.
+type Identity struct {
+	Node    string
+	CA      *x509.Certificate
+	CAPEM   []byte
+	Keypair *pki.Keypair
+	dir     string
+}
+
+// Pool is the cluster CA as a cert pool.
+func (id *Identity) Pool() *x509.CertPool {
+	p := x509.NewCertPool()
+	p.AddCert(id.CA)
+	return p
+}
+
+// ClientTLS is how the node reaches the server.
+func (id *Identity) ClientTLS() *tls.Config { return pki.ClientTLS(id.Pool(), id.Keypair) }
+
+// ServerTLS is how the node's agent serves the server (logs, exec).
+func (id *Identity) ServerTLS() *tls.Config { return pki.ServerTLS(id.Pool(), id.Keypair) }
+
+// LoadOrJoin returns the node's identity from dir, or joins the cluster at
+// server as req says (its token, node name, labels and subnet) and keeps
+// what it got in dir. A token is needed only the first time.
+func LoadOrJoin(ctx context.Context, server string, req api.JoinRequest, dir string) (*Identity, error) {
+	node := req.Node
+	id, err := loadIdentity(node, dir)
+	if err == nil {
+		return id, nil
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		return nil, err
+	}
+	if req.Token == "" {
+		return nil, fmt.Errorf("node %q has not joined a cluster (no credentials in %s): pass --token from `shoal token create` on a server", node, dir)
+	}
+	return join(ctx, server, req, dir)
+}
+
+func loadIdentity(node, dir string) (*Identity, error) {
+	read := func(f string) ([]byte, error) { return os.ReadFile(filepath.Join(dir, f)) }
+	keyPEM, err := read(nodeKeyFile)
+	if err != nil {
+		return nil, err
+	}
+	certPEM, err := read(nodeCertFile)
+	if err != nil {
+		return nil, err
+	}
+	caPEM, err := read(caFile)
+	if err != nil {
+		return nil, err
+	}
+	ca, err := pki.ParseCert(caPEM)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", filepath.Join(dir, caFile), err)
+	}
+	kp, err := pki.NewKeypair(certPEM, keyPEM)
+	if err != nil {
+		return nil, fmt.Errorf("node credentials in %s: %w", dir, err)
+	}
+	if got := kp.Leaf().Subject.CommonName; got != pki.NodeName(node) {
+		return nil, fmt.Errorf("the credentials in %s are for %q, not node %q: start the agent with that --node-name, or remove %s and join again", dir, got, node, dir)
+	}
+	return &Identity{Node: node, CA: ca, CAPEM: caPEM, Keypair: kp, dir: dir}, nil
+}
+
+// join verifies the cluster by the CA fingerprint in the token before it
+// sends anything: the server's TLS chain must hold that CA and its
+// certificate must chain to it. Only then does the token go out.
+func join(ctx context.Context, server string, req api.JoinRequest, dir string) (*Identity, error) {
+	node := req.Node
+	tok, err := pki.ParseToken(req.Token)
+	if err != nil {
+		return nil, err
+	}
+	if !strings.HasPrefix(server, "https://") {
+		return nil, fmt.Errorf("--server %q: joining needs an https:// server URL", server)
+	}
+	ca, err := fetchCA(ctx, server, tok.CAFingerprint)
+	if err != nil {
+		return nil, err
+	}
+	key, err := pki.NewKey()
+	if err != nil {
+		return nil, err
+	}
+	pubPEM, err := pki.EncodePublicKey(key.Public())
+	if err != nil {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(ca)
+	hc := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: pki.ClientTLS(pool, nil)}}
+	var creds api.Credentials
+	req.PublicKey = string(pubPEM)
+	if err := postJSON(ctx, hc, server+"/api/v1/join", req, &creds); err != nil {
+		return nil, fmt.Errorf("join %s as node %q: %w", server, node, err)
+	}
+	keyPEM, err := pki.EncodeKey(key)
+	if err != nil {
+		return nil, err
+	}
+	id := &Identity{Node: node, CA: ca, CAPEM: []byte(creds.CA), dir: dir}
+	if id.Keypair, err = pki.NewKeypair([]byte(creds.Certificate), keyPEM); err != nil {
+		return nil, fmt.Errorf("join: the server's certificate: %w", err)
+	}
+	if err := id.save(keyPEM, []byte(creds.Certificate)); err != nil {
+		return nil, err
+	}
+	return id, nil
+}
+
+// fetchCA connects to server without trusting anything yet and picks, from
+// the chain it presents, the CA whose SHA-256 is fingerprint; the server's
+// own certificate must chain to it.
+func fetchCA(ctx context.Context, server, fingerprint string) (*x509.Certificate, error) {
+	host := strings.TrimSuffix(strings.TrimPrefix(server, "https://"), "/")
+	d := &tls.Dialer{Config: &tls.Config{MinVersion: tls.VersionTLS13, InsecureSkipVerify: true}} // checked below, by fingerprint
+	conn, err := d.DialContext(ctx, "tcp", host)
+	if err != nil {
+		return nil, fmt.Errorf("join: reach %s: %w", server, err)
+	}
+	defer conn.Close()
+	chain := conn.(*tls.Conn).ConnectionState().PeerCertificates
+	for _, c := range chain {
+		if pki.Fingerprint(c.Raw) != fingerprint {
+			continue
+		}
+		pool := x509.NewCertPool()
+		pool.AddCert(c)
+		if _, err := chain[0].Verify(x509.VerifyOptions{Roots: pool}); err != nil {
+			return nil, fmt.Errorf("join: the server at %s presents the token's CA but its certificate does not chain to it: %w", server, err)
+		}
+		return c, nil
+	}
+	return nil, fmt.Errorf("join: the server at %s is not the cluster the token is for (no CA with fingerprint %.12s… in its chain); nothing was sent", server, fingerprint)
+}
+
+func (id *Identity) save(keyPEM, certPEM []byte) error {
+	if err := os.MkdirAll(id.dir, 0o700); err != nil {
+		return err
+	}
+	for _, f := range []struct {
+		name string
+		b    []byte
+		mode os.FileMode
+	}{{caFile, id.CAPEM, 0o644}, {nodeKeyFile, keyPEM, 0o600}, {nodeCertFile, certPEM, 0o644}} {
+		tmp := filepath.Join(id.dir, f.name+".tmp")
+		if err := os.WriteFile(tmp, f.b, f.mode); err != nil {
+			return err
+		}
+		if err := os.Rename(tmp, filepath.Join(id.dir, f.name)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// renewAt is when a certificate should be replaced: two thirds through
+// its life.
+func renewAt(c *x509.Certificate) time.Time {
+	return c.NotBefore.Add(c.NotAfter.Sub(c.NotBefore) * 2 / 3)
+}
+
+// RotateLoop renews the node's certificate, for a new key, when two thirds
+// of its life have passed, until ctx ends. A failed renewal is retried
+// every ten seconds while the certificate lasts.
+func (id *Identity) RotateLoop(ctx context.Context, server string, log *slog.Logger) {
+	for {
+		wait := time.Until(renewAt(id.Keypair.Leaf()))
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(max(wait, 0)):
+		}
+		if err := id.renew(ctx, server); err != nil {
+			log.Warn("node certificate renewal failed; retrying", "err", err, "expires", id.Keypair.Leaf().NotAfter)
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(10 * time.Second):
+			}
+			continue
+		}
+		log.Info("node certificate renewed", "expires", id.Keypair.Leaf().NotAfter)
+	}
+}
+
+func (id *Identity) renew(ctx context.Context, server string) error {
+	key, err := pki.NewKey()
+	if err != nil {
+		return err
+	}
+	pubPEM, err := pki.EncodePublicKey(key.Public())
+	if err != nil {
+		return err
+	}
+	hc := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: id.ClientTLS()}}
+	var creds api.Credentials
+	if err := postJSON(ctx, hc, server+"/api/v1/nodes/"+id.Node+"/certificate", api.CertificateRequest{PublicKey: string(pubPEM)}, &creds); err != nil {
+		return err
+	}
+	keyPEM, err := pki.EncodeKey(key)
+	if err != nil {
+		return err
+	}
+	if err := id.save(keyPEM, []byte(creds.Certificate)); err != nil {
+		return err
+	}
+	return id.Keypair.Set([]byte(creds.Certificate), keyPEM)
+}
+
+func postJSON(ctx context.Context, hc *http.Client, url string, in, out any) error {
+	b, err := json.Marshal(in)
+	if err != nil {
+		return err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(b))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := hc.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode != http.StatusOK {
+		var st api.Status
+		if json.Unmarshal(body, &st) == nil && st.Message != "" {
+			return errors.New(st.Message)
+		}
+		return fmt.Errorf("%s: %s", resp.Status, strings.TrimSpace(string(body)))
+	}
+	return json.Unmarshal(body, out)
+}

@@ -1,0 +1,402 @@
+package server_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/shoal-dev/shoal/internal/api"
+	"github.com/shoal-dev/shoal/internal/pki"
+	"github.com/shoal-dev/shoal/internal/server"
+	"github.com/shoal-dev/shoal/internal/store/storetest"
+)
+
+// tlsEnv is a server with a CA: authentication and authorization on.
+type tlsEnv struct {
+	url   string
+	ca    *pki.CA
+	admin *http.Client
+	anon  *http.Client
+}
+
+func startTLS(t *testing.T) *tlsEnv {
+	t.Helper()
+	st, _ := storetest.Start(t)
+	ctx := ctxT(t, 10*time.Second)
+	if err := server.EnsureDefaultNamespace(ctx, st); err != nil {
+		t.Fatal(err)
+	}
+	ca, err := pki.LoadOrCreateCA(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	serverKP := issue(t, ca, "server:test", []string{pki.GroupServers}, nil, time.Hour)
+	srv := server.New(server.Config{Store: st, Log: slog.New(slog.DiscardHandler), Version: "test", CA: ca, Keypair: serverKP, NodeCertTTL: time.Hour})
+	rctx, stop := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { srv.Run(rctx); close(done) }()
+	t.Cleanup(func() { stop(); <-done })
+	// Not StartTLS: it would present httptest's own certificate.
+	hs := httptest.NewUnstartedServer(srv.Handler())
+	hs.Listener = tls.NewListener(hs.Listener, pki.ServerTLS(ca.Pool(), serverKP))
+	hs.Config.ErrorLog = slog.NewLogLogger(slog.DiscardHandler, slog.LevelError)
+	hs.Start()
+	t.Cleanup(hs.Close)
+	e := &tlsEnv{url: "https://" + hs.Listener.Addr().String(), ca: ca}
+	e.admin = e.clientAs(issue(t, ca, "admin", []string{pki.GroupAdmins}, nil, time.Hour))
+	e.anon = e.clientAs(nil)
+	return e
+}
+
+// issue makes a key and a certificate for it.
+func issue(t *testing.T, ca *pki.CA, name string, groups []string, req *pki.Request, ttl time.Duration) *pki.Keypair {
+	t.Helper()
+	key, err := pki.NewKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := pki.Request{PublicKey: key.Public(), Name: name, Groups: groups, TTL: ttl}
+	if req != nil {
+		r.URIs, r.DNSNames, r.IPs = req.URIs, req.DNSNames, req.IPs
+	}
+	if strings.HasPrefix(name, "server:") {
+		r.DNSNames = []string{"localhost", "example.com"}
+		r.IPs = append(r.IPs, []byte{127, 0, 0, 1})
+	}
+	certPEM, err := ca.Issue(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyPEM, err := pki.EncodeKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kp, err := pki.NewKeypair(certPEM, keyPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return kp
+}
+
+func (e *tlsEnv) clientAs(kp *pki.Keypair) *http.Client {
+	return &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: pki.ClientTLS(e.ca.Pool(), kp)}}
+}
+
+func call(t *testing.T, hc *http.Client, method, url string, body any) (int, string) {
+	t.Helper()
+	var r io.Reader
+	switch b := body.(type) {
+	case nil:
+	case string:
+		r = strings.NewReader(b)
+	default:
+		j, _ := json.Marshal(b)
+		r = bytes.NewReader(j)
+	}
+	req, err := http.NewRequest(method, url, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return 0, err.Error()
+	}
+	defer resp.Body.Close()
+	out, _ := io.ReadAll(resp.Body)
+	var st api.Status
+	if json.Unmarshal(out, &st) == nil && st.Message != "" {
+		return resp.StatusCode, st.Message
+	}
+	return resp.StatusCode, string(out)
+}
+
+// token stores a join token and returns it.
+func (e *tlsEnv) token(t *testing.T, role api.TokenRole, ttl time.Duration) pki.Token {
+	t.Helper()
+	tok := pki.NewToken(e.ca.Fingerprint())
+	obj := &api.Token{TypeMeta: api.TypeMeta{APIVersion: api.Version, Kind: api.KindToken}, Metadata: api.ObjectMeta{Name: tok.ID},
+		Spec: api.TokenSpec{Role: role, ExpiresAt: time.Now().Add(ttl), SecretHash: tok.SecretHash()}}
+	if code, msg := call(t, e.admin, http.MethodPost, e.url+"/api/v1/tokens", obj); code != http.StatusCreated {
+		t.Fatalf("create token: %d %s", code, msg)
+	}
+	return tok
+}
+
+// join joins node with tok and returns a client holding its certificate.
+func (e *tlsEnv) join(t *testing.T, node string, tok string) (*http.Client, int, string) {
+	t.Helper()
+	key, _ := pki.NewKey()
+	pub, _ := pki.EncodePublicKey(key.Public())
+	code, body := call(t, e.anon, http.MethodPost, e.url+"/api/v1/join", api.JoinRequest{Token: tok, Node: node, PublicKey: string(pub)})
+	if code != http.StatusOK {
+		return nil, code, body
+	}
+	var creds api.Credentials
+	if err := json.Unmarshal([]byte(body), &creds); err != nil {
+		t.Fatal(err)
+	}
+	keyPEM, _ := pki.EncodeKey(key)
+	kp, err := pki.NewKeypair([]byte(creds.Certificate), keyPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e.clientAs(kp), code, ""
+}
+
+func TestJoinRefusesBadTokens(t *testing.T) {
+	e := startTLS(t)
+	good := e.token(t, api.TokenRoleAgent, time.Hour)
+	expired := e.token(t, api.TokenRoleAgent, -time.Minute)
+	serverRole := e.token(t, api.TokenRoleServer, time.Hour)
+	revoked := e.token(t, api.TokenRoleAgent, time.Hour)
+	if code, msg := call(t, e.admin, http.MethodDelete, e.url+"/api/v1/tokens/"+revoked.ID, nil); code != http.StatusOK {
+		t.Fatalf("revoke: %d %s", code, msg)
+	}
+	otherCA, err := pki.LoadOrCreateCA(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	wrongCA := good
+	wrongCA.CAFingerprint = otherCA.Fingerprint()
+	wrongSecret := good
+	wrongSecret.Secret = strings.Repeat("0", 32)
+
+	for _, tc := range []struct {
+		name, token string
+		code        int
+		want        string
+	}{
+		{"malformed", "hello", http.StatusUnauthorized, "does not start with SHOAL1-"},
+		{"truncated", good.String()[:40], http.StatusUnauthorized, "join token:"},
+		{"another cluster's CA", wrongCA.String(), http.StatusUnauthorized, "it is for another cluster"},
+		{"wrong secret", wrongSecret.String(), http.StatusUnauthorized, "unknown or revoked"},
+		{"expired", expired.String(), http.StatusUnauthorized, "expired at"},
+		{"revoked", revoked.String(), http.StatusUnauthorized, "unknown or revoked"},
+		{"server role", serverRole.String(), http.StatusForbidden, "a node joins with an agent token"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, code, msg := e.join(t, "n-"+strings.ReplaceAll(tc.name, " ", "-"), tc.token)
+			if code != tc.code || !strings.Contains(msg, tc.want) {
+				t.Errorf("join: %d %q, want %d containing %q", code, msg, tc.code, tc.want)
+			}
+		})
+	}
+	// None of them made a node.
+	if code, body := call(t, e.admin, http.MethodGet, e.url+"/api/v1/nodes", nil); code != http.StatusOK || strings.Contains(body, `"name": "n-`) {
+		t.Errorf("refused joins left nodes behind: %d %s", code, body)
+	}
+	// The good token works, once per name: a second machine cannot take the
+	// name over.
+	if _, code, msg := e.join(t, "n1", good.String()); code != http.StatusOK {
+		t.Fatalf("join with a good token: %d %s", code, msg)
+	}
+	if _, code, msg := e.join(t, "n1", good.String()); code != http.StatusConflict || !strings.Contains(msg, "shoal node remove n1") {
+		t.Errorf("a second join as n1: %d %q, want 409 naming node remove", code, msg)
+	}
+	// A bad public key changes nothing.
+	code, msg := call(t, e.anon, http.MethodPost, e.url+"/api/v1/join", api.JoinRequest{Token: good.String(), Node: "n2", PublicKey: "not a key"})
+	if code != http.StatusBadRequest || !strings.Contains(msg, "publicKey") {
+		t.Errorf("join with a bad key: %d %q", code, msg)
+	}
+	if code, _ := call(t, e.admin, http.MethodGet, e.url+"/api/v1/nodes/n2", nil); code != http.StatusNotFound {
+		t.Errorf("a join with a bad key made node n2: %d", code)
+	}
+}
+
+// TestAccessMatrix: who may do what, over every kind of request.
+func TestAccessMatrix(t *testing.T) {
+	e := startTLS(t)
+	tok := e.token(t, api.TokenRoleAgent, time.Hour)
+	n1, code, msg := e.join(t, "n1", tok.String())
+	if code != http.StatusOK {
+		t.Fatalf("join n1: %d %s", code, msg)
+	}
+	if _, code, msg := e.join(t, "n2", tok.String()); code != http.StatusOK {
+		t.Fatalf("join n2: %d %s", code, msg)
+	}
+	// Two instances, one on each node.
+	app := "apiVersion: shoal/v1\nkind: App\nmetadata: {name: web}\nspec: {image: nginx}\n"
+	if code, msg := call(t, e.admin, http.MethodPost, e.url+"/api/v1/apply", app); code != http.StatusOK {
+		t.Fatalf("apply: %d %s", code, msg)
+	}
+	for _, in := range []struct{ name, node string }{{"web-1", "n1"}, {"web-2", "n2"}} {
+		obj := &api.Instance{TypeMeta: api.TypeMeta{APIVersion: api.Version, Kind: api.KindInstance}, Metadata: api.ObjectMeta{Namespace: "default", Name: in.name},
+			Spec: api.InstanceSpec{App: "web", Node: in.node, Template: api.Template{Image: "nginx"}}}
+		if code, msg := call(t, e.admin, http.MethodPost, e.url+"/api/v1/namespaces/default/instances", obj); code != http.StatusCreated {
+			t.Fatalf("create %s: %d %s", in.name, code, msg)
+		}
+	}
+	status := func(name, node string) *api.Instance {
+		return &api.Instance{TypeMeta: api.TypeMeta{APIVersion: api.Version, Kind: api.KindInstance}, Metadata: api.ObjectMeta{Namespace: "default", Name: name},
+			Spec: api.InstanceSpec{App: "web", Node: node, Template: api.Template{Image: "nginx"}}, Status: api.InstanceStatus{Phase: api.PhaseRunning}}
+	}
+	// A 403 names the verb, the kind and the namespace.
+	if _, msg := call(t, n1, "DELETE", e.url+"/api/v1/namespaces/default/instances/web-2?force=1", nil); !strings.Contains(msg, `node "n1" may not delete instance "web-2" in namespace "default": it runs on node "n2"`) {
+		t.Errorf("403 message: %q", msg)
+	}
+	if _, msg := call(t, n1, "POST", e.url+"/api/v1/apply", app); msg != `node "n1" may not POST /api/v1/apply: forbidden` {
+		t.Errorf("403 message: %q", msg)
+	}
+	otherCA, _ := pki.LoadOrCreateCA(t.TempDir())
+	stranger := e.clientAs(issue(t, otherCA, "admin", []string{pki.GroupAdmins}, nil, time.Hour))
+	nobody := e.clientAs(issue(t, e.ca, "someone", nil, nil, time.Hour))
+
+	type req struct {
+		name, method, path string
+		body               any
+	}
+	reqs := []req{
+		{"list apps", "GET", "/api/v1/apps", nil},
+		{"get app", "GET", "/api/v1/namespaces/default/apps/web", nil},
+		{"watch instances", "GET", "/api/v1/instances?watch=1&revision=1&timeoutSeconds=1", nil},
+		{"list tokens", "GET", "/api/v1/tokens", nil},
+		{"apply", "POST", "/api/v1/apply", app},
+		{"delete app", "DELETE", "/api/v1/namespaces/default/apps/nothere", nil},
+		{"scale", "PUT", "/api/v1/namespaces/default/apps/nothere/scale", `{"replicas":1}`},
+		{"own instance status", "PUT", "/api/v1/namespaces/default/instances/web-1/status", status("web-1", "n1")},
+		{"other node's instance status", "PUT", "/api/v1/namespaces/default/instances/web-2/status", status("web-2", "n2")},
+		{"delete other node's instance", "DELETE", "/api/v1/namespaces/default/instances/web-2?force=1", nil},
+		{"other node's status", "PUT", "/api/v1/nodes/n2/status", `{}`},
+		{"push image", "POST", "/api/v1/images", "x"},
+		{"metrics", "GET", "/metrics", nil},
+		{"healthz", "GET", "/healthz", nil},
+	}
+	// Expected codes: 0 means "not 401 or 403" (the handler answers).
+	type who struct {
+		name string
+		hc   *http.Client
+		want map[string]int
+	}
+	allowed := map[string]int{}
+	for _, r := range reqs {
+		allowed[r.name] = 0
+	}
+	nodeWant := map[string]int{
+		"list apps": 0, "get app": 0, "watch instances": 0, "list tokens": 403, "apply": 403, "delete app": 403,
+		"scale": 403, "own instance status": 0, "other node's instance status": 403, "delete other node's instance": 403,
+		"other node's status": 403, "push image": 403, "metrics": 403, "healthz": 0,
+	}
+	refused := func(code int) map[string]int {
+		m := map[string]int{}
+		for _, r := range reqs {
+			m[r.name] = code
+		}
+		m["healthz"] = 0
+		return m
+	}
+	handshakeFails := refused(-1)
+	handshakeFails["healthz"] = -1
+	// The admin last: its deletes would change what the others see.
+	for _, w := range []who{
+		{"node n1", n1, nodeWant},
+		{"no certificate", e.anon, refused(http.StatusUnauthorized)},
+		{"a certificate of another CA", stranger, handshakeFails},
+		{"an identity with no group", nobody, refused(http.StatusForbidden)},
+		{"admin", e.admin, allowed},
+	} {
+		for _, r := range reqs {
+			code, msg := call(t, w.hc, r.method, e.url+r.path, r.body)
+			want := w.want[r.name]
+			switch {
+			case want == 0 && (code == 401 || code == 403 || code == 0):
+				t.Errorf("%s: %s: %d %s, want it allowed", w.name, r.name, code, msg)
+			case want == -1 && code != 0:
+				t.Errorf("%s: %s: %d %s, want the TLS handshake refused", w.name, r.name, code, msg)
+			case want > 0 && code != want:
+				t.Errorf("%s: %s: %d %s, want %d", w.name, r.name, code, msg, want)
+			}
+			if want == 403 && code == 403 && !strings.Contains(msg, "may not") {
+				t.Errorf("%s: %s: 403 message %q does not say what was refused", w.name, r.name, msg)
+			}
+		}
+	}
+}
+
+// TestRemovingANodeRevokesItsCertificate: the next request fails, a watch
+// it holds ends, a renewal before that gives a working certificate, and a
+// re-join needs a new join.
+func TestRemovingANodeRevokesItsCertificate(t *testing.T) {
+	e := startTLS(t)
+	tok := e.token(t, api.TokenRoleAgent, time.Hour)
+	n1, code, msg := e.join(t, "n1", tok.String())
+	if code != http.StatusOK {
+		t.Fatalf("join: %d %s", code, msg)
+	}
+	// Renewal: a new key, a new certificate for the same node.
+	key, _ := pki.NewKey()
+	pub, _ := pki.EncodePublicKey(key.Public())
+	code, body := call(t, n1, http.MethodPost, e.url+"/api/v1/nodes/n1/certificate", api.CertificateRequest{PublicKey: string(pub)})
+	if code != http.StatusOK {
+		t.Fatalf("renew: %d %s", code, body)
+	}
+	var creds api.Credentials
+	_ = json.Unmarshal([]byte(body), &creds)
+	keyPEM, _ := pki.EncodeKey(key)
+	kp, err := pki.NewKeypair([]byte(creds.Certificate), keyPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	renewed := e.clientAs(kp)
+	if code, msg := call(t, renewed, http.MethodGet, e.url+"/api/v1/nodes/n1", nil); code != http.StatusOK {
+		t.Fatalf("the renewed certificate: %d %s", code, msg)
+	}
+	if code, _ := call(t, n1, http.MethodPost, e.url+"/api/v1/nodes/n2/certificate", api.CertificateRequest{PublicKey: string(pub)}); code != http.StatusForbidden {
+		t.Errorf("n1 renewing n2's certificate: %d, want 403", code)
+	}
+
+	// A watch held by the node.
+	req, _ := http.NewRequest(http.MethodGet, e.url+"/api/v1/instances?watch=1", nil)
+	resp, err := renewed.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	ended := make(chan struct{})
+	go func() { _, _ = io.Copy(io.Discard, resp.Body); close(ended) }()
+
+	if code, msg := call(t, e.admin, http.MethodDelete, e.url+"/api/v1/nodes/n1", nil); code != http.StatusOK {
+		t.Fatalf("remove n1: %d %s", code, msg)
+	}
+	for _, hc := range []*http.Client{n1, renewed} {
+		if code, msg := call(t, hc, http.MethodGet, e.url+"/api/v1/nodes/n1", nil); code != http.StatusUnauthorized || !strings.Contains(msg, "revoked") {
+			t.Errorf("a removed node's request: %d %q, want 401 revoked", code, msg)
+		}
+	}
+	select {
+	case <-ended:
+	case <-time.After(5 * time.Second):
+		t.Error("the removed node's watch still runs 5s later")
+	}
+	// Joining again under the name works with a token, and the old
+	// certificates stay dead: the new Node has another UID.
+	if _, code, msg := e.join(t, "n1", tok.String()); code != http.StatusOK {
+		t.Fatalf("re-join: %d %s", code, msg)
+	}
+	if code, _ := call(t, renewed, http.MethodGet, e.url+"/api/v1/nodes/n1", nil); code != http.StatusUnauthorized {
+		t.Errorf("the old certificate after a re-join: %d, want 401", code)
+	}
+}
+
+// TestAnExpiredCertificateIsRefused: the handshake itself fails.
+func TestAnExpiredCertificateIsRefused(t *testing.T) {
+	e := startTLS(t)
+	old := issue(t, e.ca, "admin", []string{pki.GroupAdmins}, nil, time.Nanosecond)
+	time.Sleep(10 * time.Millisecond)
+	// The CA backdates certificates by a few minutes, so a 1ns TTL is
+	// already past its NotAfter.
+	if old.Leaf().NotAfter.After(time.Now()) {
+		t.Skip("certificate not expired yet")
+	}
+	code, msg := call(t, e.clientAs(old), http.MethodGet, e.url+"/api/v1/apps", nil)
+	if code != 0 || !strings.Contains(msg, "certificate") {
+		t.Errorf("an expired certificate: %d %q, want a refused handshake", code, msg)
+	}
+}

@@ -1,0 +1,139 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/shoal-dev/shoal/internal/api"
+	"github.com/shoal-dev/shoal/internal/pki"
+	"github.com/shoal-dev/shoal/internal/store"
+)
+
+// maxJoinBytes bounds a join or renewal request.
+const maxJoinBytes = 64 << 10
+
+// DefaultNodeCertTTL is how long a node certificate lasts; agents renew at
+// two thirds of it.
+const DefaultNodeCertTTL = 30 * 24 * time.Hour
+
+// join admits a machine holding a join token as a node: it creates the
+// Node and signs a certificate for the machine's public key that names
+// that Node (so removing the Node revokes it). Nothing is stored unless
+// the whole join succeeds.
+func (s *Server) join(w http.ResponseWriter, r *http.Request) {
+	if s.ca == nil {
+		writeError(w, fmt.Errorf("this server has no CA: %w", errBadRequest))
+		return
+	}
+	b, err := readBody(r, maxJoinBytes)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	var req api.JoinRequest
+	if err := json.Unmarshal(b, &req); err != nil {
+		writeError(w, fmt.Errorf("join request: %v: %w", err, errBadRequest))
+		return
+	}
+	creds, err := s.admit(r.Context(), req)
+	if err != nil {
+		s.log.Info("join refused", "node", req.Node, "from", r.RemoteAddr, "err", err)
+		writeError(w, err)
+		return
+	}
+	s.log.Info("node joined", "node", req.Node, "from", r.RemoteAddr)
+	writeJSON(w, http.StatusOK, creds)
+}
+
+func (s *Server) admit(ctx context.Context, req api.JoinRequest) (*api.Credentials, error) {
+	tok, err := pki.ParseToken(req.Token)
+	if err != nil {
+		return nil, fmt.Errorf("%v: %w", err, errUnauthenticated)
+	}
+	if tok.CAFingerprint != s.ca.Fingerprint() {
+		return nil, fmt.Errorf("join token: it is for another cluster (its CA fingerprint is %.12s…, this cluster's %.12s…): %w", tok.CAFingerprint, s.ca.Fingerprint(), errUnauthenticated)
+	}
+	obj, err := s.store.Get(ctx, api.MustKind(api.KindToken), "", tok.ID)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, fmt.Errorf("join token %s: unknown or revoked: %w", tok.ID, errUnauthenticated)
+	}
+	if err != nil {
+		return nil, err
+	}
+	stored := obj.(*api.Token)
+	if !tok.Matches(stored.Spec.SecretHash) {
+		return nil, fmt.Errorf("join token %s: unknown or revoked: %w", tok.ID, errUnauthenticated)
+	}
+	if now := time.Now(); now.After(stored.Spec.ExpiresAt) {
+		return nil, fmt.Errorf("join token %s: expired at %s (create a new one with `shoal token create`): %w", tok.ID, stored.Spec.ExpiresAt.UTC().Format(time.RFC3339), errUnauthenticated)
+	}
+	if stored.Spec.Role != api.TokenRoleAgent {
+		return nil, fmt.Errorf("join token %s is for role %s; a node joins with an agent token: %w", tok.ID, stored.Spec.Role, errForbidden)
+	}
+	pub, err := pki.ParsePublicKey([]byte(req.PublicKey))
+	if err != nil {
+		return nil, fmt.Errorf("join request: publicKey: %v: %w", err, errBadRequest)
+	}
+	node := &api.Node{
+		TypeMeta: api.TypeMeta{APIVersion: api.Version, Kind: api.KindNode},
+		Metadata: api.ObjectMeta{Name: req.Node, Labels: req.Labels},
+		Spec:     api.NodeSpec{Subnet: req.Subnet},
+	}
+	if err := api.Validate(node); err != nil {
+		return nil, err
+	}
+	if err := s.store.Create(ctx, node); errors.Is(err, store.ErrAlreadyExists) {
+		return nil, fmt.Errorf("node %q has already joined; to join this machine under that name, remove the old one first (shoal node remove %s): %w", req.Node, req.Node, store.ErrAlreadyExists)
+	} else if err != nil {
+		return nil, err
+	}
+	cert, err := s.ca.Issue(pki.Request{PublicKey: pub, Name: pki.NodeName(node.Metadata.Name), Groups: []string{pki.GroupNodes},
+		URIs: []*url.URL{pki.NodeURI(node.Metadata.Name, node.Metadata.UID)}, TTL: s.nodeCertTTL})
+	if err != nil {
+		_ = s.store.Delete(context.WithoutCancel(ctx), api.MustKind(api.KindNode), "", node.Metadata.Name, node.Metadata.Revision)
+		return nil, err
+	}
+	return &api.Credentials{Certificate: string(cert), CA: string(s.ca.CertPEM)}, nil
+}
+
+// renewCertificate signs a new certificate for a node that still holds a
+// valid one (the guard checked it), for the key it sends.
+func (s *Server) renewCertificate(w http.ResponseWriter, r *http.Request, t target) {
+	if s.ca == nil {
+		writeError(w, fmt.Errorf("this server has no CA: %w", errBadRequest))
+		return
+	}
+	b, err := readBody(r, maxJoinBytes)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	var req api.CertificateRequest
+	if err := json.Unmarshal(b, &req); err != nil {
+		writeError(w, fmt.Errorf("certificate request: %v: %w", err, errBadRequest))
+		return
+	}
+	pub, err := pki.ParsePublicKey([]byte(req.PublicKey))
+	if err != nil {
+		writeError(w, fmt.Errorf("certificate request: publicKey: %v: %w", err, errBadRequest))
+		return
+	}
+	obj, err := s.store.Get(r.Context(), t.kind, "", t.name)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	cert, err := s.ca.Issue(pki.Request{PublicKey: pub, Name: pki.NodeName(t.name), Groups: []string{pki.GroupNodes},
+		URIs: []*url.URL{pki.NodeURI(t.name, obj.GetMeta().UID)}, TTL: s.nodeCertTTL})
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	s.log.Info("node certificate renewed", "node", t.name)
+	writeJSON(w, http.StatusOK, &api.Credentials{Certificate: string(cert), CA: string(s.ca.CertPEM)})
+}
