@@ -178,6 +178,14 @@ func (p *proc) stop() {
 	}
 }
 
+// output is what the process has printed so far.
+func (p *proc) output() string {
+	w := p.cmd.Stdout.(*syncWriter)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.buf.String()
+}
+
 // raced says whether the process's race detector reported a race.
 func (p *proc) raced() bool {
 	w := p.cmd.Stdout.(*syncWriter)

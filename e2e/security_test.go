@@ -1,10 +1,17 @@
 package e2e
 
 import (
+	"bytes"
+	"context"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/shoal-dev/shoal/internal/api"
 )
 
 const hardenedApps = `
@@ -104,4 +111,53 @@ func TestHardenedContainers(t *testing.T) {
 	if got := statusField(c, "ops/tools", "CapEff"); got != hostCaps {
 		t.Errorf("privileged App: CapEff %s, want every capability the host has (%s)", got, hostCaps)
 	}
+}
+
+// TestJoinRotateAndRemove: a machine joins with a token (a bad token is
+// refused with the reason), its certificate renews itself while it keeps
+// running an app, and removing the node cuts it off.
+func TestJoinRotateAndRemove(t *testing.T) {
+	c := serverCluster(t, "--node-cert-ttl", "15s")
+	c.mustShoal("image", "push", helloV1)
+
+	// A token for another cluster: refused before anything is sent.
+	bad := strings.TrimSpace(c.mustShoal("token", "create"))
+	bad = "SHOAL1-" + strings.Repeat("0", 64) + bad[len("SHOAL1-")+64:]
+	dir := shortTempDir(t)
+	out, err := exec.Command(shoalBin, "agent", "--server", c.url, "--token", bad, "--data-dir", dir, "--node-name", "intruder", "--runtime", "fake").CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "is not the cluster the token is for") {
+		t.Fatalf("agent with another cluster's token: %v\n%s", err, out)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "pki", "node.key")); err == nil {
+		t.Error("a refused join left a key behind")
+	}
+
+	c.addAgent("n1")
+	certPath := filepath.Join(c.dir, "agent-n1", "pki", "node.crt")
+	first, err := os.ReadFile(certPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.applyYAML(hardenedApps[:strings.Index(hardenedApps, "---")], "--wait", "--timeout", "90s")
+	// Renewed at two thirds of 15s; then once more, and the node keeps
+	// heartbeating and serving exec through it all.
+	c.eventually(40*time.Second, "the node certificate renewed twice", func() (bool, string) {
+		b, _ := os.ReadFile(certPath)
+		return !bytes.Equal(b, first) && strings.Count(c.agents[0].output(), "node certificate renewed") >= 2, "not yet"
+	})
+	time.Sleep(16 * time.Second) // past the first certificate's expiry
+	if out := c.mustShoal("exec", "app/plain", "--", "/hello", "id"); !strings.Contains(out, "uid=0") {
+		t.Fatalf("exec after the renewals: %q", out)
+	}
+	obj, err := c.api.Get(context.Background(), api.MustKind(api.KindNode), "", "n1")
+	if err != nil || !obj.(*api.Node).Status.Ready || time.Since(obj.(*api.Node).Status.LastHeartbeat) > 10*time.Second {
+		t.Fatalf("node n1 after the renewals: %+v, %v", obj, err)
+	}
+
+	c.mustShoal("delete", "app", "plain")
+	c.eventually(30*time.Second, "plain's instance gone", func() (bool, string) { return len(c.instances("plain")) == 0, "" })
+	c.mustShoal("node", "remove", "n1")
+	c.eventually(20*time.Second, "the removed agent refused", func() (bool, string) {
+		return strings.Contains(c.agents[0].output(), "was revoked"), "no refusal in its log yet"
+	})
 }

@@ -68,6 +68,8 @@ type Config struct {
 	// a prompt (default DefaultResync). Exits are seen from the runtime's
 	// events at once; this only covers a lost event.
 	Resync time.Duration
+	// Owner is what the node's owner accepts (checked before every start).
+	Owner OwnerPolicy
 	// DNSServers are the containers' nameservers (the node's shoal DNS);
 	// empty gives containers the node's own resolv.conf.
 	DNSServers []string
@@ -85,13 +87,14 @@ type Agent struct {
 	cfg Config
 	log *slog.Logger
 
-	mu      sync.Mutex
-	desired map[string]*api.Instance // by namespace/name; the last view from the server
-	synced  bool                     // desired came from a successful list
-	workers map[string]*worker
-	save    chan struct{} // the instance cache needs writing
-	addr    string
-	metrics *metrics
+	mu         sync.Mutex
+	desired    map[string]*api.Instance // by namespace/name; the last view from the server
+	synced     bool                     // desired came from a successful list
+	workers    map[string]*worker
+	save       chan struct{} // the instance cache needs writing
+	addr       string
+	metrics    *metrics
+	nsPolicies nsPolicies
 
 	wg sync.WaitGroup
 }

@@ -372,6 +372,10 @@ func (w *worker) create(ctx context.Context, in *api.Instance) {
 	if time.Now().Before(w.nextStart) {
 		return
 	}
+	if err := w.a.admit(ctx, in); err != nil {
+		w.fail(ctx, in, err)
+		return
+	}
 	d := w.a.cfg.Driver
 	t := &in.Spec.Template
 	t0 := time.Now()

@@ -50,6 +50,40 @@ type Template struct {
 	// RestartedAt, when changed, makes a new revision of an unchanged
 	// template: `shoal rollout restart`.
 	RestartedAt string `json:"restartedAt,omitempty"`
+	// Signature is the App owner's signature of this template
+	// (SignedBytes), made by `shoal apply --sign-key`. Agents verify it
+	// before they run anything.
+	Signature *Signature `json:"signature,omitempty"`
+}
+
+// Signature is an owner's signature of a template.
+type Signature struct {
+	// Key is the signer's public key, "ed25519:BASE64".
+	Key string `json:"key"`
+	// Value is the Ed25519 signature of SignedBytes, base64.
+	Value string `json:"value"`
+}
+
+// SignedBytes is what an owner signs of a template: its canonical JSON
+// (encoding/json of the struct: fields in declaration order, map keys
+// sorted) with defaults filled in, without the signature itself and
+// without restartedAt, which only restarts what was signed.
+func SignedBytes(t *Template) []byte {
+	// A deep copy (through JSON) to default and clear: t is not touched.
+	b, err := json.Marshal(t)
+	if err != nil {
+		panic("api: a template does not encode: " + err.Error())
+	}
+	var c Template
+	if err := json.Unmarshal(b, &c); err != nil {
+		panic("api: a template does not decode: " + err.Error())
+	}
+	defaultTemplate(&c)
+	c.Signature, c.RestartedAt = nil, ""
+	if b, err = json.Marshal(c); err != nil {
+		panic("api: a template does not encode: " + err.Error())
+	}
+	return b
 }
 
 // SecurityContext is the container's identity and privileges. Without

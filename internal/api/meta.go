@@ -134,6 +134,10 @@ type NamespacePolicy struct {
 	// AllowPrivileged lets Apps run privileged containers and add
 	// capabilities beyond DefaultCapabilities.
 	AllowPrivileged bool `json:"allowPrivileged,omitempty"`
+	// RequireSignedBy, when set, admits only Apps signed by one of these
+	// keys ("ed25519:BASE64"): the server refuses others, and every agent
+	// checks the signature again before it starts an instance.
+	RequireSignedBy []string `json:"requireSignedBy,omitempty"`
 }
 
 // GetMeta returns the object's metadata.

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -126,6 +127,11 @@ func Validate(obj Object) error {
 		}
 	case *Namespace:
 		v.meta(meta, false, false)
+		for i, k := range o.Spec.Policy.RequireSignedBy {
+			if !validVerifyKey(k) {
+				v.add(indexPath("spec.policy.requireSignedBy", i), "%s is not a public key: want ed25519:BASE64 (as `shoal key create` prints)", quote(clipped(k)))
+			}
+		}
 	case *Token:
 		v.meta(meta, false, false)
 		if !isLowerHex(meta.Name, 16) {
@@ -297,6 +303,14 @@ func (v *validator) template(path string, t *Template) {
 	}
 	v.ports(path+".ports", t.Ports)
 	v.securityContext(path+".securityContext", t.SecurityContext)
+	if sig := t.Signature; sig != nil {
+		if !validVerifyKey(sig.Key) {
+			v.add(path+".signature.key", "%s is not a public key: want ed25519:BASE64", quote(clipped(sig.Key)))
+		}
+		if b, err := base64.StdEncoding.DecodeString(sig.Value); err != nil || len(b) != 64 {
+			v.add(path+".signature.value", "not an Ed25519 signature (64 bytes of base64)")
+		}
+	}
 	v.probe(path+".health.readiness", t.Health.Readiness, t.Ports)
 	v.probe(path+".health.liveness", t.Health.Liveness, t.Ports)
 	if t.Resources.CPU != "" {
@@ -504,6 +518,20 @@ func (v *validator) securityContext(path string, sc *SecurityContext) {
 	}
 	caps("add", sc.Capabilities.Add)
 	caps("drop", sc.Capabilities.Drop)
+}
+
+// validVerifyKey checks the form "ed25519:BASE64" of 32 bytes.
+func validVerifyKey(s string) bool {
+	rest, ok := strings.CutPrefix(s, "ed25519:")
+	b, err := base64.StdEncoding.DecodeString(rest)
+	return ok && err == nil && len(b) == 32
+}
+
+func clipped(s string) string {
+	if len(s) > 24 {
+		return s[:24] + "…"
+	}
+	return s
 }
 
 func isLowerHex(s string, n int) bool {

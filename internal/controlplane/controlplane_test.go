@@ -4,11 +4,13 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/shoal-dev/shoal/internal/api"
 	"github.com/shoal-dev/shoal/internal/client"
 	"github.com/shoal-dev/shoal/internal/controlplane"
 )
@@ -53,14 +55,32 @@ func TestStartAndWait(t *testing.T) {
 		t.Fatalf("Start: %v", err)
 	}
 	<-srv.Ready()
-	resp, err := http.Get(srv.URL() + "/healthz")
-	if err != nil || resp.StatusCode != http.StatusOK {
-		t.Fatalf("healthz: %v %v", resp, err)
+	if !strings.HasPrefix(srv.URL(), "https://") {
+		t.Fatalf("URL %s: want https", srv.URL())
 	}
-	resp.Body.Close()
+	// Plain HTTP gets nothing; TLS without the cluster's CA fails.
+	if resp, err := http.Get("http" + strings.TrimPrefix(srv.URL(), "https") + "/healthz"); err == nil && resp.StatusCode == http.StatusOK {
+		t.Fatal("plain HTTP /healthz answered 200")
+	}
+	if _, err := http.Get(srv.URL() + "/healthz"); err == nil {
+		t.Fatal("TLS with the system roots verified the server")
+	}
 	conf, err := client.ReadConfig(filepath.Join(cfg.DataDir, "admin.conf"))
 	if err != nil || conf.Server != srv.URL() {
 		t.Fatalf("admin.conf = %+v, %v; want server %s", conf, err, srv.URL())
+	}
+	if st, err := os.Stat(filepath.Join(cfg.DataDir, "admin.conf")); err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("admin.conf mode: %v %v, want 0600", st, err)
+	}
+	c, err := client.FromConfig(conf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Ping(ctx); err != nil {
+		t.Fatalf("healthz through admin.conf: %v", err)
+	}
+	if _, _, err := c.List(ctx, api.MustKind(api.KindNamespace), "", client.ListOptions{}); err != nil {
+		t.Fatalf("list namespaces as the admin: %v", err)
 	}
 	if _, err := controlplane.Start(ctx, cfg); err == nil || !strings.Contains(err.Error(), "another shoal server is using") {
 		t.Fatalf("second Start on the same data dir: %v", err)

@@ -31,10 +31,6 @@ func (s *Server) checkPolicy(ctx context.Context, objs []api.Object, manifest bo
 		if !ok {
 			continue
 		}
-		what := app.Spec.SecurityContext.NeedsPrivilege()
-		if what == "" {
-			continue
-		}
 		ns := app.Metadata.Namespace
 		pol, ok := policies[ns]
 		if !ok {
@@ -47,14 +43,16 @@ func (s *Server) checkPolicy(ctx context.Context, objs []api.Object, manifest bo
 			}
 			policies[ns] = pol
 		}
-		if pol.AllowPrivileged {
-			continue
-		}
 		where := fmt.Sprintf("App %q", app.Metadata.Name)
 		if manifest {
 			where = fmt.Sprintf("document %d (%s)", i+1, where)
 		}
-		return fmt.Errorf("%s: spec.%s: namespace %q does not allow privileged containers or added capabilities (set spec.policy.allowPrivileged on the Namespace): %w", where, what, ns, errForbidden)
+		if what := app.Spec.SecurityContext.NeedsPrivilege(); what != "" && !pol.AllowPrivileged {
+			return fmt.Errorf("%s: spec.%s: namespace %q does not allow privileged containers or added capabilities (set spec.policy.allowPrivileged on the Namespace): %w", where, what, ns, errForbidden)
+		}
+		if err := api.VerifySignature(&app.Spec.Template, pol.RequireSignedBy); err != nil {
+			return fmt.Errorf("%s: spec.signature: %v (namespace %q): %w", where, err, ns, errForbidden)
+		}
 	}
 	return nil
 }

@@ -228,6 +228,9 @@ func removeIdleHostportChains(ctx context.Context) error {
 		}
 		_ = exec.CommandContext(ctx, ipt, "-w", "-t", "nat", "-F", c).Run()
 		if out, err := exec.CommandContext(ctx, ipt, "-w", "-t", "nat", "-X", c).CombinedOutput(); err != nil {
+			if strings.Contains(string(out), "Device or resource busy") {
+				return nil // a container that started meanwhile maps a port through it
+			}
 			return fmt.Errorf("delete chain %s: %v: %s", c, err, strings.TrimSpace(string(out)))
 		}
 	}

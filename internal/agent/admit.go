@@ -1,0 +1,99 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/distribution/reference"
+
+	"github.com/shoal-dev/shoal/internal/api"
+)
+
+// OwnerPolicy is what a node's owner accepts on their machine, whatever
+// the control plane says: the agent checks it before it pulls or starts
+// anything of an instance.
+type OwnerPolicy struct {
+	// RequireSignedBy admits only templates signed by one of these keys
+	// ("ed25519:BASE64").
+	RequireSignedBy []string
+	// AllowNamespaces and AllowRegistries, when set, are the only
+	// namespaces and image registries ("docker.io", "shoal.local") the
+	// node runs.
+	AllowNamespaces []string
+	AllowRegistries []string
+}
+
+// admit says whether the node may run the instance: the owner's policy,
+// the signature of the exact template it is about to run (a template
+// changed after it was signed is refused even if the control plane sent
+// it), and the instance namespace's signing policy.
+func (a *Agent) admit(ctx context.Context, in *api.Instance) error {
+	p := a.cfg.Owner
+	t := &in.Spec.Template
+	if len(p.AllowNamespaces) > 0 && !slices.Contains(p.AllowNamespaces, in.Metadata.Namespace) {
+		return fmt.Errorf("node %s does not run namespace %q (its owner allows %v)", a.cfg.NodeName, in.Metadata.Namespace, p.AllowNamespaces)
+	}
+	if len(p.AllowRegistries) > 0 {
+		named, err := reference.ParseNormalizedNamed(t.Image)
+		if err != nil {
+			return fmt.Errorf("image %q: %w", t.Image, err)
+		}
+		if reg := reference.Domain(named); !slices.Contains(p.AllowRegistries, reg) {
+			return fmt.Errorf("node %s does not pull from %s (its owner allows %v)", a.cfg.NodeName, reg, p.AllowRegistries)
+		}
+	}
+	if err := api.VerifySignature(t, p.RequireSignedBy); err != nil {
+		return fmt.Errorf("refused by node %s: %w", a.cfg.NodeName, err)
+	}
+	if keys := a.namespaceKeys(ctx, in.Metadata.Namespace); len(keys) > 0 {
+		if err := api.VerifySignature(t, keys); err != nil {
+			return fmt.Errorf("refused by node %s: %w (namespace %q)", a.cfg.NodeName, err, in.Metadata.Namespace)
+		}
+	}
+	return nil
+}
+
+// nsPolicies caches namespaces' signing keys for a few seconds: twenty
+// instances of one namespace starting at once ask once.
+type nsPolicies struct {
+	mu sync.Mutex
+	m  map[string]nsPolicy
+}
+
+type nsPolicy struct {
+	keys []string
+	at   time.Time
+}
+
+const nsPolicyTTL = 5 * time.Second
+
+// namespaceKeys returns the keys the namespace requires, from the server.
+// When the server cannot say, only the owner's policy and the signature
+// itself are checked.
+func (a *Agent) namespaceKeys(ctx context.Context, ns string) []string {
+	c := &a.nsPolicies
+	c.mu.Lock()
+	if p, ok := c.m[ns]; ok && time.Since(p.at) < nsPolicyTTL {
+		c.mu.Unlock()
+		return p.keys
+	}
+	c.mu.Unlock()
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	obj, err := a.cfg.Client.Get(ctx, api.MustKind(api.KindNamespace), "", ns)
+	if err != nil {
+		a.log.Debug("namespace policy unknown", "namespace", ns, "err", err)
+		return nil
+	}
+	keys := obj.(*api.Namespace).Spec.Policy.RequireSignedBy
+	c.mu.Lock()
+	if c.m == nil {
+		c.m = map[string]nsPolicy{}
+	}
+	c.m[ns] = nsPolicy{keys: keys, at: time.Now()}
+	c.mu.Unlock()
+	return keys
+}
