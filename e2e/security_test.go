@@ -3,6 +3,8 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,6 +14,7 @@ import (
 	"time"
 
 	"github.com/shoal-dev/shoal/internal/api"
+	"github.com/shoal-dev/shoal/internal/store"
 )
 
 const hardenedApps = `
@@ -160,4 +163,100 @@ func TestJoinRotateAndRemove(t *testing.T) {
 	c.eventually(20*time.Second, "the removed agent refused", func() (bool, string) {
 		return strings.Contains(c.agents[0].output(), "was revoked"), "no refusal in its log yet"
 	})
+}
+
+// TestSignedApps: a node whose owner requires a signing key runs an App
+// signed with it, refuses an unsigned one, and refuses an instance whose
+// template was changed after signing even though the control plane
+// itself sent it.
+func TestSignedApps(t *testing.T) {
+	c := serverCluster(t)
+	c.mustShoal("image", "push", helloV1)
+	keyDir := shortTempDir(t)
+	pub := strings.TrimSpace(c.mustShoal("key", "create", "owner", "--dir", keyDir))
+	if !strings.HasPrefix(pub, "ed25519:") {
+		t.Fatalf("key create printed %q", pub)
+	}
+	if st, err := os.Stat(filepath.Join(keyDir, "owner.key")); err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("owner.key: %v %v, want mode 0600", st, err)
+	}
+	c.addAgent("n1", "--require-signed-by", filepath.Join(keyDir, "owner.pub"))
+
+	app := func(name string) string {
+		return "apiVersion: shoal/v1\nkind: App\nmetadata: {name: " + name + "}\nspec:\n  image: shoal.local/hello:v1\n  resources: {cpu: 50m, memory: 32Mi}\n"
+	}
+	c.mustShoal("apply", "-f", c.writeFile(app("signed")), "--sign-key", filepath.Join(keyDir, "owner.key"), "--wait", "--timeout", "90s")
+	signed := c.running("signed", 1)[0]
+	if signed.Spec.Template.Signature == nil || signed.Spec.Template.Signature.Key != pub {
+		t.Fatalf("the signed App's instance carries signature %+v", signed.Spec.Template.Signature)
+	}
+
+	refused := func(app, want string) {
+		t.Helper()
+		c.eventually(30*time.Second, app+" refused by the node", func() (bool, string) {
+			ins := c.instances(app)
+			if len(ins) == 0 {
+				return false, "no instance"
+			}
+			st := ins[0].Status
+			return st.Phase == api.PhaseFailed && strings.Contains(st.Message, want), string(st.Phase) + " " + st.Message
+		})
+	}
+	c.applyYAML(app("unsigned"))
+	refused("unsigned", "refused by node n1: not signed")
+
+	// A compromised control plane: the App's template is changed straight
+	// in etcd, past the server's checks, keeping the old signature. The
+	// controllers roll it out; the agent checks the signature itself.
+	c.mustShoal("apply", "-f", c.writeFile(app("tampered")), "--sign-key", filepath.Join(keyDir, "owner.key"), "--wait", "--timeout", "90s")
+	c.etcdRewrite(store.Key(api.MustKind(api.KindApp), "default", "tampered"), func(a *api.App) {
+		a.Spec.Template.Env = append(a.Spec.Template.Env, api.EnvVar{Name: "INJECTED", Value: "1"})
+	})
+	c.eventually(30*time.Second, "the tampered revision refused by the node", func() (bool, string) {
+		for _, in := range c.instances("tampered") {
+			if len(in.Spec.Template.Env) > 0 && in.Status.Phase == api.PhaseFailed && strings.Contains(in.Status.Message, "signature does not match spec") {
+				return true, ""
+			}
+		}
+		return false, fmt.Sprint(len(c.instances("tampered")), " instances")
+	})
+	// Nothing of the refused ones runs on the node: the signed App and the
+	// tampered one's first, signed revision only.
+	if tasks := c.ctr(c.nodes[0].runtimeNS, "tasks", "ls"); strings.Count(tasks, "RUNNING") != 2 {
+		t.Errorf("the node runs other than the signed revisions:\n%s", tasks)
+	}
+}
+
+// etcdRewrite changes an object straight in the server's embedded etcd,
+// as someone who took over the control plane's storage could.
+func (c *cluster) etcdRewrite(key string, change func(*api.App)) {
+	c.t.Helper()
+	b, err := os.ReadFile(filepath.Join(c.dir, "etcd", "ports.json"))
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	var ports struct{ Client int }
+	if err := json.Unmarshal(b, &ports); err != nil {
+		c.t.Fatal(err)
+	}
+	cli, err := store.Connect([]string{fmt.Sprintf("http://127.0.0.1:%d", ports.Client)})
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	defer cli.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	resp, err := cli.Get(ctx, key)
+	if err != nil || len(resp.Kvs) != 1 {
+		c.t.Fatalf("etcd get %s: %v %v", key, resp, err)
+	}
+	var a api.App
+	if err := json.Unmarshal(resp.Kvs[0].Value, &a); err != nil {
+		c.t.Fatal(err)
+	}
+	change(&a)
+	out, _ := json.Marshal(&a)
+	if _, err := cli.Put(ctx, key, string(out)); err != nil {
+		c.t.Fatal(err)
+	}
 }

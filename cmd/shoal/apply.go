@@ -1,7 +1,10 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"crypto/ed25519"
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -12,11 +15,13 @@ import (
 
 	"github.com/shoal-dev/shoal/internal/api"
 	"github.com/shoal-dev/shoal/internal/client"
+	"github.com/shoal-dev/shoal/internal/pki"
 	"github.com/spf13/cobra"
 )
 
 func newApplyCmd(g *globals) *cobra.Command {
 	var files []string
+	var signKey string
 	var wait, dryRun bool
 	var timeout time.Duration
 	cmd := &cobra.Command{
@@ -30,6 +35,11 @@ func newApplyCmd(g *globals) *cobra.Command {
 			manifests, err := readManifests(files, cmd.InOrStdin())
 			if err != nil {
 				return err
+			}
+			if signKey != "" {
+				if manifests, err = signManifests(manifests, signKey); err != nil {
+					return err
+				}
 			}
 			c, err := g.client(cmd.Context())
 			if err != nil {
@@ -64,6 +74,7 @@ func newApplyCmd(g *globals) *cobra.Command {
 	}
 	cmd.Flags().StringSliceVarP(&files, "filename", "f", nil, "manifest file, directory of .yaml/.yml/.json files, or - for stdin")
 	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "validate and show what would change; store nothing")
+	cmd.Flags().StringVar(&signKey, "sign-key", "", "sign every App's template with this key (from `shoal key create`)")
 	cmd.Flags().BoolVar(&wait, "wait", false, "wait until every applied App has all its replicas running")
 	cmd.Flags().DurationVar(&timeout, "timeout", 2*time.Minute, "how long --wait waits")
 	return cmd
@@ -80,6 +91,43 @@ func printApplied(w io.Writer, r api.ApplyResult, dryRun bool) {
 	for _, d := range r.Diff {
 		fmt.Fprintf(w, "  %s\n", d)
 	}
+}
+
+// signManifests signs every App of the manifests with the key in keyFile
+// and returns them re-encoded (as JSON documents, with defaults filled: the
+// signature covers the template exactly as the server will store it).
+func signManifests(ms []manifest, keyFile string) ([]manifest, error) {
+	b, err := os.ReadFile(keyFile)
+	if err != nil {
+		return nil, fmt.Errorf("--sign-key: %w", err)
+	}
+	priv, err := pki.ParseSigningKey(b)
+	if err != nil {
+		return nil, fmt.Errorf("--sign-key %s: %w", keyFile, err)
+	}
+	key := pki.VerifyKeyString(priv.Public().(ed25519.PublicKey))
+	out := make([]manifest, 0, len(ms))
+	for _, m := range ms {
+		objs, err := api.Decode(m.data)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", m.name, err)
+		}
+		var docs [][]byte
+		for _, o := range objs {
+			if app, ok := o.(*api.App); ok {
+				t := &app.Spec.Template
+				t.Signature = nil
+				t.Signature = &api.Signature{Key: key, Value: pki.Sign(priv, api.SignedBytes(t))}
+			}
+			j, err := json.Marshal(o)
+			if err != nil {
+				return nil, err
+			}
+			docs = append(docs, j)
+		}
+		out = append(out, manifest{m.name, bytes.Join(docs, []byte("\n---\n"))})
+	}
+	return out, nil
 }
 
 type manifest struct {

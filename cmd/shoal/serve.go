@@ -17,6 +17,7 @@ import (
 	"github.com/shoal-dev/shoal/internal/controller"
 	"github.com/shoal-dev/shoal/internal/controlplane"
 	"github.com/shoal-dev/shoal/internal/netproxy"
+	"github.com/shoal-dev/shoal/internal/pki"
 	rtcontainerd "github.com/shoal-dev/shoal/internal/runtime/containerd"
 	"github.com/shoal-dev/shoal/internal/runtime/fake"
 	"github.com/shoal-dev/shoal/internal/server"
@@ -90,6 +91,9 @@ type agentOptions struct {
 	nodeIP            string
 	routes            bool
 	runtime           string
+	requireSignedBy   []string
+	allowNamespaces   []string
+	allowRegistries   []string
 }
 
 func (o *agentOptions) flags(fs *pflag.FlagSet, standalone bool) {
@@ -112,6 +116,29 @@ func (o *agentOptions) flags(fs *pflag.FlagSet, standalone bool) {
 	fs.StringVar(&o.nodeIP, "node-ip", "", "address other nodes reach this node's containers through (default: the default route's source address)")
 	fs.BoolVar(&o.routes, "routes", true, "route other nodes' container subnets through their node IPs (nodes on one link)")
 	fs.StringVar(&o.runtime, "runtime", "containerd", "containerd, or fake: a hollow node whose containers exist only in memory (scale tests)")
+	fs.StringSliceVar(&o.requireSignedBy, "require-signed-by", nil, "run only Apps signed by one of these keys (ed25519:… or a .pub file from `shoal key create`), whatever the servers say")
+	fs.StringSliceVar(&o.allowNamespaces, "allow-namespaces", nil, "run only instances of these namespaces")
+	fs.StringSliceVar(&o.allowRegistries, "allow-registries", nil, "pull only from these registries (e.g. shoal.local,docker.io)")
+}
+
+// ownerPolicy reads the node owner's flags; keys may be given inline or as
+// .pub files.
+func (o *agentOptions) ownerPolicy() (agent.OwnerPolicy, error) {
+	p := agent.OwnerPolicy{AllowNamespaces: o.allowNamespaces, AllowRegistries: o.allowRegistries}
+	for _, k := range o.requireSignedBy {
+		if !strings.HasPrefix(k, "ed25519:") {
+			b, err := os.ReadFile(k)
+			if err != nil {
+				return p, fmt.Errorf("--require-signed-by %s: neither ed25519:… nor a readable file: %w", k, err)
+			}
+			k = strings.TrimSpace(string(b))
+		}
+		if _, err := pki.ParseVerifyKey(k); err != nil {
+			return p, fmt.Errorf("--require-signed-by: %w", err)
+		}
+		p.RequireSignedBy = append(p.RequireSignedBy, k)
+	}
+	return p, nil
 }
 
 // runAgent runs a node agent against the server at serverURL until ctx ends.
@@ -123,6 +150,10 @@ func runAgent(ctx context.Context, o agentOptions, serverURL string, token func(
 	}
 	if o.runtime != "containerd" && o.runtime != "fake" {
 		return fmt.Errorf("--runtime %q: use containerd or fake", o.runtime)
+	}
+	owner, err := o.ownerPolicy()
+	if err != nil {
+		return err
 	}
 	id, err := joinedIdentity(ctx, o, serverURL, token, filepath.Join(dataDir, "pki"))
 	if err != nil {
@@ -181,6 +212,7 @@ func runAgent(ctx context.Context, o agentOptions, serverURL string, token func(
 		DataDir:    dataDir,
 		Listen:     o.listen,
 		TLS:        id.ServerTLS(),
+		Owner:      owner,
 		Log:        log,
 		Version:    version,
 	}

@@ -2,6 +2,9 @@ package server_test
 
 import (
 	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -546,4 +549,49 @@ func TestApplyRefusesPrivilegeTheNamespaceDoesNotAllow(t *testing.T) {
 	if !errors.As(err, &ae) || ae.Code != http.StatusForbidden || !strings.Contains(ae.Message, `App "direct": spec.securityContext.privileged`) {
 		t.Errorf("create of a privileged App: %v", err)
 	}
+}
+
+// A namespace that requires signed Apps refuses unsigned, tampered and
+// foreign-signed ones (403, nothing stored) and takes the right ones.
+func TestApplyRequiresSignaturesTheNamespaceAsksFor(t *testing.T) {
+	e := start(t)
+	pub, priv, _ := ed25519.GenerateKey(rand.Reader)
+	key := "ed25519:" + base64.StdEncoding.EncodeToString(pub)
+	_, opriv, _ := ed25519.GenerateKey(rand.Reader)
+	ns := &api.Namespace{TypeMeta: api.TypeMeta{APIVersion: api.Version, Kind: api.KindNamespace}, Metadata: api.ObjectMeta{Name: "prod"},
+		Spec: api.NamespaceSpec{Policy: api.NamespacePolicy{RequireSignedBy: []string{key}}}}
+	if err := e.cli.Create(ctxT(t, 10*time.Second), ns); err != nil {
+		t.Fatal(err)
+	}
+	app := func(name string, signer ed25519.PrivateKey, tamper bool) string {
+		a := &api.App{TypeMeta: api.TypeMeta{APIVersion: api.Version, Kind: api.KindApp}, Metadata: api.ObjectMeta{Namespace: "prod", Name: name},
+			Spec: api.AppSpec{Template: api.Template{Image: "nginx:1.27"}}}
+		if signer != nil {
+			k := "ed25519:" + base64.StdEncoding.EncodeToString(signer.Public().(ed25519.PublicKey))
+			a.Spec.Template.Signature = &api.Signature{Key: k, Value: base64.StdEncoding.EncodeToString(ed25519.Sign(signer, api.SignedBytes(&a.Spec.Template)))}
+		}
+		if tamper {
+			a.Spec.Template.Image = "nginx:evil"
+		}
+		b, _ := json.Marshal(a)
+		return string(b)
+	}
+	before := e.snapshot(t)
+	for _, tc := range []struct{ name, body, want string }{
+		{"unsigned", app("a", nil, false), `document 1 (App "a"): spec.signature: not signed`},
+		{"tampered", app("b", priv, true), `document 1 (App "b"): spec.signature: signature does not match spec (namespace "prod")`},
+		{"another key", app("c", opriv, false), `document 1 (App "c"): spec.signature: signed by`},
+	} {
+		code, body := e.do(t, http.MethodPost, "/api/v1/apply", []byte(tc.body))
+		wantStatus(t, code, body, http.StatusForbidden, tc.want)
+	}
+	if after := e.snapshot(t); !reflect.DeepEqual(before, after) {
+		t.Errorf("a refused apply stored something")
+	}
+	if code, body := e.do(t, http.MethodPost, "/api/v1/apply", []byte(app("d", priv, false))); code != http.StatusOK {
+		t.Fatalf("a signed App: %d %s", code, body)
+	}
+	// In a namespace without the policy a signature is still checked.
+	code, body := e.do(t, http.MethodPost, "/api/v1/apply", []byte(strings.Replace(app("e", priv, true), `"prod"`, `"default"`, 1)))
+	wantStatus(t, code, body, http.StatusForbidden, `spec.signature: signature does not match spec`)
 }
