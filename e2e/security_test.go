@@ -260,3 +260,75 @@ func (c *cluster) etcdRewrite(key string, change func(*api.App)) {
 		c.t.Fatal(err)
 	}
 }
+
+// TestSecrets: a Secret reaches the one node that runs an instance using
+// it, as a 0400 file on tmpfs owned by the container's user and as an
+// env value; it shows only redacted unless revealed; nothing logs it; and
+// changing it rolls the App.
+func TestSecrets(t *testing.T) {
+	c := serverCluster(t)
+	c.mustShoal("image", "push", helloV1)
+	c.addAgent("n1", "--labels", "role=db")
+	c.addAgent("n2")
+	const manifest = `
+apiVersion: shoal/v1
+kind: Secret
+metadata: {name: db}
+spec:
+  data: {password: s3cret-%s}
+---
+apiVersion: shoal/v1
+kind: App
+metadata: {name: usesdb}
+spec:
+  image: shoal.local/hello:v1
+  resources: {cpu: 50m, memory: 32Mi}
+  placement: {nodeSelector: {role: db}}
+  secrets: [db]
+  env: [{name: DB_PASSWORD, secretKeyRef: {name: db, key: password}}]
+  securityContext: {runAsUser: 1000, runAsGroup: 1000}
+`
+	c.applyYAML(fmt.Sprintf(manifest, "v1"), "--wait", "--timeout", "90s")
+	first := c.running("usesdb", 1)[0].Metadata.Name
+
+	if out := c.mustShoal("exec", "app/usesdb", "--", "/hello", "stat", "/run/secrets/db/password"); !strings.Contains(out, "mode=0400 uid=1000 tmpfs=true") {
+		t.Errorf("the secret file: %q, want mode 0400, owned by uid 1000, on tmpfs", out)
+	}
+	if out := c.mustShoal("exec", "app/usesdb", "--", "/hello", "show", "/run/secrets/db/password"); out != "s3cret-v1" {
+		t.Errorf("the secret file holds %q", out)
+	}
+	if out := c.mustShoal("exec", "app/usesdb", "--", "/hello", "show", "/proc/1/environ"); !strings.Contains(out, "DB_PASSWORD=s3cret-v1") {
+		t.Errorf("the env of the container does not carry the secret")
+	}
+	// Only n1 has it.
+	for node, want := range map[string]bool{"n1": true, "n2": false} {
+		entries, _ := os.ReadDir(filepath.Join(c.dir, "agent-"+node, "runtime", "secrets"))
+		if has := len(entries) > 0; has != want {
+			t.Errorf("node %s holds secrets: %v, want %v", node, has, want)
+		}
+	}
+	if out := c.mustShoal("get", "secret", "db", "-o", "yaml"); strings.Contains(out, "s3cret") || !strings.Contains(out, "<redacted>") {
+		t.Errorf("get -o yaml:\n%s", out)
+	}
+	if out := c.mustShoal("describe", "app", "usesdb"); strings.Contains(out, "s3cret") {
+		t.Errorf("describe shows the value:\n%s", out)
+	}
+	if out := c.mustShoal("get", "secret", "db", "-o", "yaml", "--reveal"); !strings.Contains(out, "s3cret-v1") {
+		t.Errorf("get --reveal as the admin:\n%s", out)
+	}
+
+	// A new value rolls the App: a new instance reads it.
+	c.applyYAML(fmt.Sprintf(manifest, "v2"))
+	c.eventually(60*time.Second, "usesdb rolled to the new secret", func() (bool, string) {
+		ins := c.running("usesdb", 1)
+		return ins[0].Metadata.Name != first, ins[0].Metadata.Name
+	})
+	if out := c.mustShoal("exec", "app/usesdb", "--", "/hello", "show", "/run/secrets/db/password"); out != "s3cret-v2" {
+		t.Errorf("after the change the file holds %q", out)
+	}
+	for _, p := range append([]*proc{c.server}, c.agents...) {
+		if strings.Contains(p.output(), "s3cret") {
+			t.Errorf("shoal %v logged a secret value", p.args)
+		}
+	}
+}

@@ -19,11 +19,11 @@ import (
 
 func newGetCmd(g *globals) *cobra.Command {
 	var (
-		all, watch bool
-		selector   string
+		all, watch, reveal bool
+		selector           string
 	)
 	cmd := &cobra.Command{
-		Use:   "get apps|instances|nodes|namespaces|events [NAME] [-l key=value] [-w]",
+		Use:   "get apps|instances|nodes|namespaces|events|secrets|tokens [NAME] [-l key=value] [-w]",
 		Short: "List objects, or show one; -w follows changes",
 		Args:  cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -45,8 +45,15 @@ func newGetCmd(g *globals) *cobra.Command {
 			opts := client.ListOptions{Labels: selector}
 			var objs []api.Object
 			var rev int64
+			if reveal && (len(args) != 2 || watch || k.Kind != api.KindSecret) {
+				return fmt.Errorf("--reveal shows one Secret: get secret NAME --reveal")
+			}
 			if len(args) == 2 && !watch {
-				obj, err := c.Get(cmd.Context(), k, ns, args[1])
+				get := c.Get
+				if reveal {
+					get = c.Reveal
+				}
+				obj, err := get(cmd.Context(), k, ns, args[1])
 				if err != nil {
 					return err
 				}
@@ -77,6 +84,7 @@ func newGetCmd(g *globals) *cobra.Command {
 	cmd.Flags().BoolVarP(&all, "all-namespaces", "A", false, "list across all namespaces")
 	cmd.Flags().StringVarP(&selector, "selector", "l", "", "only objects with these labels: key=value[,key2!=value2]")
 	cmd.Flags().BoolVarP(&watch, "watch", "w", false, "after the list, print each change as it happens (until interrupted)")
+	cmd.Flags().BoolVar(&reveal, "reveal", false, "show a Secret's values (admins only; otherwise they read <redacted>)")
 	return cmd
 }
 

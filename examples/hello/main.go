@@ -226,6 +226,21 @@ func tool(args []string) int {
 			}
 			return 0
 		}
+	case "stat": // a file's mode, owner and whether it is on tmpfs
+		if len(args) == 2 {
+			var st syscall.Stat_t
+			var fs syscall.Statfs_t
+			if err := syscall.Stat(args[1], &st); err != nil {
+				fmt.Fprintln(os.Stderr, "hello stat:", err)
+				return 1
+			}
+			if err := syscall.Statfs(args[1], &fs); err != nil {
+				fmt.Fprintln(os.Stderr, "hello stat:", err)
+				return 1
+			}
+			fmt.Printf("mode=%04o uid=%d tmpfs=%v\n", st.Mode&0o7777, st.Uid, fs.Type == 0x01021994)
+			return 0
+		}
 	case "id":
 		fmt.Printf("uid=%d gid=%d\n", os.Getuid(), os.Getgid())
 		return 0
@@ -255,6 +270,6 @@ func tool(args []string) int {
 		fmt.Printf("tty %dx%d\n", ws.cols, ws.rows)
 		return 0
 	}
-	fmt.Fprintln(os.Stderr, "usage: hello [cat | show FILE | touch FILE | id | exit N | tty [--wait]]")
+	fmt.Fprintln(os.Stderr, "usage: hello [cat | show FILE | stat FILE | touch FILE | id | exit N | tty [--wait]]")
 	return 2
 }

@@ -97,3 +97,27 @@ func (a *Agent) namespaceKeys(ctx context.Context, ns string) []string {
 	c.mu.Unlock()
 	return keys
 }
+
+// secrets fetches, from the server, the Secrets the instance uses (only a
+// node running such an instance may read them). Their values go to the
+// runtime only: never to a log, an event or a status message.
+func (a *Agent) secrets(ctx context.Context, in *api.Instance) (map[string]map[string][]byte, error) {
+	names := in.Spec.Template.SecretNames()
+	if len(names) == 0 {
+		return nil, nil
+	}
+	out := make(map[string]map[string][]byte, len(names))
+	for _, name := range names {
+		obj, err := a.cfg.Client.Reveal(ctx, api.MustKind(api.KindSecret), in.Metadata.Namespace, name)
+		if err != nil {
+			return nil, fmt.Errorf("secret %q: %w", name, err)
+		}
+		data := obj.(*api.Secret).Spec.Data
+		m := make(map[string][]byte, len(data))
+		for k, v := range data {
+			m[k] = []byte(v)
+		}
+		out[name] = m
+	}
+	return out, nil
+}

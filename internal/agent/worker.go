@@ -396,7 +396,7 @@ func (w *worker) create(ctx context.Context, in *api.Instance) {
 		w.fail(ctx, in, err)
 		return
 	}
-	spec, err := w.spec(in)
+	spec, err := w.spec(ctx, in)
 	if err != nil {
 		w.fail(ctx, in, err)
 		return
@@ -413,7 +413,7 @@ func (w *worker) create(ctx context.Context, in *api.Instance) {
 	w.start(ctx, in, "")
 }
 
-func (w *worker) spec(in *api.Instance) (runtime.Spec, error) {
+func (w *worker) spec(ctx context.Context, in *api.Instance) (runtime.Spec, error) {
 	t := &in.Spec.Template
 	cpu, err := api.ParseCPU(t.Resources.CPU)
 	if err != nil && t.Resources.CPU != "" {
@@ -423,8 +423,20 @@ func (w *worker) spec(in *api.Instance) (runtime.Spec, error) {
 	if err != nil && t.Resources.Memory != "" {
 		return runtime.Spec{}, err
 	}
+	secrets, err := w.a.secrets(ctx, in)
+	if err != nil {
+		return runtime.Spec{}, err
+	}
 	env := []string{"SHOAL_INSTANCE=" + in.Metadata.Name, "SHOAL_APP=" + in.Spec.App, "SHOAL_NAMESPACE=" + in.Metadata.Namespace}
 	for _, e := range t.Env {
+		if r := e.SecretKeyRef; r != nil {
+			v, ok := secrets[r.Name][r.Key]
+			if !ok {
+				return runtime.Spec{}, fmt.Errorf("env %s: secret %q has no key %q", e.Name, r.Name, r.Key)
+			}
+			env = append(env, e.Name+"="+string(v))
+			continue
+		}
 		env = append(env, e.Name+"="+e.Value)
 	}
 	var ports []runtime.PortMapping
@@ -458,6 +470,7 @@ func (w *worker) spec(in *api.Instance) (runtime.Spec, error) {
 		DNSServers:  w.a.cfg.DNSServers,
 		DNSSearch:   []string{in.Metadata.Namespace + ".shoal", "shoal"},
 		Security:    security(t.SecurityContext),
+		Secrets:     secrets,
 		LogPath:     logDir + "/current.log",
 	}, nil
 }

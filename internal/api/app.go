@@ -44,6 +44,10 @@ type Template struct {
 	// between SIGTERM and SIGKILL.
 	TerminationGracePeriodSeconds *int64 `json:"terminationGracePeriodSeconds,omitempty"`
 	Health                        Health `json:"health,omitzero"`
+	// Secrets are mounted as files /run/secrets/NAME/KEY (tmpfs, 0400,
+	// owned by the container's user). Only nodes that run an instance
+	// using a Secret can read it.
+	Secrets []string `json:"secrets,omitempty"`
 	// SecurityContext hardens or, where the namespace allows, loosens the
 	// container's defaults.
 	SecurityContext *SecurityContext `json:"securityContext,omitempty"`
@@ -198,10 +202,31 @@ func (sc *SecurityContext) NeedsPrivilege() string {
 	return ""
 }
 
-// EnvVar is one environment variable.
+// EnvVar is one environment variable: a value, or one key of a Secret.
 type EnvVar struct {
-	Name  string `json:"name"`
-	Value string `json:"value"`
+	Name         string        `json:"name"`
+	Value        string        `json:"value,omitempty"`
+	SecretKeyRef *SecretKeyRef `json:"secretKeyRef,omitempty"`
+}
+
+// SecretKeyRef names one key of a Secret in the instance's namespace.
+type SecretKeyRef struct {
+	Name string `json:"name"`
+	Key  string `json:"key"`
+}
+
+// SecretNames lists the Secrets a template uses, as files or in env,
+// sorted and once each.
+func (t *Template) SecretNames() []string {
+	var out []string
+	out = append(out, t.Secrets...)
+	for _, e := range t.Env {
+		if e.SecretKeyRef != nil {
+			out = append(out, e.SecretKeyRef.Name)
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
 }
 
 // Protocol is a port's transport.
@@ -272,9 +297,13 @@ type AppStatus struct {
 	Revision int64 `json:"revision,omitempty"`
 	// TemplateHash identifies the template of Revision.
 	TemplateHash string `json:"templateHash,omitempty"`
-	Replicas     int32  `json:"replicas"`
-	Placed       int32  `json:"placed"`
-	Running      int32  `json:"running"`
+	// SecretsRevision is the store revisions of the Secrets the template
+	// uses ("db=412,tls=97"); a change to it is a new revision, so a
+	// changed Secret rolls the App.
+	SecretsRevision string `json:"secretsRevision,omitempty"`
+	Replicas        int32  `json:"replicas"`
+	Placed          int32  `json:"placed"`
+	Running         int32  `json:"running"`
 	// Ready counts current-revision instances that pass readiness.
 	Ready int32 `json:"ready"`
 	// ServiceIP is the App's stable virtual address (Apps with ports).
@@ -296,13 +325,15 @@ type AppStatus struct {
 	ObservedAt time.Time `json:"observedAt,omitzero"`
 }
 
-// TemplateHash identifies what an App's instances run: the template and
-// placement. A change to it is a new revision.
-func TemplateHash(spec *AppSpec) string {
+// TemplateHash identifies what an App's instances run: the template, the
+// placement and the revisions of the Secrets it uses. A change to it is a
+// new revision.
+func TemplateHash(app *App) string {
 	b, _ := json.Marshal(struct {
 		T Template
 		P Placement
-	}{spec.Template, spec.Placement})
+		S string `json:",omitempty"`
+	}{app.Spec.Template, app.Spec.Placement, app.Status.SecretsRevision})
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:])[:10]
 }

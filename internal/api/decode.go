@@ -113,7 +113,7 @@ func decodeTree(doc int, tree *value, want Kind, fromManifest bool) (Object, err
 	}
 
 	obj := info.New()
-	d := strictDecoder{skipStatus: fromManifest}
+	d := strictDecoder{skipStatus: fromManifest, hideValues: info.Kind == KindSecret}
 	d.decode("", tree, reflect.ValueOf(obj).Elem())
 	if len(d.errs) > 0 {
 		return nil, newInvalid(doc, info.Kind, name, d.errs)

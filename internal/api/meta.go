@@ -23,6 +23,7 @@ const (
 	KindNamespace Kind = "Namespace"
 	KindEvent     Kind = "Event"
 	KindToken     Kind = "Token"
+	KindSecret    Kind = "Secret"
 )
 
 // TypeMeta is the apiVersion/kind pair at the top of every object.
@@ -71,6 +72,7 @@ var kinds = []KindInfo{
 	{KindNamespace, "namespaces", false, func() Object { return &Namespace{} }},
 	{KindEvent, "events", true, func() Object { return &Event{} }},
 	{KindToken, "tokens", false, func() Object { return &Token{} }},
+	{KindSecret, "secrets", true, func() Object { return &Secret{} }},
 }
 
 // Kinds lists every kind the API serves.
@@ -187,7 +189,8 @@ func NewEvent(obj Object, typ, reason, msg, source string) *Event {
 }
 
 // CopyStatus copies from's status into to, both of the same kind; kinds
-// without a status are left alone. Users declare specs, the system owns
+// without a status are left alone, and so are Secrets, whose version the
+// server sets as it seals them. Users declare specs, the system owns
 // status: writes of a spec keep the stored status with this.
 func CopyStatus(from, to Object) {
 	switch o := to.(type) {

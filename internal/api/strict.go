@@ -25,6 +25,8 @@ type strictDecoder struct {
 	// skipStatus ignores the value of a top-level "status", for manifests
 	// that are the output of `shoal get -o yaml`.
 	skipStatus bool
+	// hideValues keeps values out of error messages (a Secret's).
+	hideValues bool
 }
 
 var (
@@ -37,6 +39,10 @@ func (d *strictDecoder) fail(path, format string, args ...any) {
 }
 
 func (d *strictDecoder) expected(path, want string, got *value) {
+	if d.hideValues {
+		d.fail(path, "expected %s, got a %s (the value is not shown)", want, got.kindName())
+		return
+	}
 	d.fail(path, "expected %s, got %s", want, got.describe())
 }
 

@@ -68,6 +68,23 @@ func (v *value) describe() string {
 	return "null"
 }
 
+// kindName is what kind of value v is, without the value.
+func (v *value) kindName() string {
+	switch v.kind {
+	case valString:
+		return "string"
+	case valInt, valFloat:
+		return "number"
+	case valBool:
+		return "boolean"
+	case valMap:
+		return "map"
+	case valList:
+		return "list"
+	}
+	return "null"
+}
+
 // truncate shortens a number's or boolean's text, which is ASCII.
 func truncate(s string) string {
 	if len(s) > 64 {

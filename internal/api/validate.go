@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"maps"
 	"net/netip"
 	"slices"
 	"strconv"
@@ -132,6 +133,21 @@ func Validate(obj Object) error {
 				v.add(indexPath("spec.policy.requireSignedBy", i), "%s is not a public key: want ed25519:BASE64 (as `shoal key create` prints)", quote(clipped(k)))
 			}
 		}
+	case *Secret:
+		v.meta(meta, true, false)
+		size := 0
+		for _, k := range slices.Sorted(maps.Keys(o.Spec.Data)) {
+			if !isSecretKey(k) {
+				v.add("spec.data", "key %s: use letters, digits, '.', '_' and '-' (it becomes a file name)", quote(clipped(k)))
+			}
+			size += len(k) + len(o.Spec.Data[k])
+		}
+		if size > MaxSecretBytes {
+			v.add("spec.data", "%d bytes in all; a Secret holds at most %d (64 KiB)", size, MaxSecretBytes)
+		}
+		if o.Spec.Sealed == nil && len(o.Spec.Data) == 0 {
+			v.add("spec.data", "required: at least one key")
+		}
 	case *Token:
 		v.meta(meta, false, false)
 		if !isLowerHex(meta.Name, 16) {
@@ -185,6 +201,8 @@ func kindOf(obj Object) Kind {
 		return KindEvent
 	case *Token:
 		return KindToken
+	case *Secret:
+		return KindSecret
 	}
 	return ""
 }
@@ -283,6 +301,11 @@ func (v *validator) template(path string, t *Template) {
 		v.add(path+".image", "%s must not contain whitespace", quote(t.Image))
 	}
 	v.noNUL(path+".command", t.Command)
+	for i, name := range t.Secrets {
+		if !isDNSLabel(name) {
+			v.add(indexPath(path+".secrets", i), "%s is not a Secret name: %s", quote(name), nameRule)
+		}
+	}
 	v.noNUL(path+".args", t.Args)
 	for i, e := range t.Env {
 		p := indexPath(path+".env", i)
@@ -296,6 +319,16 @@ func (v *validator) template(path string, t *Template) {
 		}
 		if strings.ContainsRune(e.Value, 0) {
 			v.add(p+".value", "must not contain NUL characters")
+		}
+		if r := e.SecretKeyRef; r != nil {
+			switch {
+			case e.Value != "":
+				v.add(p, "give value or secretKeyRef, not both")
+			case !isDNSLabel(r.Name):
+				v.add(p+".secretKeyRef.name", "%s is not a Secret name: %s", quote(r.Name), nameRule)
+			case !isSecretKey(r.Key):
+				v.add(p+".secretKeyRef.key", "%s is not a key of a Secret", quote(r.Key))
+			}
 		}
 	}
 	if t.WorkingDir != "" && (!strings.HasPrefix(t.WorkingDir, "/") || strings.ContainsRune(t.WorkingDir, 0)) {

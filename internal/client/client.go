@@ -192,6 +192,23 @@ func (c *Client) Get(ctx context.Context, k api.KindInfo, ns, name string) (api.
 	return obj, nil
 }
 
+// Do sends in (JSON) to path with method and decodes the answer into out:
+// for the API's verbs that are not objects.
+func (c *Client) Do(ctx context.Context, method, path string, in, out any) error {
+	return c.call(ctx, method, path, in, out)
+}
+
+// Reveal returns an object with its secret values shown (a Secret's data),
+// for callers that may see them: admins, and nodes for the Secrets their
+// instances use.
+func (c *Client) Reveal(ctx context.Context, k api.KindInfo, ns, name string) (api.Object, error) {
+	obj := k.New()
+	if err := c.call(ctx, http.MethodGet, Path(k, ns, name)+"?reveal=1", nil, obj); err != nil {
+		return nil, err
+	}
+	return obj, nil
+}
+
 // ListOptions narrows a list or watch.
 type ListOptions struct {
 	Node string // instances bound to this node

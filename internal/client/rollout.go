@@ -43,7 +43,7 @@ func (c *Client) WaitRollout(ctx context.Context, ns, name string, progress func
 		}
 		app := obj.(*api.App)
 		st := app.Status
-		want := api.TemplateHash(&app.Spec)
+		want := api.TemplateHash(app)
 		if target == "" {
 			target = want
 		}

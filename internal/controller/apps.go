@@ -63,6 +63,10 @@ func (c *Apps) Reconcile(ctx context.Context, key string) error {
 		}
 		return c.releaseServiceIPs(ctx, ns, name)
 	}
+	app, err = c.syncSecrets(ctx, app)
+	if err != nil {
+		return err
+	}
 	app, err = c.ensureRevision(ctx, app)
 	if err != nil {
 		return err
@@ -97,14 +101,14 @@ func (c *Apps) instancesOf(ctx context.Context, ns, app string) ([]*api.Instance
 }
 
 func (c *Apps) ensureRevision(ctx context.Context, app *api.App) (*api.App, error) {
-	hash := api.TemplateHash(&app.Spec)
+	hash := api.TemplateHash(app)
 	if app.Status.TemplateHash == hash {
 		return app, nil
 	}
 	var cause string
 	obj, err := c.Store.Mutate(ctx, appKind, app.Metadata.Namespace, app.Metadata.Name, func(o api.Object) error {
 		a := o.(*api.App)
-		if a.Status.TemplateHash != api.TemplateHash(&a.Spec) {
+		if a.Status.TemplateHash != api.TemplateHash(a) {
 			cause = newRevision(a, time.Now().UTC())
 		}
 		return nil
@@ -115,6 +119,39 @@ func (c *Apps) ensureRevision(ctx context.Context, app *api.App) (*api.App, erro
 	app = obj.(*api.App)
 	c.Events.Record(ctx, app, "Normal", "NewRevision", fmt.Sprintf("revision %d (template %s): %s", app.Status.Revision, app.Status.TemplateHash, cause))
 	return app, nil
+}
+
+// syncSecrets records the versions of the Secrets the App uses in its
+// status; a change there is a new template hash, so a new revision rolls
+// out and the new instances read the new values.
+func (c *Apps) syncSecrets(ctx context.Context, app *api.App) (*api.App, error) {
+	want := c.secretsRevision(ctx, app)
+	if app.Status.SecretsRevision == want {
+		return app, nil
+	}
+	obj, err := c.Store.Mutate(ctx, appKind, app.Metadata.Namespace, app.Metadata.Name, func(o api.Object) error {
+		o.(*api.App).Status.SecretsRevision = want
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return obj.(*api.App), nil
+}
+
+// secretsRevision is "name=version,…" of the Secrets the template uses; a
+// missing one is "name=none" (its instances fail to start until it exists,
+// and then roll).
+func (c *Apps) secretsRevision(ctx context.Context, app *api.App) string {
+	var parts []string
+	for _, name := range app.Spec.Template.SecretNames() {
+		v := "none"
+		if obj, err := c.Store.Get(ctx, api.MustKind(api.KindSecret), app.Metadata.Namespace, name); err == nil {
+			v = strconv.FormatInt(obj.(*api.Secret).Status.Version, 10)
+		}
+		parts = append(parts, name+"="+v)
+	}
+	return strings.Join(parts, ",")
 }
 
 func live(in *api.Instance) bool { return in.Metadata.DeletedAt.IsZero() }

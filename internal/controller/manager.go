@@ -5,6 +5,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"log/slog"
 	"os"
+	"slices"
 	"sync"
 	"time"
 
@@ -152,6 +153,21 @@ func runControllers(ctx context.Context, cfg Config) {
 			appQ.add(nsKey(in.Metadata.Namespace, in.Spec.App))
 			if in.Spec.Node == "" || !live(in) || in.Status.Phase.Terminal() {
 				bindQ.add(bindKey)
+			}
+		})
+	})
+	// A changed Secret rolls the Apps that use it: reconcile them.
+	spawn(func() {
+		watchKind(ctx, cfg.Store, api.MustKind(api.KindSecret), cfg.Resync, cfg.Log, func(o api.Object) {
+			ns, name := o.GetMeta().Namespace, o.GetMeta().Name
+			objs, _, err := cfg.Store.List(ctx, appKind, ns)
+			if err != nil {
+				return
+			}
+			for _, a := range objs {
+				if slices.Contains(a.(*api.App).Spec.Template.SecretNames(), name) {
+					appQ.add(nsKey(ns, a.GetMeta().Name))
+				}
 			}
 		})
 	})

@@ -21,7 +21,7 @@ const maxHistory = 10
 // made: a template equal to an earlier revision's is a rollback (by the
 // controller or by `shoal rollout undo`); anything else is an apply.
 func newRevision(a *api.App, now time.Time) (cause string) {
-	hash := api.TemplateHash(&a.Spec)
+	hash := api.TemplateHash(a)
 	cause = "apply"
 	for _, h := range a.Status.History {
 		if h.Hash == hash {

@@ -178,6 +178,11 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		undo()
 		return nil, err
 	}
+	secretKeys, err := pki.LoadOrCreateSecretKeys(filepath.Join(dataDir, "pki", "secret-keys.json"))
+	if err != nil {
+		undo()
+		return nil, err
+	}
 	l, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		undo()
@@ -201,7 +206,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	metrics := prometheus.NewRegistry()
 	srv := server.New(server.Config{Store: st, Images: reg, Log: log, Version: cfg.Version, Registry: metrics,
-		CA: ca, Keypair: keypair, NodeCertTTL: cfg.NodeCertTTL})
+		CA: ca, Keypair: keypair, NodeCertTTL: cfg.NodeCertTTL, SecretKeys: secretKeys})
 	s := &Server{cfg: cfg, url: url, ready: make(chan struct{}), done: make(chan struct{}), Store: st, CA: ca, Admin: admin}
 	host, _ := os.Hostname()
 	var wg sync.WaitGroup

@@ -77,6 +77,9 @@ type Spec struct {
 	// Security is the container's user and privileges; the zero value is
 	// the hardened default.
 	Security Security
+	// Secrets become files /run/secrets/NAME/KEY (read-only, on tmpfs,
+	// mode 0400, owned by the container's user): name -> key -> value.
+	Secrets map[string]map[string][]byte
 	// LogPath is the file the container's stdout and stderr go to. The
 	// agent rotates it by size; a new run (Start after an exit) moves the
 	// previous run's log to LogPath+".previous".

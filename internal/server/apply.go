@@ -39,6 +39,9 @@ func (s *Server) apply(w http.ResponseWriter, r *http.Request) {
 	if err == nil {
 		err = s.checkPolicy(r.Context(), objs, true)
 	}
+	if err == nil {
+		err = s.sealSecrets(r.Context(), objs)
+	}
 	if err != nil {
 		writeError(w, err)
 		return
@@ -57,7 +60,7 @@ func (s *Server) apply(w http.ResponseWriter, r *http.Request) {
 		m := rr.Object.GetMeta()
 		out.Results[i] = api.ApplyResult{Kind: rr.Object.GetTypeMeta().Kind, Namespace: m.Namespace, Name: m.Name, Action: rr.Action, Revision: m.Revision}
 		if out.DryRun && rr.Action == api.ApplyConfigured {
-			out.Results[i].Diff = api.Diff(rr.Previous, rr.Object)
+			out.Results[i].Diff = api.Diff(redacted(rr.Previous), redacted(rr.Object))
 		}
 	}
 	if !out.DryRun {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 
@@ -101,6 +102,11 @@ func (s *Server) authorizeNode(r *http.Request, node string) error {
 	}
 	verb := verbOf(r, t)
 	switch {
+	case t.kind.Kind == api.KindSecret:
+		if verb == "get" && s.nodeUsesSecret(r.Context(), node, t.ns, t.name) {
+			return nil
+		}
+		return fmt.Errorf("node %q may not %s %s: a node reads only the Secrets its instances use: %w", node, verb, describeTarget(t), errForbidden)
 	case read && t.sub == "" && readableByNodes[t.kind.Kind]:
 		return nil
 	case t.kind.Kind == api.KindEvent && verb == "create":
@@ -124,6 +130,21 @@ func (s *Server) authorizeNode(r *http.Request, node string) error {
 		return nil
 	}
 	return forbidden(node, verb, describeTarget(t))
+}
+
+// nodeUsesSecret says whether an instance placed on node uses the Secret.
+func (s *Server) nodeUsesSecret(ctx context.Context, node, ns, name string) bool {
+	objs, _, err := s.store.List(ctx, api.MustKind(api.KindInstance), ns)
+	if err != nil {
+		return false
+	}
+	for _, o := range objs {
+		in := o.(*api.Instance)
+		if in.Spec.Node == node && slices.Contains(in.Spec.Template.SecretNames(), name) {
+			return true
+		}
+	}
+	return false
 }
 
 func forbidden(node, verb, what string) error {

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -39,7 +40,11 @@ func startTLS(t *testing.T) *tlsEnv {
 		t.Fatal(err)
 	}
 	serverKP := issue(t, ca, "server:test", []string{pki.GroupServers}, nil, time.Hour)
-	srv := server.New(server.Config{Store: st, Log: slog.New(slog.DiscardHandler), Version: "test", CA: ca, Keypair: serverKP, NodeCertTTL: time.Hour})
+	keys, err := pki.LoadOrCreateSecretKeys(filepath.Join(t.TempDir(), "secret-keys.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := server.New(server.Config{Store: st, Log: slog.New(slog.DiscardHandler), Version: "test", CA: ca, Keypair: serverKP, NodeCertTTL: time.Hour, SecretKeys: keys})
 	rctx, stop := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { srv.Run(rctx); close(done) }()
@@ -227,9 +232,18 @@ func TestAccessMatrix(t *testing.T) {
 	if code, msg := call(t, e.admin, http.MethodPost, e.url+"/api/v1/apply", app); code != http.StatusOK {
 		t.Fatalf("apply: %d %s", code, msg)
 	}
+	secrets := "apiVersion: shoal/v1\nkind: Secret\nmetadata: {name: db}\nspec: {data: {password: hunter2}}\n---\napiVersion: shoal/v1\nkind: Secret\nmetadata: {name: other}\nspec: {data: {password: swordfish}}\n"
+	if code, msg := call(t, e.admin, http.MethodPost, e.url+"/api/v1/apply", secrets); code != http.StatusOK {
+		t.Fatalf("apply secrets: %d %s", code, msg)
+	}
 	for _, in := range []struct{ name, node string }{{"web-1", "n1"}, {"web-2", "n2"}} {
 		obj := &api.Instance{TypeMeta: api.TypeMeta{APIVersion: api.Version, Kind: api.KindInstance}, Metadata: api.ObjectMeta{Namespace: "default", Name: in.name},
 			Spec: api.InstanceSpec{App: "web", Node: in.node, Template: api.Template{Image: "nginx"}}}
+		if in.node == "n1" {
+			obj.Spec.Template.Secrets = []string{"db"}
+		} else {
+			obj.Spec.Template.Secrets = []string{"other"}
+		}
 		if code, msg := call(t, e.admin, http.MethodPost, e.url+"/api/v1/namespaces/default/instances", obj); code != http.StatusCreated {
 			t.Fatalf("create %s: %d %s", in.name, code, msg)
 		}
@@ -237,6 +251,13 @@ func TestAccessMatrix(t *testing.T) {
 	status := func(name, node string) *api.Instance {
 		return &api.Instance{TypeMeta: api.TypeMeta{APIVersion: api.Version, Kind: api.KindInstance}, Metadata: api.ObjectMeta{Namespace: "default", Name: name},
 			Spec: api.InstanceSpec{App: "web", Node: node, Template: api.Template{Image: "nginx"}}, Status: api.InstanceStatus{Phase: api.PhaseRunning}}
+	}
+	// A node reads the value of the Secret its instance uses.
+	if code, body := call(t, n1, "GET", e.url+"/api/v1/namespaces/default/secrets/db?reveal=1", nil); code != http.StatusOK || !strings.Contains(body, "hunter2") {
+		t.Errorf("n1 revealing db: %d %s", code, body)
+	}
+	if _, body := call(t, n1, "GET", e.url+"/api/v1/namespaces/default/secrets/other?reveal=1", nil); strings.Contains(body, "swordfish") {
+		t.Errorf("n1 read another node's secret: %s", body)
 	}
 	// A 403 names the verb, the kind and the namespace.
 	if _, msg := call(t, n1, "DELETE", e.url+"/api/v1/namespaces/default/instances/web-2?force=1", nil); !strings.Contains(msg, `node "n1" may not delete instance "web-2" in namespace "default": it runs on node "n2"`) {
@@ -266,6 +287,9 @@ func TestAccessMatrix(t *testing.T) {
 		{"delete other node's instance", "DELETE", "/api/v1/namespaces/default/instances/web-2?force=1", nil},
 		{"other node's status", "PUT", "/api/v1/nodes/n2/status", `{}`},
 		{"push image", "POST", "/api/v1/images", "x"},
+		{"reveal a secret its instance uses", "GET", "/api/v1/namespaces/default/secrets/db?reveal=1", nil},
+		{"reveal a secret another node's instance uses", "GET", "/api/v1/namespaces/default/secrets/other?reveal=1", nil},
+		{"list secrets", "GET", "/api/v1/namespaces/default/secrets", nil},
 		{"metrics", "GET", "/metrics", nil},
 		{"healthz", "GET", "/healthz", nil},
 	}
@@ -283,6 +307,7 @@ func TestAccessMatrix(t *testing.T) {
 		"list apps": 0, "get app": 0, "watch instances": 0, "list tokens": 403, "apply": 403, "delete app": 403,
 		"scale": 403, "own instance status": 0, "other node's instance status": 403, "delete other node's instance": 403,
 		"other node's status": 403, "push image": 403, "metrics": 403, "healthz": 0,
+		"reveal a secret its instance uses": 0, "reveal a secret another node's instance uses": 403, "list secrets": 403,
 	}
 	refused := func(code int) map[string]int {
 		m := map[string]int{}

@@ -149,6 +149,10 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request, t target) {
 	out := api.List{Items: []api.Object{}, Revision: rev}
 	for _, o := range objs {
 		if f.match(o) {
+			if o, err = s.present(r, o); err != nil {
+				writeError(w, err)
+				return
+			}
 			out.Items = append(out.Items, o)
 		}
 	}
@@ -164,6 +168,9 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request, t target) {
 
 func (s *Server) get(w http.ResponseWriter, r *http.Request, t target) {
 	obj, err := s.store.Get(r.Context(), t.kind, t.ns, t.name)
+	if err == nil {
+		obj, err = s.present(r, obj)
+	}
 	if err != nil {
 		writeError(w, err)
 		return
@@ -204,6 +211,9 @@ func (s *Server) create(w http.ResponseWriter, r *http.Request, t target) {
 		err = s.checkPolicy(r.Context(), []api.Object{obj}, false)
 	}
 	if err == nil {
+		err = s.sealSecrets(r.Context(), []api.Object{obj})
+	}
+	if err == nil {
 		if t.kind.Kind == api.KindEvent {
 			// Events expire: they explain recent history, not state.
 			err = s.store.CreateWithTTL(r.Context(), obj, api.EventTTL)
@@ -215,7 +225,7 @@ func (s *Server) create(w http.ResponseWriter, r *http.Request, t target) {
 		writeError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusCreated, obj)
+	writeJSON(w, http.StatusCreated, redacted(obj))
 }
 
 // update replaces an object's spec if metadata.revision matches the stored
@@ -241,13 +251,16 @@ func (s *Server) update(w http.ResponseWriter, r *http.Request, t target) {
 		api.CopyStatus(cur, obj)
 		m, cm := obj.GetMeta(), cur.GetMeta()
 		m.UID, m.CreatedAt, m.DeletedAt = cm.UID, cm.CreatedAt, cm.DeletedAt
+		err = s.sealSecrets(r.Context(), []api.Object{obj})
+	}
+	if err == nil {
 		err = s.store.Update(r.Context(), obj)
 	}
 	if err != nil {
 		writeError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, obj)
+	writeJSON(w, http.StatusOK, redacted(obj))
 }
 
 // updateStatus replaces only the status (and, for Instances and Nodes,

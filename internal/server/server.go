@@ -51,6 +51,8 @@ type Config struct {
 	CA          *pki.CA
 	Keypair     *pki.Keypair
 	NodeCertTTL time.Duration
+	// SecretKeys encrypt Secrets at rest; without them Secrets are refused.
+	SecretKeys *pki.SecretKeys
 }
 
 // Server serves the HTTP API.
@@ -67,6 +69,7 @@ type Server struct {
 	keypair     *pki.Keypair
 	nodeCertTTL time.Duration
 	nodeConns   nodeConns // requests per node certificate; removed nodes
+	secretKeys  *pki.SecretKeys
 }
 
 // New returns a Server; mount it with Handler.
@@ -88,6 +91,7 @@ func New(cfg Config) *Server {
 		ca:          cfg.CA,
 		keypair:     cfg.Keypair,
 		nodeCertTTL: cmp.Or(cfg.NodeCertTTL, DefaultNodeCertTTL),
+		secretKeys:  cfg.SecretKeys,
 	}
 }
 
@@ -120,6 +124,7 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("POST /api/v1/join", s.join)
 	mux.HandleFunc("POST /api/v1/apply", s.apply)
+	mux.HandleFunc("POST /api/v1/secret-keys/rotate", s.rotateSecretKey)
 	mux.HandleFunc("POST /api/v1/images", s.pushImage)
 	mux.HandleFunc("GET /api/v1/images", s.listImages)
 	mux.HandleFunc("/api/v1/", s.objects)

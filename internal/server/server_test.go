@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"github.com/shoal-dev/shoal/internal/pki"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -42,7 +44,11 @@ func start(t *testing.T) *testEnv {
 	if err := server.EnsureDefaultNamespace(ctx, st); err != nil {
 		t.Fatalf("EnsureDefaultNamespace: %v", err)
 	}
-	srv := server.New(server.Config{Store: st, Log: slog.New(slog.DiscardHandler), Version: "test"})
+	keys, err := pki.LoadOrCreateSecretKeys(filepath.Join(t.TempDir(), "secret-keys.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := server.New(server.Config{Store: st, Log: slog.New(slog.DiscardHandler), Version: "test", SecretKeys: keys})
 	rctx, stop := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { srv.Run(rctx); close(done) }()

@@ -70,7 +70,7 @@ func (s *Server) watch(w http.ResponseWriter, r *http.Request, t target) {
 			if !f.match(ev.Object) {
 				return true
 			}
-			we.Object = ev.Object
+			we.Object = redacted(ev.Object)
 		}
 		if err := enc.Encode(we); err != nil {
 			return false

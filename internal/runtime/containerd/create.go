@@ -181,6 +181,13 @@ func (d *Driver) specOpts(ctx context.Context, img containerd.Image, spec runtim
 			{Destination: "/etc/resolv.conf", Type: "bind", Source: resolvFile, Options: []string{"rbind", "ro", "nosuid", "nodev", "noexec"}},
 		}),
 	)
+	if len(spec.Secrets) > 0 {
+		m, err := d.writeSecrets(spec.ID, spec.Secrets, spec.Security)
+		if err != nil {
+			return nil, err
+		}
+		opts = append(opts, oci.WithMounts([]specs.Mount{m}))
+	}
 	opts = append(opts, securityOpts(spec.Security)...)
 	// No CPU quota here: see cpuLimit.
 	if spec.MemoryBytes > 0 {

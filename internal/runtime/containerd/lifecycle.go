@@ -268,6 +268,9 @@ func (d *Driver) cleanup(ctx context.Context, id string) error {
 	if err := os.RemoveAll(d.containerDir(id)); err != nil {
 		errs = append(errs, err)
 	}
+	if err := d.removeSecrets(id); err != nil {
+		errs = append(errs, err)
+	}
 	return errors.Join(errs...)
 }
 

@@ -62,6 +62,11 @@ func Reset(ctx context.Context, cfg Config) error {
 			errs = append(errs, fmt.Errorf("delete bridge %s: %v: %s", cfg.Network.Bridge, err, strings.TrimSpace(string(out))))
 		}
 	}
+	if cfg.StateDir != "" {
+		if err := unmountSecrets(cfg.StateDir); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	if len(errs) == 0 {
 		if err := os.RemoveAll(cfg.StateDir); err != nil {
 			errs = append(errs, err)
