@@ -332,3 +332,48 @@ spec:
 		}
 	}
 }
+
+// TestUsersAndRoles: an admin makes a user with a credential file; the
+// user's CLI works within its role and gets a clear 403 beyond it; the
+// audit log has the writes.
+func TestUsersAndRoles(t *testing.T) {
+	c := upCluster(t)
+	c.mustShoal("image", "push", helloV1)
+	conf := filepath.Join(shortTempDir(t), "vic.conf")
+	c.mustShoal("user", "create", "vic", "--role", "viewer", "-o", conf)
+	if st, err := os.Stat(conf); err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("vic.conf: %v %v, want 0600", st, err)
+	}
+	c.applyYAML(hardenedApps[:strings.Index(hardenedApps, "---")], "--wait", "--timeout", "90s")
+	as := func(args ...string) (string, error) {
+		out, err := exec.Command(shoalBin, append([]string{"--config", conf}, args...)...).CombinedOutput()
+		return string(out), err
+	}
+	if out, err := as("get", "apps"); err != nil || !strings.Contains(out, "plain") {
+		t.Fatalf("viewer get apps: %v\n%s", err, out)
+	}
+	out, err := as("delete", "app", "plain")
+	if err == nil || !strings.Contains(out, `user "vic" may not delete app "plain" in namespace "default" (roles: viewer in default)`) {
+		t.Fatalf("viewer delete: %v\n%s", err, out)
+	}
+	c.mustShoal("role", "bind", "deployer", "vic")
+	if out, err := as("scale", "app", "plain", "--replicas", "2"); err != nil {
+		t.Fatalf("deployer scale: %v\n%s", err, out)
+	}
+	if out, err := as("exec", "app/plain", "--", "/hello", "id"); err == nil || !strings.Contains(out, "may not exec") {
+		t.Fatalf("deployer exec: %v\n%q", err, out)
+	}
+	audit, err := os.ReadFile(filepath.Join(c.dir, "audit.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`"who":"user:vic","groups":["shoal:users"],"method":"DELETE","path":"/api/v1/namespaces/default/apps/plain"`, `"code":403`, `"path":"/api/v1/namespaces/default/apps/plain/scale"`} {
+		if !strings.Contains(string(audit), want) {
+			t.Errorf("audit.log lacks %s:\n%s", want, audit)
+		}
+	}
+	c.mustShoal("user", "delete", "vic")
+	if out, err := as("get", "apps"); err == nil || !strings.Contains(out, "revoked") {
+		t.Fatalf("a deleted user: %v\n%s", err, out)
+	}
+}

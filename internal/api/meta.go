@@ -24,6 +24,7 @@ const (
 	KindEvent     Kind = "Event"
 	KindToken     Kind = "Token"
 	KindSecret    Kind = "Secret"
+	KindUser      Kind = "User"
 )
 
 // TypeMeta is the apiVersion/kind pair at the top of every object.
@@ -73,6 +74,7 @@ var kinds = []KindInfo{
 	{KindEvent, "events", true, func() Object { return &Event{} }},
 	{KindToken, "tokens", false, func() Object { return &Token{} }},
 	{KindSecret, "secrets", true, func() Object { return &Secret{} }},
+	{KindUser, "users", false, func() Object { return &User{} }},
 }
 
 // Kinds lists every kind the API serves.

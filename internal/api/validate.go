@@ -148,6 +148,21 @@ func Validate(obj Object) error {
 		if o.Spec.Sealed == nil && len(o.Spec.Data) == 0 {
 			v.add("spec.data", "required: at least one key")
 		}
+	case *User:
+		v.meta(meta, false, false)
+		for i, b := range o.Spec.Roles {
+			p := indexPath("spec.roles", i)
+			switch {
+			case b.Role == RoleClusterAdmin && b.Namespace != "":
+				v.add(p+".namespace", "cluster-admin is for the whole cluster: leave namespace out")
+			case b.Role == RoleViewer || b.Role == RoleDeployer || b.Role == RoleAdmin:
+				if !isDNSLabel(b.Namespace) {
+					v.add(p+".namespace", "required: the namespace the role is for")
+				}
+			case b.Role != RoleClusterAdmin:
+				v.add(p+".role", "%s is not a role: use viewer, deployer, admin or cluster-admin", quote(string(b.Role)))
+			}
+		}
 	case *Token:
 		v.meta(meta, false, false)
 		if !isLowerHex(meta.Name, 16) {
@@ -203,6 +218,8 @@ func kindOf(obj Object) Kind {
 		return KindToken
 	case *Secret:
 		return KindSecret
+	case *User:
+		return KindUser
 	}
 	return ""
 }

@@ -204,9 +204,16 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		undo()
 		return nil, fmt.Errorf("write admin.conf: %w", err)
 	}
+	audit, err := os.OpenFile(filepath.Join(dataDir, "audit.log"), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	if err != nil {
+		l.Close()
+		undo()
+		return nil, fmt.Errorf("audit log: %w", err)
+	}
+	closers = append(closers, func() { audit.Close() })
 	metrics := prometheus.NewRegistry()
 	srv := server.New(server.Config{Store: st, Images: reg, Log: log, Version: cfg.Version, Registry: metrics,
-		CA: ca, Keypair: keypair, NodeCertTTL: cfg.NodeCertTTL, SecretKeys: secretKeys})
+		CA: ca, Keypair: keypair, NodeCertTTL: cfg.NodeCertTTL, SecretKeys: secretKeys, Audit: audit})
 	s := &Server{cfg: cfg, url: url, ready: make(chan struct{}), done: make(chan struct{}), Store: st, CA: ca, Admin: admin}
 	host, _ := os.Hostname()
 	var wg sync.WaitGroup

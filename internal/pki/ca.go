@@ -27,6 +27,7 @@ const (
 	GroupAdmins  = "shoal:admins"
 	GroupNodes   = "shoal:nodes"
 	GroupServers = "shoal:servers"
+	GroupUsers   = "shoal:users"
 )
 
 // Files of a CA directory.
@@ -186,12 +187,22 @@ func NodeURI(name, uid string) *url.URL {
 	return &url.URL{Scheme: "shoal", Opaque: "node/" + name + "/" + uid}
 }
 
+// UserName is the identity of the user called name.
+func UserName(name string) string { return "user:" + name }
+
+// UserURI names the User object a user certificate was issued for.
+func UserURI(name, uid string) *url.URL {
+	return &url.URL{Scheme: "shoal", Opaque: "user/" + name + "/" + uid}
+}
+
 // Identity is who a verified certificate speaks for.
 type Identity struct {
 	Name   string
 	Groups []string
 	// Node and NodeUID are set for a node certificate.
 	Node, NodeUID string
+	// User and UserUID are set for a user certificate.
+	User, UserUID string
 }
 
 // In says whether the identity is in group.
@@ -208,11 +219,22 @@ func (id Identity) In(group string) bool {
 // against the CA.
 func IdentityOf(cert *x509.Certificate) Identity {
 	id := Identity{Name: cert.Subject.CommonName, Groups: cert.Subject.Organization}
-	if node, ok := strings.CutPrefix(id.Name, "node:"); ok && id.In(GroupNodes) {
+	object := func(kind, name string) string {
 		for _, u := range cert.URIs {
-			if rest, ok := strings.CutPrefix(u.Opaque, "node/"+node+"/"); u.Scheme == "shoal" && ok && rest != "" {
-				id.Node, id.NodeUID = node, rest
+			if rest, ok := strings.CutPrefix(u.Opaque, kind+"/"+name+"/"); u.Scheme == "shoal" && ok && rest != "" {
+				return rest
 			}
+		}
+		return ""
+	}
+	if node, ok := strings.CutPrefix(id.Name, "node:"); ok && id.In(GroupNodes) {
+		if uid := object("node", node); uid != "" {
+			id.Node, id.NodeUID = node, uid
+		}
+	}
+	if user, ok := strings.CutPrefix(id.Name, "user:"); ok && id.In(GroupUsers) {
+		if uid := object("user", user); uid != "" {
+			id.User, id.UserUID = user, uid
 		}
 	}
 	return id

@@ -31,6 +31,9 @@ func (s *Server) apply(w http.ResponseWriter, r *http.Request) {
 		err = checkApplicable(objs)
 	}
 	if err == nil {
+		err = s.authorizeObjects(r.Context(), objs)
+	}
+	if err == nil {
 		err = s.checkNamespaces(r.Context(), objs, true)
 	}
 	if err == nil {

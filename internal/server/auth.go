@@ -66,13 +66,16 @@ func (s *Server) nodeCurrent(r *http.Request, id pki.Identity) error {
 	return nil
 }
 
-// authorize says whether id may make request r.
-func (s *Server) authorize(r *http.Request, id pki.Identity) error {
-	if id.In(pki.GroupAdmins) || id.In(pki.GroupServers) {
+// authorize says whether id (and, for a user, its User object) may make
+// request r.
+func (s *Server) authorize(r *http.Request, id pki.Identity, u *api.User) error {
+	switch {
+	case id.In(pki.GroupAdmins) || id.In(pki.GroupServers):
 		return nil
-	}
-	if id.Node != "" {
+	case id.Node != "":
 		return s.authorizeNode(r, id.Node)
+	case u != nil:
+		return s.authorizeUser(r, u)
 	}
 	return fmt.Errorf("%s may not %s %s: %w", id.Name, r.Method, r.URL.Path, errForbidden)
 }
@@ -201,28 +204,53 @@ func (s *Server) guard(h http.Handler) http.Handler {
 		return h // no CA: in-process tests of the handlers alone
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if (r.Method == http.MethodGet && r.URL.Path == "/healthz") || (r.Method == http.MethodPost && r.URL.Path == "/api/v1/join") {
+		if r.Method == http.MethodGet && r.URL.Path == "/healthz" {
 			h.ServeHTTP(w, r)
 			return
 		}
+		if r.Method == http.MethodPost && r.URL.Path == "/api/v1/join" {
+			rec := &statusRecorder{ResponseWriter: w, code: http.StatusOK}
+			h.ServeHTTP(rec, r)
+			s.audit(r, pki.Identity{}, rec.code)
+			return
+		}
 		id, err := s.authenticate(r)
+		var user *api.User
+		if err == nil && id.User != "" {
+			user, err = s.userCurrent(r.Context(), id)
+		}
 		if err == nil {
-			err = s.authorize(r, id)
+			err = s.authorize(r, id, user)
 		}
 		if err != nil {
 			if errors.Is(err, errForbidden) || errors.Is(err, errUnauthenticated) {
 				s.log.Info("refused", "who", id.Name, "method", r.Method, "path", r.URL.Path, "err", err)
 			}
 			writeError(w, err)
+			if r.Method != http.MethodGet && r.Method != http.MethodHead {
+				code, _ := httpStatus(err)
+				s.audit(r, id, code)
+			}
 			return
+		}
+		ctx := context.WithValue(r.Context(), identityKey, id)
+		if user != nil {
+			ctx = context.WithValue(ctx, userKey, user)
 		}
 		if id.NodeUID != "" {
 			// A node's long requests (watches) end when it is removed.
-			ctx, done := s.nodeConns.track(r.Context(), id.NodeUID)
+			var done func()
+			ctx, done = s.nodeConns.track(ctx, id.NodeUID)
 			defer done()
-			r = r.WithContext(ctx)
 		}
-		h.ServeHTTP(w, r)
+		r = r.WithContext(ctx)
+		if r.Method == http.MethodGet || r.Method == http.MethodHead {
+			h.ServeHTTP(w, r)
+			return
+		}
+		rec := &statusRecorder{ResponseWriter: w, code: http.StatusOK}
+		h.ServeHTTP(rec, r)
+		s.audit(r, id, rec.code)
 	})
 }
 

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"crypto"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -101,6 +102,26 @@ func (s *Server) admit(ctx context.Context, req api.JoinRequest) (*api.Credentia
 	return &api.Credentials{Certificate: string(cert), CA: string(s.ca.CertPEM)}, nil
 }
 
+// userCertTTL is how long a user certificate lasts.
+const userCertTTL = 365 * 24 * time.Hour
+
+// readPublicKey reads a CertificateRequest's public key.
+func readPublicKey(r *http.Request) (crypto.PublicKey, error) {
+	b, err := readBody(r, maxJoinBytes)
+	if err != nil {
+		return nil, err
+	}
+	var req api.CertificateRequest
+	if err := json.Unmarshal(b, &req); err != nil {
+		return nil, fmt.Errorf("certificate request: %v: %w", err, errBadRequest)
+	}
+	pub, err := pki.ParsePublicKey([]byte(req.PublicKey))
+	if err != nil {
+		return nil, fmt.Errorf("certificate request: publicKey: %v: %w", err, errBadRequest)
+	}
+	return pub, nil
+}
+
 // renewCertificate signs a new certificate for a node that still holds a
 // valid one (the guard checked it), for the key it sends.
 func (s *Server) renewCertificate(w http.ResponseWriter, r *http.Request, t target) {
@@ -108,19 +129,9 @@ func (s *Server) renewCertificate(w http.ResponseWriter, r *http.Request, t targ
 		writeError(w, fmt.Errorf("this server has no CA: %w", errBadRequest))
 		return
 	}
-	b, err := readBody(r, maxJoinBytes)
+	pub, err := readPublicKey(r)
 	if err != nil {
 		writeError(w, err)
-		return
-	}
-	var req api.CertificateRequest
-	if err := json.Unmarshal(b, &req); err != nil {
-		writeError(w, fmt.Errorf("certificate request: %v: %w", err, errBadRequest))
-		return
-	}
-	pub, err := pki.ParsePublicKey([]byte(req.PublicKey))
-	if err != nil {
-		writeError(w, fmt.Errorf("certificate request: publicKey: %v: %w", err, errBadRequest))
 		return
 	}
 	obj, err := s.store.Get(r.Context(), t.kind, "", t.name)

@@ -96,6 +96,8 @@ func (s *Server) objects(w http.ResponseWriter, r *http.Request) {
 		s.instanceExec(w, r, t)
 	case t.sub == "certificate" && r.Method == http.MethodPost && t.kind.Kind == api.KindNode:
 		s.renewCertificate(w, r, t)
+	case t.sub == "certificate" && r.Method == http.MethodPost && t.kind.Kind == api.KindUser:
+		s.userCertificate(w, r, t)
 	default:
 		writeError(w, fmt.Errorf("%s %s is not supported: %w", r.Method, r.URL.Path, errBadRequest))
 	}

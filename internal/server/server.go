@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"crypto/tls"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -53,6 +54,8 @@ type Config struct {
 	NodeCertTTL time.Duration
 	// SecretKeys encrypt Secrets at rest; without them Secrets are refused.
 	SecretKeys *pki.SecretKeys
+	// Audit, when set, receives a JSON line (AuditRecord) per write.
+	Audit io.Writer
 }
 
 // Server serves the HTTP API.
@@ -70,6 +73,7 @@ type Server struct {
 	nodeCertTTL time.Duration
 	nodeConns   nodeConns // requests per node certificate; removed nodes
 	secretKeys  *pki.SecretKeys
+	auditLog    *auditLog
 }
 
 // New returns a Server; mount it with Handler.
@@ -92,7 +96,15 @@ func New(cfg Config) *Server {
 		keypair:     cfg.Keypair,
 		nodeCertTTL: cmp.Or(cfg.NodeCertTTL, DefaultNodeCertTTL),
 		secretKeys:  cfg.SecretKeys,
+		auditLog:    newAuditLog(cfg.Audit),
 	}
+}
+
+func newAuditLog(w io.Writer) *auditLog {
+	if w == nil {
+		return nil
+	}
+	return &auditLog{enc: json.NewEncoder(w)}
 }
 
 // agentTLS is how the server reaches node's agent: the agent must present
