@@ -239,7 +239,13 @@ func (c *cluster) etcdRewrite(key string, change func(*api.App)) {
 	if err := json.Unmarshal(b, &ports); err != nil {
 		c.t.Fatal(err)
 	}
-	cli, err := store.Connect([]string{fmt.Sprintf("http://127.0.0.1:%d", ports.Client)})
+	// etcd speaks TLS only and admits the servers' client certificate.
+	pkiDir := filepath.Join(c.dir, "pki")
+	tlsCfg, err := (&store.EmbeddedTLS{ClientCertFile: filepath.Join(pkiDir, "etcd-client.crt"), ClientKeyFile: filepath.Join(pkiDir, "etcd-client.key"), CAFile: filepath.Join(pkiDir, "ca.crt")}).ClientConfig()
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	cli, err := store.ConnectTLS([]string{fmt.Sprintf("https://127.0.0.1:%d", ports.Client)}, tlsCfg)
 	if err != nil {
 		c.t.Fatal(err)
 	}

@@ -143,6 +143,11 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, err
 	}
 	closers = append(closers, unlock)
+	ca, err := pki.LoadOrCreateCA(filepath.Join(dataDir, "pki"))
+	if err != nil {
+		undo()
+		return nil, err
+	}
 	var st *store.Store
 	if len(cfg.Etcd.Endpoints) > 0 {
 		cli, err := store.Connect(cfg.Etcd.Endpoints)
@@ -153,7 +158,12 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		closers = append(closers, func() { cli.Close() })
 		st = store.New(cli)
 	} else {
-		e, err := store.StartEmbedded(ctx, store.EmbeddedConfig{Dir: filepath.Join(dataDir, "etcd"), Log: log})
+		etcdTLS, err := etcdCertificates(ca, filepath.Join(dataDir, "pki"))
+		if err != nil {
+			undo()
+			return nil, err
+		}
+		e, err := store.StartEmbedded(ctx, store.EmbeddedConfig{Dir: filepath.Join(dataDir, "etcd"), Log: log, TLS: etcdTLS})
 		if err != nil {
 			undo()
 			return nil, err
@@ -169,11 +179,6 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("create the default namespace: %w", err)
 	}
 	reg, err := registry.New(filepath.Join(dataDir, "images"), log)
-	if err != nil {
-		undo()
-		return nil, err
-	}
-	ca, err := pki.LoadOrCreateCA(filepath.Join(dataDir, "pki"))
 	if err != nil {
 		undo()
 		return nil, err
@@ -275,6 +280,46 @@ func serverKeypair(ca *pki.CA, listenIP net.IP) (*pki.Keypair, error) {
 	// The chain carries the CA, so a joining node can find it by the
 	// fingerprint in its token.
 	return pki.NewKeypair(append(certPEM, ca.CertPEM...), keyPEM)
+}
+
+// etcdCertificates issues the embedded etcd's serving certificate and the
+// certificate this server's etcd client presents, into dir (keys 0600):
+// etcd speaks only TLS and admits only the cluster's servers.
+func etcdCertificates(ca *pki.CA, dir string) (*store.EmbeddedTLS, error) {
+	t := &store.EmbeddedTLS{
+		CertFile: filepath.Join(dir, "etcd-server.crt"), KeyFile: filepath.Join(dir, "etcd-server.key"),
+		ClientCertFile: filepath.Join(dir, "etcd-client.crt"), ClientKeyFile: filepath.Join(dir, "etcd-client.key"),
+		CAFile: filepath.Join(dir, pki.CACertFile),
+	}
+	host, _ := os.Hostname()
+	for _, c := range []struct {
+		cert, key string
+		req       pki.Request
+	}{
+		{t.CertFile, t.KeyFile, pki.Request{Name: "etcd:" + host, Groups: []string{pki.GroupServers}, DNSNames: []string{"localhost"}, IPs: []net.IP{net.IPv4(127, 0, 0, 1)}}},
+		{t.ClientCertFile, t.ClientKeyFile, pki.Request{Name: "server:" + host, Groups: []string{pki.GroupServers}}},
+	} {
+		key, err := pki.NewKey()
+		if err != nil {
+			return nil, err
+		}
+		c.req.PublicKey, c.req.TTL = key.Public(), serverValidity
+		certPEM, err := ca.Issue(c.req)
+		if err != nil {
+			return nil, err
+		}
+		keyPEM, err := pki.EncodeKey(key)
+		if err != nil {
+			return nil, err
+		}
+		if err := os.WriteFile(c.key, keyPEM, 0o600); err != nil {
+			return nil, err
+		}
+		if err := os.WriteFile(c.cert, certPEM, 0o644); err != nil {
+			return nil, err
+		}
+	}
+	return t, nil
 }
 
 // adminConfig issues an admin credential and returns it as a client config.

@@ -2,6 +2,10 @@ package controlplane_test
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"os"
@@ -13,6 +17,8 @@ import (
 	"github.com/shoal-dev/shoal/internal/api"
 	"github.com/shoal-dev/shoal/internal/client"
 	"github.com/shoal-dev/shoal/internal/controlplane"
+	"github.com/shoal-dev/shoal/internal/store"
+	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
 func TestValidate(t *testing.T) {
@@ -81,6 +87,35 @@ func TestStartAndWait(t *testing.T) {
 	}
 	if _, _, err := c.List(ctx, api.MustKind(api.KindNamespace), "", client.ListOptions{}); err != nil {
 		t.Fatalf("list namespaces as the admin: %v", err)
+	}
+	// The embedded etcd answers neither plain gRPC nor TLS without a
+	// server's client certificate.
+	ports, err := os.ReadFile(filepath.Join(cfg.DataDir, "etcd", "ports.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var p struct{ Client int }
+	_ = json.Unmarshal(ports, &p)
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM([]byte(conf.CA))
+	for name, cl := range map[string]struct {
+		url string
+		tls *tls.Config
+	}{
+		"plain":              {fmt.Sprintf("http://127.0.0.1:%d", p.Client), nil},
+		"TLS without a cert": {fmt.Sprintf("https://127.0.0.1:%d", p.Client), &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS13}},
+	} {
+		cli, err := store.ConnectTLS([]string{cl.url}, cl.tls)
+		if err != nil {
+			continue
+		}
+		gctx, gcancel := context.WithTimeout(ctx, 2*time.Second)
+		_, err = cli.Get(gctx, "/shoal/", clientv3.WithPrefix())
+		gcancel()
+		cli.Close()
+		if err == nil {
+			t.Errorf("etcd answered a %s client", name)
+		}
 	}
 	if _, err := controlplane.Start(ctx, cfg); err == nil || !strings.Contains(err.Error(), "another shoal server is using") {
 		t.Fatalf("second Start on the same data dir: %v", err)

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"go.etcd.io/etcd/client/pkg/v3/transport"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/server/v3/embed"
 	"go.uber.org/zap"
@@ -24,6 +26,29 @@ type EmbeddedConfig struct {
 	// Name is the etcd member name.
 	Name string
 	Log  *slog.Logger
+	// TLS, when set, makes etcd speak TLS only, to clients and peers, and
+	// admit only clients with a certificate from CAFile.
+	TLS *EmbeddedTLS
+}
+
+// EmbeddedTLS names the PEM files of an embedded etcd's TLS: its serving
+// certificate (also used between peers), the client certificate the
+// server's own client presents, and the CA both chain to.
+type EmbeddedTLS struct {
+	CertFile, KeyFile             string
+	ClientCertFile, ClientKeyFile string
+	CAFile                        string
+}
+
+// ClientConfig is the TLS config of a client of this etcd.
+func (t *EmbeddedTLS) ClientConfig() (*tls.Config, error) {
+	info := transport.TLSInfo{CertFile: t.ClientCertFile, KeyFile: t.ClientKeyFile, TrustedCAFile: t.CAFile}
+	cfg, err := info.ClientConfig()
+	if err != nil {
+		return nil, err
+	}
+	cfg.MinVersion = tls.VersionTLS13
+	return cfg, nil
 }
 
 // Embedded is a running single-member etcd inside this process.
@@ -54,8 +79,12 @@ func StartEmbedded(ctx context.Context, cfg EmbeddedConfig) (*Embedded, error) {
 	if err != nil {
 		return nil, err
 	}
-	clientURL := url.URL{Scheme: "http", Host: fmt.Sprintf("127.0.0.1:%d", p.Client)}
-	peerURL := url.URL{Scheme: "http", Host: fmt.Sprintf("127.0.0.1:%d", p.Peer)}
+	scheme := "http"
+	if cfg.TLS != nil {
+		scheme = "https"
+	}
+	clientURL := url.URL{Scheme: scheme, Host: fmt.Sprintf("127.0.0.1:%d", p.Client)}
+	peerURL := url.URL{Scheme: scheme, Host: fmt.Sprintf("127.0.0.1:%d", p.Peer)}
 
 	ec := embed.NewConfig()
 	ec.Name = cfg.Name
@@ -72,6 +101,15 @@ func StartEmbedded(ctx context.Context, cfg EmbeddedConfig) (*Embedded, error) {
 	ec.AutoCompactionMode = "periodic"
 	ec.AutoCompactionRetention = "1h"
 	ec.ZapLoggerBuilder = embed.NewZapLoggerBuilder(zap.NewNop())
+	var clientTLS *tls.Config
+	if t := cfg.TLS; t != nil {
+		info := transport.TLSInfo{CertFile: t.CertFile, KeyFile: t.KeyFile, TrustedCAFile: t.CAFile, ClientCertAuth: true}
+		ec.ClientTLSInfo, ec.PeerTLSInfo = info, info
+		ec.TlsMinVersion = "TLS1.3"
+		if clientTLS, err = t.ClientConfig(); err != nil {
+			return nil, fmt.Errorf("etcd client TLS: %w", err)
+		}
+	}
 
 	e, err := embed.StartEtcd(ec)
 	if err != nil {
@@ -86,7 +124,7 @@ func StartEmbedded(ctx context.Context, cfg EmbeddedConfig) (*Embedded, error) {
 		e.Close()
 		return nil, ctx.Err()
 	}
-	cli, err := Connect([]string{clientURL.String()})
+	cli, err := ConnectTLS([]string{clientURL.String()}, clientTLS)
 	if err != nil {
 		e.Close()
 		return nil, fmt.Errorf("connect to embedded etcd: %w", err)
@@ -104,9 +142,14 @@ func (e *Embedded) Close() {
 }
 
 // Connect returns a client for an external etcd cluster.
-func Connect(endpoints []string) (*clientv3.Client, error) {
+func Connect(endpoints []string) (*clientv3.Client, error) { return ConnectTLS(endpoints, nil) }
+
+// ConnectTLS returns a client for an etcd cluster that speaks TLS (cfg)
+// or, with cfg nil, plain gRPC.
+func ConnectTLS(endpoints []string, cfg *tls.Config) (*clientv3.Client, error) {
 	return clientv3.New(clientv3.Config{
 		Endpoints:   endpoints,
+		TLS:         cfg,
 		DialTimeout: 5 * time.Second,
 		Logger:      zap.NewNop(),
 		// An apply may carry many large documents in one transaction.

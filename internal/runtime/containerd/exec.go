@@ -94,6 +94,17 @@ func (d *Driver) Exec(ctx context.Context, id string, cmd []string, timeout time
 		return -1, "", fmt.Errorf("container %q: exec %q: wait: %w", id, cmd[0], err)
 	}
 	if err := p.Start(ctx); err != nil {
+		// The shim may have started it before ctx ended: kill it, so the
+		// deferred Delete can remove it.
+		if p.Kill(cleanupCtx, syscall.SIGKILL) == nil {
+			select {
+			case <-exited:
+			case <-cleanupCtx.Done():
+			}
+		}
+		if ctx.Err() != nil {
+			return -1, "", fmt.Errorf("container %q: exec %q: %w", id, cmd[0], ctx.Err())
+		}
 		return -1, "", fmt.Errorf("container %q: exec %q: %s", id, cmd[0], startFailure(err))
 	}
 
