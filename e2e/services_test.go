@@ -238,6 +238,32 @@ func TestKillUnderLoadKernelMode(t *testing.T) {
 	}
 }
 
+// TestDeleteInstanceUnderLoadKernelMode: an instance deleted under load
+// through a kernel-forwarded published port (it leaves the endpoints
+// before it is stopped) costs no request.
+func TestDeleteInstanceUnderLoadKernelMode(t *testing.T) {
+	c, url := servedHelloCluster(t, "")
+	victim := c.running("hello", 3)[0]
+	l := startLoad(url, 4, 100000, time.Minute)
+	eventually(t, 30*time.Second, "load under way", func() (bool, string) { return l.ok.Load() >= 200, fmt.Sprint(l.ok.Load()) })
+	c.mustShoal("delete", "instance", victim.Metadata.Name)
+	c.eventually(60*time.Second, "the deleted instance replaced", func() (bool, string) {
+		for _, in := range c.instances("hello") {
+			if in.Metadata.UID == victim.Metadata.UID {
+				return false, "still there"
+			}
+		}
+		return len(c.running("hello", 3)) == 3, ""
+	})
+	atEnd := l.ok.Load()
+	eventually(t, 30*time.Second, "load flowing after the delete", func() (bool, string) { return l.ok.Load() >= atEnd+500, "" })
+	sum := l.stop()
+	t.Logf("delete under load: %s", sum)
+	if l.failed.Load() != 0 {
+		t.Errorf("delete under load: %s", sum)
+	}
+}
+
 // TestReadinessReachesTheProxyWithinASecond measures how long traffic
 // still reaches an instance after the API says it is not ready.
 func TestReadinessReachesTheProxyWithinASecond(t *testing.T) {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -42,6 +43,7 @@ type serverOptions struct {
 	serviceCIDR   string
 	clusterCIDR   string
 	nodeCertTTL   time.Duration
+	caPassphrase  string
 }
 
 func (o *serverOptions) flags(fs *pflag.FlagSet) {
@@ -53,6 +55,7 @@ func (o *serverOptions) flags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.serviceCIDR, "service-cidr", controller.DefaultServiceCIDR, "range Apps' stable service addresses come from")
 	fs.StringVar(&o.clusterCIDR, "cluster-cidr", controller.DefaultClusterCIDR, "range nodes' container subnets (a /24 each) come from")
 	fs.DurationVar(&o.nodeCertTTL, "node-cert-ttl", server.DefaultNodeCertTTL, "how long a node certificate lasts (agents renew at two thirds)")
+	fs.StringVar(&o.caPassphrase, "ca-passphrase-file", "", "a file whose content seals the cluster CA's key on disk (given when the CA is made, needed at every start)")
 }
 
 // runServer runs the control plane until ctx ends; ready receives the
@@ -62,6 +65,15 @@ func runServer(ctx context.Context, o serverOptions, log *slog.Logger, ready fun
 	cfg.DataDir, cfg.Listen, cfg.Etcd.Endpoints = o.dataDir, o.listen, o.etcdEndpoints
 	cfg.Nodes = controlplane.NodesConfig{LeaseTimeout: o.leaseTimeout, LostAfter: o.lostAfter}
 	cfg.ServiceCIDR, cfg.ClusterCIDR, cfg.NodeCertTTL = o.serviceCIDR, o.clusterCIDR, o.nodeCertTTL
+	if o.caPassphrase != "" {
+		b, err := os.ReadFile(o.caPassphrase)
+		if err != nil {
+			return fmt.Errorf("--ca-passphrase-file: %w", err)
+		}
+		if cfg.CAPassphrase = bytes.TrimRight(b, "\r\n"); len(cfg.CAPassphrase) == 0 {
+			return fmt.Errorf("--ca-passphrase-file %s is empty", o.caPassphrase)
+		}
+	}
 	cfg.Log, cfg.Version = log, version
 	srv, err := controlplane.Start(ctx, cfg)
 	if err != nil {

@@ -46,6 +46,9 @@ type Config struct {
 	// NodeCertTTL is how long a node certificate lasts (default 30 days;
 	// agents renew at two thirds).
 	NodeCertTTL time.Duration
+	// CAPassphrase, when set, seals the cluster CA's key on disk (or opens
+	// it, when it was sealed at creation).
+	CAPassphrase []byte
 	Log         *slog.Logger
 	Version     string
 }
@@ -143,7 +146,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, err
 	}
 	closers = append(closers, unlock)
-	ca, err := pki.LoadOrCreateCA(filepath.Join(dataDir, "pki"))
+	ca, err := pki.LoadOrCreateSealedCA(filepath.Join(dataDir, "pki"), cfg.CAPassphrase)
 	if err != nil {
 		undo()
 		return nil, err

@@ -52,13 +52,24 @@ type CA struct {
 
 // LoadOrCreateCA reads the CA from dir, or creates one there (the key
 // 0600, the directory 0700) when dir has none.
-func LoadOrCreateCA(dir string) (*CA, error) {
+func LoadOrCreateCA(dir string) (*CA, error) { return LoadOrCreateSealedCA(dir, nil) }
+
+// LoadOrCreateSealedCA is LoadOrCreateCA for a CA whose key is, or is to
+// be, sealed by passphrase (none: a plain key).
+func LoadOrCreateSealedCA(dir string, passphrase []byte) (*CA, error) {
 	certPath, keyPath := filepath.Join(dir, CACertFile), filepath.Join(dir, CAKeyFile)
 	certPEM, cerr := os.ReadFile(certPath)
 	keyPEM, kerr := os.ReadFile(keyPath)
 	switch {
 	case cerr == nil && kerr == nil:
-		return parseCA(certPEM, keyPEM)
+		plain, err := openKey(keyPEM, passphrase)
+		if errors.Is(err, ErrSealed) {
+			return nil, fmt.Errorf("cluster CA: %s is sealed by a passphrase: give it (--ca-passphrase-file)", keyPath)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("cluster CA: %s: %w", keyPath, err)
+		}
+		return parseCA(certPEM, plain)
 	case errors.Is(cerr, os.ErrNotExist) && errors.Is(kerr, os.ErrNotExist):
 	case cerr != nil && !errors.Is(cerr, os.ErrNotExist):
 		return nil, fmt.Errorf("cluster CA: %w", cerr)
@@ -93,7 +104,13 @@ func LoadOrCreateCA(dir string) (*CA, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
-	if err := writeFile(keyPath, keyPEM, 0o600); err != nil {
+	stored := keyPEM
+	if len(passphrase) > 0 {
+		if stored, err = sealKey(keyPEM, passphrase); err != nil {
+			return nil, err
+		}
+	}
+	if err := writeFile(keyPath, stored, 0o600); err != nil {
 		return nil, err
 	}
 	if err := writeFile(certPath, certPEM, 0o644); err != nil {

@@ -138,3 +138,29 @@ func FuzzParseCertificateAndKey(f *testing.F) {
 		_, _ = NewKeypair(b, b)
 	})
 }
+
+func TestSealedCA(t *testing.T) {
+	dir := t.TempDir()
+	ca, err := LoadOrCreateSealedCA(dir, []byte("correct horse"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(filepath.Join(dir, CAKeyFile))
+	if !strings.Contains(string(b), "SHOAL SEALED PRIVATE KEY") || strings.Contains(string(b), "BEGIN PRIVATE KEY") {
+		t.Fatalf("ca.key is not sealed:\n%s", b)
+	}
+	if _, err := LoadOrCreateCA(dir); err == nil || !strings.Contains(err.Error(), "sealed by a passphrase") {
+		t.Errorf("no passphrase: %v", err)
+	}
+	if _, err := LoadOrCreateSealedCA(dir, []byte("wrong")); err == nil || !strings.Contains(err.Error(), "does not open") {
+		t.Errorf("a wrong passphrase: %v", err)
+	}
+	again, err := LoadOrCreateSealedCA(dir, []byte("correct horse"))
+	if err != nil || again.Fingerprint() != ca.Fingerprint() {
+		t.Fatalf("the right passphrase: %v", err)
+	}
+	key, _ := NewKey()
+	if _, err := again.Issue(Request{PublicKey: key.Public(), Name: "x", TTL: time.Hour}); err != nil {
+		t.Errorf("the opened CA does not sign: %v", err)
+	}
+}

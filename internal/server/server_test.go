@@ -197,3 +197,13 @@ func TestMetricsLabelsAreBounded(t *testing.T) {
 		}
 	}
 }
+
+// Every listener's server bounds how long a client may take: headers,
+// the whole request, the answer, and idle keep-alives; and header size.
+func TestHTTPServerHasEveryTimeout(t *testing.T) {
+	s := server.NewHTTPServer(http.NotFoundHandler())
+	if s.ReadHeaderTimeout <= 0 || s.ReadTimeout <= 0 || s.WriteTimeout <= 0 || s.IdleTimeout <= 0 || s.MaxHeaderBytes <= 0 {
+		t.Errorf("timeouts: header %v, read %v, write %v, idle %v, max header %d: want all set",
+			s.ReadHeaderTimeout, s.ReadTimeout, s.WriteTimeout, s.IdleTimeout, s.MaxHeaderBytes)
+	}
+}
