@@ -49,8 +49,8 @@ type Config struct {
 	// CAPassphrase, when set, seals the cluster CA's key on disk (or opens
 	// it, when it was sealed at creation).
 	CAPassphrase []byte
-	Log         *slog.Logger
-	Version     string
+	Log          *slog.Logger
+	Version      string
 }
 
 // EtcdConfig says where state lives.
