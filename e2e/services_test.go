@@ -244,6 +244,13 @@ func TestKillUnderLoadKernelMode(t *testing.T) {
 func TestDeleteInstanceUnderLoadKernelMode(t *testing.T) {
 	c, url := servedHelloCluster(t, "")
 	victim := c.running("hello", 3)[0]
+	// A container reaches the published port too, whichever instance
+	// answers (itself included: masqueraded, so the answer comes back).
+	for range 6 {
+		if body, err := httpGet("http://" + victim.Status.IP + ":8080/fetch?url=" + url); err != nil || !strings.Contains(body, "hello v1") {
+			t.Fatalf("a container fetching %s: %q, %v", url, body, err)
+		}
+	}
 	l := startLoad(url, 4, 100000, time.Minute)
 	eventually(t, 30*time.Second, "load under way", func() (bool, string) { return l.ok.Load() >= 200, fmt.Sprint(l.ok.Load()) })
 	c.mustShoal("delete", "instance", victim.Metadata.Name)
