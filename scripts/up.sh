@@ -28,7 +28,7 @@ fi
 
 export SHOAL_CONFIG=$DATA_DIR/admin.conf
 for i in $(seq 1 100); do
-	if [ -f "$SHOAL_CONFIG" ] && "$BIN" version >/dev/null 2>&1; then
+	if [ -f "$SHOAL_CONFIG" ] && "$BIN" get namespaces >/dev/null 2>&1; then
 		break
 	fi
 	if ! kill -0 "$(cat "$pidfile")" 2>/dev/null; then

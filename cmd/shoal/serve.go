@@ -106,6 +106,9 @@ type agentOptions struct {
 	requireSignedBy   []string
 	allowNamespaces   []string
 	allowRegistries   []string
+	// forget, when set, removes a stale Node of this name so the node can
+	// join again: `shoal up`, whose server and node are one machine.
+	forget func(ctx context.Context, name string) error
 }
 
 func (o *agentOptions) flags(fs *pflag.FlagSet, standalone bool) {
@@ -260,7 +263,17 @@ func joinedIdentity(ctx context.Context, o agentOptions, serverURL string, token
 			return nil, err
 		}
 	}
-	return agent.LoadOrJoin(ctx, serverURL, api.JoinRequest{Token: tok, Node: o.name, Labels: o.labels, Subnet: o.subnet}, dir)
+	req := api.JoinRequest{Token: tok, Node: o.name, Labels: o.labels, Subnet: o.subnet}
+	id, err := agent.LoadOrJoin(ctx, serverURL, req, dir)
+	if errors.Is(err, agent.ErrAlreadyJoined) && o.forget != nil {
+		// This machine's own node from an earlier `shoal up` whose agent
+		// state was reset: the server is ours, so the old Node goes.
+		if err := o.forget(ctx, o.name); err != nil {
+			return nil, err
+		}
+		id, err = agent.LoadOrJoin(ctx, serverURL, req, dir)
+	}
+	return id, err
 }
 
 // runHollowAgent runs a node whose runtime is in memory: it registers,

@@ -34,6 +34,7 @@ func newUpCmd() *cobra.Command {
 					token := func() (string, error) {
 						return srv.CreateToken(ctx, api.TokenRoleAgent, 10*time.Minute, "shoal up: its own node")
 					}
+					ao.forget = srv.ForgetNode
 					if err := runAgent(ctx, ao, srv.URL(), token, log); err != nil {
 						log.Error("agent stopped", "err", err)
 						errc <- err

@@ -27,6 +27,10 @@ const (
 	caFile       = "ca.crt"
 )
 
+// ErrAlreadyJoined is a join refused because a node of that name exists:
+// remove it first (`shoal node remove`).
+var ErrAlreadyJoined = errors.New("a node of that name has already joined")
+
 // Identity is a node's credentials: its own key (made on the node, never
 // sent anywhere), the certificate the cluster signed for it, and the
 // cluster CA it trusts.
@@ -263,11 +267,15 @@ func postJSON(ctx context.Context, hc *http.Client, url string, in, out any) err
 		return err
 	}
 	if resp.StatusCode != http.StatusOK {
+		msg := fmt.Sprintf("%s: %s", resp.Status, strings.TrimSpace(string(body)))
 		var st api.Status
 		if json.Unmarshal(body, &st) == nil && st.Message != "" {
-			return errors.New(st.Message)
+			msg = st.Message
 		}
-		return fmt.Errorf("%s: %s", resp.Status, strings.TrimSpace(string(body)))
+		if resp.StatusCode == http.StatusConflict {
+			return fmt.Errorf("%s: %w", msg, ErrAlreadyJoined)
+		}
+		return errors.New(msg)
 	}
 	return json.Unmarshal(body, out)
 }

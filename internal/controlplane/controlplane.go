@@ -357,6 +357,20 @@ func (s *Server) CreateToken(ctx context.Context, role api.TokenRole, ttl time.D
 	return tok.String(), nil
 }
 
+// ForgetNode removes the Node name, revoking its certificates: for an
+// all-in-one server whose own node lost its credentials.
+func (s *Server) ForgetNode(ctx context.Context, name string) error {
+	c, err := s.Client()
+	if err != nil {
+		return err
+	}
+	err = c.Delete(ctx, api.MustKind(api.KindNode), "", name, client.DeleteOptions{})
+	if errors.Is(err, client.ErrNotFound) {
+		return nil
+	}
+	return err
+}
+
 // Client is an admin client of this server.
 func (s *Server) Client() (*client.Client, error) { return client.FromConfig(s.Admin) }
 
