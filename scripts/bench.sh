@@ -144,22 +144,28 @@ vip=$($S get app svc -o json | awk -F'"' '/"serviceIP":/ { print $4; exit }')
 nodeip=$($S get nodes -o json | awk -F'"' '/"internalIP":/ { print $4; exit }')
 go build -o "$work/httpbench" ./hack/httpbench
 sleep 2
-direct=$("$work/httpbench" -url "http://$ip:8080/" -n 20000 -c 8 -label direct)
-viasvc=$("$work/httpbench" -url "http://$vip:8080/" -n 20000 -c 8 -label "service address")
-viapub=$("$work/httpbench" -url "http://$nodeip:$pub/" -n 20000 -c 8 -label "published port")
-viaproxy=$("$work/httpbench" -url "http://127.0.0.1:$pub/" -n 20000 -c 8 -label "published port, proxy")
-# Direct again, last: the ratios are against the mean of both direct runs,
-# so a machine that warms up or slows down during the runs skews them less.
-direct2=$("$work/httpbench" -url "http://$ip:8080/" -n 20000 -c 8 -label "direct (again)")
-echo "$direct"
-echo "$direct2"
-echo "$viasvc"
-echo "$viapub"
-echo "$viaproxy"
-# The throughput is the figure before "req/s"; p99 the one after "p99".
+# Five rounds of the four paths, interleaved, 8000 requests each; every
+# figure is the median of its five. A busy moment then touches one round of
+# every path rather than all of one path, and the ratios are of medians.
 rate() { awk '{ for (i = 2; i <= NF; i++) if ($i == "req/s,") print $(i-1) }'; }
 p99() { awk '{ for (i = 1; i <= NF; i++) if ($i == "p99") print $(i+1) }'; }
-awk -v rd="$(awk -v a="$(rate <<<"$direct")" -v b="$(rate <<<"$direct2")" 'BEGIN { print (a + b) / 2 }')" -v rs="$(rate <<<"$viasvc")" -v rp="$(rate <<<"$viapub")" -v rx="$(rate <<<"$viaproxy")" \
-	-v d="$(awk -v a="$(p99 <<<"$direct")" -v b="$(p99 <<<"$direct2")" 'BEGIN { print (a + b) / 2 }')" -v s="$(p99 <<<"$viasvc")" -v p="$(p99 <<<"$viapub")" -v x="$(p99 <<<"$viaproxy")" 'BEGIN {
+median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+: >"$work/proxy.txt"
+for round in 1 2 3 4 5; do
+	for path in "direct http://$ip:8080/" "service http://$vip:8080/" "published http://$nodeip:$pub/" "proxy http://127.0.0.1:$pub/"; do
+		set -- $path
+		line=$("$work/httpbench" -url "$2" -n 8000 -warmup 200 -c 8 -label "$1")
+		echo "$1 $(rate <<<"$line") $(p99 <<<"$line") $(awk '{ for (i = 1; i <= NF; i++) if ($i == "failed") print $(i-1) }' <<<"$line")" >>"$work/proxy.txt"
+	done
+done
+for path in direct service published proxy; do
+	r=$(awk -v p="$path" '$1 == p { print $2 }' "$work/proxy.txt" | median)
+	q=$(awk -v p="$path" '$1 == p { print $3 }' "$work/proxy.txt" | median)
+	f=$(awk -v p="$path" '$1 == p { s += $4 } END { print s }' "$work/proxy.txt")
+	printf "%s: %.0f req/s, p99 %.3f ms (medians of 5 rounds), %d failed\n" "$path" "$r" "$q" "$f"
+	eval "rate_$path=$r p99_$path=$q"
+done
+awk -v rd="$rate_direct" -v rs="$rate_service" -v rp="$rate_published" -v rx="$rate_proxy" \
+	-v d="$p99_direct" -v s="$p99_service" -v p="$p99_published" -v x="$p99_proxy" 'BEGIN {
 	printf "proxy: service address %.0f%% of direct throughput, p99 %+.3f ms; published port %.0f%% of direct, p99 %+.3f ms; published port through the proxy %.0f%%, p99 %+.3f ms\n", 100 * rs / rd, s - d, 100 * rp / rd, p - d, 100 * rx / rd, x - d
 }'

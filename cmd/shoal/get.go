@@ -295,6 +295,12 @@ func columns(k api.Kind, wide bool) []string {
 		return c
 	case api.KindEvent:
 		return []string{"TIME", "TYPE", "OBJECT", "REASON", "MESSAGE"}
+	case api.KindSecret:
+		return []string{"NAME", "KEYS", "VERSION", "AGE"}
+	case api.KindToken:
+		return []string{"NAME", "ROLE", "EXPIRES", "DESCRIPTION"}
+	case api.KindUser:
+		return []string{"NAME", "ROLES", "AGE"}
 	}
 	return []string{"NAME", "AGE"}
 }
@@ -351,6 +357,20 @@ func rowOf(o api.Object, wide bool) []string {
 		return r
 	case *api.Event:
 		return []string{v.Time.Local().Format("15:04:05"), v.Type, v.Object, v.Reason, v.Message}
+	case *api.Secret:
+		return []string{m.Name, strings.Join(v.SecretKeys(), ","), fmt.Sprint(v.Status.Version), age}
+	case *api.Token:
+		return []string{m.Name, string(v.Spec.Role), v.Spec.ExpiresAt.UTC().Format(time.RFC3339), dash(v.Spec.Description)}
+	case *api.User:
+		var roles []string
+		for _, b := range v.Spec.Roles {
+			if b.Namespace == "" {
+				roles = append(roles, string(b.Role))
+			} else {
+				roles = append(roles, string(b.Role)+"@"+b.Namespace)
+			}
+		}
+		return []string{m.Name, dash(strings.Join(roles, ",")), age}
 	}
 	return []string{m.Name, age}
 }
