@@ -170,7 +170,7 @@ func runAgent(ctx context.Context, o agentOptions, serverURL string, token func(
 	if err != nil {
 		return err
 	}
-	id, err := joinedIdentity(ctx, o, serverURL, token, filepath.Join(dataDir, "pki"))
+	id, err := joinedIdentity(ctx, o, serverURL, token, owner.Accepts(), filepath.Join(dataDir, "pki"))
 	if err != nil {
 		return err
 	}
@@ -255,7 +255,7 @@ func runAgent(ctx context.Context, o agentOptions, serverURL string, token func(
 
 // joinedIdentity returns the node's credentials, joining the cluster with
 // a token first when the node has none.
-func joinedIdentity(ctx context.Context, o agentOptions, serverURL string, token func() (string, error), dir string) (*agent.Identity, error) {
+func joinedIdentity(ctx context.Context, o agentOptions, serverURL string, token func() (string, error), accepts api.NodeAccepts, dir string) (*agent.Identity, error) {
 	tok := ""
 	if _, err := os.Stat(filepath.Join(dir, "node.crt")); errors.Is(err, os.ErrNotExist) && token != nil {
 		var err error
@@ -263,7 +263,7 @@ func joinedIdentity(ctx context.Context, o agentOptions, serverURL string, token
 			return nil, err
 		}
 	}
-	req := api.JoinRequest{Token: tok, Node: o.name, Labels: o.labels, Subnet: o.subnet}
+	req := api.JoinRequest{Token: tok, Node: o.name, Labels: o.labels, Subnet: o.subnet, Accepts: accepts}
 	id, err := agent.LoadOrJoin(ctx, serverURL, req, dir)
 	if errors.Is(err, agent.ErrAlreadyJoined) && o.forget != nil {
 		// This machine's own node from an earlier `shoal up` whose agent

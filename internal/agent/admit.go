@@ -26,6 +26,11 @@ type OwnerPolicy struct {
 	AllowRegistries []string
 }
 
+// Accepts is the policy as the Node declares it, for the scheduler.
+func (p OwnerPolicy) Accepts() api.NodeAccepts {
+	return api.NodeAccepts{Namespaces: p.AllowNamespaces, Registries: p.AllowRegistries, SignedBy: p.RequireSignedBy}
+}
+
 // admit says whether the node may run the instance: the owner's policy,
 // the signature of the exact template it is about to run (a template
 // changed after it was signed is refused even if the control plane sent

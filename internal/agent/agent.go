@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	goruntime "runtime"
+	"slices"
 	"sync"
 	"time"
 
@@ -432,15 +433,23 @@ func (a *Agent) heartbeat(ctx context.Context) error {
 			node.Status = status
 			err = a.cfg.Client.UpdateStatus(ctx, node)
 		}
-	} else if err == nil && !labelsEqual(node.Metadata.Labels, a.cfg.Labels) && a.cfg.Labels != nil {
-		// The owner started the agent with other labels than last time:
-		// the node declares what it is, so its labels follow the flags.
-		node.Metadata.Labels = a.cfg.Labels
+	} else if err == nil && (!labelsEqual(node.Metadata.Labels, a.cfg.Labels) && a.cfg.Labels != nil || !acceptsEqual(node.Spec.Accepts, a.cfg.Owner.Accepts())) {
+		// The owner started the agent with other labels or rules than last
+		// time: the node declares what it is and accepts, so its Node
+		// follows the flags.
+		if a.cfg.Labels != nil {
+			node.Metadata.Labels = a.cfg.Labels
+		}
+		node.Spec.Accepts = a.cfg.Owner.Accepts()
 		if err = a.cfg.Client.Update(ctx, node); err == nil {
-			a.log.Info("node labels updated", "labels", a.cfg.Labels)
+			a.log.Info("node labels and rules updated", "labels", node.Metadata.Labels, "accepts", node.Spec.Accepts)
 		}
 	}
 	return err
+}
+
+func acceptsEqual(a, b api.NodeAccepts) bool {
+	return slices.Equal(a.Namespaces, b.Namespaces) && slices.Equal(a.Registries, b.Registries) && slices.Equal(a.SignedBy, b.SignedBy)
 }
 
 func labelsEqual(a, b map[string]string) bool {

@@ -21,6 +21,17 @@ type NodeSpec struct {
 	// declared by the agent (--subnet) or assigned by the server from its
 	// cluster range, so that no two nodes share one.
 	Subnet string `json:"subnet,omitempty"`
+	// Accepts is what the node's owner lets run on it, as its agent
+	// declares (and enforces): the scheduler places nothing else there.
+	Accepts NodeAccepts `json:"accepts,omitzero"`
+}
+
+// NodeAccepts restricts a node to some namespaces, image registries and
+// signing keys; an empty list allows any.
+type NodeAccepts struct {
+	Namespaces []string `json:"namespaces,omitempty"`
+	Registries []string `json:"registries,omitempty"`
+	SignedBy   []string `json:"signedBy,omitempty"`
 }
 
 // NodeResources is an amount of CPU and memory.

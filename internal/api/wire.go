@@ -128,8 +128,10 @@ type JoinRequest struct {
 	Labels map[string]string `json:"labels,omitempty"`
 	// Subnet is the container subnet the node declares (--subnet); empty
 	// lets the server assign one.
-	Subnet    string `json:"subnet,omitempty"`
-	PublicKey string `json:"publicKey"` // PEM
+	Subnet string `json:"subnet,omitempty"`
+	// Accepts is what the node's owner lets run on it.
+	Accepts   NodeAccepts `json:"accepts,omitzero"`
+	PublicKey string      `json:"publicKey"` // PEM
 }
 
 // CertificateRequest asks for a new certificate for the caller's identity

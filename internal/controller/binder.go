@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/distribution/reference"
 	"log/slog"
 	"sort"
 
@@ -37,16 +38,22 @@ func (b *Binder) Reconcile(ctx context.Context, _ string) error {
 		return err
 	}
 	nodes := make([]scheduler.NodeInfo, 0, len(nodeObjs))
+	registryRules := false
 	for _, o := range nodeObjs {
 		n := o.(*api.Node)
+		a := n.Spec.Accepts
 		nodes = append(nodes, scheduler.NodeInfo{
-			Name:          n.Metadata.Name,
-			Labels:        n.Metadata.Labels,
-			Ready:         n.Status.Ready,
-			Unschedulable: n.Spec.Unschedulable,
-			MilliCPU:      n.Status.Capacity.MilliCPU,
-			MemoryBytes:   n.Status.Capacity.MemoryBytes,
+			Name:              n.Metadata.Name,
+			Labels:            n.Metadata.Labels,
+			Ready:             n.Status.Ready,
+			Unschedulable:     n.Spec.Unschedulable,
+			MilliCPU:          n.Status.Capacity.MilliCPU,
+			MemoryBytes:       n.Status.Capacity.MemoryBytes,
+			AcceptsNamespaces: a.Namespaces,
+			AcceptsRegistries: a.Registries,
+			AcceptsSigners:    a.SignedBy,
 		})
+		registryRules = registryRules || len(a.Registries) > 0
 	}
 	var placed []scheduler.Placed
 	var pending []*api.Instance
@@ -82,6 +89,15 @@ func (b *Binder) Reconcile(ctx context.Context, _ string) error {
 	var plan []binding
 	for _, in := range pending {
 		req := RequestOf(in)
+		req.Namespace = in.Metadata.Namespace
+		if sig := in.Spec.Template.Signature; sig != nil {
+			req.Signer = sig.Key
+		}
+		if registryRules { // parsing every image costs; only when some owner asks
+			if named, err := reference.ParseNormalizedNamed(in.Spec.Template.Image); err == nil {
+				req.Registry = reference.Domain(named)
+			}
+		}
 		node, perr := snap.Place(req)
 		if perr != nil {
 			if err := b.setUnschedulable(ctx, in, perr.Error()); err != nil && firstErr == nil {

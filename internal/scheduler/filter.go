@@ -1,10 +1,13 @@
 package scheduler
 
+import "slices"
+
 // Reasons a filter refuses a node; the keys of UnschedulableError.Reasons.
 const (
 	ReasonNotReady         = "not ready"
 	ReasonUnschedulable    = "unschedulable"
 	ReasonSelectorMismatch = "node selector mismatch"
+	ReasonOwnerRules       = "refused by the node's owner"
 	ReasonHostPortInUse    = "host port in use"
 	ReasonInsufficientCPU  = "insufficient cpu"
 	ReasonInsufficientMem  = "insufficient memory"
@@ -23,6 +26,7 @@ type filter interface {
 var filters = [...]filter{
 	readyFilter{},
 	selectorFilter{},
+	ownerFilter{},
 	hostPortFilter{},
 	cpuFilter{},
 	memoryFilter{},
@@ -60,6 +64,25 @@ type selectorFilter struct{}
 func (selectorFilter) Check(n *node, p *pending) (bool, string) {
 	if p.selector != nil && !p.selector[n.idx] {
 		return false, ReasonSelectorMismatch
+	}
+	return true, ""
+}
+
+// ownerFilter keeps instances off nodes whose owner would refuse them:
+// another namespace, image registry or signing key than the owner allows.
+// The agent enforces the same rules; this only keeps the scheduler from
+// choosing a node that will say no.
+type ownerFilter struct{}
+
+func (ownerFilter) Check(n *node, p *pending) (bool, string) {
+	a := n.accepts
+	if a == nil {
+		return true, ""
+	}
+	if len(a.namespaces) > 0 && !slices.Contains(a.namespaces, p.namespace) ||
+		len(a.registries) > 0 && !slices.Contains(a.registries, p.registry) ||
+		len(a.signers) > 0 && !slices.Contains(a.signers, p.signer) {
+		return false, ReasonOwnerRules
 	}
 	return true, ""
 }

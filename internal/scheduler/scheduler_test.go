@@ -114,6 +114,24 @@ func TestPlace(t *testing.T) {
 			wantErr: "0/2 nodes available: 2 node selector mismatch",
 		},
 		{
+			name: "owners' rules: namespaces, registries, signing keys",
+			nodes: func() []NodeInfo {
+				a, b, c := ready("a", 8, 8), ready("b", 8, 8), ready("c", 8, 8)
+				a.AcceptsNamespaces = []string{"batch"}
+				b.AcceptsRegistries, b.AcceptsSigners = []string{"shoal.local"}, []string{"ed25519:alice"}
+				c.AcceptsNamespaces = []string{"web"}
+				return []NodeInfo{a, b, c}
+			}(),
+			reqs: []Request{
+				{App: "batch/job", Namespace: "batch", Registry: "docker.io"},
+				{App: "web/site", Namespace: "web", Registry: "docker.io"},
+				{App: "other/x", Namespace: "other", Registry: "shoal.local", Signer: "ed25519:alice"},
+				{App: "other/y", Namespace: "other", Registry: "shoal.local"},
+			},
+			want:    []string{"a", "c", "b", ""},
+			wantErr: "0/3 nodes available: 3 refused by the node's owner",
+		},
+		{
 			name: "not ready and unschedulable nodes are skipped",
 			nodes: []NodeInfo{
 				{Name: "a", MilliCPU: 8000, MemoryBytes: 8 * gi},

@@ -23,6 +23,10 @@ type Request struct {
 	HostPorts []HostPort
 	// NodeSelector lists node labels that must all match.
 	NodeSelector map[string]string
+	// Namespace, Registry and Signer are matched against nodes' owner
+	// rules (NodeInfo.Accepts*): the instance's namespace, its image's
+	// registry ("docker.io") and the key that signed its template.
+	Namespace, Registry, Signer string
 }
 
 // HostPort is a port bound on the node itself.
@@ -41,6 +45,9 @@ type NodeInfo struct {
 	// MilliCPU and MemoryBytes are the node's capacity.
 	MilliCPU    int64
 	MemoryBytes int64
+	// AcceptsNamespaces, AcceptsRegistries and AcceptsSigners are the
+	// owner's rules; an empty list allows any.
+	AcceptsNamespaces, AcceptsRegistries, AcceptsSigners []string
 }
 
 // Placed is an instance already bound to a node; it counts against the
@@ -82,6 +89,12 @@ type node struct {
 	ports                       map[hostPortKey]int32 // instances binding each host port; nil until one does
 	name                        string
 	labels                      map[string]string
+	accepts                     *accepts // nil: the owner allows anything
+}
+
+// accepts are a node's owner rules.
+type accepts struct {
+	namespaces, registries, signers []string
 }
 
 // nodeScore is what the placement loop reads of every node, kept apart from
@@ -114,9 +127,10 @@ type appCounts struct {
 // pending is a Request made ready for the filters: quantities clamped,
 // ports normalised, selector resolved to a per-node match.
 type pending struct {
-	milliCPU, memoryBytes int64
-	ports                 []hostPortKey
-	selector              []bool // nil when the request has no selector
+	milliCPU, memoryBytes       int64
+	ports                       []hostPortKey
+	selector                    []bool // nil when the request has no selector
+	namespace, registry, signer string
 }
 
 // NewSnapshot builds a snapshot of nodes with placed already bound to them.
@@ -145,6 +159,9 @@ func NewSnapshot(nodes []NodeInfo, placed []Placed) *Snapshot {
 			idx:            int32(i),
 			name:           ni.Name,
 			labels:         ni.Labels,
+		}
+		if len(ni.AcceptsNamespaces)+len(ni.AcceptsRegistries)+len(ni.AcceptsSigners) > 0 {
+			s.nodes[i].accepts = &accepts{ni.AcceptsNamespaces, ni.AcceptsRegistries, ni.AcceptsSigners}
 		}
 		s.scores[i] = nodeScore{invCPU: inverse(ni.MilliCPU), invMem: inverse(ni.MemoryBytes)}
 		s.byName[ni.Name] = int32(i)
@@ -285,6 +302,7 @@ func (s *Snapshot) prepare(r *Request) *pending {
 	p.milliCPU = max(r.MilliCPU, 0)
 	p.memoryBytes = max(r.MemoryBytes, 0)
 	p.selector = nil
+	p.namespace, p.registry, p.signer = r.Namespace, r.Registry, r.Signer
 	p.ports = p.ports[:0]
 	for _, hp := range r.HostPorts {
 		if hp.Port == 0 {

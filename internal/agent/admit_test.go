@@ -1,0 +1,55 @@
+package agent
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/base64"
+	"io"
+	"log/slog"
+	"strings"
+	"testing"
+
+	"github.com/shoal-dev/shoal/internal/api"
+	"github.com/shoal-dev/shoal/internal/client"
+)
+
+// TestAdmitEnforcesTheOwnersRules: the agent's own checks, whatever the
+// control plane sent.
+func TestAdmitEnforcesTheOwnersRules(t *testing.T) {
+	pub, priv, _ := ed25519.GenerateKey(rand.Reader)
+	key := "ed25519:" + base64.StdEncoding.EncodeToString(pub)
+	sign := func(tmpl api.Template) api.Template {
+		tmpl.Signature = &api.Signature{Key: key, Value: base64.StdEncoding.EncodeToString(ed25519.Sign(priv, api.SignedBytes(&tmpl)))}
+		return tmpl
+	}
+	inst := func(ns string, tmpl api.Template) *api.Instance {
+		return &api.Instance{Metadata: api.ObjectMeta{Namespace: ns, Name: "x"}, Spec: api.InstanceSpec{Template: tmpl}}
+	}
+	signed := sign(api.Template{Image: "shoal.local/hello:v1"})
+	tampered := signed
+	tampered.Image = "docker.io/evil/miner"
+	// The server is unreachable: namespace policies are unknown, and the
+	// owner's rules and the signature itself still decide.
+	a := New(Config{NodeName: "n1", Log: slog.New(slog.NewTextHandler(io.Discard, nil)), DataDir: t.TempDir(), Client: client.New("http://127.0.0.1:1"),
+		Owner: OwnerPolicy{RequireSignedBy: []string{key}, AllowNamespaces: []string{"web"}, AllowRegistries: []string{"shoal.local"}}})
+	for _, tc := range []struct {
+		name string
+		in   *api.Instance
+		want string
+	}{
+		{"signed, allowed", inst("web", signed), ""},
+		{"another namespace", inst("batch", signed), `does not run namespace "batch"`},
+		{"unsigned", inst("web", api.Template{Image: "shoal.local/hello:v1"}), "not signed"},
+		{"changed after signing", inst("web", tampered), "does not pull from docker.io"},
+		{"changed after signing, same registry", inst("web", func() api.Template { x := signed; x.Args = []string{"--mine"}; return x }()), "signature does not match spec"},
+	} {
+		err := a.admit(context.Background(), tc.in)
+		switch {
+		case tc.want == "" && err != nil:
+			t.Errorf("%s: %v, want it admitted", tc.name, err)
+		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+			t.Errorf("%s: %v, want %q", tc.name, err, tc.want)
+		}
+	}
+}
