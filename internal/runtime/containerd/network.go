@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"golang.org/x/sys/unix"
 	"os"
 	"path/filepath"
 	"strings"
@@ -146,6 +147,7 @@ func (n *network) setup(ctx context.Context, id string, ports []runtime.PortMapp
 	list := n.noPorts
 	if rt.CapabilityArgs != nil {
 		list = n.list
+		defer lockHostports(unix.LOCK_SH)()
 	}
 	res, err := n.cni.AddNetworkList(ctx, list, rt)
 	if err != nil {

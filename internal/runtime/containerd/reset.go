@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"golang.org/x/sys/unix"
 	"os"
 	"os/exec"
 	"strings"
@@ -206,6 +207,7 @@ func removeIdleHostportChains(ctx context.Context) error {
 	if err != nil {
 		return nil
 	}
+	defer lockHostports(unix.LOCK_EX)()
 	out, err := exec.CommandContext(ctx, ipt, "-w", "-t", "nat", "-S").Output()
 	if err != nil {
 		return fmt.Errorf("list NAT rules: %w", err)
