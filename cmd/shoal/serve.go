@@ -38,6 +38,9 @@ type serverOptions struct {
 	dataDir       string
 	listen        string
 	etcdEndpoints []string
+	etcdCA        string
+	etcdCert      string
+	etcdKey       string
 	leaseTimeout  time.Duration
 	lostAfter     time.Duration
 	serviceCIDR   string
@@ -50,6 +53,9 @@ func (o *serverOptions) flags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.dataDir, "data-dir", defaultDataDir, "directory for etcd data, images and the client config")
 	fs.StringVar(&o.listen, "listen", "127.0.0.1:7070", "API listen address")
 	fs.StringSliceVar(&o.etcdEndpoints, "etcd-endpoints", nil, "use an external etcd cluster instead of the embedded one")
+	fs.StringVar(&o.etcdCA, "etcd-cafile", "", "CA of an external etcd's certificates (PEM)")
+	fs.StringVar(&o.etcdCert, "etcd-certfile", "", "client certificate this server presents to an external etcd (PEM)")
+	fs.StringVar(&o.etcdKey, "etcd-keyfile", "", "the key of --etcd-certfile (PEM)")
 	fs.DurationVar(&o.leaseTimeout, "node-lease-timeout", 15*time.Second, "mark a node not ready after this long without a heartbeat")
 	fs.DurationVar(&o.lostAfter, "node-lost-after", 60*time.Second, "replace a node's instances elsewhere after this long without a heartbeat")
 	fs.StringVar(&o.serviceCIDR, "service-cidr", controller.DefaultServiceCIDR, "range Apps' stable service addresses come from")
@@ -63,6 +69,7 @@ func (o *serverOptions) flags(fs *pflag.FlagSet) {
 func runServer(ctx context.Context, o serverOptions, log *slog.Logger, ready func(*controlplane.Server)) error {
 	cfg := controlplane.NewConfig()
 	cfg.DataDir, cfg.Listen, cfg.Etcd.Endpoints = o.dataDir, o.listen, o.etcdEndpoints
+	cfg.Etcd.CAFile, cfg.Etcd.CertFile, cfg.Etcd.KeyFile = o.etcdCA, o.etcdCert, o.etcdKey
 	cfg.Nodes = controlplane.NodesConfig{LeaseTimeout: o.leaseTimeout, LostAfter: o.lostAfter}
 	cfg.ServiceCIDR, cfg.ClusterCIDR, cfg.NodeCertTTL = o.serviceCIDR, o.clusterCIDR, o.nodeCertTTL
 	if o.caPassphrase != "" {

@@ -10,6 +10,7 @@ package controlplane
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -17,6 +18,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -57,6 +59,10 @@ type Config struct {
 type EtcdConfig struct {
 	// Endpoints of an external etcd cluster; empty runs etcd embedded.
 	Endpoints []string
+	// CAFile, CertFile and KeyFile (PEM) are how this server reaches an
+	// external etcd over TLS: the CA its certificate chains to, and the
+	// client certificate it presents. Required for https:// endpoints.
+	CAFile, CertFile, KeyFile string
 }
 
 // NodesConfig is how the control plane judges nodes.
@@ -84,6 +90,12 @@ func (c *Config) Validate() error {
 	var errs []error
 	if c.DataDir == "" {
 		errs = append(errs, errors.New("data dir: required"))
+	}
+	for _, ep := range c.Etcd.Endpoints {
+		if strings.HasPrefix(ep, "https://") && (c.Etcd.CAFile == "" || c.Etcd.CertFile == "" || c.Etcd.KeyFile == "") {
+			errs = append(errs, fmt.Errorf("etcd endpoint %s is https: give its CA, and a client certificate and key", ep))
+			break
+		}
 	}
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
 		errs = append(errs, fmt.Errorf("listen %q: %w", c.Listen, err))
@@ -153,7 +165,15 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	var st *store.Store
 	if len(cfg.Etcd.Endpoints) > 0 {
-		cli, err := store.Connect(cfg.Etcd.Endpoints)
+		var tlsCfg *tls.Config
+		if e := cfg.Etcd; e.CAFile != "" || e.CertFile != "" || e.KeyFile != "" {
+			t := &store.EmbeddedTLS{CAFile: e.CAFile, ClientCertFile: e.CertFile, ClientKeyFile: e.KeyFile}
+			if tlsCfg, err = t.ClientConfig(); err != nil {
+				undo()
+				return nil, fmt.Errorf("etcd TLS (--etcd-cafile, --etcd-certfile, --etcd-keyfile): %w", err)
+			}
+		}
+		cli, err := store.ConnectTLS(cfg.Etcd.Endpoints, tlsCfg)
 		if err != nil {
 			undo()
 			return nil, fmt.Errorf("connect to etcd %v: %w", cfg.Etcd.Endpoints, err)

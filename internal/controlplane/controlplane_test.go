@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -17,6 +18,7 @@ import (
 	"github.com/shoal-dev/shoal/internal/api"
 	"github.com/shoal-dev/shoal/internal/client"
 	"github.com/shoal-dev/shoal/internal/controlplane"
+	"github.com/shoal-dev/shoal/internal/pki"
 	"github.com/shoal-dev/shoal/internal/store"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
@@ -32,6 +34,7 @@ func TestValidate(t *testing.T) {
 		{"bad listen", func(c *controlplane.Config) { c.Listen = "7070" }, `listen "7070"`},
 		{"bad service CIDR", func(c *controlplane.Config) { c.ServiceCIDR = "10.96.0.0" }, `service CIDR "10.96.0.0": want an IPv4 CIDR`},
 		{"lost before not ready", func(c *controlplane.Config) { c.Nodes.LostAfter = time.Second }, "want 0 < lease timeout <= lost-after"},
+		{"https etcd without certificates", func(c *controlplane.Config) { c.Etcd.Endpoints = []string{"https://10.0.0.1:2379"} }, "etcd endpoint https://10.0.0.1:2379 is https: give its CA"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -128,4 +131,59 @@ func TestStartAndWait(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("Wait did not return after the context ended")
 	}
+}
+
+// A server on an external etcd that speaks only TLS and wants a client
+// certificate: with --etcd-cafile/certfile/keyfile it starts and serves.
+func TestExternalEtcdOverTLS(t *testing.T) {
+	dir := t.TempDir()
+	ca, err := pki.LoadOrCreateCA(filepath.Join(dir, "etcd-ca"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	write := func(name string, req pki.Request) (string, string) {
+		key, _ := pki.NewKey()
+		req.PublicKey, req.TTL = key.Public(), time.Hour
+		certPEM, err := ca.Issue(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		keyPEM, _ := pki.EncodeKey(key)
+		c, k := filepath.Join(dir, name+".crt"), filepath.Join(dir, name+".key")
+		if err := os.WriteFile(c, certPEM, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(k, keyPEM, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return c, k
+	}
+	sc, sk := write("etcd", pki.Request{Name: "etcd", DNSNames: []string{"localhost"}, IPs: []net.IP{net.IPv4(127, 0, 0, 1)}})
+	cc, ck := write("client", pki.Request{Name: "shoal"})
+	caFile := filepath.Join(dir, "etcd-ca", pki.CACertFile)
+	e, err := store.StartEmbedded(context.Background(), store.EmbeddedConfig{Dir: filepath.Join(dir, "etcd"),
+		TLS: &store.EmbeddedTLS{CertFile: sc, KeyFile: sk, ClientCertFile: cc, ClientKeyFile: ck, CAFile: caFile}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+
+	cfg := controlplane.NewConfig()
+	cfg.DataDir, cfg.Listen, cfg.Log = filepath.Join(dir, "server"), "127.0.0.1:0", slog.New(slog.DiscardHandler)
+	cfg.Etcd = controlplane.EtcdConfig{Endpoints: []string{e.Endpoint}, CAFile: caFile, CertFile: cc, KeyFile: ck}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	srv, err := controlplane.Start(ctx, cfg)
+	if err != nil {
+		t.Fatalf("Start on an external TLS etcd: %v", err)
+	}
+	c, err := srv.Client()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := c.List(ctx, api.MustKind(api.KindNamespace), "", client.ListOptions{}); err != nil {
+		t.Fatalf("list through the server: %v", err)
+	}
+	cancel()
+	_ = srv.Wait()
 }
