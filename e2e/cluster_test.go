@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"flag"
 	"fmt"
 	"io"
@@ -26,6 +25,7 @@ import (
 	"github.com/shoal-dev/shoal/internal/api"
 	"github.com/shoal-dev/shoal/internal/client"
 	"github.com/shoal-dev/shoal/internal/image"
+	"github.com/shoal-dev/shoal/internal/pki"
 	"github.com/shoal-dev/shoal/internal/runtime/containerd/containerdtest"
 )
 
@@ -379,25 +379,17 @@ func (c *cluster) get(path string) (string, error) {
 }
 
 // agentGet fetches a path of node's agent as the admin, checking that the
-// agent presents node's certificate.
+// agent presents node's certificate (as the server does).
 func (c *cluster) agentGet(node, path string) (string, error) {
 	cfg, err := c.admin.TLS()
 	if err != nil {
 		return "", err
 	}
-	want := "node:" + node
-	cfg.InsecureSkipVerify = true // by identity, not host name:
-	roots := cfg.RootCAs
-	cfg.VerifyConnection = func(cs tls.ConnectionState) error {
-		if _, err := cs.PeerCertificates[0].Verify(x509.VerifyOptions{Roots: roots}); err != nil {
-			return err
-		}
-		if got := cs.PeerCertificates[0].Subject.CommonName; got != want {
-			return fmt.Errorf("the agent is %q, not %q", got, want)
-		}
-		return nil
+	kp, err := pki.NewKeypair([]byte(c.admin.Certificate), []byte(c.admin.Key))
+	if err != nil {
+		return "", err
 	}
-	return getTLS("https://"+c.nodeAddress(node)+path, cfg)
+	return getTLS("https://"+c.nodeAddress(node)+path, pki.PeerTLS(cfg.RootCAs, kp, pki.NodeName(node)))
 }
 
 func getTLS(url string, cfg *tls.Config) (string, error) {

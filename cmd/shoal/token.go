@@ -50,12 +50,7 @@ func newTokenCreateCmd(g *globals) *cobra.Command {
 				return err
 			}
 			tok := pki.NewToken(pki.Fingerprint(ca.Raw))
-			obj := &api.Token{
-				TypeMeta: api.TypeMeta{APIVersion: api.Version, Kind: api.KindToken},
-				Metadata: api.ObjectMeta{Name: tok.ID},
-				Spec:     api.TokenSpec{Role: api.TokenRole(role), ExpiresAt: time.Now().Add(ttl).UTC().Truncate(time.Second), SecretHash: tok.SecretHash(), Description: description},
-			}
-			if err := c.Create(cmd.Context(), obj); err != nil {
+			if err := c.Create(cmd.Context(), api.NewToken(tok.ID, tok.SecretHash(), api.TokenRole(role), time.Now().Add(ttl), description)); err != nil {
 				return err
 			}
 			fmt.Fprintln(cmd.OutOrStdout(), tok.String())

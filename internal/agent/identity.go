@@ -1,14 +1,11 @@
 package agent
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"os"
@@ -17,6 +14,7 @@ import (
 	"time"
 
 	"github.com/shoal-dev/shoal/internal/api"
+	"github.com/shoal-dev/shoal/internal/client"
 	"github.com/shoal-dev/shoal/internal/pki"
 )
 
@@ -127,10 +125,12 @@ func join(ctx context.Context, server string, req api.JoinRequest, dir string) (
 	}
 	pool := x509.NewCertPool()
 	pool.AddCert(ca)
-	hc := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: pki.ClientTLS(pool, nil)}}
 	var creds api.Credentials
 	req.PublicKey = string(pubPEM)
-	if err := postJSON(ctx, hc, server+"/api/v1/join", req, &creds); err != nil {
+	if err := client.NewTLS(server, pki.ClientTLS(pool, nil)).Do(ctx, http.MethodPost, "/api/v1/join", req, &creds); err != nil {
+		if errors.Is(err, client.ErrConflict) {
+			err = fmt.Errorf("%w: %w", err, ErrAlreadyJoined)
+		}
 		return nil, fmt.Errorf("join %s as node %q: %w", server, node, err)
 	}
 	keyPEM, err := pki.EncodeKey(key)
@@ -232,9 +232,9 @@ func (id *Identity) renew(ctx context.Context, server string) error {
 	if err != nil {
 		return err
 	}
-	hc := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: id.ClientTLS()}}
 	var creds api.Credentials
-	if err := postJSON(ctx, hc, server+"/api/v1/nodes/"+id.Node+"/certificate", api.CertificateRequest{PublicKey: string(pubPEM)}, &creds); err != nil {
+	path := client.Path(nodeKind, "", id.Node) + "/certificate"
+	if err := client.NewTLS(server, id.ClientTLS()).Do(ctx, http.MethodPost, path, api.CertificateRequest{PublicKey: string(pubPEM)}, &creds); err != nil {
 		return err
 	}
 	keyPEM, err := pki.EncodeKey(key)
@@ -247,35 +247,3 @@ func (id *Identity) renew(ctx context.Context, server string) error {
 	return id.Keypair.Set([]byte(creds.Certificate), keyPEM)
 }
 
-func postJSON(ctx context.Context, hc *http.Client, url string, in, out any) error {
-	b, err := json.Marshal(in)
-	if err != nil {
-		return err
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(b))
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := hc.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if err != nil {
-		return err
-	}
-	if resp.StatusCode != http.StatusOK {
-		msg := fmt.Sprintf("%s: %s", resp.Status, strings.TrimSpace(string(body)))
-		var st api.Status
-		if json.Unmarshal(body, &st) == nil && st.Message != "" {
-			msg = st.Message
-		}
-		if resp.StatusCode == http.StatusConflict {
-			return fmt.Errorf("%s: %w", msg, ErrAlreadyJoined)
-		}
-		return errors.New(msg)
-	}
-	return json.Unmarshal(body, out)
-}

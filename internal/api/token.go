@@ -31,3 +31,13 @@ type TokenSpec struct {
 	SecretHash  string `json:"secretHash"`
 	Description string `json:"description,omitempty"`
 }
+
+// NewToken is the stored form of a join token: its id, the hash of its
+// secret, its role and when it expires.
+func NewToken(id, secretHash string, role TokenRole, expires time.Time, description string) *Token {
+	return &Token{
+		TypeMeta: TypeMeta{APIVersion: Version, Kind: KindToken},
+		Metadata: ObjectMeta{Name: id},
+		Spec:     TokenSpec{Role: role, ExpiresAt: expires.UTC().Truncate(time.Second), SecretHash: secretHash, Description: description},
+	}
+}

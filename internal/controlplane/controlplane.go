@@ -271,10 +271,6 @@ const serverValidity = 365 * 24 * time.Hour
 // every address a client may use to reach it: localhost, the host name and
 // every address on the machine (or only listenIP, when it is one).
 func serverKeypair(ca *pki.CA, listenIP net.IP) (*pki.Keypair, error) {
-	key, err := pki.NewKey()
-	if err != nil {
-		return nil, err
-	}
 	host, _ := os.Hostname()
 	dns := []string{"localhost"}
 	if host != "" {
@@ -292,11 +288,7 @@ func serverKeypair(ca *pki.CA, listenIP net.IP) (*pki.Keypair, error) {
 		ips = append(ips, listenIP)
 	}
 	name := "server:" + host
-	certPEM, err := ca.Issue(pki.Request{PublicKey: key.Public(), Name: name, Groups: []string{pki.GroupServers}, DNSNames: dns, IPs: ips, TTL: serverValidity})
-	if err != nil {
-		return nil, err
-	}
-	keyPEM, err := pki.EncodeKey(key)
+	certPEM, keyPEM, err := ca.IssueWithKey(pki.Request{Name: name, Groups: []string{pki.GroupServers}, DNSNames: dns, IPs: ips, TTL: serverValidity})
 	if err != nil {
 		return nil, err
 	}
@@ -322,16 +314,8 @@ func etcdCertificates(ca *pki.CA, dir string) (*store.EmbeddedTLS, error) {
 		{t.CertFile, t.KeyFile, pki.Request{Name: "etcd:" + host, Groups: []string{pki.GroupServers}, DNSNames: []string{"localhost"}, IPs: []net.IP{net.IPv4(127, 0, 0, 1)}}},
 		{t.ClientCertFile, t.ClientKeyFile, pki.Request{Name: "server:" + host, Groups: []string{pki.GroupServers}}},
 	} {
-		key, err := pki.NewKey()
-		if err != nil {
-			return nil, err
-		}
-		c.req.PublicKey, c.req.TTL = key.Public(), serverValidity
-		certPEM, err := ca.Issue(c.req)
-		if err != nil {
-			return nil, err
-		}
-		keyPEM, err := pki.EncodeKey(key)
+		c.req.TTL = serverValidity
+		certPEM, keyPEM, err := ca.IssueWithKey(c.req)
 		if err != nil {
 			return nil, err
 		}
@@ -347,15 +331,7 @@ func etcdCertificates(ca *pki.CA, dir string) (*store.EmbeddedTLS, error) {
 
 // adminConfig issues an admin credential and returns it as a client config.
 func adminConfig(ca *pki.CA, url string) (client.Config, error) {
-	key, err := pki.NewKey()
-	if err != nil {
-		return client.Config{}, err
-	}
-	certPEM, err := ca.Issue(pki.Request{PublicKey: key.Public(), Name: "admin", Groups: []string{pki.GroupAdmins}, TTL: serverValidity})
-	if err != nil {
-		return client.Config{}, err
-	}
-	keyPEM, err := pki.EncodeKey(key)
+	certPEM, keyPEM, err := ca.IssueWithKey(pki.Request{Name: "admin", Groups: []string{pki.GroupAdmins}, TTL: serverValidity})
 	if err != nil {
 		return client.Config{}, err
 	}
@@ -366,11 +342,7 @@ func adminConfig(ca *pki.CA, url string) (client.Config, error) {
 // it as users copy it.
 func (s *Server) CreateToken(ctx context.Context, role api.TokenRole, ttl time.Duration, description string) (string, error) {
 	tok := pki.NewToken(s.CA.Fingerprint())
-	obj := &api.Token{
-		TypeMeta: api.TypeMeta{APIVersion: api.Version, Kind: api.KindToken},
-		Metadata: api.ObjectMeta{Name: tok.ID},
-		Spec:     api.TokenSpec{Role: role, ExpiresAt: time.Now().Add(ttl).UTC(), SecretHash: tok.SecretHash(), Description: description},
-	}
+	obj := api.NewToken(tok.ID, tok.SecretHash(), role, time.Now().Add(ttl), description)
 	if err := s.Store.Create(ctx, obj); err != nil {
 		return "", err
 	}

@@ -196,6 +196,23 @@ func (ca *CA) Issue(req Request) ([]byte, error) {
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), nil
 }
 
+// IssueWithKey makes a new key, issues req for it and returns both,
+// PEM-encoded: for credentials the CA's holder keeps or hands out itself.
+func (ca *CA) IssueWithKey(req Request) (certPEM, keyPEM []byte, err error) {
+	key, err := NewKey()
+	if err != nil {
+		return nil, nil, err
+	}
+	req.PublicKey = key.Public()
+	if certPEM, err = ca.Issue(req); err != nil {
+		return nil, nil, err
+	}
+	if keyPEM, err = EncodeKey(key); err != nil {
+		return nil, nil, err
+	}
+	return certPEM, keyPEM, nil
+}
+
 // NodeName is the identity of the node called name.
 func NodeName(name string) string { return "node:" + name }
 

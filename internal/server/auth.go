@@ -233,7 +233,7 @@ func (s *Server) guard(h http.Handler) http.Handler {
 			}
 			return
 		}
-		ctx := context.WithValue(r.Context(), identityKey, id)
+		ctx := r.Context()
 		if user != nil {
 			ctx = context.WithValue(ctx, userKey, user)
 		}

@@ -156,8 +156,7 @@ func call(t *testing.T, hc *http.Client, method, url string, body any) (int, str
 func (e *tlsEnv) token(t *testing.T, role api.TokenRole, ttl time.Duration) pki.Token {
 	t.Helper()
 	tok := pki.NewToken(e.ca.Fingerprint())
-	obj := &api.Token{TypeMeta: api.TypeMeta{APIVersion: api.Version, Kind: api.KindToken}, Metadata: api.ObjectMeta{Name: tok.ID},
-		Spec: api.TokenSpec{Role: role, ExpiresAt: time.Now().Add(ttl), SecretHash: tok.SecretHash()}}
+	obj := api.NewToken(tok.ID, tok.SecretHash(), role, time.Now().Add(ttl), "")
 	if code, msg := call(t, e.admin, http.MethodPost, e.url+"/api/v1/tokens", obj); code != http.StatusCreated {
 		t.Fatalf("create token: %d %s", code, msg)
 	}

@@ -78,15 +78,11 @@ func (s *Server) present(r *http.Request, obj api.Object) (api.Object, error) {
 	if !ok {
 		return obj, nil
 	}
-	out := *sec
-	out.Spec.Sealed = nil
-	out.Spec.Data = map[string]string{}
 	if r.URL.Query().Get("reveal") == "" || sec.Spec.Sealed == nil {
-		for _, k := range sec.SecretKeys() {
-			out.Spec.Data[k] = api.Redacted
-		}
-		return &out, nil
+		return redacted(sec), nil
 	}
+	out := *sec
+	out.Spec.Sealed, out.Spec.Data = nil, map[string]string{}
 	if s.secretKeys == nil {
 		return nil, fmt.Errorf("this server keeps no secret keys: %w", errBadRequest)
 	}
@@ -103,7 +99,7 @@ func (s *Server) present(r *http.Request, obj api.Object) (api.Object, error) {
 // redacted is obj with any secret values hidden, for diffs and logs.
 func redacted(obj api.Object) api.Object {
 	sec, ok := obj.(*api.Secret)
-	if !ok || obj == nil {
+	if !ok {
 		return obj
 	}
 	out := *sec
