@@ -246,4 +246,3 @@ func (id *Identity) renew(ctx context.Context, server string) error {
 	}
 	return id.Keypair.Set([]byte(creds.Certificate), keyPEM)
 }
-
