@@ -380,4 +380,32 @@ func TestUsersAndRoles(t *testing.T) {
 	if out, err := as("get", "apps"); err == nil || !strings.Contains(out, "revoked") {
 		t.Fatalf("a deleted user: %v\n%s", err, out)
 	}
+
+	// A service account: a bearer token instead of a certificate, for
+	// every verb the CLI has (exec and watch included).
+	conf = filepath.Join(shortTempDir(t), "ci.conf")
+	c.mustShoal("user", "create", "ci", "--role", "admin", "--token", "--ttl", "1h", "-o", conf)
+	if b, err := os.ReadFile(conf); err != nil || !strings.Contains(string(b), "token: SHOAL1-") || strings.Contains(string(b), "certificate:") {
+		t.Fatalf("ci.conf holds no token, or a certificate: %v\n%s", err, b)
+	}
+	if out, err := as("exec", "app/plain", "--", "/hello", "id"); err != nil || !strings.Contains(out, "uid=") {
+		t.Fatalf("exec with a bearer token: %v\n%s", err, out)
+	}
+	if out, err := as("scale", "app", "plain", "--replicas", "1"); err != nil {
+		t.Fatalf("scale with a bearer token: %v\n%s", err, out)
+	}
+	list := c.mustShoal("token", "list")
+	var id string
+	for _, line := range strings.Split(list, "\n") {
+		if f := strings.Fields(line); len(f) > 2 && f[1] == "user" && f[2] == "ci" {
+			id = f[0]
+		}
+	}
+	if id == "" {
+		t.Fatalf("token list shows no token of user ci:\n%s", list)
+	}
+	c.mustShoal("token", "revoke", id)
+	if out, err := as("get", "apps"); err == nil || !strings.Contains(out, "unknown or revoked") {
+		t.Fatalf("a revoked bearer token: %v\n%s", err, out)
+	}
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"text/tabwriter"
 	"time"
@@ -17,7 +18,7 @@ var tokenKind = api.MustKind(api.KindToken)
 func newTokenCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "token",
-		Short: "Join tokens: create, list, revoke",
+		Short: "Join tokens and users' bearer tokens: create, list, revoke",
 	}
 	cmd.AddCommand(newTokenCreateCmd(g), newTokenListCmd(g), newTokenRevokeCmd(g))
 	return cmd
@@ -27,46 +28,65 @@ func newTokenCmd(g *globals) *cobra.Command {
 // stores only its hash, and the token carries the CA fingerprint from the
 // admin's own config.
 func newTokenCreateCmd(g *globals) *cobra.Command {
-	var role, description string
+	var role, user, description string
 	var ttl time.Duration
 	cmd := &cobra.Command{
-		Use:   "create [--role agent|server] [--ttl 24h]",
-		Short: "Create a join token and print it (shown once; the server keeps only a hash)",
+		Use:   "create [--role agent|server | --user NAME] [--ttl 24h]",
+		Short: "Create a join token, or a user's bearer token, and print it (shown once; the server keeps only a hash)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if ttl <= 0 || ttl > 365*24*time.Hour {
-				return fmt.Errorf("--ttl %v: want between 1s and 8760h", ttl)
+			if user != "" {
+				if cmd.Flags().Changed("role") && role != string(api.TokenRoleUser) {
+					return fmt.Errorf("--user makes a user token; it does not go with --role %s", role)
+				}
+				role = string(api.TokenRoleUser)
 			}
-			cfg, err := g.clientConfig()
+			tok, err := createToken(cmd.Context(), g, api.TokenRole(role), user, ttl, description)
 			if err != nil {
 				return err
 			}
-			ca, err := pki.ParseCert([]byte(cfg.CA))
-			if err != nil {
-				return fmt.Errorf("the client config holds no cluster CA (%v): use the admin.conf a server wrote", err)
-			}
-			c, err := g.client(cmd.Context())
-			if err != nil {
-				return err
-			}
-			tok := pki.NewToken(pki.Fingerprint(ca.Raw))
-			if err := c.Create(cmd.Context(), api.NewToken(tok.ID, tok.SecretHash(), api.TokenRole(role), time.Now().Add(ttl), description)); err != nil {
-				return err
-			}
-			fmt.Fprintln(cmd.OutOrStdout(), tok.String())
+			fmt.Fprintln(cmd.OutOrStdout(), tok)
 			return nil
 		},
 	}
 	cmd.Flags().StringVar(&role, "role", "agent", "what the token joins: agent (a node) or server")
+	cmd.Flags().StringVar(&user, "user", "", "make a bearer token that acts as this user (a service account), sent as Authorization: Bearer")
 	cmd.Flags().DurationVar(&ttl, "ttl", 24*time.Hour, "how long the token may be used")
 	cmd.Flags().StringVar(&description, "description", "", "a note shown by token list")
 	return cmd
 }
 
+// createToken makes a token's secret here, stores its hash and returns
+// the token as users copy it.
+func createToken(ctx context.Context, g *globals, role api.TokenRole, user string, ttl time.Duration, description string) (string, error) {
+	if ttl <= 0 || ttl > 365*24*time.Hour {
+		return "", fmt.Errorf("--ttl %v: want between 1s and 8760h", ttl)
+	}
+	cfg, err := g.clientConfig()
+	if err != nil {
+		return "", err
+	}
+	ca, err := pki.ParseCert([]byte(cfg.CA))
+	if err != nil {
+		return "", fmt.Errorf("the client config holds no cluster CA (%v): use the admin.conf a server wrote", err)
+	}
+	c, err := g.client(ctx)
+	if err != nil {
+		return "", err
+	}
+	tok := pki.NewToken(pki.Fingerprint(ca.Raw))
+	obj := api.NewToken(tok.ID, tok.SecretHash(), role, time.Now().Add(ttl), description)
+	obj.Spec.User = user
+	if err := c.Create(ctx, obj); err != nil {
+		return "", err
+	}
+	return tok.String(), nil
+}
+
 func newTokenListCmd(g *globals) *cobra.Command {
 	return &cobra.Command{
 		Use:   "list",
-		Short: "List join tokens (ids, roles, expiry; never secrets)",
+		Short: "List tokens (ids, roles, users, expiry; never secrets)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			c, err := g.client(cmd.Context())
@@ -78,14 +98,14 @@ func newTokenListCmd(g *globals) *cobra.Command {
 				return err
 			}
 			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 3, ' ', 0)
-			fmt.Fprintln(tw, "ID\tROLE\tEXPIRES\tDESCRIPTION")
+			fmt.Fprintln(tw, "ID\tROLE\tUSER\tEXPIRES\tDESCRIPTION")
 			for _, o := range objs {
 				t := o.(*api.Token)
 				exp := t.Spec.ExpiresAt.UTC().Format(time.RFC3339)
 				if time.Now().After(t.Spec.ExpiresAt) {
 					exp += " (expired)"
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", t.Metadata.Name, t.Spec.Role, exp, t.Spec.Description)
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", t.Metadata.Name, t.Spec.Role, dash(t.Spec.User), exp, t.Spec.Description)
 			}
 			return tw.Flush()
 		},
@@ -95,7 +115,7 @@ func newTokenListCmd(g *globals) *cobra.Command {
 func newTokenRevokeCmd(g *globals) *cobra.Command {
 	return &cobra.Command{
 		Use:   "revoke ID",
-		Short: "Revoke a join token: no one can join with it any more",
+		Short: "Revoke a token: no one can join or call the API with it any more",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := g.client(cmd.Context())

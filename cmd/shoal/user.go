@@ -7,6 +7,7 @@ import (
 	"os"
 	"slices"
 	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -23,9 +24,11 @@ func newUserCmd(g *globals) *cobra.Command {
 		Short: "Users: create (with a credential file), list, delete",
 	}
 	var role, out string
+	var bearer bool
+	var ttl time.Duration
 	create := &cobra.Command{
-		Use:   "create NAME [--role viewer|deployer|admin|cluster-admin] [-n NAMESPACE] [-o FILE]",
-		Short: "Create a user and write its client config (server, CA, a certificate for a key made here) to FILE",
+		Use:   "create NAME [--role viewer|deployer|admin|cluster-admin] [-n NAMESPACE] [-o FILE] [--token [--ttl 8760h]]",
+		Short: "Create a user and write its client config (server, CA, and a certificate for a key made here, or with --token a bearer token) to FILE",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			name := args[0]
@@ -52,6 +55,17 @@ func newUserCmd(g *globals) *cobra.Command {
 			if err := c.Create(cmd.Context(), u); err != nil {
 				return err
 			}
+			if bearer {
+				tok, err := createToken(cmd.Context(), g, api.TokenRoleUser, name, ttl, "user create "+name)
+				if err != nil {
+					return err
+				}
+				if err := client.WriteConfig(out, client.Config{Server: cfg.Server, CA: cfg.CA, Token: tok}); err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "user %s created; its credential (a bearer token) is %s (give it to them; shoal --config %s …)\n", name, out, out)
+				return nil
+			}
 			key, err := pki.NewKey()
 			if err != nil {
 				return err
@@ -77,6 +91,8 @@ func newUserCmd(g *globals) *cobra.Command {
 	}
 	create.Flags().StringVar(&role, "role", "", "a first role: viewer, deployer or admin in -n NAMESPACE, or cluster-admin")
 	create.Flags().StringVarP(&out, "output", "o", "", "where to write the credential (default NAME.conf, 0600)")
+	create.Flags().BoolVar(&bearer, "token", false, "give the user a bearer token instead of a certificate (a service account: CI, scripts)")
+	create.Flags().DurationVar(&ttl, "ttl", 365*24*time.Hour, "with --token: how long the token lasts")
 
 	list := &cobra.Command{
 		Use:   "list",
@@ -110,7 +126,7 @@ func newUserCmd(g *globals) *cobra.Command {
 	}
 	del := &cobra.Command{
 		Use:   "delete NAME",
-		Short: "Delete a user: its certificates are refused from the next request on",
+		Short: "Delete a user: its certificates and tokens are refused from the next request on",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := g.client(cmd.Context())

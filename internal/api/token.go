@@ -2,9 +2,11 @@ package api
 
 import "time"
 
-// Token lets a machine join the cluster: `shoal token create` makes the
-// secret on the admin's side and stores only its hash here, under the
-// token's id. Deleting the Token revokes it.
+// Token is a bearer secret: it lets a machine join the cluster (role
+// agent or server), or a service account call the API as a User (role
+// user). `shoal token create` makes the secret on the admin's side and
+// stores only its hash here, under the token's id. Deleting the Token
+// revokes it; so does deleting its User.
 type Token struct {
 	TypeMeta `json:",inline"`
 	Metadata ObjectMeta `json:"metadata"`
@@ -21,6 +23,9 @@ type TokenRole string
 const (
 	TokenRoleAgent  TokenRole = "agent"
 	TokenRoleServer TokenRole = "server"
+	// TokenRoleUser authenticates API requests as spec.user
+	// (Authorization: Bearer TOKEN).
+	TokenRoleUser TokenRole = "user"
 )
 
 // TokenSpec is what a token allows, and until when.
@@ -30,6 +35,11 @@ type TokenSpec struct {
 	// SecretHash is the hex SHA-256 of the token's secret.
 	SecretHash  string `json:"secretHash"`
 	Description string `json:"description,omitempty"`
+	// User is the User a user token acts as. UserUID is set by the
+	// server when the token is stored: a User deleted and created again
+	// under the same name does not inherit the old one's tokens.
+	User    string `json:"user,omitempty"`
+	UserUID string `json:"userUID,omitempty"`
 }
 
 // NewToken is the stored form of a join token: its id, the hash of its

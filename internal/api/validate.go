@@ -168,8 +168,19 @@ func Validate(obj Object) error {
 		if !isLowerHex(meta.Name, 16) {
 			v.add("metadata.name", "a token's name is its id: 16 hex digits")
 		}
-		if o.Spec.Role != TokenRoleAgent && o.Spec.Role != TokenRoleServer {
-			v.add("spec.role", "%s is not a role: use agent or server", quote(string(o.Spec.Role)))
+		switch o.Spec.Role {
+		case TokenRoleAgent, TokenRoleServer:
+			if o.Spec.User != "" {
+				v.add("spec.user", "only a token of role user acts as a user")
+			}
+		case TokenRoleUser:
+			if o.Spec.User == "" {
+				v.add("spec.user", "required: the user the token acts as")
+			} else if !isDNSLabel(o.Spec.User) {
+				v.add("spec.user", "%s is not a user name", quote(o.Spec.User))
+			}
+		default:
+			v.add("spec.role", "%s is not a role: use agent, server or user", quote(string(o.Spec.Role)))
 		}
 		if !isLowerHex(o.Spec.SecretHash, 64) {
 			v.add("spec.secretHash", "must be the SHA-256 of the secret, 64 hex digits")

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 func validApp() *App {
@@ -260,6 +261,38 @@ func TestValidate(t *testing.T) {
 			},
 			want: `Event "web..1": metadata.name: "web..1" is not a valid name: use lowercase letters, digits, '-' and '.', starting and ending with a letter or digit, at most 253 characters; ` +
 				`type: "Error" is not supported: use Normal or Warning`,
+		},
+		{
+			name: "valid user token",
+			obj: func() Object {
+				tok := NewToken(strings.Repeat("ab", 8), strings.Repeat("0", 64), TokenRoleUser, time.Now().Add(time.Hour), "")
+				tok.Spec.User = "ci"
+				return tok
+			},
+		},
+		{
+			name: "user token without a user",
+			obj: func() Object {
+				return NewToken(strings.Repeat("ab", 8), strings.Repeat("0", 64), TokenRoleUser, time.Now().Add(time.Hour), "")
+			},
+			want: `Token "abababababababab": spec.user: required: the user the token acts as`,
+		},
+		{
+			name: "join token naming a user",
+			obj: func() Object {
+				tok := NewToken(strings.Repeat("ab", 8), strings.Repeat("0", 64), TokenRoleAgent, time.Now().Add(time.Hour), "")
+				tok.Spec.User = "ci"
+				return tok
+			},
+			want: `Token "abababababababab": spec.user: only a token of role user acts as a user`,
+		},
+		{
+			name: "token of no role",
+			obj: func() Object {
+				return NewToken("xyz", "beef", "root", time.Time{}, "")
+			},
+			want: `Token "xyz": metadata.name: a token's name is its id: 16 hex digits; spec.role: "root" is not a role: use agent, server or user; ` +
+				`spec.secretHash: must be the SHA-256 of the secret, 64 hex digits; spec.expiresAt: required: a token must expire`,
 		},
 		{
 			name: "nil",

@@ -58,6 +58,8 @@ type Client struct {
 	http *http.Client
 	// stream has no overall timeout, for watches and logs.
 	stream *http.Client
+	// token, when set, is sent as "Authorization: Bearer TOKEN".
+	token string
 }
 
 // New returns a client for the server at base (http://host:port), without
@@ -84,7 +86,9 @@ func FromConfig(cfg Config) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	return NewTLS(cfg.Server, t), nil
+	c := NewTLS(cfg.Server, t)
+	c.token = cfg.Token
+	return c, nil
 }
 
 // Server returns the base URL.
@@ -110,6 +114,9 @@ func (c *Client) do(ctx context.Context, hc *http.Client, method, path string, b
 	}
 	if contentType != "" {
 		req.Header.Set("Content-Type", contentType)
+	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
 	}
 	resp, err := hc.Do(req)
 	if err != nil {

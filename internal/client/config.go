@@ -18,6 +18,9 @@ type Config struct {
 	CA          string `json:"ca,omitempty"`
 	Certificate string `json:"certificate,omitempty"`
 	Key         string `json:"key,omitempty"`
+	// Token is a user's bearer token, for a client without a
+	// certificate (service accounts): `shoal token create --user NAME`.
+	Token string `json:"token,omitempty"`
 }
 
 // TLS is the client TLS config the file describes: TLS 1.3, trusting its

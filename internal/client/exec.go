@@ -56,8 +56,12 @@ func (c *Client) Exec(ctx context.Context, ns, name string, opts ExecOptions) (i
 	defer conn.Close()
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
 	defer stop()
-	fmt.Fprintf(conn, "POST %s?%s HTTP/1.1\r\nHost: %s\r\nUpgrade: %s\r\nConnection: Upgrade\r\nContent-Length: 0\r\n\r\n",
-		api.ExecPath(url.PathEscape(ns), url.PathEscape(name)), q.Encode(), u.Host, api.ExecUpgrade)
+	auth := ""
+	if c.token != "" {
+		auth = "Authorization: Bearer " + c.token + "\r\n"
+	}
+	fmt.Fprintf(conn, "POST %s?%s HTTP/1.1\r\nHost: %s\r\n%sUpgrade: %s\r\nConnection: Upgrade\r\nContent-Length: 0\r\n\r\n",
+		api.ExecPath(url.PathEscape(ns), url.PathEscape(name)), q.Encode(), u.Host, auth, api.ExecUpgrade)
 	br := bufio.NewReader(conn)
 	resp, err := http.ReadResponse(br, nil)
 	if err != nil {

@@ -237,6 +237,9 @@ type Identity struct {
 	Node, NodeUID string
 	// User and UserUID are set for a user certificate.
 	User, UserUID string
+	// Token is the id of the bearer token the request carried instead of
+	// a certificate (a user token), if any.
+	Token string
 }
 
 // In says whether the identity is in group.

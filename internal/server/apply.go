@@ -45,6 +45,9 @@ func (s *Server) apply(w http.ResponseWriter, r *http.Request) {
 	if err == nil {
 		err = s.sealSecrets(r.Context(), objs)
 	}
+	if err == nil {
+		err = s.bindTokens(r.Context(), objs, true)
+	}
 	if err != nil {
 		writeError(w, err)
 		return

@@ -16,11 +16,13 @@ type AuditRecord struct {
 	Time   time.Time `json:"time"`
 	Who    string    `json:"who"`
 	Groups []string  `json:"groups,omitempty"`
-	Method string    `json:"method"`
-	Path   string    `json:"path"`
-	Query  string    `json:"query,omitempty"`
-	Code   int       `json:"code"`
-	From   string    `json:"from"`
+	// Token is the id of the bearer token the request carried, if any.
+	Token  string `json:"token,omitempty"`
+	Method string `json:"method"`
+	Path   string `json:"path"`
+	Query  string `json:"query,omitempty"`
+	Code   int    `json:"code"`
+	From   string `json:"from"`
 }
 
 // auditLog appends JSON lines to a writer, one at a time.
@@ -37,7 +39,7 @@ func (s *Server) audit(r *http.Request, id pki.Identity, code int) {
 	if who == "" {
 		who = "anonymous"
 	}
-	rec := AuditRecord{Time: time.Now().UTC(), Who: who, Groups: id.Groups, Method: r.Method, Path: r.URL.Path, Query: r.URL.RawQuery, Code: code, From: r.RemoteAddr}
+	rec := AuditRecord{Time: time.Now().UTC(), Who: who, Groups: id.Groups, Token: id.Token, Method: r.Method, Path: r.URL.Path, Query: r.URL.RawQuery, Code: code, From: r.RemoteAddr}
 	a := s.auditLog
 	a.mu.Lock()
 	defer a.mu.Unlock()

@@ -14,12 +14,13 @@ import (
 	"github.com/shoal-dev/shoal/internal/store"
 )
 
-// errUnauthenticated marks a request without a valid client certificate.
+// errUnauthenticated marks a request without a valid client certificate
+// or bearer token.
 var errUnauthenticated = errors.New("unauthenticated")
 
 // Authentication: every request but GET /healthz and POST /api/v1/join
 // carries a client certificate from the cluster CA (verified by the TLS
-// handshake). A node's certificate is valid only while the Node it was
+// handshake), or a user token as "Authorization: Bearer TOKEN". A node's certificate is valid only while the Node it was
 // issued for exists with the same UID: removing the node revokes it.
 //
 // Authorization: admins and servers may do anything. A node may do what
@@ -29,7 +30,10 @@ var errUnauthenticated = errors.New("unauthenticated")
 // and write the status of, or delete, the Instances placed on it.
 func (s *Server) authenticate(r *http.Request) (pki.Identity, error) {
 	if r.TLS == nil || len(r.TLS.VerifiedChains) == 0 {
-		return pki.Identity{}, fmt.Errorf("%s %s needs a client certificate from this cluster's CA (the CLI uses DATA_DIR/admin.conf, which `shoal up` writes): %w", r.Method, r.URL.Path, errUnauthenticated)
+		if id, ok, err := s.bearerIdentity(r); ok {
+			return id, err
+		}
+		return pki.Identity{}, fmt.Errorf("%s %s needs a client certificate from this cluster's CA or a user's bearer token (the CLI uses DATA_DIR/admin.conf, which `shoal up` writes): %w", r.Method, r.URL.Path, errUnauthenticated)
 	}
 	id := pki.IdentityOf(r.TLS.VerifiedChains[0][0])
 	if strings.HasPrefix(id.Name, "node:") {

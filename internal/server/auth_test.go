@@ -475,8 +475,36 @@ func (e *tlsEnv) user(t *testing.T, name string, roles ...api.RoleBinding) *http
 	return e.clientAs(kp)
 }
 
+// bearer is a client without a certificate that sends a bearer token.
+type bearer struct {
+	token string
+	next  http.RoundTripper
+}
+
+func (b bearer) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	r.Header.Set("Authorization", "Bearer "+b.token)
+	return b.next.RoundTrip(r)
+}
+
+func (e *tlsEnv) bearerClient(token string) *http.Client {
+	return &http.Client{Timeout: 10 * time.Second, Transport: bearer{token, &http.Transport{TLSClientConfig: pki.ClientTLS(e.ca.Pool(), nil)}}}
+}
+
+// userToken stores a user token for name and returns it.
+func (e *tlsEnv) userToken(t *testing.T, name string, ttl time.Duration) pki.Token {
+	t.Helper()
+	tok := pki.NewToken(e.ca.Fingerprint())
+	obj := api.NewToken(tok.ID, tok.SecretHash(), api.TokenRoleUser, time.Now().Add(ttl), "")
+	obj.Spec.User = name
+	if code, msg := call(t, e.admin, http.MethodPost, e.url+"/api/v1/tokens", obj); code != http.StatusCreated {
+		t.Fatalf("create token: %d %s", code, msg)
+	}
+	return tok
+}
+
 // TestRoleMatrix: every verb, for every role in namespace "web", and out
-// of it; 403s name the verb, the kind and the namespace; writes are
+// of it (a service account's bearer token counts as its user's role); 403s name the verb, the kind and the namespace; writes are
 // audited with who, what and the result.
 func TestRoleMatrix(t *testing.T) {
 	e := startTLS(t)
@@ -495,6 +523,8 @@ func TestRoleMatrix(t *testing.T) {
 		"no roles":      e.user(t, "nora"),
 		"anonymous":     e.anon,
 	}
+	e.user(t, "sam", in(api.RoleDeployer))
+	clients["deployer by token"] = e.bearerClient(e.userToken(t, "sam", time.Hour).String())
 	app := func(ns, name string) string {
 		return "apiVersion: shoal/v1\nkind: App\nmetadata: {name: " + name + ", namespace: " + ns + "}\nspec: {image: nginx}\n"
 	}
@@ -536,7 +566,7 @@ func TestRoleMatrix(t *testing.T) {
 	for _, r := range rows {
 		for who, hc := range clients {
 			code, msg := call(t, hc, r.method, e.url+r.path, r.body)
-			want := slices.Contains(r.may, who)
+			want := slices.Contains(r.may, strings.TrimSuffix(who, " by token"))
 			switch {
 			case who == "anonymous":
 				if code != http.StatusUnauthorized {
@@ -568,12 +598,83 @@ func TestRoleMatrix(t *testing.T) {
 	}
 	// The audit log: writes only, who, what, result; no bodies.
 	log := e.audit.String()
-	for _, want := range []string{`"who":"user:dee"`, `"method":"DELETE","path":"/api/v1/namespaces/web/apps/nothere"`, `"code":403`, `"who":"anonymous"`, `"who":"admin"`} {
+	for _, want := range []string{`"who":"user:dee"`, `"who":"user:sam","token":"`, `"method":"DELETE","path":"/api/v1/namespaces/web/apps/nothere"`, `"code":403`, `"who":"anonymous"`, `"who":"admin"`} {
 		if !strings.Contains(log, want) {
 			t.Errorf("audit log lacks %s", want)
 		}
 	}
 	if strings.Contains(log, "value-of-web") || strings.Contains(log, `"method":"GET"`) {
 		t.Errorf("the audit log records values or reads")
+	}
+}
+
+// TestBearerTokens: a service account calls the API with a user token;
+// every bad token is a 401 that says what was wrong, and changes nothing.
+func TestBearerTokens(t *testing.T) {
+	e := startTLS(t)
+	e.user(t, "ci", api.RoleBinding{Role: api.RoleDeployer, Namespace: "default"})
+	good := e.userToken(t, "ci", time.Hour)
+	expired := e.userToken(t, "ci", -time.Minute)
+	revoked := e.userToken(t, "ci", time.Hour)
+	if code, msg := call(t, e.admin, http.MethodDelete, e.url+"/api/v1/tokens/"+revoked.ID, nil); code != http.StatusOK {
+		t.Fatalf("revoke: %d %s", code, msg)
+	}
+	join := e.token(t, api.TokenRoleAgent, time.Hour)
+	wrongSecret := good
+	wrongSecret.Secret = strings.Repeat("0", 32)
+	app := "apiVersion: shoal/v1\nkind: App\nmetadata: {name: by-token}\nspec: {image: nginx}\n"
+
+	if code, msg := call(t, e.bearerClient(good.String()), http.MethodPost, e.url+"/api/v1/apply", app); code != http.StatusOK {
+		t.Fatalf("apply with a good token: %d %s", code, msg)
+	}
+	if code, msg := call(t, e.bearerClient(good.String()), http.MethodGet, e.url+"/api/v1/namespaces/kube/apps", nil); code != http.StatusForbidden || !strings.Contains(msg, `user "ci" may not list apps in namespace "kube"`) {
+		t.Errorf("a token's user out of its namespace: %d %q", code, msg)
+	}
+	for _, tc := range []struct {
+		name, header, want string
+	}{
+		{"malformed", "Bearer hello", "bearer token: does not start with SHOAL1-"},
+		{"not bearer", "Basic Y2k6cHc=", `is not "Bearer TOKEN"`},
+		{"wrong secret", "Bearer " + wrongSecret.String(), "unknown or revoked"},
+		{"expired", "Bearer " + expired.String(), "expired at"},
+		{"revoked", "Bearer " + revoked.String(), "unknown or revoked"},
+		{"a join token", "Bearer " + join.String(), "is a join token (role agent)"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			req, _ := http.NewRequest(http.MethodDelete, e.url+"/api/v1/namespaces/default/apps/by-token", nil)
+			req.Header.Set("Authorization", tc.header)
+			resp, err := e.anon.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			var st api.Status
+			_ = json.NewDecoder(resp.Body).Decode(&st)
+			if resp.StatusCode != http.StatusUnauthorized || !strings.Contains(st.Message, tc.want) {
+				t.Errorf("%d %q, want 401 containing %q", resp.StatusCode, st.Message, tc.want)
+			}
+		})
+	}
+	if code, _ := call(t, e.admin, http.MethodGet, e.url+"/api/v1/namespaces/default/apps/by-token", nil); code != http.StatusOK {
+		t.Errorf("a refused token deleted the app: %d", code)
+	}
+	// A token for a user that does not exist is not stored.
+	tok := pki.NewToken(e.ca.Fingerprint())
+	obj := api.NewToken(tok.ID, tok.SecretHash(), api.TokenRoleUser, time.Now().Add(time.Hour), "")
+	obj.Spec.User = "ghost"
+	if code, msg := call(t, e.admin, http.MethodPost, e.url+"/api/v1/tokens", obj); code != http.StatusUnprocessableEntity || !strings.Contains(msg, `spec.user: there is no user "ghost"`) {
+		t.Errorf("a token for no user: %d %q", code, msg)
+	}
+	// Deleting the user revokes its tokens, also when a user of that name
+	// is created again.
+	if code, msg := call(t, e.admin, http.MethodDelete, e.url+"/api/v1/users/ci", nil); code != http.StatusOK {
+		t.Fatalf("delete user: %d %s", code, msg)
+	}
+	if code, msg := call(t, e.bearerClient(good.String()), http.MethodGet, e.url+"/api/v1/namespaces/default/apps", nil); code != http.StatusUnauthorized || !strings.Contains(msg, "token "+good.ID+` of user "ci" was revoked`) {
+		t.Errorf("a deleted user's token: %d %q", code, msg)
+	}
+	e.user(t, "ci", api.RoleBinding{Role: api.RoleAdmin, Namespace: "default"})
+	if code, msg := call(t, e.bearerClient(good.String()), http.MethodGet, e.url+"/api/v1/namespaces/default/apps", nil); code != http.StatusUnauthorized || !strings.Contains(msg, "earlier user of that name") {
+		t.Errorf("an old token of a new user of the same name: %d %q", code, msg)
 	}
 }

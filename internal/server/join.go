@@ -52,29 +52,12 @@ func (s *Server) join(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) admit(ctx context.Context, req api.JoinRequest) (*api.Credentials, error) {
-	tok, err := pki.ParseToken(req.Token)
-	if err != nil {
-		return nil, fmt.Errorf("%v: %w", err, errUnauthenticated)
-	}
-	if tok.CAFingerprint != s.ca.Fingerprint() {
-		return nil, fmt.Errorf("join token: it is for another cluster (its CA fingerprint is %.12s…, this cluster's %.12s…): %w", tok.CAFingerprint, s.ca.Fingerprint(), errUnauthenticated)
-	}
-	obj, err := s.store.Get(ctx, api.MustKind(api.KindToken), "", tok.ID)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, fmt.Errorf("join token %s: unknown or revoked: %w", tok.ID, errUnauthenticated)
-	}
+	stored, err := s.checkToken(ctx, req.Token, "join token")
 	if err != nil {
 		return nil, err
 	}
-	stored := obj.(*api.Token)
-	if !tok.Matches(stored.Spec.SecretHash) {
-		return nil, fmt.Errorf("join token %s: unknown or revoked: %w", tok.ID, errUnauthenticated)
-	}
-	if now := time.Now(); now.After(stored.Spec.ExpiresAt) {
-		return nil, fmt.Errorf("join token %s: expired at %s (create a new one with `shoal token create`): %w", tok.ID, stored.Spec.ExpiresAt.UTC().Format(time.RFC3339), errUnauthenticated)
-	}
 	if stored.Spec.Role != api.TokenRoleAgent {
-		return nil, fmt.Errorf("join token %s is for role %s; a node joins with an agent token: %w", tok.ID, stored.Spec.Role, errForbidden)
+		return nil, fmt.Errorf("join token %s is for role %s; a node joins with an agent token: %w", stored.Metadata.Name, stored.Spec.Role, errForbidden)
 	}
 	pub, err := pki.ParsePublicKey([]byte(req.PublicKey))
 	if err != nil {

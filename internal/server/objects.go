@@ -216,6 +216,9 @@ func (s *Server) create(w http.ResponseWriter, r *http.Request, t target) {
 		err = s.sealSecrets(r.Context(), []api.Object{obj})
 	}
 	if err == nil {
+		err = s.bindTokens(r.Context(), []api.Object{obj}, false)
+	}
+	if err == nil {
 		if t.kind.Kind == api.KindEvent {
 			// Events expire: they explain recent history, not state.
 			err = s.store.CreateWithTTL(r.Context(), obj, api.EventTTL)
@@ -254,6 +257,9 @@ func (s *Server) update(w http.ResponseWriter, r *http.Request, t target) {
 		m, cm := obj.GetMeta(), cur.GetMeta()
 		m.UID, m.CreatedAt, m.DeletedAt = cm.UID, cm.CreatedAt, cm.DeletedAt
 		err = s.sealSecrets(r.Context(), []api.Object{obj})
+	}
+	if err == nil {
+		err = s.bindTokens(r.Context(), []api.Object{obj}, false)
 	}
 	if err == nil {
 		err = s.store.Update(r.Context(), obj)

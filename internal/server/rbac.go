@@ -32,17 +32,21 @@ type ctxKey int
 const userKey ctxKey = 0
 
 // userCurrent checks that id's User still exists with the UID its
-// certificate was issued for, and returns it.
+// certificate or token was issued for, and returns it.
 func (s *Server) userCurrent(ctx context.Context, id pki.Identity) (*api.User, error) {
+	cred := "certificate"
+	if id.Token != "" {
+		cred = "token " + id.Token
+	}
 	obj, err := s.store.Get(ctx, api.MustKind(api.KindUser), "", id.User)
 	if errors.Is(err, store.ErrNotFound) {
-		return nil, fmt.Errorf("the certificate of user %q was revoked (the user was deleted): %w", id.User, errUnauthenticated)
+		return nil, fmt.Errorf("the %s of user %q was revoked (the user was deleted): %w", cred, id.User, errUnauthenticated)
 	}
 	if err != nil {
 		return nil, err
 	}
 	if obj.GetMeta().UID != id.UserUID {
-		return nil, fmt.Errorf("the certificate of user %q was issued for an earlier user of that name: %w", id.User, errUnauthenticated)
+		return nil, fmt.Errorf("the %s of user %q was issued for an earlier user of that name: %w", cred, id.User, errUnauthenticated)
 	}
 	return obj.(*api.User), nil
 }
