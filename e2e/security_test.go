@@ -71,7 +71,12 @@ func statusField(c *cluster, app, field string) string {
 // default App gets (no new privileges, seccomp filtering, containerd's
 // default capabilities without NET_RAW) and what securityContext changes.
 func TestHardenedContainers(t *testing.T) {
-	c := upCluster(t)
+	hostDir := shortTempDir(t)
+	if err := os.WriteFile(filepath.Join(hostDir, "greeting"), []byte("from the node\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// The node's owner allows host namespaces and this one directory.
+	c := upCluster(t, "--allow-host-namespaces", "--allow-host-paths", hostDir)
 	c.mustShoal("image", "push", helloV1)
 	c.applyYAML(hardenedApps, "--wait", "--timeout", "90s")
 
@@ -113,6 +118,35 @@ func TestHardenedContainers(t *testing.T) {
 	hostCaps := regexp.MustCompile(`(?m)^CapBnd:\s*(\S+)`).FindStringSubmatch(string(host))[1]
 	if got := statusField(c, "ops/tools", "CapEff"); got != hostCaps {
 		t.Errorf("privileged App: CapEff %s, want every capability the host has (%s)", got, hostCaps)
+	}
+
+	// Host access: refused where the namespace's policy does not allow it,
+	// and in a namespace that does: the node's processes and a read-only
+	// directory of the node.
+	hostApp := func(ns string) string {
+		return fmt.Sprintf(`apiVersion: shoal/v1
+kind: App
+metadata: {name: peek, namespace: %s}
+spec:
+  image: shoal.local/hello:v1
+  resources: {cpu: 50m, memory: 32Mi}
+  hostPID: true
+  volumes: [{name: node, hostPath: %s, mountPath: /node, readOnly: true}]
+`, ns, hostDir)
+	}
+	if out, err := c.shoal("apply", "-f", c.writeFile(hostApp("default"))); err == nil || !strings.Contains(out, `spec.hostPID: namespace "default" does not allow host namespaces`) {
+		t.Fatalf("hostPID in the default namespace: %v\n%s", err, out)
+	}
+	c.applyYAML(fmt.Sprintf("apiVersion: shoal/v1\nkind: Namespace\nmetadata: {name: ops}\nspec: {policy: {allowPrivileged: true, allowHostNamespaces: true, allowHostPaths: [%s]}}\n---\n", hostDir)+hostApp("ops"), "--wait", "--timeout", "90s")
+	if out := c.mustShoal("exec", "-n", "ops", "app/peek", "--", "/hello", "show", "/node/greeting"); !strings.Contains(out, "from the node") {
+		t.Errorf("the host path's file reads %q", out)
+	}
+	if out, err := c.shoal("exec", "-n", "ops", "app/peek", "--", "/hello", "touch", "/node/written"); err == nil || !strings.Contains(out, "read-only file system") {
+		t.Errorf("writing to a read-only host path: %v\n%s", err, out)
+	}
+	// In the node's PID namespace, PID 1 is the node's init, not /hello.
+	if out := c.mustShoal("exec", "-n", "ops", "app/peek", "--", "/hello", "show", "/proc/1/cmdline"); strings.Contains(out, "/hello") {
+		t.Errorf("hostPID: /proc/1 is the container's own process: %q", out)
 	}
 }
 

@@ -113,6 +113,8 @@ type agentOptions struct {
 	requireSignedBy   []string
 	allowNamespaces   []string
 	allowRegistries   []string
+	allowHostNS       bool
+	allowHostPaths    []string
 	// forget, when set, removes a stale Node of this name so the node can
 	// join again: `shoal up`, whose server and node are one machine.
 	forget func(ctx context.Context, name string) error
@@ -141,12 +143,20 @@ func (o *agentOptions) flags(fs *pflag.FlagSet, standalone bool) {
 	fs.StringSliceVar(&o.requireSignedBy, "require-signed-by", nil, "run only Apps signed by one of these keys (ed25519:… or a .pub file from `shoal key create`), whatever the servers say")
 	fs.StringSliceVar(&o.allowNamespaces, "allow-namespaces", nil, "run only instances of these namespaces")
 	fs.StringSliceVar(&o.allowRegistries, "allow-registries", nil, "pull only from these registries (e.g. shoal.local,docker.io)")
+	fs.BoolVar(&o.allowHostNS, "allow-host-namespaces", false, "let instances share this machine's PID and IPC namespaces (hostPID, hostIPC)")
+	fs.StringSliceVar(&o.allowHostPaths, "allow-host-paths", nil, "let instances mount these paths of this machine, and what is below them (volumes; / for any)")
 }
 
 // ownerPolicy reads the node owner's flags; keys may be given inline or as
 // .pub files.
 func (o *agentOptions) ownerPolicy() (agent.OwnerPolicy, error) {
-	p := agent.OwnerPolicy{AllowNamespaces: o.allowNamespaces, AllowRegistries: o.allowRegistries}
+	p := agent.OwnerPolicy{AllowNamespaces: o.allowNamespaces, AllowRegistries: o.allowRegistries, AllowHostNamespaces: o.allowHostNS}
+	for _, hp := range o.allowHostPaths {
+		if !strings.HasPrefix(hp, "/") || filepath.Clean(hp) != hp {
+			return p, fmt.Errorf("--allow-host-paths %s: want a clean absolute path", hp)
+		}
+		p.AllowHostPaths = append(p.AllowHostPaths, hp)
+	}
 	for _, k := range o.requireSignedBy {
 		if !strings.HasPrefix(k, "ed25519:") {
 			b, err := os.ReadFile(k)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -24,11 +25,17 @@ type OwnerPolicy struct {
 	// node runs.
 	AllowNamespaces []string
 	AllowRegistries []string
+	// AllowHostNamespaces lets instances share the node's PID and IPC
+	// namespaces; AllowHostPaths are the node paths (and below) they may
+	// mount. Neither is allowed by default.
+	AllowHostNamespaces bool
+	AllowHostPaths      []string
 }
 
 // Accepts is the policy as the Node declares it, for the scheduler.
 func (p OwnerPolicy) Accepts() api.NodeAccepts {
-	return api.NodeAccepts{Namespaces: p.AllowNamespaces, Registries: p.AllowRegistries, SignedBy: p.RequireSignedBy}
+	return api.NodeAccepts{Namespaces: p.AllowNamespaces, Registries: p.AllowRegistries, SignedBy: p.RequireSignedBy,
+		HostNamespaces: p.AllowHostNamespaces, HostPaths: p.AllowHostPaths}
 }
 
 // admit says whether the node may run the instance: the owner's policy,
@@ -50,6 +57,14 @@ func (a *Agent) admit(ctx context.Context, in *api.Instance) error {
 			return fmt.Errorf("node %s does not pull from %s (its owner allows %v)", a.cfg.NodeName, reg, p.AllowRegistries)
 		}
 	}
+	if hn := t.HostNamespaces(); len(hn) > 0 && !p.AllowHostNamespaces {
+		return fmt.Errorf("node %s does not share its namespaces (%s; its owner allows that with --allow-host-namespaces)", a.cfg.NodeName, strings.Join(hn, ", "))
+	}
+	for _, v := range t.Volumes {
+		if !api.HostPathAllowed(v.HostPath, p.AllowHostPaths) {
+			return fmt.Errorf("node %s does not mount %s into containers (its owner allows %s)", a.cfg.NodeName, v.HostPath, describePaths(p.AllowHostPaths))
+		}
+	}
 	if err := api.VerifySignature(t, p.RequireSignedBy); err != nil {
 		return fmt.Errorf("refused by node %s: %w", a.cfg.NodeName, err)
 	}
@@ -59,6 +74,14 @@ func (a *Agent) admit(ctx context.Context, in *api.Instance) error {
 		}
 	}
 	return nil
+}
+
+// describePaths says which host paths an owner allows, for messages.
+func describePaths(paths []string) string {
+	if len(paths) == 0 {
+		return "none; --allow-host-paths"
+	}
+	return strings.Join(paths, ", ")
 }
 
 // nsPolicies caches namespaces' signing keys for a few seconds: twenty

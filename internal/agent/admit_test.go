@@ -53,3 +53,40 @@ func TestAdmitEnforcesTheOwnersRules(t *testing.T) {
 		}
 	}
 }
+
+// TestAdmitHostAccess: host namespaces and host paths only where the
+// owner allows them, whatever the namespace's policy said.
+func TestAdmitHostAccess(t *testing.T) {
+	inst := func(tmpl api.Template) *api.Instance {
+		tmpl.Image = "shoal.local/hello:v1"
+		return &api.Instance{Metadata: api.ObjectMeta{Namespace: "ops", Name: "x"}, Spec: api.InstanceSpec{Template: tmpl}}
+	}
+	vol := func(p string) api.Template {
+		return api.Template{Volumes: []api.Volume{{Name: "v", HostPath: p, MountPath: "/host"}}}
+	}
+	agent := func(p OwnerPolicy) *Agent {
+		return New(Config{NodeName: "n1", Log: slog.New(slog.NewTextHandler(io.Discard, nil)), DataDir: t.TempDir(), Client: client.New("http://127.0.0.1:1"), Owner: p})
+	}
+	closed, open := agent(OwnerPolicy{}), agent(OwnerPolicy{AllowHostNamespaces: true, AllowHostPaths: []string{"/var/log"}})
+	for _, tc := range []struct {
+		name string
+		a    *Agent
+		in   *api.Instance
+		want string
+	}{
+		{"hostPID by default", closed, inst(api.Template{HostPID: true}), "node n1 does not share its namespaces (hostPID; its owner allows that with --allow-host-namespaces)"},
+		{"a host path by default", closed, inst(vol("/var/log")), "node n1 does not mount /var/log into containers (its owner allows none; --allow-host-paths)"},
+		{"nothing of the host", closed, inst(api.Template{}), ""},
+		{"hostPID and hostIPC, allowed", open, inst(api.Template{HostPID: true, HostIPC: true}), ""},
+		{"a path below an allowed one", open, inst(vol("/var/log/nginx")), ""},
+		{"another path", open, inst(vol("/etc")), "does not mount /etc into containers (its owner allows /var/log)"},
+	} {
+		err := tc.a.admit(context.Background(), tc.in)
+		switch {
+		case tc.want == "" && err != nil:
+			t.Errorf("%s: %v, want it admitted", tc.name, err)
+		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+			t.Errorf("%s: %v, want %q", tc.name, err, tc.want)
+		}
+	}
+}

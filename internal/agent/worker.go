@@ -470,9 +470,21 @@ func (w *worker) spec(ctx context.Context, in *api.Instance) (runtime.Spec, erro
 		DNSServers:  w.a.cfg.DNSServers,
 		DNSSearch:   []string{in.Metadata.Namespace + ".shoal", "shoal"},
 		Security:    security(t.SecurityContext),
+		HostPID:     t.HostPID,
+		HostIPC:     t.HostIPC,
+		Mounts:      mounts(t.Volumes),
 		Secrets:     secrets,
 		LogPath:     logDir + "/current.log",
 	}, nil
+}
+
+// mounts turns a template's volumes into the runtime's terms.
+func mounts(vols []api.Volume) []runtime.Mount {
+	var out []runtime.Mount
+	for _, v := range vols {
+		out = append(out, runtime.Mount{Source: v.HostPath, Destination: v.MountPath, ReadOnly: v.ReadOnly})
+	}
+	return out
 }
 
 // security turns a template's securityContext into the runtime's terms.

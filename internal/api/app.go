@@ -51,6 +51,16 @@ type Template struct {
 	// SecurityContext hardens or, where the namespace allows, loosens the
 	// container's defaults.
 	SecurityContext *SecurityContext `json:"securityContext,omitempty"`
+	// HostPID and HostIPC put the container in the node's own process
+	// and IPC namespaces: it sees (and, with the capabilities, may
+	// signal) the node's processes. The Namespace's policy must allow
+	// host namespaces, and the node's owner too.
+	HostPID bool `json:"hostPID,omitempty"`
+	HostIPC bool `json:"hostIPC,omitempty"`
+	// Volumes mount paths of the node into the container. The
+	// Namespace's policy must allow their host paths, and the node's
+	// owner too.
+	Volumes []Volume `json:"volumes,omitempty"`
 	// RestartedAt, when changed, makes a new revision of an unchanged
 	// template: `shoal rollout restart`.
 	RestartedAt string `json:"restartedAt,omitempty"`
@@ -88,6 +98,39 @@ func SignedBytes(t *Template) []byte {
 		panic("api: a template does not encode: " + err.Error())
 	}
 	return b
+}
+
+// Volume mounts a directory or file of the node (hostPath) at mountPath
+// in the container, read-only if asked. The path must exist on the node.
+type Volume struct {
+	Name      string `json:"name"`
+	HostPath  string `json:"hostPath"`
+	MountPath string `json:"mountPath"`
+	ReadOnly  bool   `json:"readOnly,omitempty"`
+}
+
+// HostNamespaces names the node namespaces the template shares
+// ("hostPID", "hostIPC"), for messages; none for most.
+func (t *Template) HostNamespaces() []string {
+	var out []string
+	if t.HostPID {
+		out = append(out, "hostPID")
+	}
+	if t.HostIPC {
+		out = append(out, "hostIPC")
+	}
+	return out
+}
+
+// HostPathAllowed says whether path is one of allowed or below one
+// ("/" allows every path).
+func HostPathAllowed(path string, allowed []string) bool {
+	for _, a := range allowed {
+		if a == "/" || path == a || strings.HasPrefix(path, strings.TrimSuffix(a, "/")+"/") {
+			return true
+		}
+	}
+	return false
 }
 
 // SecurityContext is the container's identity and privileges. Without

@@ -142,6 +142,11 @@ type NamespacePolicy struct {
 	// keys ("ed25519:BASE64"): the server refuses others, and every agent
 	// checks the signature again before it starts an instance.
 	RequireSignedBy []string `json:"requireSignedBy,omitempty"`
+	// AllowHostNamespaces lets Apps set hostPID and hostIPC.
+	AllowHostNamespaces bool `json:"allowHostNamespaces,omitempty"`
+	// AllowHostPaths are the node paths (and what is below them) Apps may
+	// mount as volumes; "/" allows any. None by default.
+	AllowHostPaths []string `json:"allowHostPaths,omitempty"`
 }
 
 // GetMeta returns the object's metadata.

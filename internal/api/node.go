@@ -32,6 +32,11 @@ type NodeAccepts struct {
 	Namespaces []string `json:"namespaces,omitempty"`
 	Registries []string `json:"registries,omitempty"`
 	SignedBy   []string `json:"signedBy,omitempty"`
+	// HostNamespaces and HostPaths are the host access the owner allows
+	// (hostPID/hostIPC; volumes below these paths). Unlike the lists
+	// above, empty allows none.
+	HostNamespaces bool     `json:"hostNamespaces,omitempty"`
+	HostPaths      []string `json:"hostPaths,omitempty"`
 }
 
 // NodeResources is an amount of CPU and memory.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"net/netip"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -131,6 +132,11 @@ func Validate(obj Object) error {
 		for i, k := range o.Spec.Policy.RequireSignedBy {
 			if !validVerifyKey(k) {
 				v.add(indexPath("spec.policy.requireSignedBy", i), "%s is not a public key: want ed25519:BASE64 (as `shoal key create` prints)", quote(clipped(k)))
+			}
+		}
+		for i, hp := range o.Spec.Policy.AllowHostPaths {
+			if !isCleanAbsPath(hp) {
+				v.add(indexPath("spec.policy.allowHostPaths", i), "%s is not a clean absolute path", quote(clipped(hp)))
 			}
 		}
 	case *Secret:
@@ -364,6 +370,7 @@ func (v *validator) template(path string, t *Template) {
 	}
 	v.ports(path+".ports", t.Ports)
 	v.securityContext(path+".securityContext", t.SecurityContext)
+	v.volumes(path+".volumes", t.Volumes)
 	if sig := t.Signature; sig != nil {
 		if !validVerifyKey(sig.Key) {
 			v.add(path+".signature.key", "%s is not a public key: want ed25519:BASE64", quote(clipped(sig.Key)))
@@ -558,6 +565,49 @@ func (v *validator) ports(path string, ports []Port) {
 // maxID is the largest user or group id a container may run as (the
 // kernel keeps 2^32-1 for "no id").
 const maxID = 1<<32 - 2
+
+// maxVolumes bounds a template's volumes.
+const maxVolumes = 32
+
+// reservedMounts are paths shoal mounts itself in every container.
+var reservedMounts = []string{"/etc/hosts", "/etc/resolv.conf", "/run/secrets", "/proc", "/sys", "/dev"}
+
+func (v *validator) volumes(path string, vols []Volume) {
+	if len(vols) > maxVolumes {
+		v.add(path, "%d volumes; at most %d", len(vols), maxVolumes)
+		return
+	}
+	names, mounts := map[string]int{}, map[string]int{}
+	for i, vol := range vols {
+		p := indexPath(path, i)
+		if !isDNSLabel(vol.Name) {
+			v.add(p+".name", "%s is not a volume name: %s", quote(vol.Name), nameRule)
+		} else if j, dup := names[vol.Name]; dup {
+			v.add(p+".name", "%s is already the name of volume %d", quote(vol.Name), j)
+		} else {
+			names[vol.Name] = i
+		}
+		if !isCleanAbsPath(vol.HostPath) {
+			v.add(p+".hostPath", "required: a clean absolute path on the node (%s is not)", quote(clipped(vol.HostPath)))
+		}
+		switch {
+		case !isCleanAbsPath(vol.MountPath) || vol.MountPath == "/":
+			v.add(p+".mountPath", "required: a clean absolute path in the container other than / (%s is not)", quote(clipped(vol.MountPath)))
+		case HostPathAllowed(vol.MountPath, reservedMounts):
+			v.add(p+".mountPath", "%s is mounted by shoal itself (%s)", quote(vol.MountPath), strings.Join(reservedMounts, ", "))
+		default:
+			if j, dup := mounts[vol.MountPath]; dup {
+				v.add(p+".mountPath", "%s is already mounted by volume %d", quote(vol.MountPath), j)
+			}
+			mounts[vol.MountPath] = i
+		}
+	}
+}
+
+// isCleanAbsPath: absolute, no "..", "//" or trailing "/", no NUL.
+func isCleanAbsPath(p string) bool {
+	return strings.HasPrefix(p, "/") && filepath.Clean(p) == p && !strings.ContainsRune(p, 0) && len(p) <= 4096
+}
 
 func (v *validator) securityContext(path string, sc *SecurityContext) {
 	if sc == nil {

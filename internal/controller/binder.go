@@ -43,15 +43,17 @@ func (b *Binder) Reconcile(ctx context.Context, _ string) error {
 		n := o.(*api.Node)
 		a := n.Spec.Accepts
 		nodes = append(nodes, scheduler.NodeInfo{
-			Name:              n.Metadata.Name,
-			Labels:            n.Metadata.Labels,
-			Ready:             n.Status.Ready,
-			Unschedulable:     n.Spec.Unschedulable,
-			MilliCPU:          n.Status.Capacity.MilliCPU,
-			MemoryBytes:       n.Status.Capacity.MemoryBytes,
-			AcceptsNamespaces: a.Namespaces,
-			AcceptsRegistries: a.Registries,
-			AcceptsSigners:    a.SignedBy,
+			Name:                  n.Metadata.Name,
+			Labels:                n.Metadata.Labels,
+			Ready:                 n.Status.Ready,
+			Unschedulable:         n.Spec.Unschedulable,
+			MilliCPU:              n.Status.Capacity.MilliCPU,
+			MemoryBytes:           n.Status.Capacity.MemoryBytes,
+			AcceptsNamespaces:     a.Namespaces,
+			AcceptsRegistries:     a.Registries,
+			AcceptsSigners:        a.SignedBy,
+			AcceptsHostNamespaces: a.HostNamespaces,
+			AcceptsHostPaths:      a.HostPaths,
 		})
 		registryRules = registryRules || len(a.Registries) > 0
 	}
@@ -188,6 +190,10 @@ func RequestOf(in *api.Instance) scheduler.Request {
 		NodeSelector: in.Spec.Placement.NodeSelector,
 	}
 	// Specs were validated on the way in; a parse error here means zero.
+	r.HostNamespaces = t.HostPID || t.HostIPC
+	for _, v := range t.Volumes {
+		r.HostPaths = append(r.HostPaths, v.HostPath)
+	}
 	r.MilliCPU, _ = api.ParseCPU(t.Resources.CPU)
 	r.MemoryBytes, _ = api.ParseMemory(t.Resources.Memory)
 	for _, p := range t.Ports {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/shoal-dev/shoal/internal/api"
+	"github.com/shoal-dev/shoal/internal/scheduler"
 )
 
 // overCommit returns a description of every node whose bound instances ask
@@ -126,5 +127,17 @@ func TestBinderNeverOverCommits(t *testing.T) {
 
 	if _, _, _, v := tr.report(); len(v) > 0 {
 		t.Errorf("a node was over-committed:\n%s", strings.Join(v, "\n"))
+	}
+}
+
+// The scheduler's copy of the host-path rule answers as api's does.
+func TestHostPathRulesAgree(t *testing.T) {
+	allowed := [][]string{nil, {"/"}, {"/var/log"}, {"/var/log", "/srv/data"}, {"/srv/"}}
+	for _, p := range []string{"/", "/var", "/var/log", "/var/log/x", "/var/logs", "/srv", "/srv/data/a", "/srvx", "/etc"} {
+		for _, a := range allowed {
+			if got, want := scheduler.PathAllowed(p, a), api.HostPathAllowed(p, a); got != want {
+				t.Errorf("%s under %v: scheduler %v, api %v", p, a, got, want)
+			}
+		}
 	}
 }

@@ -77,6 +77,10 @@ type Spec struct {
 	// Security is the container's user and privileges; the zero value is
 	// the hardened default.
 	Security Security
+	// HostPID and HostIPC share the node's process and IPC namespaces.
+	HostPID, HostIPC bool
+	// Mounts bind paths of the node into the container.
+	Mounts []Mount
 	// Secrets become files /run/secrets/NAME/KEY (read-only, on tmpfs,
 	// mode 0400, owned by the container's user): name -> key -> value.
 	Secrets map[string]map[string][]byte
@@ -84,6 +88,13 @@ type Spec struct {
 	// agent rotates it by size; a new run (Start after an exit) moves the
 	// previous run's log to LogPath+".previous".
 	LogPath string
+}
+
+// Mount binds a path of the node (Source, which must exist) at
+// Destination in the container.
+type Mount struct {
+	Source, Destination string
+	ReadOnly            bool
 }
 
 // Security is what a container may do. Every container runs with no new

@@ -1,6 +1,9 @@
 package scheduler
 
-import "slices"
+import (
+	"slices"
+	"strings"
+)
 
 // Reasons a filter refuses a node; the keys of UnschedulableError.Reasons.
 const (
@@ -69,22 +72,44 @@ func (selectorFilter) Check(n *node, p *pending) (bool, string) {
 }
 
 // ownerFilter keeps instances off nodes whose owner would refuse them:
-// another namespace, image registry or signing key than the owner allows.
-// The agent enforces the same rules; this only keeps the scheduler from
-// choosing a node that will say no.
+// another namespace, image registry or signing key than the owner allows,
+// or host access the owner does not allow. The agent enforces the same
+// rules; this only keeps the scheduler from choosing a node that will say
+// no.
 type ownerFilter struct{}
 
 func (ownerFilter) Check(n *node, p *pending) (bool, string) {
 	a := n.accepts
 	if a == nil {
+		if p.hostNamespaces || len(p.hostPaths) > 0 {
+			return false, ReasonOwnerRules
+		}
 		return true, ""
 	}
 	if len(a.namespaces) > 0 && !slices.Contains(a.namespaces, p.namespace) ||
 		len(a.registries) > 0 && !slices.Contains(a.registries, p.registry) ||
-		len(a.signers) > 0 && !slices.Contains(a.signers, p.signer) {
+		len(a.signers) > 0 && !slices.Contains(a.signers, p.signer) ||
+		p.hostNamespaces && !a.hostNamespaces {
 		return false, ReasonOwnerRules
 	}
+	for _, hp := range p.hostPaths {
+		if !PathAllowed(hp, a.hostPaths) {
+			return false, ReasonOwnerRules
+		}
+	}
 	return true, ""
+}
+
+// PathAllowed says whether path is one of allowed or below one ("/"
+// allows every path). It is api.HostPathAllowed, which this package may
+// not import; a controller test holds the two to the same answers.
+func PathAllowed(path string, allowed []string) bool {
+	for _, a := range allowed {
+		if a == "/" || path == a || strings.HasPrefix(path, strings.TrimSuffix(a, "/")+"/") {
+			return true
+		}
+	}
+	return false
 }
 
 // hostPortFilter keeps two instances binding the same host port and protocol

@@ -132,6 +132,24 @@ func TestPlace(t *testing.T) {
 			wantErr: "0/3 nodes available: 3 refused by the node's owner",
 		},
 		{
+			name: "owners' rules: host access only where the owner allows it",
+			nodes: func() []NodeInfo {
+				a, b, c := ready("a", 8, 8), ready("b", 8, 8), ready("c", 8, 8)
+				b.AcceptsHostNamespaces = true
+				c.AcceptsHostPaths = []string{"/var/log", "/srv"}
+				return []NodeInfo{a, b, c}
+			}(),
+			reqs: []Request{
+				{App: "ops/top", HostNamespaces: true},
+				{App: "ops/logs", HostPaths: []string{"/var/log/nginx", "/srv"}},
+				{App: "ops/etc", HostPaths: []string{"/etc"}},
+				{App: "ops/both", HostNamespaces: true, HostPaths: []string{"/srv"}},
+				{App: "ops/plain"},
+			},
+			want:    []string{"b", "c", "", "", "a"},
+			wantErr: "0/3 nodes available: 3 refused by the node's owner",
+		},
+		{
 			name: "not ready and unschedulable nodes are skipped",
 			nodes: []NodeInfo{
 				{Name: "a", MilliCPU: 8000, MemoryBytes: 8 * gi},

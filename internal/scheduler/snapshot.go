@@ -27,6 +27,10 @@ type Request struct {
 	// rules (NodeInfo.Accepts*): the instance's namespace, its image's
 	// registry ("docker.io") and the key that signed its template.
 	Namespace, Registry, Signer string
+	// HostNamespaces (hostPID, hostIPC) and HostPaths (volumes) are host
+	// access, which a node allows only when its owner says so.
+	HostNamespaces bool
+	HostPaths      []string
 }
 
 // HostPort is a port bound on the node itself.
@@ -48,6 +52,10 @@ type NodeInfo struct {
 	// AcceptsNamespaces, AcceptsRegistries and AcceptsSigners are the
 	// owner's rules; an empty list allows any.
 	AcceptsNamespaces, AcceptsRegistries, AcceptsSigners []string
+	// AcceptsHostNamespaces and AcceptsHostPaths are the host access the
+	// owner allows; unlike the lists above, empty allows none.
+	AcceptsHostNamespaces bool
+	AcceptsHostPaths      []string
 }
 
 // Placed is an instance already bound to a node; it counts against the
@@ -89,12 +97,14 @@ type node struct {
 	ports                       map[hostPortKey]int32 // instances binding each host port; nil until one does
 	name                        string
 	labels                      map[string]string
-	accepts                     *accepts // nil: the owner allows anything
+	accepts                     *accepts // nil: the owner allows anything but host access
 }
 
 // accepts are a node's owner rules.
 type accepts struct {
 	namespaces, registries, signers []string
+	hostNamespaces                  bool
+	hostPaths                       []string
 }
 
 // nodeScore is what the placement loop reads of every node, kept apart from
@@ -131,6 +141,8 @@ type pending struct {
 	ports                       []hostPortKey
 	selector                    []bool // nil when the request has no selector
 	namespace, registry, signer string
+	hostNamespaces              bool
+	hostPaths                   []string
 }
 
 // NewSnapshot builds a snapshot of nodes with placed already bound to them.
@@ -160,8 +172,8 @@ func NewSnapshot(nodes []NodeInfo, placed []Placed) *Snapshot {
 			name:           ni.Name,
 			labels:         ni.Labels,
 		}
-		if len(ni.AcceptsNamespaces)+len(ni.AcceptsRegistries)+len(ni.AcceptsSigners) > 0 {
-			s.nodes[i].accepts = &accepts{ni.AcceptsNamespaces, ni.AcceptsRegistries, ni.AcceptsSigners}
+		if len(ni.AcceptsNamespaces)+len(ni.AcceptsRegistries)+len(ni.AcceptsSigners)+len(ni.AcceptsHostPaths) > 0 || ni.AcceptsHostNamespaces {
+			s.nodes[i].accepts = &accepts{ni.AcceptsNamespaces, ni.AcceptsRegistries, ni.AcceptsSigners, ni.AcceptsHostNamespaces, ni.AcceptsHostPaths}
 		}
 		s.scores[i] = nodeScore{invCPU: inverse(ni.MilliCPU), invMem: inverse(ni.MemoryBytes)}
 		s.byName[ni.Name] = int32(i)
@@ -303,6 +315,7 @@ func (s *Snapshot) prepare(r *Request) *pending {
 	p.memoryBytes = max(r.MemoryBytes, 0)
 	p.selector = nil
 	p.namespace, p.registry, p.signer = r.Namespace, r.Registry, r.Signer
+	p.hostNamespaces, p.hostPaths = r.HostNamespaces, r.HostPaths
 	p.ports = p.ports[:0]
 	for _, hp := range r.HostPorts {
 		if hp.Port == 0 {

@@ -551,6 +551,57 @@ func TestApplyRefusesPrivilegeTheNamespaceDoesNotAllow(t *testing.T) {
 	}
 }
 
+// Host namespaces and host paths are refused (403, nothing stored) unless
+// the namespace's policy allows them, path by path.
+func TestApplyRefusesHostAccessTheNamespaceDoesNotAllow(t *testing.T) {
+	e := start(t)
+	ops := "apiVersion: shoal/v1\nkind: Namespace\nmetadata: {name: ops}\nspec: {policy: {allowHostNamespaces: true, allowHostPaths: [/var/log, /srv/data]}}\n"
+	if code, body := e.do(t, http.MethodPost, "/api/v1/apply", []byte(ops)); code != http.StatusOK {
+		t.Fatalf("namespace: %d %s", code, body)
+	}
+	vol := func(hostPath string) string {
+		return "volumes: [{name: v, hostPath: " + hostPath + ", mountPath: /host}]"
+	}
+	before := e.snapshot(t)
+	for _, tc := range []struct {
+		name, body, want string
+	}{
+		{"hostPID", appDoc("", "p", "hostPID: true"),
+			`document 1 (App "p"): spec.hostPID: namespace "default" does not allow host namespaces (set spec.policy.allowHostNamespaces on the Namespace)`},
+		{"hostIPC", appDoc("", "p", "hostIPC: true"), `spec.hostIPC: namespace "default" does not allow host namespaces`},
+		{"a host path", appDoc("", "v", vol("/var/log")),
+			`document 1 (App "v"): spec.volumes[0].hostPath: namespace "default" does not allow mounting /var/log from the node (its policy allows none; set spec.policy.allowHostPaths on the Namespace)`},
+		{"a path outside the allowed ones", appDoc("ops", "v", vol("/etc")),
+			`spec.volumes[0].hostPath: namespace "ops" does not allow mounting /etc from the node (its policy allows /var/log, /srv/data;`},
+		{"a prefix that is not a parent", appDoc("ops", "v", vol("/var/logs")), `does not allow mounting /var/logs`},
+	} {
+		code, body := e.do(t, http.MethodPost, "/api/v1/apply", []byte(tc.body))
+		wantStatus(t, code, body, http.StatusForbidden, tc.want)
+	}
+	for _, tc := range []struct{ name, body, want string }{
+		{"a relative host path", appDoc("ops", "v", vol("var/log")), `spec.volumes[0].hostPath: required: a clean absolute path on the node ("var/log" is not)`},
+		{"a path with ..", appDoc("ops", "v", vol("/var/log/../../etc")), `spec.volumes[0].hostPath: required: a clean absolute path`},
+		{"mounted over secrets", appDoc("ops", "v", "volumes: [{name: v, hostPath: /var/log, mountPath: /run/secrets/x}]"), `spec.volumes[0].mountPath: "/run/secrets/x" is mounted by shoal itself`},
+		{"mounted twice", appDoc("ops", "v", "volumes: [{name: a, hostPath: /var/log, mountPath: /l}, {name: a, hostPath: /var/log, mountPath: /l}]"),
+			`spec.volumes[1].name: "a" is already the name of volume 0; spec.volumes[1].mountPath: "/l" is already mounted by volume 0`},
+	} {
+		code, body := e.do(t, http.MethodPost, "/api/v1/apply", []byte(tc.body))
+		wantStatus(t, code, body, http.StatusUnprocessableEntity, tc.want)
+	}
+	if after := e.snapshot(t); !reflect.DeepEqual(before, after) {
+		t.Errorf("a refused apply stored something")
+	}
+	for _, body := range []string{
+		appDoc("ops", "a", "hostPID: true\n  hostIPC: true"),
+		appDoc("ops", "b", vol("/var/log")),
+		appDoc("ops", "c", vol("/srv/data/x/y")),
+	} {
+		if code, msg := e.do(t, http.MethodPost, "/api/v1/apply", []byte(body)); code != http.StatusOK {
+			t.Errorf("allowed host access: %d %s\n%s", code, msg, body)
+		}
+	}
+}
+
 // A namespace that requires signed Apps refuses unsigned, tampered and
 // foreign-signed ones (403, nothing stored) and takes the right ones.
 func TestApplyRequiresSignaturesTheNamespaceAsksFor(t *testing.T) {

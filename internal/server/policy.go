@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/shoal-dev/shoal/internal/api"
 	"github.com/shoal-dev/shoal/internal/store"
@@ -15,8 +16,9 @@ import (
 var errForbidden = errors.New("forbidden")
 
 // checkPolicy refuses an App that asks for more than its namespace's
-// policy allows: a privileged container, or a capability beyond the
-// defaults. The policy is the namespace's in objs when it is declared
+// policy allows: a privileged container, a capability beyond the
+// defaults, the node's namespaces or paths of the node, or a missing or
+// foreign signature. The policy is the namespace's in objs when it is declared
 // there, else the stored one. Documents are numbered from 1 when objs are
 // a manifest's.
 func (s *Server) checkPolicy(ctx context.Context, objs []api.Object, manifest bool) error {
@@ -49,6 +51,18 @@ func (s *Server) checkPolicy(ctx context.Context, objs []api.Object, manifest bo
 		}
 		if what := app.Spec.SecurityContext.NeedsPrivilege(); what != "" && !pol.AllowPrivileged {
 			return fmt.Errorf("%s: spec.%s: namespace %q does not allow privileged containers or added capabilities (set spec.policy.allowPrivileged on the Namespace): %w", where, what, ns, errForbidden)
+		}
+		if hn := app.Spec.HostNamespaces(); len(hn) > 0 && !pol.AllowHostNamespaces {
+			return fmt.Errorf("%s: spec.%s: namespace %q does not allow host namespaces (set spec.policy.allowHostNamespaces on the Namespace): %w", where, hn[0], ns, errForbidden)
+		}
+		for i, vol := range app.Spec.Volumes {
+			if !api.HostPathAllowed(vol.HostPath, pol.AllowHostPaths) {
+				allows := "none"
+				if len(pol.AllowHostPaths) > 0 {
+					allows = strings.Join(pol.AllowHostPaths, ", ")
+				}
+				return fmt.Errorf("%s: spec.volumes[%d].hostPath: namespace %q does not allow mounting %s from the node (its policy allows %s; set spec.policy.allowHostPaths on the Namespace): %w", where, i, ns, vol.HostPath, allows, errForbidden)
+			}
 		}
 		if err := api.VerifySignature(&app.Spec.Template, pol.RequireSignedBy); err != nil {
 			return fmt.Errorf("%s: spec.signature: %v (namespace %q): %w", where, err, ns, errForbidden)

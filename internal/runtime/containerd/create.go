@@ -181,6 +181,19 @@ func (d *Driver) specOpts(ctx context.Context, img containerd.Image, spec runtim
 			{Destination: "/etc/resolv.conf", Type: "bind", Source: resolvFile, Options: []string{"rbind", "ro", "nosuid", "nodev", "noexec"}},
 		}),
 	)
+	if spec.HostPID {
+		opts = append(opts, oci.WithHostNamespace(specs.PIDNamespace))
+	}
+	if spec.HostIPC {
+		opts = append(opts, oci.WithHostNamespace(specs.IPCNamespace))
+	}
+	if len(spec.Mounts) > 0 {
+		mounts, err := hostMounts(spec.Mounts)
+		if err != nil {
+			return nil, err
+		}
+		opts = append(opts, oci.WithMounts(mounts))
+	}
 	if len(spec.Secrets) > 0 {
 		m, err := d.writeSecrets(spec.ID, spec.Secrets, spec.Security)
 		if err != nil {
@@ -203,6 +216,23 @@ func (d *Driver) specOpts(ctx context.Context, img containerd.Image, spec runtim
 	}
 	opts = append(opts, oci.WithPidsLimit(pids))
 	return opts, nil
+}
+
+// hostMounts are the OCI bind mounts of paths of the node; each must
+// exist (as runc would otherwise create it as root on the host).
+func hostMounts(ms []runtime.Mount) ([]specs.Mount, error) {
+	out := make([]specs.Mount, 0, len(ms))
+	for _, m := range ms {
+		if _, err := os.Stat(m.Source); err != nil {
+			return nil, fmt.Errorf("volume %s: the path does not exist on this node: %w", m.Source, err)
+		}
+		opts := []string{"rbind", "rprivate"}
+		if m.ReadOnly {
+			opts = append(opts, "ro")
+		}
+		out = append(out, specs.Mount{Destination: m.Destination, Type: "bind", Source: m.Source, Options: opts})
+	}
+	return out, nil
 }
 
 // securityOpts are the container's user and privileges. containerd's
