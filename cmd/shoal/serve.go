@@ -47,6 +47,8 @@ type serverOptions struct {
 	clusterCIDR   string
 	nodeCertTTL   time.Duration
 	caPassphrase  string
+	auditMaxMB    int
+	auditBackups  int
 }
 
 func (o *serverOptions) flags(fs *pflag.FlagSet) {
@@ -61,6 +63,8 @@ func (o *serverOptions) flags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.serviceCIDR, "service-cidr", controller.DefaultServiceCIDR, "range Apps' stable service addresses come from")
 	fs.StringVar(&o.clusterCIDR, "cluster-cidr", controller.DefaultClusterCIDR, "range nodes' container subnets (a /24 each) come from")
 	fs.DurationVar(&o.nodeCertTTL, "node-cert-ttl", server.DefaultNodeCertTTL, "how long a node certificate lasts (agents renew at two thirds)")
+	fs.IntVar(&o.auditMaxMB, "audit-log-max-size", 100, "rotate DATA_DIR/audit.log when it reaches this many MiB (0: never)")
+	fs.IntVar(&o.auditBackups, "audit-log-backups", 5, "rotated audit logs to keep (audit.log.1 is the newest)")
 	fs.StringVar(&o.caPassphrase, "ca-passphrase-file", "", "a file whose content seals the cluster CA's key on disk (given when the CA is made, needed at every start)")
 }
 
@@ -72,6 +76,10 @@ func runServer(ctx context.Context, o serverOptions, log *slog.Logger, ready fun
 	cfg.Etcd.CAFile, cfg.Etcd.CertFile, cfg.Etcd.KeyFile = o.etcdCA, o.etcdCert, o.etcdKey
 	cfg.Nodes = controlplane.NodesConfig{LeaseTimeout: o.leaseTimeout, LostAfter: o.lostAfter}
 	cfg.ServiceCIDR, cfg.ClusterCIDR, cfg.NodeCertTTL = o.serviceCIDR, o.clusterCIDR, o.nodeCertTTL
+	if o.auditMaxMB < 0 || o.auditBackups < 1 {
+		return fmt.Errorf("--audit-log-max-size %d, --audit-log-backups %d: want a size of 0 or more and at least one backup", o.auditMaxMB, o.auditBackups)
+	}
+	cfg.AuditMaxBytes, cfg.AuditBackups = int64(o.auditMaxMB)<<20, o.auditBackups
 	if o.caPassphrase != "" {
 		b, err := os.ReadFile(o.caPassphrase)
 		if err != nil {

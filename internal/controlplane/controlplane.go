@@ -51,8 +51,12 @@ type Config struct {
 	// CAPassphrase, when set, seals the cluster CA's key on disk (or opens
 	// it, when it was sealed at creation).
 	CAPassphrase []byte
-	Log          *slog.Logger
-	Version      string
+	// AuditMaxBytes is the size at which DATA_DIR/audit.log is rotated
+	// (0: never); AuditBackups how many rotated files are kept.
+	AuditMaxBytes int64
+	AuditBackups  int
+	Log           *slog.Logger
+	Version       string
 }
 
 // EtcdConfig says where state lives.
@@ -75,13 +79,15 @@ type NodesConfig struct {
 // NewConfig returns the defaults: /var/lib/shoal, 127.0.0.1:7070, embedded etcd.
 func NewConfig() Config {
 	return Config{
-		DataDir:     "/var/lib/shoal",
-		Listen:      "127.0.0.1:7070",
-		Nodes:       NodesConfig{LeaseTimeout: 15 * time.Second, LostAfter: 60 * time.Second},
-		ServiceCIDR: controller.DefaultServiceCIDR,
-		ClusterCIDR: controller.DefaultClusterCIDR,
-		Log:         slog.Default(),
-		Version:     "dev",
+		DataDir:       "/var/lib/shoal",
+		Listen:        "127.0.0.1:7070",
+		Nodes:         NodesConfig{LeaseTimeout: 15 * time.Second, LostAfter: 60 * time.Second},
+		ServiceCIDR:   controller.DefaultServiceCIDR,
+		ClusterCIDR:   controller.DefaultClusterCIDR,
+		AuditMaxBytes: 100 << 20,
+		AuditBackups:  5,
+		Log:           slog.Default(),
+		Version:       "dev",
 	}
 }
 
@@ -232,7 +238,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		undo()
 		return nil, fmt.Errorf("write admin.conf: %w", err)
 	}
-	audit, err := os.OpenFile(filepath.Join(dataDir, "audit.log"), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	audit, err := openAuditFile(filepath.Join(dataDir, "audit.log"), cfg.AuditMaxBytes, cfg.AuditBackups)
 	if err != nil {
 		l.Close()
 		undo()
