@@ -9,6 +9,8 @@ import (
 	"os/exec"
 	"slices"
 	"strings"
+
+	ipt "github.com/shoal-dev/shoal/internal/iptables"
 )
 
 // natRule sends one TCP port straight to the ready endpoints, spread evenly
@@ -177,7 +179,7 @@ func (t *iptables) existingJumps(ctx context.Context) ([][]string, error) {
 			return nil, fmt.Errorf("iptables -t nat -S %s: %w", builtin, err)
 		}
 		for _, line := range strings.Split(string(out), "\n") {
-			args := splitRule(line)
+			args := ipt.SplitRule(line)
 			if len(args) < 4 || args[0] != "-A" || args[len(args)-2] != "-j" || !slices.Contains(ours, args[len(args)-1]) {
 				continue
 			}
@@ -185,37 +187,6 @@ func (t *iptables) existingJumps(ctx context.Context) ([][]string, error) {
 		}
 	}
 	return found, nil
-}
-
-// splitRule splits one line of iptables -S into arguments; a double-quoted
-// argument (a comment with spaces) is one argument without its quotes.
-func splitRule(line string) []string {
-	var args []string
-	var cur strings.Builder
-	quoted, in := false, false
-	for i := 0; i < len(line); i++ {
-		c := line[i]
-		switch {
-		case c == '"':
-			quoted, in = !quoted, true
-		case c == '\\' && quoted && i+1 < len(line):
-			i++
-			cur.WriteByte(line[i])
-		case c == ' ' && !quoted:
-			if in {
-				args = append(args, cur.String())
-				cur.Reset()
-				in = false
-			}
-		default:
-			cur.WriteByte(c)
-			in = true
-		}
-	}
-	if in {
-		args = append(args, cur.String())
-	}
-	return args
 }
 
 // cleanup removes every jump to our chains, then the chains.

@@ -139,19 +139,22 @@ func (s *Server) authorizeNode(r *http.Request, node string) error {
 	return forbidden(node, verb, describeTarget(t))
 }
 
-// nodeUsesSecret says whether an instance placed on node uses the Secret.
+// nodeUsesSecret says whether an instance placed on node uses the Secret:
+// from the cache, or, when the cache does not (yet) show one, from the
+// store.
 func (s *Server) nodeUsesSecret(ctx context.Context, node, ns, name string) bool {
+	uses := func(o api.Object) bool {
+		in := o.(*api.Instance)
+		return in.Spec.Node == node && slices.Contains(in.Spec.Template.SecretNames(), name)
+	}
+	if s.caches[api.KindInstance].any(ns, uses) {
+		return true
+	}
 	objs, _, err := s.store.List(ctx, api.MustKind(api.KindInstance), ns)
 	if err != nil {
 		return false
 	}
-	for _, o := range objs {
-		in := o.(*api.Instance)
-		if in.Spec.Node == node && slices.Contains(in.Spec.Template.SecretNames(), name) {
-			return true
-		}
-	}
-	return false
+	return slices.ContainsFunc(objs, uses)
 }
 
 func forbidden(node, verb, what string) error {

@@ -223,6 +223,22 @@ func (c *objectCache) endAll(err error) {
 	c.endAllLocked(err)
 }
 
+// any says whether a cached object of namespace ns matches; match must
+// only read.
+func (c *objectCache) any(ns string, match func(api.Object) bool) bool {
+	if c == nil {
+		return false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, o := range c.objs {
+		if o.GetMeta().Namespace == ns && match(o) {
+			return true
+		}
+	}
+	return false
+}
+
 // get returns a copy of the cached object that the caller may change at
 // its top level (its status, say); nested maps and slices are shared and
 // must not be written.

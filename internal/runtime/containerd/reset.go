@@ -18,6 +18,8 @@ import (
 	"github.com/containerd/containerd/v2/pkg/namespaces"
 	"github.com/containerd/errdefs"
 	"github.com/opencontainers/go-digest"
+
+	"github.com/shoal-dev/shoal/internal/iptables"
 )
 
 // Reset removes from this host everything a driver with cfg made: every
@@ -187,7 +189,7 @@ func removeMasquerade(ctx context.Context, bridge string) error {
 		if !strings.HasSuffix(line, mark) || !strings.HasPrefix(line, "-A POSTROUTING ") {
 			continue
 		}
-		args := append([]string{"-w", "-t", "nat", "-D"}, splitRule(strings.TrimPrefix(line, "-A "))...)
+		args := append([]string{"-w", "-t", "nat", "-D"}, iptables.SplitRule(strings.TrimPrefix(line, "-A "))...)
 		if out, err := exec.CommandContext(ctx, ipt, args...).CombinedOutput(); err != nil {
 			return fmt.Errorf("delete masquerade rule of %s: %v: %s", bridge, err, strings.TrimSpace(string(out)))
 		}
@@ -224,7 +226,7 @@ func removeIdleHostportChains(ctx context.Context) error {
 		}
 	}
 	for _, j := range jumps {
-		args := append([]string{"-w", "-t", "nat", "-D"}, splitRule(strings.TrimPrefix(j, "-A "))...)
+		args := append([]string{"-w", "-t", "nat", "-D"}, iptables.SplitRule(strings.TrimPrefix(j, "-A "))...)
 		if out, err := exec.CommandContext(ctx, ipt, args...).CombinedOutput(); err != nil {
 			return fmt.Errorf("delete rule %q: %v: %s", j, err, strings.TrimSpace(string(out)))
 		}
@@ -242,35 +244,4 @@ func removeIdleHostportChains(ctx context.Context) error {
 		}
 	}
 	return nil
-}
-
-// splitRule splits an `iptables -S` line into arguments, keeping quoted
-// strings (comments) whole.
-func splitRule(line string) []string {
-	var out []string
-	var cur strings.Builder
-	quoted, have := false, false
-	for i := 0; i < len(line); i++ {
-		c := line[i]
-		switch {
-		case c == '\\' && quoted && i+1 < len(line):
-			i++
-			cur.WriteByte(line[i])
-		case c == '"':
-			quoted, have = !quoted, true
-		case c == ' ' && !quoted:
-			if have {
-				out = append(out, cur.String())
-				cur.Reset()
-				have = false
-			}
-		default:
-			cur.WriteByte(c)
-			have = true
-		}
-	}
-	if have {
-		out = append(out, cur.String())
-	}
-	return out
 }
