@@ -23,10 +23,13 @@ func newGetCmd(g *globals) *cobra.Command {
 		selector           string
 	)
 	cmd := &cobra.Command{
-		Use:   "get apps|instances|nodes|namespaces|events|secrets|tokens [NAME] [-l key=value] [-w]",
+		Use:   "get apps|instances|nodes|namespaces|events|secrets|tokens|users|servers [NAME] [-l key=value] [-w]",
 		Short: "List objects, or show one; -w follows changes",
 		Args:  cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if args[0] == "servers" || args[0] == "server" {
+				return getServers(cmd, g)
+			}
 			k, err := lookupKind(args[0])
 			if err != nil {
 				return err
@@ -86,6 +89,44 @@ func newGetCmd(g *globals) *cobra.Command {
 	cmd.Flags().BoolVarP(&watch, "watch", "w", false, "after the list, print each change as it happens (until interrupted)")
 	cmd.Flags().BoolVar(&reveal, "reveal", false, "show a Secret's values (admins only; otherwise they read <redacted>)")
 	return cmd
+}
+
+// getServers prints the cluster's servers: name, API URL, status and
+// which one runs the controllers.
+func getServers(cmd *cobra.Command, g *globals) error {
+	c, err := g.client(cmd.Context())
+	if err != nil {
+		return err
+	}
+	list, err := c.ListServers(cmd.Context())
+	if err != nil {
+		return err
+	}
+	switch g.output {
+	case "json":
+		return printJSON(list)
+	case "yaml":
+		j, err := json.Marshal(list)
+		if err != nil {
+			return err
+		}
+		b, err := yaml.JSONToYAML(j)
+		if err != nil {
+			return err
+		}
+		_, err = cmd.OutOrStdout().Write(b)
+		return err
+	}
+	tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 3, ' ', 0)
+	fmt.Fprintln(tw, "NAME\tSTATUS\tLEADER\tURL\tPEER\tVERSION")
+	for _, s := range list.Items {
+		leader := ""
+		if s.Leader {
+			leader = "*"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", dash(s.Name), s.Status, leader, dash(s.URL), dash(s.PeerURL), dash(s.Version))
+	}
+	return tw.Flush()
 }
 
 // watchList prints objs, then one line (or document) per change after rev,

@@ -55,7 +55,7 @@ func newRoot() *cobra.Command {
 	pf.StringVar(&g.config, "config", "", "client config file (default $SHOAL_CONFIG, ~/.shoal/config, /var/lib/shoal/admin.conf)")
 	pf.StringVarP(&g.namespace, "namespace", "n", "default", "namespace")
 	root.AddCommand(
-		newUpCmd(), newServerCmd(), newAgentCmd(),
+		newUpCmd(), newServerCmd(g), newAgentCmd(),
 		newApplyCmd(g), newGetCmd(g), newDescribeCmd(g), newDeleteCmd(g), newScaleCmd(g),
 		newLogsCmd(g), newRolloutCmd(g), newImageCmd(g), newVersionCmd(g), newNodeCmd(g), newEventsCmd(g), newExecCmd(g), newTokenCmd(g), newKeyCmd(), newSecretCmd(g), newUserCmd(g), newRoleCmd(g),
 	)

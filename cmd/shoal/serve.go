@@ -49,11 +49,17 @@ type serverOptions struct {
 	caPassphrase  string
 	auditMaxMB    int
 	auditBackups  int
+	name          string
+	advertise     string
+	join          string
+	token         string
 }
 
 func (o *serverOptions) flags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.dataDir, "data-dir", defaultDataDir, "directory for etcd data, images and the client config")
 	fs.StringVar(&o.listen, "listen", "127.0.0.1:7070", "API listen address")
+	fs.StringVar(&o.name, "name", "", "this server's name among the cluster's servers (default: the host name)")
+	fs.StringVar(&o.advertise, "advertise-address", "", "this machine's IP address, where the other servers reach it (default 127.0.0.1: one machine)")
 	fs.StringSliceVar(&o.etcdEndpoints, "etcd-endpoints", nil, "use an external etcd cluster instead of the embedded one")
 	fs.StringVar(&o.etcdCA, "etcd-cafile", "", "CA of an external etcd's certificates (PEM)")
 	fs.StringVar(&o.etcdCert, "etcd-certfile", "", "client certificate this server presents to an external etcd (PEM)")
@@ -74,6 +80,8 @@ func runServer(ctx context.Context, o serverOptions, log *slog.Logger, ready fun
 	cfg := controlplane.NewConfig()
 	cfg.DataDir, cfg.Listen, cfg.Etcd.Endpoints = o.dataDir, o.listen, o.etcdEndpoints
 	cfg.Etcd.CAFile, cfg.Etcd.CertFile, cfg.Etcd.KeyFile = o.etcdCA, o.etcdCert, o.etcdKey
+	cfg.Name, cfg.AdvertiseAddress = o.name, o.advertise
+	cfg.Join = controlplane.JoinConfig{URL: o.join, Token: o.token}
 	cfg.Nodes = controlplane.NodesConfig{LeaseTimeout: o.leaseTimeout, LostAfter: o.lostAfter}
 	cfg.ServiceCIDR, cfg.ClusterCIDR, cfg.NodeCertTTL = o.serviceCIDR, o.clusterCIDR, o.nodeCertTTL
 	if o.auditMaxMB < 0 || o.auditBackups < 1 {
@@ -201,6 +209,7 @@ func runAgent(ctx context.Context, o agentOptions, serverURL string, token func(
 	}
 	go id.RotateLoop(ctx, serverURL, log)
 	apiClient := client.NewTLS(serverURL, id.ClientTLS())
+	go agent.FollowServers(ctx, apiClient, dataDir, log)
 	if o.runtime == "fake" {
 		return runHollowAgent(ctx, o, apiClient, id, dataDir, log)
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"path/filepath"
 	"sync"
 	"time"
@@ -57,17 +58,20 @@ func newUpCmd() *cobra.Command {
 	return cmd
 }
 
-func newServerCmd() *cobra.Command {
+func newServerCmd(g *globals) *cobra.Command {
 	var so serverOptions
 	cmd := &cobra.Command{
-		Use:   "server",
-		Short: "Run the control plane alone: API server, embedded etcd (or --etcd-endpoints), controllers",
+		Use:   "server [--join URL --token TOKEN]",
+		Short: "Run the control plane alone: API server, embedded etcd (or --etcd-endpoints), controllers; or join another server's cluster",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runServer(cmd.Context(), so, newLogger(), nil)
 		},
 	}
 	so.flags(cmd.Flags())
+	cmd.AddCommand(newServerRemoveCmd(g))
+	cmd.Flags().StringVar(&so.join, "join", "", "join the cluster of the server at this URL (https://HOST:PORT); the first start only")
+	cmd.Flags().StringVar(&so.token, "token", "", "with --join: a token from `shoal token create --role server`")
 	return cmd
 }
 
@@ -95,3 +99,24 @@ func newAgentCmd() *cobra.Command {
 
 func parseCPUFlag(s string) (int64, error)    { return api.ParseCPU(s) }
 func parseMemoryFlag(s string) (int64, error) { return api.ParseMemory(s) }
+
+// newServerRemoveCmd takes a server out of the cluster: its etcd member
+// leaves, so it no longer counts for (or against) the quorum.
+func newServerRemoveCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "remove NAME",
+		Short: "Take a server out of the cluster (its etcd member leaves; stop its process too)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := g.client(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if err := c.RemoveServer(cmd.Context(), args[0]); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "server %s removed\n", args[0])
+			return nil
+		},
+	}
+}

@@ -146,3 +146,48 @@ type Credentials struct {
 	Certificate string `json:"certificate"`
 	CA          string `json:"ca"`
 }
+
+// ServerJoinRequest is what a new server sends to POST
+// /api/v1/servers/join: a server token, its name (its etcd member's), and
+// where the cluster's other members reach its etcd.
+type ServerJoinRequest struct {
+	Token   string `json:"token"`
+	Name    string `json:"name"`
+	PeerURL string `json:"peerURL"`
+}
+
+// ServerJoinResponse is what a new server needs to become one of the
+// cluster's: the CA (certificate and key: every server signs), the keys
+// that seal Secrets, and the etcd cluster it joins as a learner.
+type ServerJoinResponse struct {
+	CA         string `json:"ca"`
+	CAKey      string `json:"caKey"`
+	SecretKeys string `json:"secretKeys"`
+	// InitialCluster is etcd's "name=peerURL,…", the new member included.
+	InitialCluster string `json:"initialCluster"`
+	// MemberID is the new member's id (hex) and ClientURLs are the other
+	// members', where it promotes itself once it has caught up.
+	MemberID   string   `json:"memberID"`
+	ClientURLs []string `json:"clientURLs"`
+}
+
+// ServerInfo is one server of the cluster, as GET /api/v1/servers shows
+// it: its etcd member, where its API is, and whether it is alive and
+// leads the controllers.
+type ServerInfo struct {
+	Name    string `json:"name"`
+	URL     string `json:"url,omitempty"`
+	PeerURL string `json:"peerURL,omitempty"`
+	// Status is Ready (registered and a voting member), Learner (joining),
+	// Unreachable (a member whose server has not checked in lately) or
+	// Unstarted (added, never started).
+	Status  string `json:"status"`
+	Leader  bool   `json:"leader,omitempty"`
+	Version string `json:"version,omitempty"`
+}
+
+// ServerList is GET /api/v1/servers: every member, and whether the
+// answering server sees a quorum.
+type ServerList struct {
+	Items []ServerInfo `json:"items"`
+}

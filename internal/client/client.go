@@ -9,11 +9,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/shoal-dev/shoal/internal/api"
@@ -51,11 +54,15 @@ func (e *APIError) Is(target error) bool {
 	return false
 }
 
-// Client talks to one shoal server.
+// Client talks to a shoal cluster through one of its servers at a time:
+// when that one cannot be reached, it goes on with the next it knows of
+// (SetServers).
 type Client struct {
-	base string
-	tls  *tls.Config
-	http *http.Client
+	mu      sync.Mutex
+	base    string   // the server in use
+	servers []string // every server known, base among them
+	tls     *tls.Config
+	http    *http.Client
 	// stream has no overall timeout, for watches and logs.
 	stream *http.Client
 	// token, when set, is sent as "Authorization: Bearer TOKEN".
@@ -72,11 +79,13 @@ func NewTLS(base string, cfg *tls.Config) *Client {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.TLSClientConfig = cfg
 	tr.MaxIdleConnsPerHost = 32
+	base = strings.TrimRight(base, "/")
 	return &Client{
-		base:   strings.TrimRight(base, "/"),
-		tls:    cfg,
-		http:   &http.Client{Timeout: 60 * time.Second, Transport: tr},
-		stream: &http.Client{Transport: tr},
+		base:    base,
+		servers: []string{base},
+		tls:     cfg,
+		http:    &http.Client{Timeout: 60 * time.Second, Transport: tr},
+		stream:  &http.Client{Transport: tr},
 	}
 }
 
@@ -88,11 +97,44 @@ func FromConfig(cfg Config) (*Client, error) {
 	}
 	c := NewTLS(cfg.Server, t)
 	c.token = cfg.Token
+	c.SetServers(cfg.Servers)
 	return c, nil
 }
 
-// Server returns the base URL.
-func (c *Client) Server() string { return c.base }
+// Server returns the base URL of the server in use.
+func (c *Client) Server() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.base
+}
+
+// SetServers adds the cluster's other servers (base URLs), to fail over
+// to; the server in use stays first.
+func (c *Client) SetServers(urls []string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := []string{c.base}
+	for _, u := range urls {
+		if u = strings.TrimRight(u, "/"); u != "" && !slices.Contains(out, u) {
+			out = append(out, u)
+		}
+	}
+	c.servers = out
+}
+
+// Servers returns every server the client knows, the one in use first.
+func (c *Client) Servers() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Clone(c.servers)
+}
+
+// use makes base the server in use.
+func (c *Client) use(base string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.base = base
+}
 
 // Path returns the API path of a kind, namespace and optional name.
 func Path(k api.KindInfo, ns, name string) string {
@@ -108,9 +150,51 @@ func Path(k api.KindInfo, ns, name string) string {
 }
 
 func (c *Client) do(ctx context.Context, hc *http.Client, method, path string, body io.Reader, contentType string) (*http.Response, error) {
-	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
+	var lastErr error
+	for i, base := range c.Servers() {
+		if i > 0 && !rewind(body) {
+			break // a stream (an image push) is not sent twice
+		}
+		resp, retry, err := c.try(ctx, hc, base, method, path, body, contentType)
+		if err == nil {
+			if i > 0 {
+				c.use(base)
+			}
+			return resp, nil
+		}
+		if !retry {
+			return nil, err
+		}
+		// What a server said (503: no quorum) beats that another could
+		// not be reached.
+		var ae *APIError
+		if lastErr == nil || errors.As(err, &ae) {
+			lastErr = err
+		}
+	}
+	return nil, lastErr
+}
+
+// rewind makes body ready to be sent again, if it can be.
+func rewind(body io.Reader) bool {
+	if body == nil {
+		return true
+	}
+	s, ok := body.(io.Seeker)
+	if !ok {
+		return false
+	}
+	_, err := s.Seek(0, io.SeekStart)
+	return err == nil
+}
+
+// try makes the request of one server; retry says another server may be
+// asked instead: this one could not be reached (nothing was sent), or, for
+// a read, it has no quorum.
+func (c *Client) try(ctx context.Context, hc *http.Client, base, method, path string, body io.Reader, contentType string) (*http.Response, bool, error) {
+	req, err := http.NewRequestWithContext(ctx, method, base+path, body)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	if contentType != "" {
 		req.Header.Set("Content-Type", contentType)
@@ -121,9 +205,11 @@ func (c *Client) do(ctx context.Context, hc *http.Client, method, path string, b
 	resp, err := hc.Do(req)
 	if err != nil {
 		if ctx.Err() != nil {
-			return nil, ctx.Err()
+			return nil, false, ctx.Err()
 		}
-		return nil, fmt.Errorf("%w at %s: %v", ErrUnreachable, c.base, unwrapURLError(err))
+		var op *net.OpError
+		notSent := errors.As(err, &op) && op.Op == "dial"
+		return nil, notSent || method == http.MethodGet, fmt.Errorf("%w at %s: %v", ErrUnreachable, base, unwrapURLError(err))
 	}
 	if resp.StatusCode >= 300 {
 		defer resp.Body.Close()
@@ -133,9 +219,9 @@ func (c *Client) do(ctx context.Context, hc *http.Client, method, path string, b
 			e.Message = fmt.Sprintf("%s %s: %s: %s", method, path, resp.Status, strings.TrimSpace(string(b)))
 		}
 		e.Code = resp.StatusCode
-		return nil, e
+		return nil, resp.StatusCode == http.StatusServiceUnavailable && method == http.MethodGet, e
 	}
-	return resp, nil
+	return resp, false, nil
 }
 
 func unwrapURLError(err error) error {
@@ -460,3 +546,17 @@ func (s *Source) Watch(ctx context.Context, rev int64) (<-chan api.WatchEvent, f
 
 // Expired says a watch error means the watched revision is gone: list again.
 func Expired(err error) bool { return errors.Is(err, ErrGone) }
+
+// ListServers returns the cluster's servers, as GET /api/v1/servers says.
+func (c *Client) ListServers(ctx context.Context) (*api.ServerList, error) {
+	var out api.ServerList
+	if err := c.call(ctx, http.MethodGet, "/api/v1/servers", nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// RemoveServer takes a server out of the cluster.
+func (c *Client) RemoveServer(ctx context.Context, name string) error {
+	return c.call(ctx, http.MethodDelete, "/api/v1/servers/"+url.PathEscape(name), nil, nil)
+}

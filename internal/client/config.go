@@ -13,6 +13,9 @@ import (
 // Config is a client config file (admin.conf): which server to talk to.
 type Config struct {
 	Server string `json:"server"`
+	// Servers are the cluster's other servers, tried in turn when Server
+	// cannot be reached.
+	Servers []string `json:"servers,omitempty"`
 	// CA, Certificate and Key (PEM) are the cluster's CA and the
 	// credential the client presents.
 	CA          string `json:"ca,omitempty"`

@@ -32,7 +32,7 @@ type ExecOptions struct {
 // Exec runs a command in a running instance, through the API server, and
 // returns its exit code once it ends.
 func (c *Client) Exec(ctx context.Context, ns, name string, opts ExecOptions) (int, error) {
-	u, err := url.Parse(c.base)
+	u, err := url.Parse(c.Server())
 	if err != nil {
 		return -1, err
 	}
@@ -51,7 +51,7 @@ func (c *Client) Exec(ctx context.Context, ns, name string, opts ExecOptions) (i
 		conn, err = d.DialContext(ctx, "tcp", u.Host)
 	}
 	if err != nil {
-		return -1, fmt.Errorf("%w at %s: %v", ErrUnreachable, c.base, err)
+		return -1, fmt.Errorf("%w at %s: %v", ErrUnreachable, c.Server(), err)
 	}
 	defer conn.Close()
 	stop := context.AfterFunc(ctx, func() { conn.Close() })

@@ -60,7 +60,7 @@ func (c *Config) defaults() {
 	}
 }
 
-const electionPrefix = "/shoal-election/controllers"
+const electionPrefix = store.ControllersElection
 
 // Run campaigns for leadership and, while leader, runs every controller.
 // It returns when ctx ends.

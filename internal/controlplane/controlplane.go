@@ -9,8 +9,10 @@
 package controlplane
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -18,6 +20,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -25,6 +28,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/shoal-dev/shoal/internal/api"
+	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/shoal-dev/shoal/internal/client"
 	"github.com/shoal-dev/shoal/internal/controller"
@@ -40,8 +44,18 @@ type Config struct {
 	DataDir string
 	// Listen is the API's address ("127.0.0.1:7070"; port 0 picks one).
 	Listen string
-	Etcd   EtcdConfig
-	Nodes  NodesConfig
+	// Name is this server's name among the cluster's servers (its etcd
+	// member's); default the host name.
+	Name string
+	// AdvertiseAddress is where the other servers reach this one (its
+	// etcd peer and client URLs, and its API when Listen is 0.0.0.0);
+	// default 127.0.0.1, a cluster on one machine.
+	AdvertiseAddress string
+	// Join, when its URL is set, makes a new data directory's server one
+	// of an existing cluster's.
+	Join  JoinConfig
+	Etcd  EtcdConfig
+	Nodes NodesConfig
 	// ServiceCIDR and ClusterCIDR are where Apps' service addresses and
 	// nodes' container subnets come from.
 	ServiceCIDR, ClusterCIDR string
@@ -106,6 +120,21 @@ func (c *Config) Validate() error {
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
 		errs = append(errs, fmt.Errorf("listen %q: %w", c.Listen, err))
 	}
+	if c.Name == "" {
+		c.Name = defaultName()
+	}
+	if !validName.MatchString(c.Name) {
+		errs = append(errs, fmt.Errorf("server name %q: use lowercase letters, digits and '-', at most 63", c.Name))
+	}
+	if a := c.AdvertiseAddress; a != "" && (net.ParseIP(a) == nil || net.ParseIP(a).IsUnspecified()) {
+		errs = append(errs, fmt.Errorf("advertise address %q: want this machine's IP address", a))
+	}
+	if (c.Join.URL == "") != (c.Join.Token == "") {
+		errs = append(errs, errors.New("join: give both the URL of a server of the cluster and a server token"))
+	}
+	if c.Join.URL != "" && len(c.Etcd.Endpoints) > 0 {
+		errs = append(errs, errors.New("join: a server on an external etcd shares it already; start it with the same --etcd-endpoints instead"))
+	}
 	for name, cidr := range map[string]string{"service CIDR": c.ServiceCIDR, "cluster CIDR": c.ClusterCIDR} {
 		if p, err := netip.ParsePrefix(cidr); err != nil || !p.Addr().Is4() {
 			errs = append(errs, fmt.Errorf("%s %q: want an IPv4 CIDR", name, cidr))
@@ -164,7 +193,17 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, err
 	}
 	closers = append(closers, unlock)
-	ca, err := pki.LoadOrCreateSealedCA(filepath.Join(dataDir, "pki"), cfg.CAPassphrase)
+	pkiDir, etcdDir := filepath.Join(dataDir, "pki"), filepath.Join(dataDir, "etcd")
+	etcdCfg := store.EmbeddedConfig{Dir: etcdDir, Name: cfg.Name, PeerHost: cfg.AdvertiseAddress, Log: log, TLS: etcdTLSFiles(pkiDir)}
+	var joined *api.ServerJoinResponse
+	if cfg.Join.URL != "" && !store.HasData(etcdDir) {
+		if joined, err = joinCluster(ctx, cfg.Join, cfg.Name, etcdCfg, pkiDir, cfg.CAPassphrase); err != nil {
+			undo()
+			return nil, err
+		}
+		log.Info("joined the cluster; starting this server's etcd member", "via", cfg.Join.URL)
+	}
+	ca, err := pki.LoadOrCreateSealedCA(pkiDir, cfg.CAPassphrase)
 	if err != nil {
 		undo()
 		return nil, err
@@ -187,17 +226,31 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		closers = append(closers, func() { cli.Close() })
 		st = store.New(cli)
 	} else {
-		etcdTLS, err := etcdCertificates(ca, filepath.Join(dataDir, "pki"))
-		if err != nil {
+		etcdTLS := etcdCfg.TLS
+		if err := etcdCertificates(ca, etcdTLS, cfg.AdvertiseAddress); err != nil {
 			undo()
 			return nil, err
 		}
-		e, err := store.StartEmbedded(ctx, store.EmbeddedConfig{Dir: filepath.Join(dataDir, "etcd"), Log: log, TLS: etcdTLS})
+		if joined != nil {
+			etcdCfg.InitialCluster, etcdCfg.Existing = joined.InitialCluster, true
+		}
+		e, err := store.StartEmbedded(ctx, etcdCfg)
 		if err != nil {
 			undo()
 			return nil, err
 		}
 		closers = append(closers, func() { e.Close() })
+		if joined != nil {
+			tlsCfg, err := etcdTLS.ClientConfig()
+			if err == nil {
+				err = promote(ctx, joined, tlsCfg)
+			}
+			if err != nil {
+				undo()
+				return nil, err
+			}
+			log.Info("this server's etcd member is a voting member")
+		}
 		st = store.New(e.Client)
 	}
 	ictx, cancel := context.WithTimeout(ctx, 30*time.Second)
@@ -212,7 +265,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		undo()
 		return nil, err
 	}
-	secretKeys, err := pki.LoadOrCreateSecretKeys(filepath.Join(dataDir, "pki", "secret-keys.json"))
+	secretKeys, err := pki.LoadOrCreateSecretKeys(filepath.Join(pkiDir, secretKeysFile))
 	if err != nil {
 		undo()
 		return nil, err
@@ -229,7 +282,13 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, err
 	}
 	url := "https://" + l.Addr().String()
+	if tcp := l.Addr().(*net.TCPAddr); tcp.IP.IsUnspecified() {
+		url = "https://" + net.JoinHostPort(cmp.Or(cfg.AdvertiseAddress, "127.0.0.1"), strconv.Itoa(tcp.Port))
+	}
 	admin, err := adminConfig(ca, url)
+	if err == nil {
+		admin.Servers = otherServers(ctx, st, cfg.Name)
+	}
 	if err == nil {
 		err = client.WriteConfig(filepath.Join(dataDir, "admin.conf"), admin)
 	}
@@ -249,13 +308,16 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	srv := server.New(server.Config{Store: st, Images: reg, Log: log, Version: cfg.Version, Registry: metrics,
 		CA: ca, Keypair: keypair, NodeCertTTL: cfg.NodeCertTTL, SecretKeys: secretKeys, Audit: audit})
 	s := &Server{cfg: cfg, url: url, ready: make(chan struct{}), done: make(chan struct{}), Store: st, CA: ca, Admin: admin}
-	host, _ := os.Hostname()
 	var wg sync.WaitGroup
-	wg.Add(2)
+	wg.Add(3)
+	go func() {
+		defer wg.Done()
+		server.Register(ctx, st.Client(), server.Registration{Name: cfg.Name, URL: url, Version: cfg.Version}, log)
+	}()
 	go func() { defer wg.Done(); srv.Run(ctx) }()
 	go func() {
 		defer wg.Done()
-		_ = controller.Run(ctx, controller.Config{Store: st, Log: log, Metrics: metrics, Identity: host + ":" + dataDir,
+		_ = controller.Run(ctx, controller.Config{Store: st, Log: log, Metrics: metrics, Identity: cfg.Name,
 			LeaseTimeout: cfg.Nodes.LeaseTimeout, LostAfter: cfg.Nodes.LostAfter, ServiceCIDR: cfg.ServiceCIDR, ClusterCIDR: cfg.ClusterCIDR})
 	}()
 	log.Info("shoal server listening", "url", url, "data", dataDir, "config", filepath.Join(dataDir, "admin.conf"))
@@ -263,10 +325,42 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	go func() {
 		defer close(s.done)
 		s.err = server.Serve(ctx, l, srv.Handler(), pki.ServerTLS(ca.Pool(), keypair), log)
-		wg.Wait()
+		parts := make(chan struct{})
+		go func() { wg.Wait(); close(parts) }()
+		select {
+		case <-parts:
+		case <-time.After(shutdownGrace):
+			// Without a quorum, leaving (resigning, checking out) waits
+			// for a leader that is not coming: close the store under them.
+			log.Warn("the controllers and check-in did not stop in time (no quorum?); closing the store")
+		}
 		undo()
+		<-parts
 	}()
 	return s, nil
+}
+
+// shutdownGrace is how long a stopping server waits for its parts before
+// it closes the store under them.
+const shutdownGrace = 5 * time.Second
+
+// otherServers are the API URLs of the cluster's other running servers,
+// for clients to fail over to.
+func otherServers(ctx context.Context, st *store.Store, self string) []string {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	resp, err := st.Client().Get(ctx, server.RegistrationPrefix, clientv3.WithPrefix())
+	if err != nil {
+		return nil
+	}
+	var urls []string
+	for _, kv := range resp.Kvs {
+		var reg server.Registration
+		if json.Unmarshal(kv.Value, &reg) == nil && reg.Name != self && reg.URL != "" {
+			urls = append(urls, reg.URL)
+		}
+	}
+	return urls
 }
 
 // serverValidity is how long a server's own certificates (its serving
@@ -303,36 +397,45 @@ func serverKeypair(ca *pki.CA, listenIP net.IP) (*pki.Keypair, error) {
 	return pki.NewKeypair(append(certPEM, ca.CertPEM...), keyPEM)
 }
 
-// etcdCertificates issues the embedded etcd's serving certificate and the
-// certificate this server's etcd client presents, into dir (keys 0600):
-// etcd speaks only TLS and admits only the cluster's servers.
-func etcdCertificates(ca *pki.CA, dir string) (*store.EmbeddedTLS, error) {
-	t := &store.EmbeddedTLS{
+// etcdTLSFiles are where the embedded etcd's certificates live in dir.
+func etcdTLSFiles(dir string) *store.EmbeddedTLS {
+	return &store.EmbeddedTLS{
 		CertFile: filepath.Join(dir, "etcd-server.crt"), KeyFile: filepath.Join(dir, "etcd-server.key"),
 		ClientCertFile: filepath.Join(dir, "etcd-client.crt"), ClientKeyFile: filepath.Join(dir, "etcd-client.key"),
 		CAFile: filepath.Join(dir, pki.CACertFile),
 	}
+}
+
+// etcdCertificates issues the embedded etcd's serving certificate (for
+// loopback and the advertised address) and the certificate this server's
+// etcd client presents, into t's files (keys 0600): etcd speaks only TLS
+// and admits only the cluster's servers.
+func etcdCertificates(ca *pki.CA, t *store.EmbeddedTLS, advertise string) error {
 	host, _ := os.Hostname()
+	ips := []net.IP{net.IPv4(127, 0, 0, 1)}
+	if ip := net.ParseIP(advertise); ip != nil {
+		ips = append(ips, ip)
+	}
 	for _, c := range []struct {
 		cert, key string
 		req       pki.Request
 	}{
-		{t.CertFile, t.KeyFile, pki.Request{Name: "etcd:" + host, Groups: []string{pki.GroupServers}, DNSNames: []string{"localhost"}, IPs: []net.IP{net.IPv4(127, 0, 0, 1)}}},
+		{t.CertFile, t.KeyFile, pki.Request{Name: "etcd:" + host, Groups: []string{pki.GroupServers}, DNSNames: []string{"localhost"}, IPs: ips}},
 		{t.ClientCertFile, t.ClientKeyFile, pki.Request{Name: "server:" + host, Groups: []string{pki.GroupServers}}},
 	} {
 		c.req.TTL = serverValidity
 		certPEM, keyPEM, err := ca.IssueWithKey(c.req)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		if err := os.WriteFile(c.key, keyPEM, 0o600); err != nil {
-			return nil, err
+			return err
 		}
 		if err := os.WriteFile(c.cert, certPEM, 0o644); err != nil {
-			return nil, err
+			return err
 		}
 	}
-	return t, nil
+	return nil
 }
 
 // adminConfig issues an admin credential and returns it as a client config.

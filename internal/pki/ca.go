@@ -383,3 +383,38 @@ func writeFile(path string, b []byte, mode os.FileMode) error {
 	}
 	return os.Rename(tmp, path)
 }
+
+// KeyPEM is the CA's private key, in PEM: only for another server of the
+// cluster, which signs certificates too.
+func (ca *CA) KeyPEM() ([]byte, error) { return EncodeKey(ca.key) }
+
+// InstallCA writes a CA received from the cluster into dir (the key 0600,
+// sealed when passphrase is set) and returns it. A dir that already holds
+// a CA must hold this one.
+func InstallCA(dir string, certPEM, keyPEM, passphrase []byte) (*CA, error) {
+	ca, err := parseCA(certPEM, keyPEM)
+	if err != nil {
+		return nil, err
+	}
+	if b, err := os.ReadFile(filepath.Join(dir, CACertFile)); err == nil {
+		if old, err := ParseCert(b); err != nil || Fingerprint(old.Raw) != ca.Fingerprint() {
+			return nil, fmt.Errorf("cluster CA: %s holds another cluster's CA; use a new --data-dir", dir)
+		}
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	stored := keyPEM
+	if len(passphrase) > 0 {
+		if stored, err = sealKey(keyPEM, passphrase); err != nil {
+			return nil, err
+		}
+	}
+	if err := writeFile(filepath.Join(dir, CAKeyFile), stored, 0o600); err != nil {
+		return nil, err
+	}
+	if err := writeFile(filepath.Join(dir, CACertFile), certPEM, 0o644); err != nil {
+		return nil, err
+	}
+	return ca, nil
+}

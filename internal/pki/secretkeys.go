@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"sync"
 	"time"
@@ -133,4 +134,68 @@ func (k *SecretKeys) Open(id, blob string, aad []byte) ([]byte, error) {
 		return nil, errors.New("sealed data does not open with its key (corrupt, or moved from another object)")
 	}
 	return plain, nil
+}
+
+// Export is the whole key set, to hand to another server of the cluster
+// (over TLS, at its join; or sealed, through the store).
+func (k *SecretKeys) Export() []byte {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	b, _ := json.Marshal(k.f)
+	return b
+}
+
+// Merge adds the keys of an exported set that this one lacks and takes
+// its current key, when it has one this set did not know or it is newer,
+// and saves the file. It says whether anything changed.
+func (k *SecretKeys) Merge(exported []byte) (bool, error) {
+	var in secretKeyFile
+	if err := json.Unmarshal(exported, &in); err != nil {
+		return false, fmt.Errorf("secret keys: %w", err)
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	prev := secretKeyFile{Current: k.f.Current, Keys: maps.Clone(k.f.Keys)}
+	changed := false
+	for id, v := range in.Keys {
+		if _, ok := k.f.Keys[id]; !ok {
+			k.f.Keys[id] = v
+			changed = true
+		}
+	}
+	// Key ids begin with their creation time, so the newest sorts last.
+	if _, ok := k.f.Keys[in.Current]; ok && in.Current > k.f.Current {
+		k.f.Current = in.Current
+		changed = true
+	}
+	if _, err := k.keyLocked(k.f.Current); err != nil {
+		k.f = prev
+		return false, fmt.Errorf("secret keys: %w", err)
+	}
+	if !changed {
+		return false, nil
+	}
+	b, _ := json.MarshalIndent(k.f, "", "  ")
+	if err := writeFile(k.path, b, 0o600); err != nil {
+		k.f = prev
+		return false, err
+	}
+	return true, nil
+}
+
+// InstallSecretKeys writes an exported key set, received from the cluster,
+// to path (0600) and loads it.
+func InstallSecretKeys(path string, exported []byte) (*SecretKeys, error) {
+	k := &SecretKeys{path: path}
+	if err := json.Unmarshal(exported, &k.f); err != nil {
+		return nil, fmt.Errorf("secret keys: %w", err)
+	}
+	if _, err := k.keyLocked(k.f.Current); err != nil {
+		return nil, fmt.Errorf("secret keys: %w", err)
+	}
+	b, _ := json.MarshalIndent(k.f, "", "  ")
+	if err := writeFile(path, b, 0o600); err != nil {
+		return nil, err
+	}
+	return k, nil
 }

@@ -93,8 +93,8 @@ func (s *Server) authorizeNode(r *http.Request, node string) error {
 	path := r.URL.Path
 	read := r.Method == http.MethodGet || r.Method == http.MethodHead
 	switch {
-	case path == "/version" && read:
-		return nil
+	case (path == "/version" || path == "/api/v1/servers") && read:
+		return nil // the servers: where to fail over to
 	case strings.HasPrefix(path, "/v2/") || path == "/v2":
 		if read {
 			return nil // image pulls
@@ -215,11 +215,19 @@ func (s *Server) guard(h http.Handler) http.Handler {
 			h.ServeHTTP(w, r)
 			return
 		}
-		if r.Method == http.MethodPost && r.URL.Path == "/api/v1/join" {
+		if r.Method == http.MethodPost && (r.URL.Path == "/api/v1/join" || r.URL.Path == "/api/v1/servers/join") {
 			rec := &statusRecorder{ResponseWriter: w, code: http.StatusOK}
 			h.ServeHTTP(rec, r)
 			s.audit(r, pki.Identity{}, rec.code)
 			return
+		}
+		if !strings.HasPrefix(r.URL.Path, "/v2/") && r.URL.Path != "/version" {
+			// Image pulls and the version need no store; everything
+			// else would wait for a leader that is not there.
+			if err := s.quorum(r.Context()); err != nil {
+				writeError(w, err)
+				return
+			}
 		}
 		id, err := s.authenticate(r)
 		var user *api.User

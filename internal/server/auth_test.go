@@ -562,6 +562,8 @@ func TestRoleMatrix(t *testing.T) {
 		{"rotate secret key", "POST", "/api/v1/secret-keys/rotate", nil, cluster},
 		{"metrics", "GET", "/metrics", nil, cluster},
 		{"version", "GET", "/version", nil, anyone},
+		{"list servers", "GET", "/api/v1/servers", nil, anyone},
+		{"remove a server", "DELETE", "/api/v1/servers/nothere", nil, cluster},
 	}
 	for _, r := range rows {
 		for who, hc := range clients {
@@ -676,5 +678,54 @@ func TestBearerTokens(t *testing.T) {
 	e.user(t, "ci", api.RoleBinding{Role: api.RoleAdmin, Namespace: "default"})
 	if code, msg := call(t, e.bearerClient(good.String()), http.MethodGet, e.url+"/api/v1/namespaces/default/apps", nil); code != http.StatusUnauthorized || !strings.Contains(msg, "earlier user of that name") {
 		t.Errorf("an old token of a new user of the same name: %d %q", code, msg)
+	}
+}
+
+// TestServerJoin: a server token adds an etcd learner and hands over the
+// CA and the secret keys; anything else is refused with the reason and
+// adds nothing.
+func TestServerJoin(t *testing.T) {
+	e := startTLS(t)
+	agentTok := e.token(t, api.TokenRoleAgent, time.Hour)
+	serverTok := e.token(t, api.TokenRoleServer, time.Hour)
+	join := func(tok, name, peer string) (int, string) {
+		return call(t, e.anon, http.MethodPost, e.url+"/api/v1/servers/join", api.ServerJoinRequest{Token: tok, Name: name, PeerURL: peer})
+	}
+	for _, tc := range []struct {
+		name, token, server, peer string
+		code                      int
+		want                      string
+	}{
+		{"an agent token", agentTok.String(), "s2", "https://127.0.0.1:1", http.StatusForbidden, "a server joins with a server token"},
+		{"a malformed token", "nope", "s2", "https://127.0.0.1:1", http.StatusUnauthorized, "join token: does not start with SHOAL1-"},
+		{"a bad name", serverTok.String(), "S_2", "https://127.0.0.1:1", http.StatusBadRequest, `name "S_2"`},
+		{"a plain peer URL", serverTok.String(), "s2", "http://127.0.0.1:1", http.StatusBadRequest, `peerURL "http://127.0.0.1:1": want https://ADDRESS:PORT`},
+	} {
+		if code, msg := join(tc.token, tc.server, tc.peer); code != tc.code || !strings.Contains(msg, tc.want) {
+			t.Errorf("%s: %d %q, want %d containing %q", tc.name, code, msg, tc.code, tc.want)
+		}
+	}
+	code, body := join(serverTok.String(), "s2", "https://127.0.0.1:1")
+	if code != http.StatusOK {
+		t.Fatalf("join: %d %s", code, body)
+	}
+	var resp api.ServerJoinResponse
+	if err := json.Unmarshal([]byte(body), &resp); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(resp.CAKey, "PRIVATE KEY") || !strings.Contains(resp.SecretKeys, `"current"`) || !strings.Contains(resp.InitialCluster, "s2=https://127.0.0.1:1") {
+		t.Errorf("join response lacks the CA key, the secret keys or the initial cluster: %+v", resp)
+	}
+	// s2 never started its member: a join after it replaces it (servers
+	// join one at a time; etcd takes one learner).
+	if code, msg := join(serverTok.String(), "s3", "https://127.0.0.1:2"); code != http.StatusOK {
+		t.Errorf("a join after one that never started: %d %s", code, msg)
+	}
+	code, body = call(t, e.admin, http.MethodGet, e.url+"/api/v1/servers", nil)
+	if code != http.StatusOK || strings.Count(body, `"status": "Unstarted"`) != 1 || !strings.Contains(body, "https://127.0.0.1:2") || strings.Contains(body, "https://127.0.0.1:1\"") {
+		t.Errorf("servers after two joins that never started: %d %s", code, body)
+	}
+	if code, _ := call(t, e.anon, http.MethodGet, e.url+"/api/v1/servers", nil); code != http.StatusUnauthorized {
+		t.Errorf("anonymous list of servers: %d", code)
 	}
 }

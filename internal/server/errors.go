@@ -43,6 +43,8 @@ func httpStatus(err error) (int, string) {
 		return http.StatusConflict, "Conflict"
 	case errors.Is(err, store.ErrCompacted):
 		return http.StatusGone, "Expired"
+	case errors.Is(err, errNoQuorum):
+		return http.StatusServiceUnavailable, "NoQuorum"
 	}
 	return http.StatusInternalServerError, "InternalError"
 }

@@ -109,7 +109,7 @@ func (s *Server) authorizeUser(r *http.Request, u *api.User) error {
 	switch {
 	case isClusterAdmin(u):
 		return nil
-	case path == "/version" && read, (strings.HasPrefix(path, "/v2/") || path == "/v2") && read:
+	case (path == "/version" || path == "/api/v1/servers") && read, (strings.HasPrefix(path, "/v2/") || path == "/v2") && read:
 		return nil
 	case path == "/api/v1/apply":
 		return nil // per object, in apply

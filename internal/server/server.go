@@ -74,6 +74,7 @@ type Server struct {
 	nodeConns   nodeConns // requests per node certificate; removed nodes
 	secretKeys  *pki.SecretKeys
 	auditLog    *auditLog
+	quorumCheck quorumCheck
 }
 
 // New returns a Server; mount it with Handler.
@@ -135,6 +136,9 @@ func (s *Server) Handler() http.Handler {
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("POST /api/v1/join", s.join)
+	mux.HandleFunc("POST /api/v1/servers/join", s.joinServer)
+	mux.HandleFunc("GET /api/v1/servers", s.listServers)
+	mux.HandleFunc("DELETE /api/v1/servers/{name}", s.removeServer)
 	mux.HandleFunc("POST /api/v1/apply", s.apply)
 	mux.HandleFunc("POST /api/v1/secret-keys/rotate", s.rotateSecretKey)
 	mux.HandleFunc("POST /api/v1/images", s.pushImage)
@@ -157,7 +161,17 @@ func (s *Server) Handler() http.Handler {
 func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
 	defer cancel()
+	if err := s.quorum(ctx); err != nil {
+		http.Error(w, err.Error(), http.StatusServiceUnavailable)
+		return
+	}
 	if _, _, err := s.store.List(ctx, api.MustKind(api.KindNamespace), ""); err != nil {
+		// The leader may have gone only a moment ago: ask again.
+		qctx, qcancel := context.WithTimeout(context.WithoutCancel(r.Context()), 2*time.Second)
+		defer qcancel()
+		if qerr := s.checkQuorum(qctx); qerr != nil {
+			err = qerr
+		}
 		http.Error(w, "store unavailable: "+err.Error(), http.StatusServiceUnavailable)
 		return
 	}

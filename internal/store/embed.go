@@ -1,6 +1,7 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"encoding/json"
@@ -11,6 +12,8 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"time"
 
 	"go.etcd.io/etcd/client/pkg/v3/transport"
@@ -23,9 +26,17 @@ import (
 type EmbeddedConfig struct {
 	// Dir holds the etcd data directory and the ports file.
 	Dir string
-	// Name is the etcd member name.
+	// Name is the etcd member name (the server's name).
 	Name string
-	Log  *slog.Logger
+	// PeerHost is the address the member listens on for, and advertises
+	// to, the other members (default 127.0.0.1: a cluster of one).
+	PeerHost string
+	// InitialCluster ("name=https://ip:port,…", this member included) and
+	// Existing join this member to a running cluster that has added it
+	// (MemberAddAsLearner); only used when the data dir is new.
+	InitialCluster string
+	Existing       bool
+	Log            *slog.Logger
 	// TLS, when set, makes etcd speak TLS only, to clients and peers, and
 	// admit only clients with a certificate from CAFile.
 	TLS *EmbeddedTLS
@@ -51,12 +62,23 @@ func (t *EmbeddedTLS) ClientConfig() (*tls.Config, error) {
 	return cfg, nil
 }
 
-// Embedded is a running single-member etcd inside this process.
+// Embedded is a running etcd member inside this process.
 type Embedded struct {
 	etcd   *embed.Etcd
 	Client *clientv3.Client
 	// Endpoint is the client URL other processes may use.
 	Endpoint string
+	// PeerURL is where the other members reach this one.
+	PeerURL string
+	// ID is this member's id.
+	ID uint64
+}
+
+// HasData says whether dir already holds an embedded etcd's data: a
+// server that has started (or joined) once.
+func HasData(dir string) bool {
+	_, err := os.Stat(filepath.Join(dir, "member-data", "member"))
+	return err == nil
 }
 
 // ports are chosen once and kept, so a restarted member keeps the peer URL
@@ -66,34 +88,65 @@ type ports struct {
 	Peer   int `json:"peer"`
 }
 
+// urls are the member's URLs: its own client's (loopback), the client
+// URL it advertises, and its peer URL. The ports are picked once and kept
+// in Dir.
+func (cfg EmbeddedConfig) urls() (client, advertisedClient, peer url.URL, err error) {
+	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
+		return client, advertisedClient, peer, fmt.Errorf("etcd data dir: %w", err)
+	}
+	p, err := loadPorts(filepath.Join(cfg.Dir, "ports.json"))
+	if err != nil {
+		return client, advertisedClient, peer, err
+	}
+	scheme := "http"
+	if cfg.TLS != nil {
+		scheme = "https"
+	}
+	host := cmp.Or(cfg.PeerHost, "127.0.0.1")
+	// The server's own client uses loopback; other members (a joining
+	// server promoting itself) use the advertised address.
+	client = url.URL{Scheme: scheme, Host: fmt.Sprintf("127.0.0.1:%d", p.Client)}
+	advertisedClient = url.URL{Scheme: scheme, Host: net.JoinHostPort(host, strconv.Itoa(p.Client))}
+	peer = url.URL{Scheme: scheme, Host: net.JoinHostPort(host, strconv.Itoa(p.Peer))}
+	return client, advertisedClient, peer, nil
+}
+
+// PeerURL is where the member of cfg will be reached by the others, before
+// it starts: what a joining server asks the cluster to add.
+func (cfg EmbeddedConfig) PeerURL() (string, error) {
+	_, _, peer, err := cfg.urls()
+	return peer.String(), err
+}
+
 // StartEmbedded starts etcd with its data under cfg.Dir, waits until it
 // serves, and returns a connected client.
 func StartEmbedded(ctx context.Context, cfg EmbeddedConfig) (*Embedded, error) {
 	if cfg.Name == "" {
 		cfg.Name = "shoal"
 	}
-	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
-		return nil, fmt.Errorf("etcd data dir: %w", err)
-	}
-	p, err := loadPorts(filepath.Join(cfg.Dir, "ports.json"))
+	clientURL, advertisedClient, peerURL, err := cfg.urls()
 	if err != nil {
 		return nil, err
 	}
-	scheme := "http"
-	if cfg.TLS != nil {
-		scheme = "https"
-	}
-	clientURL := url.URL{Scheme: scheme, Host: fmt.Sprintf("127.0.0.1:%d", p.Client)}
-	peerURL := url.URL{Scheme: scheme, Host: fmt.Sprintf("127.0.0.1:%d", p.Peer)}
 
 	ec := embed.NewConfig()
 	ec.Name = cfg.Name
 	ec.Dir = filepath.Join(cfg.Dir, "member-data")
 	ec.ListenClientUrls = []url.URL{clientURL}
-	ec.AdvertiseClientUrls = []url.URL{clientURL}
+	if advertisedClient != clientURL {
+		ec.ListenClientUrls = append(ec.ListenClientUrls, advertisedClient)
+	}
+	ec.AdvertiseClientUrls = []url.URL{advertisedClient}
 	ec.ListenPeerUrls = []url.URL{peerURL}
 	ec.AdvertisePeerUrls = []url.URL{peerURL}
 	ec.InitialCluster = fmt.Sprintf("%s=%s", cfg.Name, peerURL.String())
+	if cfg.InitialCluster != "" {
+		ec.InitialCluster = cfg.InitialCluster
+	}
+	if cfg.Existing {
+		ec.ClusterState = embed.ClusterStateFlagExisting
+	}
 	ec.LogLevel = "error"
 	ec.MaxTxnOps = 2048
 	ec.MaxRequestBytes = 24 << 20
@@ -115,14 +168,23 @@ func StartEmbedded(ctx context.Context, cfg EmbeddedConfig) (*Embedded, error) {
 	if err != nil {
 		return nil, fmt.Errorf("start embedded etcd in %s: %w", cfg.Dir, err)
 	}
-	select {
-	case <-e.Server.ReadyNotify():
-	case <-time.After(60 * time.Second):
-		e.Close()
-		return nil, errors.New("embedded etcd did not become ready within 60s")
-	case <-ctx.Done():
-		e.Close()
-		return nil, ctx.Err()
+	// A member is ready once the cluster has a quorum that takes it in: a
+	// server started while most of the others are down waits for them.
+	for ready := false; !ready; {
+		select {
+		case <-e.Server.ReadyNotify():
+			ready = true
+		case <-e.Err():
+			e.Close()
+			return nil, fmt.Errorf("embedded etcd in %s stopped while starting", cfg.Dir)
+		case <-time.After(10 * time.Second):
+			if cfg.Log != nil {
+				cfg.Log.Warn("embedded etcd is waiting for a quorum of the cluster's servers", "dir", cfg.Dir)
+			}
+		case <-ctx.Done():
+			e.Close()
+			return nil, ctx.Err()
+		}
 	}
 	cli, err := ConnectTLS([]string{clientURL.String()}, clientTLS)
 	if err != nil {
@@ -132,7 +194,34 @@ func StartEmbedded(ctx context.Context, cfg EmbeddedConfig) (*Embedded, error) {
 	if cfg.Log != nil {
 		cfg.Log.Info("embedded etcd ready", "dir", cfg.Dir, "endpoint", clientURL.String())
 	}
-	return &Embedded{etcd: e, Client: cli, Endpoint: clientURL.String()}, nil
+	em := &Embedded{etcd: e, Client: cli, Endpoint: clientURL.String(), PeerURL: peerURL.String(), ID: uint64(e.Server.MemberID())}
+	if !cfg.Existing { // a learner that just joined was added with it
+		if err := em.updatePeerURL(ctx); err != nil {
+			em.Close()
+			return nil, err
+		}
+	}
+	return em, nil
+}
+
+// updatePeerURL records this member's peer URL in the cluster when it
+// changed since the member was made (a server started again with another
+// --advertise-address, or a port that moved).
+func (e *Embedded) updatePeerURL(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	resp, err := e.Client.MemberList(ctx)
+	if err != nil {
+		return fmt.Errorf("etcd members: %w", err)
+	}
+	for _, m := range resp.Members {
+		if m.ID == e.ID && !slices.Equal(m.PeerURLs, []string{e.PeerURL}) {
+			if _, err := e.Client.MemberUpdate(ctx, m.ID, []string{e.PeerURL}); err != nil {
+				return fmt.Errorf("record this member's new peer URL %s: %w", e.PeerURL, err)
+			}
+		}
+	}
+	return nil
 }
 
 // Close stops the client and the etcd server.

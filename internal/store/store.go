@@ -551,3 +551,19 @@ func (s *Store) Unclaim(ctx context.Context, key, value string) error {
 		[]clientv3.Op{clientv3.OpDelete(k)}, nil)
 	return err
 }
+
+// ControllersElection is the election whose holder runs the controllers.
+const ControllersElection = "/shoal-election/controllers"
+
+// Leader is the value (the server's name) of the oldest candidate of an
+// election, who holds it; "" when nobody campaigns.
+func (s *Store) Leader(ctx context.Context, election string) (string, error) {
+	resp, err := s.cli.Get(ctx, election+"/", clientv3.WithFirstCreate()...)
+	if err != nil {
+		return "", err
+	}
+	if len(resp.Kvs) == 0 {
+		return "", nil
+	}
+	return string(resp.Kvs[0].Value), nil
+}

@@ -1,0 +1,95 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"sync"
+	"time"
+
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+// errNoQuorum marks a request the store cannot answer now: it has no
+// leader (a majority of its members is gone or cut off). It is a 503, and
+// clients try another server.
+var errNoQuorum = errors.New("no quorum")
+
+// quorumCheck remembers, for a second, whether the store has a leader: a
+// request that would wait for one gets a 503 at once instead.
+type quorumCheck struct {
+	mu  sync.Mutex
+	at  time.Time
+	err error
+}
+
+// quorum returns nil when the store's member this server talks to has a
+// leader, or an errNoQuorum saying how many servers it can reach.
+func (s *Server) quorum(ctx context.Context) error {
+	q := &s.quorumCheck
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	// A leader is remembered for a second; its absence for a moment only,
+	// as an election ends within one.
+	if keep := time.Second; q.err != nil && time.Since(q.at) < keep/4 || q.err == nil && time.Since(q.at) < keep {
+		return q.err
+	}
+	q.err = s.checkQuorum(ctx)
+	q.at = time.Now()
+	return q.err
+}
+
+func (s *Server) checkQuorum(ctx context.Context) error {
+	cli := s.store.Client()
+	eps := cli.Endpoints()
+	if len(eps) == 0 {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	st, err := cli.Status(ctx, eps[0])
+	if err == nil && st.Leader != 0 {
+		return nil
+	}
+	if err != nil && ctx.Err() == nil && !errors.Is(err, rpctypes.ErrNoLeader) {
+		return nil // not a quorum question; the request will say what it is
+	}
+	members, err := cli.MemberList(ctx, clientv3.WithSerializable())
+	if err != nil {
+		return fmt.Errorf("no quorum: the store has no leader and its members cannot be listed (%v): %w", err, errNoQuorum)
+	}
+	voters, reachable := 0, 0
+	for _, m := range members.Members {
+		if m.IsLearner {
+			continue
+		}
+		voters++
+		if st != nil && m.ID == st.Header.MemberId || peerReachable(m.PeerURLs) {
+			reachable++
+		}
+	}
+	if reachable > voters/2 {
+		return fmt.Errorf("no leader: %d of %d servers reachable, electing one; try again in a moment: %w", reachable, voters, errNoQuorum)
+	}
+	return fmt.Errorf("no quorum: %d of %d servers reachable (%d needed); running containers keep running: %w",
+		reachable, voters, voters/2+1, errNoQuorum)
+}
+
+// peerReachable says whether one of a member's peer URLs takes a TCP
+// connection.
+func peerReachable(urls []string) bool {
+	for _, u := range urls {
+		p, err := url.Parse(u)
+		if err != nil {
+			continue
+		}
+		if c, err := net.DialTimeout("tcp", p.Host, 300*time.Millisecond); err == nil {
+			c.Close()
+			return true
+		}
+	}
+	return false
+}

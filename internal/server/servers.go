@@ -1,0 +1,282 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/shoal-dev/shoal/internal/api"
+	"github.com/shoal-dev/shoal/internal/store"
+)
+
+// A cluster's servers are the members of its etcd cluster (embedded
+// etcd: every server runs one). A server checks in under
+// RegistrationPrefix/NAME with a short lease while it runs, so the others
+// know where its API is and that it lives; the controllers' leader is the
+// holder of their election.
+
+// RegistrationPrefix is where running servers check in.
+const RegistrationPrefix = "/shoal-servers/"
+
+// registrationTTL is how long a server's check-in outlives it (seconds).
+const registrationTTL = 10
+
+// Registration is what a running server says of itself.
+type Registration struct {
+	Name    string `json:"name"`
+	URL     string `json:"url"`
+	Version string `json:"version"`
+}
+
+// Register keeps reg checked in until ctx ends, renewing it (and writing
+// it again after a lost lease) for as long as the store answers.
+func Register(ctx context.Context, cli *clientv3.Client, reg Registration, log *slog.Logger) {
+	val, _ := json.Marshal(reg)
+	for ctx.Err() == nil {
+		err := func() error {
+			lease, err := cli.Grant(ctx, registrationTTL)
+			if err != nil {
+				return err
+			}
+			if _, err := cli.Put(ctx, RegistrationPrefix+reg.Name, string(val), clientv3.WithLease(lease.ID)); err != nil {
+				return err
+			}
+			ka, err := cli.KeepAlive(ctx, lease.ID)
+			if err != nil {
+				return err
+			}
+			for range ka {
+			}
+			return errors.New("lease lost")
+		}()
+		if ctx.Err() != nil {
+			// Leave at once rather than when the lease runs out.
+			dctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			_, _ = cli.Delete(dctx, RegistrationPrefix+reg.Name)
+			cancel()
+			return
+		}
+		log.Warn("server check-in lost; renewing", "err", err)
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+// maxServerJoinBytes bounds a server join request.
+const maxServerJoinBytes = 16 << 10
+
+// joinServer admits a server holding a server token: it adds the server's
+// etcd member as a learner (a learner does not count for quorum, so a
+// join that never finishes cannot stall the cluster) and hands over what
+// every server holds: the CA and the keys that seal Secrets. The new
+// server promotes itself once its member has caught up.
+func (s *Server) joinServer(w http.ResponseWriter, r *http.Request) {
+	if s.ca == nil || s.secretKeys == nil {
+		writeError(w, fmt.Errorf("this server has no CA: %w", errBadRequest))
+		return
+	}
+	b, err := readBody(r, maxServerJoinBytes)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	var req api.ServerJoinRequest
+	if err := json.Unmarshal(b, &req); err != nil {
+		writeError(w, fmt.Errorf("server join request: %v: %w", err, errBadRequest))
+		return
+	}
+	resp, err := s.admitServer(r.Context(), req)
+	if err != nil {
+		s.log.Info("server join refused", "server", req.Name, "from", r.RemoteAddr, "err", err)
+		writeError(w, err)
+		return
+	}
+	s.log.Info("server joined as an etcd learner", "server", req.Name, "peer", req.PeerURL, "from", r.RemoteAddr)
+	writeJSON(w, http.StatusOK, resp)
+}
+
+func (s *Server) admitServer(ctx context.Context, req api.ServerJoinRequest) (*api.ServerJoinResponse, error) {
+	tok, err := s.checkToken(ctx, req.Token, "join token")
+	if err != nil {
+		return nil, err
+	}
+	if tok.Spec.Role != api.TokenRoleServer {
+		return nil, fmt.Errorf("join token %s is for role %s; a server joins with a server token (shoal token create --role server): %w", tok.Metadata.Name, tok.Spec.Role, errForbidden)
+	}
+	if !validServerName(req.Name) {
+		return nil, fmt.Errorf("server join request: name %q: use lowercase letters, digits and '-', at most 63: %w", req.Name, errBadRequest)
+	}
+	if u, err := url.Parse(req.PeerURL); err != nil || u.Scheme != "https" || u.Port() == "" || u.Path != "" {
+		return nil, fmt.Errorf("server join request: peerURL %q: want https://ADDRESS:PORT: %w", req.PeerURL, errBadRequest)
+	}
+	cli := s.store.Client()
+	list, err := cli.MemberList(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("etcd members: %w", err)
+	}
+	for _, m := range list.Members {
+		switch {
+		case m.Name == req.Name:
+			return nil, fmt.Errorf("a server named %q is already a member; remove it first (shoal server remove %s) or pick another --name: %w", req.Name, req.Name, store.ErrAlreadyExists)
+		case m.Name == "" && m.IsLearner:
+			// A join that never started its member (etcd takes one learner
+			// at a time): servers join one after the other, so it is an
+			// abandoned one. Replace it.
+			if _, err := cli.MemberRemove(ctx, m.ID); err != nil {
+				return nil, fmt.Errorf("remove the unstarted member at %v: %w", m.PeerURLs, err)
+			}
+			s.log.Warn("removed an etcd learner that never started", "peer", m.PeerURLs)
+		case slices.Contains(m.PeerURLs, req.PeerURL):
+			return nil, fmt.Errorf("server %q already has peer URL %s: %w", m.Name, req.PeerURL, store.ErrAlreadyExists)
+		}
+	}
+	// etcd refuses a new member while another is only just connected
+	// ("unhealthy cluster"): servers joining one after the other wait.
+	var added *clientv3.MemberAddResponse
+	for wait := time.Now().Add(30 * time.Second); ; {
+		added, err = cli.MemberAddAsLearner(ctx, []string{req.PeerURL})
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, rpctypes.ErrUnhealthy) || time.Now().After(wait) {
+			return nil, fmt.Errorf("add %s to etcd: %w", req.Name, err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+	keyPEM, err := s.ca.KeyPEM()
+	if err != nil {
+		return nil, err
+	}
+	resp := &api.ServerJoinResponse{CA: string(s.ca.CertPEM), CAKey: string(keyPEM), SecretKeys: string(s.secretKeys.Export()),
+		MemberID: strconv.FormatUint(added.Member.ID, 16)}
+	var initial []string
+	for _, m := range added.Members {
+		name := m.Name
+		if m.ID == added.Member.ID {
+			name = req.Name
+		} else {
+			resp.ClientURLs = append(resp.ClientURLs, m.ClientURLs...)
+		}
+		if name == "" {
+			continue // another member that has not started yet
+		}
+		for _, p := range m.PeerURLs {
+			initial = append(initial, name+"="+p)
+		}
+	}
+	resp.InitialCluster = strings.Join(initial, ",")
+	return resp, nil
+}
+
+func validServerName(n string) bool {
+	if n == "" || len(n) > 63 || n[0] == '-' || n[len(n)-1] == '-' {
+		return false
+	}
+	for _, c := range n {
+		if !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// listServers answers GET /api/v1/servers.
+func (s *Server) listServers(w http.ResponseWriter, r *http.Request) {
+	out, err := s.servers(r.Context())
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) servers(ctx context.Context) (*api.ServerList, error) {
+	cli := s.store.Client()
+	members, err := cli.MemberList(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("etcd members: %w", err)
+	}
+	regs, err := cli.Get(ctx, RegistrationPrefix, clientv3.WithPrefix())
+	if err != nil {
+		return nil, err
+	}
+	byName := map[string]Registration{}
+	for _, kv := range regs.Kvs {
+		var reg Registration
+		if json.Unmarshal(kv.Value, &reg) == nil {
+			byName[reg.Name] = reg
+		}
+	}
+	leader, err := s.store.Leader(ctx, store.ControllersElection)
+	if err != nil {
+		return nil, err
+	}
+	out := &api.ServerList{Items: []api.ServerInfo{}}
+	for _, m := range members.Members {
+		info := api.ServerInfo{Name: m.Name, Status: "Ready", Leader: m.Name != "" && m.Name == leader}
+		if len(m.PeerURLs) > 0 {
+			info.PeerURL = m.PeerURLs[0]
+		}
+		reg, ok := byName[m.Name]
+		info.URL, info.Version = reg.URL, reg.Version
+		switch {
+		case m.Name == "":
+			info.Status = "Unstarted"
+		case m.IsLearner:
+			info.Status = "Learner"
+		case !ok:
+			info.Status = "Unreachable"
+		}
+		out.Items = append(out.Items, info)
+	}
+	slices.SortFunc(out.Items, func(a, b api.ServerInfo) int { return strings.Compare(a.Name, b.Name) })
+	return out, nil
+}
+
+// removeServer answers DELETE /api/v1/servers/NAME: the member leaves the
+// etcd cluster (its server can no longer reach the store) and its
+// check-in goes.
+func (s *Server) removeServer(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	cli := s.store.Client()
+	members, err := cli.MemberList(r.Context())
+	if err != nil {
+		writeError(w, fmt.Errorf("etcd members: %w", err))
+		return
+	}
+	for _, m := range members.Members {
+		if m.Name != name {
+			continue
+		}
+		if len(members.Members) == 1 {
+			writeError(w, fmt.Errorf("server %q is the cluster's only one: %w", name, errBadRequest))
+			return
+		}
+		if _, err := cli.MemberRemove(r.Context(), m.ID); err != nil {
+			writeError(w, fmt.Errorf("remove server %q from etcd: %w", name, err))
+			return
+		}
+		_, _ = cli.Delete(r.Context(), RegistrationPrefix+name)
+		s.log.Info("server removed", "server", name)
+		writeJSON(w, http.StatusOK, api.Status{Code: http.StatusOK, Message: fmt.Sprintf("server %s removed", name)})
+		return
+	}
+	writeError(w, fmt.Errorf("no server %q: %w", name, store.ErrNotFound))
+}
