@@ -103,6 +103,19 @@ func TestReplicatedControlPlane(t *testing.T) {
 		t.Fatalf("reveal on s3: %v\n%s", err, out)
 	}
 
+	// A key made by one server (rotate-key on s2) reaches the others
+	// through the store: a Secret sealed with it opens on s3.
+	if out, err := c.as(s2.conf, "secret", "rotate-key"); err != nil {
+		t.Fatalf("rotate-key on s2: %v\n%s", err, out)
+	}
+	if out, err := c.as(s2.conf, "apply", "-f", c.writeFile("apiVersion: shoal/v1\nkind: Secret\nmetadata: {name: db2}\nspec: {data: {password: swordfish}}\n")); err != nil {
+		t.Fatalf("apply on s2: %v\n%s", err, out)
+	}
+	c.eventually(10*time.Second, "s3 opens a Secret sealed with s2's new key", func() (bool, string) {
+		out, err := c.as(s3.conf, "get", "secret", "db2", "-o", "yaml", "--reveal")
+		return err == nil && strings.Contains(out, "swordfish"), out
+	})
+
 	c.addAgent("n1")
 	c.applyYAML(`apiVersion: shoal/v1
 kind: App

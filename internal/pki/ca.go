@@ -2,9 +2,12 @@ package pki
 
 import (
 	"crypto"
+	"crypto/aes"
+	"crypto/cipher"
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/elliptic"
+	"crypto/hkdf"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/x509"
@@ -417,4 +420,47 @@ func InstallCA(dir string, certPEM, keyPEM, passphrase []byte) (*CA, error) {
 		return nil, err
 	}
 	return ca, nil
+}
+
+// SealForServers encrypts b so that only the cluster's servers, which
+// hold the CA key, can read it (AES-256-GCM under a key derived from the
+// CA key with HKDF-SHA256): what servers share through the store.
+func (ca *CA) SealForServers(b []byte, purpose string) ([]byte, error) {
+	aead, err := ca.serversAEAD(purpose)
+	if err != nil {
+		return nil, err
+	}
+	nonce := make([]byte, aead.NonceSize())
+	if _, err := rand.Read(nonce); err != nil {
+		return nil, err
+	}
+	return aead.Seal(nonce, nonce, b, []byte(purpose)), nil
+}
+
+// OpenForServers reverses SealForServers.
+func (ca *CA) OpenForServers(sealed []byte, purpose string) ([]byte, error) {
+	aead, err := ca.serversAEAD(purpose)
+	if err != nil {
+		return nil, err
+	}
+	if len(sealed) < aead.NonceSize() {
+		return nil, errors.New("sealed data too short")
+	}
+	return aead.Open(nil, sealed[:aead.NonceSize()], sealed[aead.NonceSize():], []byte(purpose))
+}
+
+func (ca *CA) serversAEAD(purpose string) (cipher.AEAD, error) {
+	der, err := x509.MarshalPKCS8PrivateKey(ca.key)
+	if err != nil {
+		return nil, err
+	}
+	key, err := hkdf.Key(sha256.New, der, nil, "shoal servers: "+purpose, 32)
+	if err != nil {
+		return nil, err
+	}
+	block, err := aes.NewCipher(key)
+	if err != nil {
+		return nil, err
+	}
+	return cipher.NewGCM(block)
 }

@@ -164,3 +164,40 @@ func TestSealedCA(t *testing.T) {
 		t.Errorf("the opened CA does not sign: %v", err)
 	}
 }
+
+// What one server seals for the servers, another server with the same CA
+// opens; a server of another cluster, or another purpose, cannot.
+func TestSealForServers(t *testing.T) {
+	ca, err := LoadOrCreateCA(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyPEM, err := ca.KeyPEM()
+	if err != nil {
+		t.Fatal(err)
+	}
+	same, err := InstallCA(t.TempDir(), ca.CertPEM, keyPEM, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := LoadOrCreateCA(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	sealed, err := ca.SealForServers([]byte("keys"), "secret keys")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, err := same.OpenForServers(sealed, "secret keys"); err != nil || string(b) != "keys" {
+		t.Errorf("another server of the cluster: %q %v", b, err)
+	}
+	if _, err := other.OpenForServers(sealed, "secret keys"); err == nil {
+		t.Error("another cluster's CA opened it")
+	}
+	if _, err := same.OpenForServers(sealed, "something else"); err == nil {
+		t.Error("another purpose opened it")
+	}
+	if _, err := InstallCA(t.TempDir(), ca.CertPEM, []byte("junk"), nil); err == nil {
+		t.Error("InstallCA took a key that is not the CA's")
+	}
+}

@@ -199,3 +199,19 @@ func InstallSecretKeys(path string, exported []byte) (*SecretKeys, error) {
 	}
 	return k, nil
 }
+
+// Covers says whether an exported set holds every key of this one.
+func (k *SecretKeys) Covers(exported []byte) bool {
+	var in secretKeyFile
+	if json.Unmarshal(exported, &in) != nil {
+		return false
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	for id := range k.f.Keys {
+		if _, ok := in.Keys[id]; !ok {
+			return false
+		}
+	}
+	return true
+}

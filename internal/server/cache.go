@@ -68,6 +68,10 @@ func newCaches() map[api.Kind]*objectCache {
 // correct, only slower: everything is read from the store.
 func (s *Server) Run(ctx context.Context) {
 	var wg sync.WaitGroup
+	if s.ca != nil && s.secretKeys != nil {
+		wg.Add(1)
+		go func() { defer wg.Done(); s.followSecretKeys(ctx) }()
+	}
 	for _, kind := range cachedKinds {
 		c := s.caches[kind]
 		k := api.MustKind(kind)

@@ -7,6 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/shoal-dev/shoal/internal/api"
 	"github.com/shoal-dev/shoal/internal/store"
@@ -120,6 +123,11 @@ func (s *Server) rotateSecretKey(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	id, err := s.secretKeys.Rotate()
+	if err == nil {
+		// The other servers learn the key before they meet a Secret
+		// sealed with it.
+		err = s.publishSecretKeys(r.Context())
+	}
 	if err != nil {
 		writeError(w, err)
 		return
@@ -157,4 +165,84 @@ func (s *Server) rotateSecretKey(w http.ResponseWriter, r *http.Request) {
 	}
 	s.log.Info("secret key rotated", "key", id, "secrets", n)
 	writeJSON(w, http.StatusOK, map[string]any{"key": id, "resealed": n})
+}
+
+// The servers share their secret keys through the store, sealed with a
+// key only servers can derive (from the CA key): a key one server makes
+// (rotate-key) reaches the others, and an etcd dump alone opens nothing.
+
+// secretKeysKey is where the servers' secret keys are kept in the store.
+const secretKeysKey = "/shoal-secret-keys"
+
+const secretKeysPurpose = "secret keys"
+
+// publishSecretKeys stores this server's secret keys for the others.
+func (s *Server) publishSecretKeys(ctx context.Context) error {
+	if s.ca == nil {
+		return nil // handler tests: one server, no CA
+	}
+	sealed, err := s.ca.SealForServers(s.secretKeys.Export(), secretKeysPurpose)
+	if err != nil {
+		return err
+	}
+	_, err = s.store.Client().Put(ctx, secretKeysKey, string(sealed))
+	return err
+}
+
+// followSecretKeys takes in the keys other servers publish, and publishes
+// the union when this server knows a key the stored set lacks, until ctx
+// ends.
+func (s *Server) followSecretKeys(ctx context.Context) {
+	cli := s.store.Client()
+	take := func(sealed []byte) error {
+		plain, err := s.ca.OpenForServers(sealed, secretKeysPurpose)
+		if err != nil {
+			return fmt.Errorf("the stored secret keys do not open with this cluster's CA: %w", err)
+		}
+		if changed, err := s.secretKeys.Merge(plain); err != nil {
+			return err
+		} else if changed {
+			s.log.Info("secret keys from another server", "current", s.secretKeys.Current())
+		}
+		if !s.secretKeys.Covers(plain) {
+			return s.publishSecretKeys(ctx)
+		}
+		return nil
+	}
+	for ctx.Err() == nil {
+		err := func() error {
+			resp, err := cli.Get(ctx, secretKeysKey)
+			if err != nil {
+				return err
+			}
+			if len(resp.Kvs) == 0 {
+				err = s.publishSecretKeys(ctx)
+			} else {
+				err = take(resp.Kvs[0].Value)
+			}
+			if err != nil {
+				return err
+			}
+			for wr := range cli.Watch(clientv3.WithRequireLeader(ctx), secretKeysKey, clientv3.WithRev(resp.Header.Revision+1)) {
+				if err := wr.Err(); err != nil {
+					return err
+				}
+				for _, ev := range wr.Events {
+					if ev.Type == clientv3.EventTypePut {
+						if err := take(ev.Kv.Value); err != nil {
+							return err
+						}
+					}
+				}
+			}
+			return nil
+		}()
+		if err != nil && ctx.Err() == nil {
+			s.log.Warn("following the servers' secret keys; retrying", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Second):
+		}
+	}
 }
