@@ -73,6 +73,16 @@ func (c *cluster) serverStatuses(conf string) (map[string]string, string) {
 	return m, out
 }
 
+const webApp = `apiVersion: shoal/v1
+kind: App
+metadata: {name: web}
+spec:
+  image: shoal.local/hello:v2
+  replicas: 2
+  resources: {cpu: 50m, memory: 32Mi}
+  ports: [{name: http, containerPort: 8080}]
+`
+
 // TestReplicatedControlPlane: three servers, one etcd cluster. Losing one
 // (the leader, kill -9) changes nothing for users: the CLI and the agent
 // fail over, another server's controllers take over. Losing two makes
@@ -117,15 +127,7 @@ func TestReplicatedControlPlane(t *testing.T) {
 	})
 
 	c.addAgent("n1")
-	c.applyYAML(`apiVersion: shoal/v1
-kind: App
-metadata: {name: web}
-spec:
-  image: shoal.local/hello:v1
-  replicas: 2
-  resources: {cpu: 50m, memory: 32Mi}
-  ports: [{name: http, containerPort: 8080}]
-`, "--wait", "--timeout", "90s")
+	c.applyYAML(strings.Replace(webApp, "hello:v2", "hello:v1", 1), "--wait", "--timeout", "90s")
 	c.eventually(40*time.Second, "the agent knows all three servers", func() (bool, string) {
 		b, err := os.ReadFile(filepath.Join(c.dir, "agent-n1", "servers.json"))
 		return err == nil && strings.Count(string(b), "https://") == 3, string(b)
@@ -141,6 +143,26 @@ spec:
 		out, err := c.as(s3.conf, "get", "app", "web")
 		return err == nil && strings.Contains(out, "3/3"), out
 	})
+	// An image pushed to one server is served by every other: s3 copies
+	// it from s2 when a node asks. The rollout to it works whichever server
+	// the agent pulls from.
+	if out, err := c.as(s2.conf, "image", "push", helloV2); err != nil {
+		t.Fatalf("push to s2: %v\n%s", err, out)
+	}
+	s3cfg, err := client.ReadConfig(s3.conf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s3tls, err := s3cfg.TLS()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out, err := getTLS(s3.url+"/v2/hello/manifests/v2", s3tls); err != nil || !strings.Contains(out, "layers") {
+		t.Fatalf("s3 serves the image pushed to s2: %v\n%s", err, out)
+	}
+	if out, err := c.as(s2.conf, "apply", "-f", c.writeFile(strings.Replace(webApp, "replicas: 2", "replicas: 3", 1)+"  # v2\n"), "--wait", "--timeout", "90s"); err != nil {
+		t.Fatalf("roll out v2 with s1 down: %v\n%s", err, out)
+	}
 	st, sout := c.serverStatuses(s2.conf)
 	if !strings.HasSuffix(st["s2"], "*") && !strings.HasSuffix(st["s3"], "*") {
 		t.Errorf("no leader among s2 and s3 after s1's death:\n%s", sout)

@@ -233,6 +233,13 @@ func runAgent(ctx context.Context, o agentOptions, serverURL string, token func(
 		// The cluster's own registry is the server: the node's certificate
 		// pulls from it.
 		RegistryTLS: map[string]*tls.Config{"shoal.local": id.ClientTLS()},
+		// Any server of the cluster serves every image.
+		RegistryMirrors: func(host string) []string {
+			if host != "shoal.local" {
+				return nil
+			}
+			return apiClient.Servers()
+		},
 		// No logger process per container: the shim appends to the log
 		// file and the agent rotates it (a shoal logger costs ~28 MB RSS
 		// per container).

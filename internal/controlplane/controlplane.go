@@ -281,6 +281,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		undo()
 		return nil, err
 	}
+	reg.SetCluster(newImageCluster(st, cfg.Name, pki.ClientTLS(ca.Pool(), keypair)))
 	url := "https://" + l.Addr().String()
 	if tcp := l.Addr().(*net.TCPAddr); tcp.IP.IsUnspecified() {
 		url = "https://" + net.JoinHostPort(cmp.Or(cfg.AdvertiseAddress, "127.0.0.1"), strconv.Itoa(tcp.Port))

@@ -80,7 +80,7 @@ func (r *Registry) serveManifest(w http.ResponseWriter, req *http.Request, repo,
 	var digest v1.Hash
 	if strings.Contains(ref, ":") {
 		h, ok := parseDigest(ref)
-		if !ok || !r.hasManifest(repo, h) {
+		if !ok {
 			unknown()
 			return
 		}
@@ -90,7 +90,7 @@ func (r *Registry) serveManifest(w http.ResponseWriter, req *http.Request, repo,
 			unknown()
 			return
 		}
-		h, err := r.resolveTag(repo, ref)
+		h, err := r.resolve(req.Context(), repo, ref)
 		if errors.Is(err, fs.ErrNotExist) {
 			unknown()
 			return
@@ -100,6 +100,16 @@ func (r *Registry) serveManifest(w http.ResponseWriter, req *http.Request, repo,
 			return
 		}
 		digest = h
+	}
+	if !r.hasManifest(repo, digest) {
+		// Pushed to another server: copy it here first.
+		if err := r.fetch(req.Context(), repo, digest); err != nil {
+			if !errors.Is(err, errNotOnPeers) {
+				r.log.Warn("image from another server", "err", err)
+			}
+			unknown()
+			return
+		}
 	}
 
 	f, err := os.Open(r.blobPath(digest))

@@ -54,6 +54,15 @@ func (r *Registry) PushTarball(ctx context.Context, in io.Reader) ([]string, err
 	if err := p.commit(); err != nil {
 		return nil, fmt.Errorf("push: %w", err)
 	}
+	if r.cluster != nil {
+		tags := map[string]string{}
+		for _, t := range p.tags {
+			tags[t.repo+":"+t.tag] = t.digest.String()
+		}
+		if err := r.cluster.SetTags(ctx, tags); err != nil {
+			return nil, fmt.Errorf("push: record the tags for the other servers: %w", err)
+		}
+	}
 
 	refs := make([]string, 0, len(p.tags))
 	for _, t := range p.tags {
@@ -299,6 +308,9 @@ func (p *push) commit() error {
 		}
 	}
 	for _, t := range p.tags {
+		if t.tag == "" {
+			continue // an image copied by digest
+		}
 		tagFile := r.tagPath(t.repo, t.tag)
 		if err := os.MkdirAll(filepath.Dir(tagFile), 0o755); err != nil {
 			return fmt.Errorf("tagging %s:%s: %w", t.repo, t.tag, err)

@@ -38,6 +38,9 @@ type Registry struct {
 	// pushMu serialises the commit phase of pushes; readers need no lock
 	// because every file becomes visible by an atomic rename.
 	pushMu sync.Mutex
+	// cluster, when set, shares tags with the other servers and supplies
+	// images this store lacks (SetCluster).
+	cluster Cluster
 }
 
 // New opens (creating if needed) the image store in dir.

@@ -54,6 +54,10 @@ type Config struct {
 	// RegistryTLS is the TLS config (client certificate, trusted CA) to
 	// reach a registry host with.
 	RegistryTLS map[string]*tls.Config
+	// RegistryMirrors, when set and it returns base URLs for a host of
+	// Registries, are tried in order instead of its one base URL: the
+	// cluster's servers, the one the agent uses first.
+	RegistryMirrors func(host string) []string
 	// Logger gets what the driver has to say outside of returned errors
 	// (default slog.Default()).
 	Logger *slog.Logger

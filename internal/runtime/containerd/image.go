@@ -94,13 +94,33 @@ func normalizeRef(image string) (string, error) {
 // (HTTPS), except for the hosts in Config.Registries, which go to their
 // configured base URL (plain HTTP when the URL says so).
 func (d *Driver) resolver() (remotes.Resolver, error) {
-	overrides := map[string]*url.URL{}
-	for host, base := range d.cfg.Registries {
+	parse := func(host, base string) (*url.URL, error) {
 		u, err := url.Parse(base)
 		if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
 			return nil, fmt.Errorf("registry %s: base URL %q: want http(s)://host[:port][/path]", host, base)
 		}
-		overrides[host] = u
+		return u, nil
+	}
+	overrides := map[string][]*url.URL{}
+	for host, base := range d.cfg.Registries {
+		u, err := parse(host, base)
+		if err != nil {
+			return nil, err
+		}
+		overrides[host] = []*url.URL{u}
+		if d.cfg.RegistryMirrors == nil {
+			continue
+		}
+		if mirrors := d.cfg.RegistryMirrors(host); len(mirrors) > 0 {
+			overrides[host] = nil
+			for _, m := range mirrors {
+				u, err := parse(host, m)
+				if err != nil {
+					return nil, err
+				}
+				overrides[host] = append(overrides[host], u)
+			}
+		}
 	}
 	defaults := docker.ConfigureDefaultRegistries(docker.WithAuthorizer(docker.NewDockerAuthorizer()))
 	hosts := func(host string) ([]docker.RegistryHost, error) {
@@ -108,20 +128,30 @@ func (d *Driver) resolver() (remotes.Resolver, error) {
 		if err != nil {
 			return nil, err
 		}
-		if u, ok := overrides[host]; ok {
-			for i := range rh {
-				rh[i].Host = u.Host
-				rh[i].Scheme = u.Scheme
-				rh[i].Path = path.Join("/", strings.TrimSuffix(u.Path, "/"), "v2")
-				rh[i].Capabilities = docker.HostCapabilityPull | docker.HostCapabilityResolve
-				if cfg := d.cfg.RegistryTLS[host]; cfg != nil {
-					tr := http.DefaultTransport.(*http.Transport).Clone()
-					tr.TLSClientConfig = cfg
-					rh[i].Client = &http.Client{Transport: tr}
-				}
-			}
+		us, ok := overrides[host]
+		if !ok || len(rh) == 0 {
+			return rh, nil
 		}
-		return rh, nil
+		var client *http.Client
+		if cfg := d.cfg.RegistryTLS[host]; cfg != nil {
+			tr := http.DefaultTransport.(*http.Transport).Clone()
+			tr.TLSClientConfig = cfg
+			client = &http.Client{Transport: tr}
+		}
+		// One host per base URL, in order: a pull goes on to the next
+		// when one cannot be reached.
+		out := make([]docker.RegistryHost, 0, len(us))
+		for _, u := range us {
+			h := rh[0]
+			h.Host, h.Scheme = u.Host, u.Scheme
+			h.Path = path.Join("/", strings.TrimSuffix(u.Path, "/"), "v2")
+			h.Capabilities = docker.HostCapabilityPull | docker.HostCapabilityResolve
+			if client != nil {
+				h.Client = client
+			}
+			out = append(out, h)
+		}
+		return out, nil
 	}
 	return docker.NewResolver(docker.ResolverOptions{Hosts: hosts}), nil
 }
