@@ -41,8 +41,7 @@ type serverOptions struct {
 	etcdCA        string
 	etcdCert      string
 	etcdKey       string
-	leaseTimeout  time.Duration
-	lostAfter     time.Duration
+	gracePeriod   time.Duration
 	serviceCIDR   string
 	clusterCIDR   string
 	nodeCertTTL   time.Duration
@@ -64,8 +63,7 @@ func (o *serverOptions) flags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.etcdCA, "etcd-cafile", "", "CA of an external etcd's certificates (PEM)")
 	fs.StringVar(&o.etcdCert, "etcd-certfile", "", "client certificate this server presents to an external etcd (PEM)")
 	fs.StringVar(&o.etcdKey, "etcd-keyfile", "", "the key of --etcd-certfile (PEM)")
-	fs.DurationVar(&o.leaseTimeout, "node-lease-timeout", 15*time.Second, "mark a node not ready after this long without a heartbeat")
-	fs.DurationVar(&o.lostAfter, "node-lost-after", 60*time.Second, "replace a node's instances elsewhere after this long without a heartbeat")
+	fs.DurationVar(&o.gracePeriod, "node-grace-period", controlplane.DefaultNodeGracePeriod, "a node silent this long is NotReady and its instances are replaced on other nodes")
 	fs.StringVar(&o.serviceCIDR, "service-cidr", controller.DefaultServiceCIDR, "range Apps' stable service addresses come from")
 	fs.StringVar(&o.clusterCIDR, "cluster-cidr", controller.DefaultClusterCIDR, "range nodes' container subnets (a /24 each) come from")
 	fs.DurationVar(&o.nodeCertTTL, "node-cert-ttl", server.DefaultNodeCertTTL, "how long a node certificate lasts (agents renew at two thirds)")
@@ -82,7 +80,7 @@ func runServer(ctx context.Context, o serverOptions, log *slog.Logger, ready fun
 	cfg.Etcd.CAFile, cfg.Etcd.CertFile, cfg.Etcd.KeyFile = o.etcdCA, o.etcdCert, o.etcdKey
 	cfg.Name, cfg.AdvertiseAddress = o.name, o.advertise
 	cfg.Join = controlplane.JoinConfig{URL: o.join, Token: o.token}
-	cfg.Nodes = controlplane.NodesConfig{LeaseTimeout: o.leaseTimeout, LostAfter: o.lostAfter}
+	cfg.Nodes = controlplane.NodesConfig{LeaseTimeout: o.gracePeriod, LostAfter: o.gracePeriod}
 	cfg.ServiceCIDR, cfg.ClusterCIDR, cfg.NodeCertTTL = o.serviceCIDR, o.clusterCIDR, o.nodeCertTTL
 	if o.auditMaxMB < 0 || o.auditBackups < 1 {
 		return fmt.Errorf("--audit-log-max-size %d, --audit-log-backups %d: want a size of 0 or more and at least one backup", o.auditMaxMB, o.auditBackups)

@@ -103,7 +103,9 @@ type Agent struct {
 // New returns an agent; call Run.
 func New(cfg Config) *Agent {
 	if cfg.Heartbeat == 0 {
-		cfg.Heartbeat = 5 * time.Second
+		// Three or more heartbeats within the servers' grace period
+		// (10 s by default): one slow write does not make a node lost.
+		cfg.Heartbeat = 3 * time.Second
 	}
 	if cfg.Listen == "" {
 		cfg.Listen = "127.0.0.1:0"

@@ -129,7 +129,8 @@ func runControllers(ctx context.Context, cfg Config) {
 	events := &Recorder{Store: cfg.Store, Log: cfg.Log, Source: "controller"}
 	apps := &Apps{Store: cfg.Store, Log: cfg.Log, Events: events, ServiceCIDR: cfg.ServiceCIDR}
 	binder := &Binder{Store: cfg.Store, Log: cfg.Log, Events: events}
-	nodes := &Nodes{Store: cfg.Store, Log: cfg.Log, Events: events, LeaseTimeout: cfg.LeaseTimeout, LostAfter: cfg.LostAfter, ClusterCIDR: cfg.ClusterCIDR}
+	nodes := &Nodes{Store: cfg.Store, Log: cfg.Log, Events: events, LeaseTimeout: cfg.LeaseTimeout, LostAfter: cfg.LostAfter, ClusterCIDR: cfg.ClusterCIDR,
+		Since: time.Now()}
 	appQ, bindQ, nodeQ := newQueue(), newQueue(), newQueue()
 	apps.Requeue = appQ.addAfter
 

@@ -24,7 +24,20 @@ type Nodes struct {
 	LostAfter    time.Duration
 	// ClusterCIDR is where node subnets come from (DefaultClusterCIDR).
 	ClusterCIDR string
-	now         func() time.Time
+	// Since is when this leadership began: no node is judged silent for
+	// longer than that. Heartbeats could not be written while there was no
+	// leader (no quorum), and every node must not look lost when it is back.
+	Since time.Time
+	now   func() time.Time
+}
+
+// silence is how long node has been silent, as far as this leader knows.
+func (c *Nodes) silence(n *api.Node, now time.Time) time.Duration {
+	beat := n.Status.LastHeartbeat
+	if beat.Before(c.Since) {
+		beat = c.Since
+	}
+	return now.Sub(beat)
 }
 
 // Reconcile implements Reconciler for key "node name".
@@ -50,11 +63,11 @@ func (c *Nodes) Reconcile(ctx context.Context, name string) error {
 		return err
 	}
 	if node != nil {
-		silent = now().Sub(node.Status.LastHeartbeat)
+		silent = c.silence(node, now())
 		if node.Status.Ready && silent > c.LeaseTimeout {
 			_, err := c.Store.Mutate(ctx, nodeKind, "", name, func(o api.Object) error {
 				n := o.(*api.Node)
-				if now().Sub(n.Status.LastHeartbeat) <= c.LeaseTimeout {
+				if c.silence(n, now()) <= c.LeaseTimeout {
 					return errStale
 				}
 				n.Status.Ready = false

@@ -136,3 +136,54 @@ func TestNodesReconcile(t *testing.T) {
 		t.Errorf("after reconciling deleted node n2: want instances %q; got %q", "unbound", got)
 	}
 }
+
+// TestNodesAfterAnOutage: heartbeats could not be written while the
+// control plane had no quorum; a new leader gives every node a full grace
+// period from when it began leading before it judges any lost.
+func TestNodesAfterAnOutage(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	start := time.Date(2026, 1, 1, 0, 5, 0, 0, time.UTC)
+	node := &api.Node{
+		TypeMeta: api.TypeMeta{APIVersion: api.Version, Kind: api.KindNode},
+		Metadata: api.ObjectMeta{Name: "n1"},
+		// Its last heartbeat before a five-minute outage.
+		Status: api.NodeStatus{Ready: true, LastHeartbeat: start.Add(-5 * time.Minute), Capacity: api.NodeResources{MilliCPU: 1000, MemoryBytes: 1 << 30}},
+	}
+	if err := h.st.Create(ctx, node); err != nil {
+		t.Fatal(err)
+	}
+	in := &api.Instance{
+		TypeMeta: api.TypeMeta{APIVersion: api.Version, Kind: api.KindInstance},
+		Metadata: api.ObjectMeta{Name: "on-n1", Namespace: testNS},
+		Spec:     api.InstanceSpec{App: "a", Revision: 1, Node: "n1"},
+	}
+	if err := h.st.Create(ctx, in); err != nil {
+		t.Fatal(err)
+	}
+	now := start
+	c := &Nodes{Store: h.st, Log: slog.New(slog.DiscardHandler), LeaseTimeout: 10 * time.Second, LostAfter: 10 * time.Second,
+		Since: start, now: func() time.Time { return now }}
+	for _, step := range []struct {
+		at        time.Duration
+		wantReady bool
+		wantInsts int
+	}{
+		{0, true, 1},
+		{9 * time.Second, true, 1},
+		{11 * time.Second, false, 0},
+	} {
+		now = start.Add(step.at)
+		if err := c.Reconcile(ctx, "n1"); err != nil {
+			t.Fatal(err)
+		}
+		if n := h.getNode("n1"); n.Status.Ready != step.wantReady {
+			t.Errorf("%v after the new leader began: ready %v, want %v", step.at, n.Status.Ready, step.wantReady)
+		}
+		if got := len(h.instances("")); got != step.wantInsts {
+			t.Errorf("%v after the new leader began: %d instances, want %d", step.at, got, step.wantInsts)
+		}
+	}
+}
