@@ -1,10 +1,13 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -18,9 +21,105 @@ import (
 func newNodeCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "node",
-		Short: "Remove a node from the cluster, or reset this machine",
+		Short: "Cordon, drain or remove a node of the cluster, or reset this machine",
 	}
-	cmd.AddCommand(newNodeRemoveCmd(g), newNodeResetCmd())
+	cmd.AddCommand(newNodeRemoveCmd(g), newNodeResetCmd(),
+		newNodeMarkCmd(g, "cordon", "Keep new instances off a node (its running ones stay)", func(s *api.NodeSpec) { s.Unschedulable = true }),
+		newNodeMarkCmd(g, "uncordon", "Let a cordoned or drained node take instances again", func(s *api.NodeSpec) { s.Unschedulable, s.Draining = false, false }),
+		newNodeDrainCmd(g))
+	return cmd
+}
+
+// setNodeSpec changes a Node's spec with a read-modify-write on its
+// revision, retrying when the agent wrote it in between.
+func setNodeSpec(ctx context.Context, c *client.Client, name string, change func(*api.NodeSpec)) error {
+	for {
+		obj, err := c.Get(ctx, api.MustKind(api.KindNode), "", name)
+		if err != nil {
+			return err
+		}
+		n := obj.(*api.Node)
+		change(&n.Spec)
+		err = c.Update(ctx, n)
+		if !errors.Is(err, client.ErrConflict) {
+			return err
+		}
+	}
+}
+
+func newNodeMarkCmd(g *globals, verb, short string, change func(*api.NodeSpec)) *cobra.Command {
+	return &cobra.Command{
+		Use:   verb + " NAME",
+		Short: short,
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := g.client(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if err := setNodeSpec(cmd.Context(), c, args[0], change); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "node %s %sed\n", args[0], verb)
+			return nil
+		},
+	}
+}
+
+// newNodeDrainCmd cordons a node and has its instances moved elsewhere as
+// a rollout moves them (new ones ready first, within each App's maxSurge
+// and maxUnavailable), then waits until none is left there.
+func newNodeDrainCmd(g *globals) *cobra.Command {
+	var timeout time.Duration
+	cmd := &cobra.Command{
+		Use:   "drain NAME [--timeout 5m]",
+		Short: "Move a node's instances to other nodes, new ones ready before old ones stop; the node stays cordoned",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := g.client(cmd.Context())
+			if err != nil {
+				return err
+			}
+			name := args[0]
+			if err := setNodeSpec(cmd.Context(), c, name, func(s *api.NodeSpec) { s.Unschedulable, s.Draining = true, true }); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "node %s cordoned; draining\n", name)
+			ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
+			defer cancel()
+			stuck := fmt.Errorf("node %s: instances still there after %v (can other nodes take them? shoal get instances -A); the drain goes on", name, timeout)
+			for left := -1; ; {
+				objs, _, err := c.List(ctx, api.MustKind(api.KindInstance), "", client.ListOptions{Node: name})
+				if ctx.Err() != nil {
+					return stuck
+				}
+				if err != nil {
+					return err
+				}
+				var names []string
+				for _, o := range objs {
+					// Removed ones count until their containers are gone.
+					if in := o.(*api.Instance); !in.Status.Phase.Terminal() || in.Status.Phase == api.PhaseRunning {
+						names = append(names, in.Metadata.Namespace+"/"+in.Metadata.Name)
+					}
+				}
+				if len(names) == 0 {
+					fmt.Fprintf(cmd.OutOrStdout(), "node %s drained\n", name)
+					return nil
+				}
+				if len(names) != left {
+					left = len(names)
+					fmt.Fprintf(cmd.OutOrStdout(), "%d instances left: %s\n", left, strings.Join(names, " "))
+				}
+				select {
+				case <-ctx.Done():
+					return stuck
+				case <-time.After(time.Second):
+				}
+			}
+		},
+	}
+	cmd.Flags().DurationVar(&timeout, "timeout", 5*time.Minute, "how long to wait for the node to empty")
 	return cmd
 }
 

@@ -331,6 +331,13 @@ const (
 // Placement constrains which nodes may run an App's instances.
 type Placement struct {
 	NodeSelector map[string]string `json:"nodeSelector,omitempty"`
+	// MaxPerNode, when set, is the most instances of the App one node
+	// runs.
+	MaxPerNode int32 `json:"maxPerNode,omitempty"`
+	// SpreadBy is a node label ("zone"): instances go first to the value
+	// of it with the fewest of the App's (nodes without the label count
+	// as one more value), as Swarm's spread preference does.
+	SpreadBy string `json:"spreadBy,omitempty"`
 }
 
 // AppStatus is what the system observed of an App.

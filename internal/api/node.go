@@ -15,8 +15,14 @@ func (o *Node) GetMeta() *ObjectMeta { return &o.Metadata }
 
 // NodeSpec is what the node's owner declares.
 type NodeSpec struct {
-	// Unschedulable keeps new instances off the node.
+	// Unschedulable keeps new instances off the node (`shoal node
+	// cordon`).
 	Unschedulable bool `json:"unschedulable,omitempty"`
+	// Draining moves the node's instances to other nodes as a rollout
+	// would, new ones ready before old ones stop, within each App's
+	// maxSurge and maxUnavailable (`shoal node drain`); it keeps new
+	// instances off the node too.
+	Draining bool `json:"draining,omitempty"`
 	// Subnet is the IPv4 range the node's containers get addresses from:
 	// declared by the agent (--subnet) or assigned by the server from its
 	// cluster range, so that no two nodes share one.

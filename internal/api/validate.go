@@ -115,7 +115,7 @@ func Validate(obj Object) error {
 		} else if r != nil && *r > maxReplicas {
 			v.add("spec.replicas", "must be at most %d", maxReplicas)
 		}
-		v.labels("spec.placement.nodeSelector", o.Spec.Placement.NodeSelector)
+		v.placement(o.Spec.Placement)
 		v.update("spec.update", &o.Spec.Update)
 	case *Instance:
 		v.meta(meta, true, false)
@@ -321,8 +321,18 @@ func (v *validator) instanceSpec(s *InstanceSpec) {
 	if s.Node != "" && !isDNSLabel(s.Node) {
 		v.add("spec.node", "%s is not a valid name: %s", quote(s.Node), nameRule)
 	}
-	v.labels("spec.placement.nodeSelector", s.Placement.NodeSelector)
+	v.placement(s.Placement)
 	v.template("spec.template", &s.Template)
+}
+
+func (v *validator) placement(p Placement) {
+	v.labels("spec.placement.nodeSelector", p.NodeSelector)
+	if p.MaxPerNode < 0 {
+		v.add("spec.placement.maxPerNode", "%d: want 1 or more (0 or absent: no limit)", p.MaxPerNode)
+	}
+	if k := p.SpreadBy; k != "" && !isLabelKey(k) {
+		v.add("spec.placement.spreadBy", "%s is not a label key", quote(k))
+	}
 }
 
 // template checks a container template; path is where it sits ("spec" for

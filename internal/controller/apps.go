@@ -38,6 +38,9 @@ type Apps struct {
 	// Requeue asks for key to be reconciled again after d, even if nothing
 	// changes (progress deadlines); nil in tests that drive Reconcile.
 	Requeue func(key string, d time.Duration)
+	// Draining, when set, says whether a node is being drained: its
+	// instances are replaced as an old revision's are.
+	Draining func(node string) bool
 }
 
 // Reconcile implements Reconciler for key "namespace/app".
@@ -164,6 +167,7 @@ func available(in *api.Instance) bool {
 // scale creates and removes instances so that the current revision has
 // spec.replicas live instances, surging by one while older revisions are
 // replaced and removing old instances only as new ones become available.
+// Instances on a draining node count as old.
 func (c *Apps) scale(ctx context.Context, app *api.App, insts []*api.Instance) error {
 	want := int(*app.Spec.Replicas)
 	var cur, old []*api.Instance
@@ -171,7 +175,7 @@ func (c *Apps) scale(ctx context.Context, app *api.App, insts []*api.Instance) e
 		if !live(in) {
 			continue
 		}
-		if in.Metadata.Labels[LabelHash] == app.Status.TemplateHash {
+		if in.Metadata.Labels[LabelHash] == app.Status.TemplateHash && (c.Draining == nil || in.Spec.Node == "" || !c.Draining(in.Spec.Node)) {
 			cur = append(cur, in)
 		} else {
 			old = append(old, in)

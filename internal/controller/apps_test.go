@@ -175,3 +175,66 @@ func checkSlots(t *testing.T, ins []*api.Instance) {
 		seen[k] = in.Metadata.Name
 	}
 }
+
+// TestDrainMovesInstancesLikeARollout: a draining node's instances are
+// replaced on other nodes, each new one ready before an old one stops,
+// within maxSurge and maxUnavailable; nothing new goes to the node.
+func TestDrainMovesInstancesLikeARollout(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	h.startDelay = 150 * time.Millisecond
+	h.addNodes(3)
+	h.runControllers(h.config("server-0"))
+	const replicas = 4
+	h.apply(newApp("web", replicas, "web:1"))
+	before := h.waitRunning("web", replicas, 15*time.Second)
+	if nodeCounts(before)["node-0"] == 0 {
+		t.Fatalf("nothing on node-0 to drain: %s", summary(before))
+	}
+
+	tr := h.track("web", nil)
+	tr.resetMinAvailable()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := h.st.Mutate(ctx, nodeKind, "", "node-0", func(o api.Object) error {
+		n := o.(*api.Node)
+		n.Spec.Unschedulable, n.Spec.Draining = true, true
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	h.eventually(20*time.Second, "node-0 empty and web back at 4 running elsewhere", func() (bool, string) {
+		ins := h.instances("web")
+		running := 0
+		for _, in := range ins {
+			if in.Spec.Node == "node-0" {
+				return false, summary(ins)
+			}
+			if in.Status.Phase == api.PhaseRunning && live(in) {
+				running++
+			}
+		}
+		return running == replicas && len(ins) == replicas, summary(ins)
+	})
+	checkSlots(t, h.instances("web"))
+	maxLive, atMax, minAvail, _ := tr.report()
+	if maxLive > replicas+1 {
+		t.Errorf("the drain surged to %d live instances; want at most %d. At the peak: %s", maxLive, replicas+1, atMax)
+	}
+	if minAvail < replicas {
+		t.Errorf("the drain dropped to %d available instances; want never below %d", minAvail, replicas)
+	}
+	// Uncordoned, the node takes instances again.
+	if _, err := h.st.Mutate(ctx, nodeKind, "", "node-0", func(o api.Object) error {
+		n := o.(*api.Node)
+		n.Spec.Unschedulable, n.Spec.Draining = false, false
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	h.setReplicas("web", 6)
+	got := h.waitRunning("web", 6, 15*time.Second)
+	if nodeCounts(got)["node-0"] == 0 {
+		t.Errorf("an uncordoned node got nothing when web grew to 6: %s", summary(got))
+	}
+}

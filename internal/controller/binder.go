@@ -188,6 +188,8 @@ func RequestOf(in *api.Instance) scheduler.Request {
 		Key:          in.Metadata.Namespace + "/" + in.Metadata.Name,
 		App:          in.Metadata.Namespace + "/" + in.Spec.App,
 		NodeSelector: in.Spec.Placement.NodeSelector,
+		MaxPerNode:   in.Spec.Placement.MaxPerNode,
+		SpreadBy:     in.Spec.Placement.SpreadBy,
 	}
 	// Specs were validated on the way in; a parse error here means zero.
 	r.HostNamespaces = t.HostPID || t.HostIPC

@@ -133,6 +133,8 @@ func runControllers(ctx context.Context, cfg Config) {
 		Since: time.Now()}
 	appQ, bindQ, nodeQ := newQueue(), newQueue(), newQueue()
 	apps.Requeue = appQ.addAfter
+	drains := &drainingNodes{}
+	apps.Draining = drains.has
 
 	var wg sync.WaitGroup
 	spawn := func(f func()) {
@@ -176,6 +178,17 @@ func runControllers(ctx context.Context, cfg Config) {
 		watchKind(ctx, cfg.Store, nodeKind, cfg.Resync, cfg.Log, func(o api.Object) {
 			nodeQ.add(o.GetMeta().Name)
 			bindQ.add(bindKey)
+			n := o.(*api.Node)
+			if drains.set(n.Metadata.Name, n.Spec.Draining && n.Metadata.DeletedAt.IsZero()) {
+				// A drain began or ended: every App may have instances there.
+				objs, _, err := cfg.Store.List(ctx, appKind, "")
+				if err != nil {
+					return
+				}
+				for _, a := range objs {
+					appQ.add(nsKey(a.GetMeta().Namespace, a.GetMeta().Name))
+				}
+			}
 		})
 	})
 	// Heartbeats going silent produce no event: look at every node often.
@@ -199,4 +212,35 @@ func runControllers(ctx context.Context, cfg Config) {
 		}
 	})
 	wg.Wait()
+}
+
+// drainingNodes are the nodes being drained, as the node watch last saw
+// them.
+type drainingNodes struct {
+	mu sync.Mutex
+	m  map[string]bool
+}
+
+// set records whether node drains and says whether that changed.
+func (d *drainingNodes) set(node string, draining bool) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.m[node] == draining {
+		return false
+	}
+	if d.m == nil {
+		d.m = map[string]bool{}
+	}
+	if draining {
+		d.m[node] = true
+	} else {
+		delete(d.m, node)
+	}
+	return true
+}
+
+func (d *drainingNodes) has(node string) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.m[node]
 }

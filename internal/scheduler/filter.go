@@ -12,6 +12,7 @@ const (
 	ReasonSelectorMismatch = "node selector mismatch"
 	ReasonOwnerRules       = "refused by the node's owner"
 	ReasonHostPortInUse    = "host port in use"
+	ReasonMaxPerNode       = "max per node reached"
 	ReasonInsufficientCPU  = "insufficient cpu"
 	ReasonInsufficientMem  = "insufficient memory"
 )
@@ -31,6 +32,7 @@ var filters = [...]filter{
 	selectorFilter{},
 	ownerFilter{},
 	hostPortFilter{},
+	maxPerNodeFilter{},
 	cpuFilter{},
 	memoryFilter{},
 }
@@ -121,6 +123,17 @@ func (hostPortFilter) Check(n *node, p *pending) (bool, string) {
 		if n.ports[hp] > 0 {
 			return false, ReasonHostPortInUse
 		}
+	}
+	return true, ""
+}
+
+// maxPerNodeFilter keeps a node from running more than the app's
+// placement.maxPerNode of its instances.
+type maxPerNodeFilter struct{}
+
+func (maxPerNodeFilter) Check(n *node, p *pending) (bool, string) {
+	if p.maxPerNode > 0 && p.perNode != nil && p.perNode[n.idx] >= p.maxPerNode {
+		return false, ReasonMaxPerNode
 	}
 	return true, ""
 }

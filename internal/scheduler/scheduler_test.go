@@ -150,6 +150,36 @@ func TestPlace(t *testing.T) {
 			wantErr: "0/3 nodes available: 3 refused by the node's owner",
 		},
 		{
+			name:    "maxPerNode: at most one per node, then none",
+			nodes:   []NodeInfo{ready("a", 8, 8), ready("b", 8, 8)},
+			reqs:    repeat(Request{App: "ns/db", MaxPerNode: 1}, 3),
+			want:    []string{"a", "b", ""},
+			wantErr: "0/2 nodes available: 2 max per node reached",
+		},
+		{
+			name:  "maxPerNode: two per node",
+			nodes: []NodeInfo{ready("a", 8, 8), ready("b", 8, 8)},
+			reqs:  repeat(Request{App: "ns/db", MaxPerNode: 2}, 4),
+			want:  []string{"a", "b", "a", "b"},
+		},
+		{
+			name: "spreadBy zone: across zones first, even when a zone has more nodes",
+			nodes: []NodeInfo{
+				ready("a1", 8, 8, "zone", "a"), ready("a2", 8, 8, "zone", "a"), ready("a3", 8, 8, "zone", "a"),
+				ready("b1", 8, 8, "zone", "b"),
+			},
+			reqs: repeat(Request{App: "ns/web", SpreadBy: "zone"}, 4),
+			// Zones tie at one each after a1 and b1; then the node with
+			// none (a2); then zone b, which has fewer.
+			want: []string{"a1", "b1", "a2", "b1"},
+		},
+		{
+			name:  "spreadBy: nodes without the label are one more group",
+			nodes: []NodeInfo{ready("a1", 8, 8, "zone", "a"), ready("x", 8, 8), ready("y", 8, 8)},
+			reqs:  repeat(Request{App: "ns/web", SpreadBy: "zone"}, 4),
+			want:  []string{"a1", "x", "y", "a1"},
+		},
+		{
 			name: "not ready and unschedulable nodes are skipped",
 			nodes: []NodeInfo{
 				{Name: "a", MilliCPU: 8000, MemoryBytes: 8 * gi},

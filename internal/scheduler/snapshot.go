@@ -31,6 +31,13 @@ type Request struct {
 	// access, which a node allows only when its owner says so.
 	HostNamespaces bool
 	HostPaths      []string
+	// MaxPerNode, when above zero, is the most instances of App one node
+	// runs.
+	MaxPerNode int32
+	// SpreadBy is a node label ("zone"): App's instances go first to the
+	// value with the fewest of them (nodes without the label are one
+	// group), then to the node with the fewest.
+	SpreadBy string
 }
 
 // HostPort is a port bound on the node itself.
@@ -143,6 +150,8 @@ type pending struct {
 	namespace, registry, signer string
 	hostNamespaces              bool
 	hostPaths                   []string
+	maxPerNode                  int32
+	perNode                     []int32 // the app's instances per node; nil when it has none
 }
 
 // NewSnapshot builds a snapshot of nodes with placed already bound to them.
@@ -207,25 +216,41 @@ func (s *Snapshot) Place(r Request) (node string, err error) {
 	scores := s.scores[:len(s.nodes)]
 	cpu, mem := float64(p.milliCPU), float64(p.memoryBytes)
 
+	// With SpreadBy, the app's instances per label value come first.
+	var groups map[string]int32
+	if r.SpreadBy != "" {
+		groups = make(map[string]int32)
+		for i := range s.nodes {
+			groups[s.nodes[i].labels[r.SpreadBy]] += counts[i]
+		}
+	}
+
 	// Score first and filter only nodes that would beat the best so far: a
 	// node that loses costs a slice lookup and a few multiplications, not
-	// five filters.
+	// every filter.
 	best := -1
-	bestCount, bestFrac, bestTotal := int32(math.MaxInt32), 0.0, 0
+	bestGroup, bestCount, bestFrac, bestTotal := int32(math.MaxInt32), int32(math.MaxInt32), 0.0, 0
 	for i := range scores {
+		var g int32
+		if groups != nil {
+			g = groups[s.nodes[i].labels[r.SpreadBy]]
+			if g > bestGroup {
+				continue
+			}
+		}
 		c := counts[i]
-		if c > bestCount {
+		if g == bestGroup && c > bestCount {
 			continue
 		}
 		sc := &scores[i]
 		frac := sc.fracAfter(cpu, mem)
-		if c == bestCount && (frac > bestFrac || frac == bestFrac && sc.count >= bestTotal) {
+		if g == bestGroup && c == bestCount && (frac > bestFrac || frac == bestFrac && sc.count >= bestTotal) {
 			continue // ties go to the earlier node, which has the smaller name
 		}
 		if refusal(&s.nodes[i], p) != "" {
 			continue
 		}
-		best, bestCount, bestFrac, bestTotal = i, c, frac, sc.count
+		best, bestGroup, bestCount, bestFrac, bestTotal = i, g, c, frac, sc.count
 	}
 	if best < 0 {
 		return "", s.explain(p)
@@ -316,6 +341,10 @@ func (s *Snapshot) prepare(r *Request) *pending {
 	p.selector = nil
 	p.namespace, p.registry, p.signer = r.Namespace, r.Registry, r.Signer
 	p.hostNamespaces, p.hostPaths = r.HostNamespaces, r.HostPaths
+	p.maxPerNode, p.perNode = r.MaxPerNode, nil
+	if a := s.apps[r.App]; a != nil {
+		p.perNode = a.perNode
+	}
 	p.ports = p.ports[:0]
 	for _, hp := range r.HostPorts {
 		if hp.Port == 0 {
