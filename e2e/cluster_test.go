@@ -97,15 +97,7 @@ type node struct {
 // stopped, `shoal node reset` removes everything it made on the host, as
 // a user would, and the test fails if that does not work.
 func newNode(t *testing.T, name, ctd, dataDir string) node {
-	n := seq.Add(1) + int32(os.Getpid()%50)*4
-	nd := node{
-		name: name,
-		// Unique per run: an image cached by an earlier run under the same
-		// tag would otherwise be used instead of this run's build.
-		runtimeNS: fmt.Sprintf("e2e-%d-%s-%d", n, name, time.Now().UnixNano()%1e6),
-		bridge:    fmt.Sprintf("se2e%d", n),
-		subnet:    fmt.Sprintf("10.214.%d.0/24", n%250),
-	}
+	nd := nodeFor(name)
 	// Registered before the agent starts, so it runs after the agent stopped.
 	t.Cleanup(func() {
 		out, err := exec.Command(shoalBin, "node", "reset", "--data-dir", dataDir, "--containerd-address", ctd,
@@ -115,6 +107,19 @@ func newNode(t *testing.T, name, ctd, dataDir string) node {
 		}
 	})
 	return nd
+}
+
+// nodeFor names a node: its own runtime namespace, bridge and subnet.
+func nodeFor(name string) node {
+	n := seq.Add(1) + int32(os.Getpid()%50)*4
+	return node{
+		name: name,
+		// Unique per run: an image cached by an earlier run under the same
+		// tag would otherwise be used instead of this run's build.
+		runtimeNS: fmt.Sprintf("e2e-%d-%s-%d", n, name, time.Now().UnixNano()%1e6),
+		bridge:    fmt.Sprintf("se2e%d", n),
+		subnet:    fmt.Sprintf("10.214.%d.0/24", n%250),
+	}
 }
 
 func (n node) agentFlags() []string {

@@ -286,7 +286,8 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		undo()
 		return nil, err
 	}
-	reg.SetCluster(newImageCluster(st, cfg.Name, pki.ClientTLS(ca.Pool(), keypair)))
+	images := newImageCluster(st, cfg.Name, pki.ClientTLS(ca.Pool(), keypair))
+	reg.SetCluster(images)
 	url := "https://" + l.Addr().String()
 	if tcp := l.Addr().(*net.TCPAddr); tcp.IP.IsUnspecified() {
 		url = "https://" + net.JoinHostPort(cmp.Or(cfg.AdvertiseAddress, "127.0.0.1"), strconv.Itoa(tcp.Port))
@@ -315,7 +316,8 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		CA: ca, Keypair: keypair, NodeCertTTL: cfg.NodeCertTTL, SecretKeys: secretKeys, Audit: audit})
 	s := &Server{cfg: cfg, url: url, ready: make(chan struct{}), done: make(chan struct{}), Store: st, CA: ca, Admin: admin}
 	var wg sync.WaitGroup
-	wg.Add(3)
+	wg.Add(4)
+	go func() { defer wg.Done(); images.replicate(ctx, reg, log) }()
 	go func() {
 		defer wg.Done()
 		server.Register(ctx, st.Client(), server.Registration{Name: cfg.Name, URL: url, Version: cfg.Version}, log)

@@ -4,12 +4,15 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/json"
+	"log/slog"
 	"net/http"
 	"net/url"
+	"strings"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/shoal-dev/shoal/internal/registry"
 	"github.com/shoal-dev/shoal/internal/server"
 	"github.com/shoal-dev/shoal/internal/store"
 )
@@ -72,3 +75,54 @@ func (c *imageCluster) Peers(ctx context.Context) []string {
 }
 
 func (c *imageCluster) Transport() http.RoundTripper { return c.tr }
+
+// replicate copies into reg every image the cluster's tags point at and
+// it lacks, as they are pushed (a watch on the tags) and again every
+// replicateEvery (images whose only copy was on a server that was down),
+// until ctx ends.
+func (c *imageCluster) replicate(ctx context.Context, reg *registry.Registry, log *slog.Logger) {
+	cli := c.st.Client()
+	ensure := func(key, digest string) bool {
+		ref := strings.TrimPrefix(key, imageTagsPrefix)
+		i := strings.LastIndexByte(ref, ':')
+		if i < 0 {
+			return true
+		}
+		if err := reg.Ensure(ctx, ref[:i], digest); err != nil {
+			if ctx.Err() == nil {
+				log.Debug("image not replicated yet", "image", ref, "err", err)
+			}
+			return false
+		}
+		return true
+	}
+	for ctx.Err() == nil {
+		resp, err := cli.Get(ctx, imageTagsPrefix, clientv3.WithPrefix())
+		if err == nil {
+			for _, kv := range resp.Kvs {
+				ensure(string(kv.Key), string(kv.Value))
+			}
+			wctx, cancel := context.WithTimeout(ctx, replicateEvery)
+			for wr := range cli.Watch(clientv3.WithRequireLeader(wctx), imageTagsPrefix, clientv3.WithPrefix(), clientv3.WithRev(resp.Header.Revision+1)) {
+				for _, ev := range wr.Events {
+					if ev.Type == clientv3.EventTypePut {
+						// The pushing server is the one that has it; a
+						// moment after the tag, it serves it.
+						for try := 0; try < 5 && !ensure(string(ev.Kv.Key), string(ev.Kv.Value)) && wctx.Err() == nil; try++ {
+							time.Sleep(time.Second)
+						}
+					}
+				}
+			}
+			cancel()
+			continue
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(2 * time.Second):
+		}
+	}
+}
+
+// replicateEvery is how often a server looks again for images it lacks.
+const replicateEvery = 30 * time.Second

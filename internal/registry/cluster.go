@@ -89,3 +89,17 @@ func (r *Registry) store(ctx context.Context, repo string, img v1.Image) error {
 	p.tags = []pushedTag{{repo: repo, digest: digest}} // a link, no tag
 	return p.commit()
 }
+
+// Ensure makes sure manifest digest of repo is in this store, copying it
+// from another server when it is not: servers replicate every pushed
+// image this way, so that losing the one it was pushed to loses nothing.
+func (r *Registry) Ensure(ctx context.Context, repo, digest string) error {
+	h, ok := parseDigest(digest)
+	if !ok || !validRepo(repo) {
+		return fmt.Errorf("image %s@%s: not a repository and sha256 digest", repo, digest)
+	}
+	if r.hasManifest(repo, h) {
+		return nil
+	}
+	return r.fetch(ctx, repo, h)
+}

@@ -1,0 +1,198 @@
+package e2e
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/shoal-dev/shoal/internal/api"
+	hosts "github.com/shoal-dev/shoal/test/cluster"
+)
+
+// machine is one simulated host running a shoal server and agent.
+type machine struct {
+	name          string
+	host          *hosts.Host
+	serverDir     string
+	server, agent *hosts.Proc
+	node          node
+}
+
+// conf is the machine's server's admin.conf.
+func (m *machine) conf() string { return filepath.Join(m.serverDir, "admin.conf") }
+
+// url is the machine's API.
+func (m *machine) url() string { return "https://" + m.host.IP + ":7070" }
+
+// shoalOn runs the CLI on host h with conf.
+func shoalOn(h *hosts.Host, conf string, args ...string) (string, error) {
+	cmd := h.Command(shoalBin, append([]string{"--config", conf}, args...)...)
+	timer := time.AfterFunc(2*time.Minute, func() {
+		if cmd.Process != nil {
+			_ = cmd.Process.Kill()
+		}
+	})
+	defer timer.Stop()
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+// TestMachinesSurviveTheLeadersDeath: three machines on a switch, each
+// running a server and an agent. kill -9 the controllers' leader during a
+// rolling update: a new leader finishes it, the app ends at exactly its
+// replicas, and every write the dead server acknowledged is still there.
+func TestMachinesSurviveTheLeadersDeath(t *testing.T) {
+	ctd := requireRoot(t)
+	net := hosts.New(t)
+	var ms []*machine
+	for i := 1; i <= 3; i++ {
+		m := &machine{name: fmt.Sprintf("m%d", i), host: net.AddHost(fmt.Sprintf("m%d", i)), serverDir: shortTempDir(t)}
+		ms = append(ms, m)
+	}
+	first := ms[0]
+	start := func(m *machine, extra ...string) {
+		args := append([]string{"server", "--name", "s" + m.name[1:], "--data-dir", m.serverDir,
+			"--listen", m.host.IP + ":7070", "--advertise-address", m.host.IP}, extra...)
+		m.server = m.host.Start(shoalBin, args...)
+		eventually(t, 60*time.Second, "server on "+m.name+" answers", func() (bool, string) {
+			out, err := shoalOn(m.host, m.conf(), "version")
+			return err == nil && strings.Contains(out, "server:") && !strings.Contains(out, "unreachable"), out
+		})
+	}
+	start(first)
+	must := func(m *machine, args ...string) string {
+		t.Helper()
+		out, err := shoalOn(m.host, m.conf(), args...)
+		if err != nil {
+			t.Fatalf("shoal %s on %s: %v\n%s", strings.Join(args, " "), m.name, err, out)
+		}
+		return out
+	}
+	token := strings.TrimSpace(must(first, "token", "create", "--role", "server", "--ttl", "10m"))
+	for _, m := range ms[1:] {
+		start(m, "--join", first.url(), "--token", token)
+	}
+	must(first, "image", "push", helloV1)
+	must(first, "image", "push", helloV2)
+
+	for _, m := range ms {
+		m.node = nodeFor("n" + m.name[1:])
+		dataDir := filepath.Join(m.serverDir, "agent")
+		nd := m.node
+		m.host.AfterStop(func() {
+			out, err := m.host.Command(shoalBin, "node", "reset", "--data-dir", dataDir, "--containerd-address", ctd,
+				"--runtime-namespace", nd.runtimeNS, "--bridge", nd.bridge, "--routes=false").CombinedOutput()
+			if err != nil {
+				t.Errorf("node reset on %s: %v\n%s", m.name, err, out)
+			}
+		})
+		agentToken := strings.TrimSpace(must(m, "token", "create", "--ttl", "10m"))
+		m.agent = m.host.Start(shoalBin, append([]string{"agent", "--server", m.url(), "--token", agentToken, "--data-dir", dataDir,
+			"--containerd-address", ctd, "--node-ip", m.host.IP, "--agent-listen", m.host.IP + ":0"}, nd.agentFlags()...)...)
+	}
+	eventually(t, 60*time.Second, "three nodes Ready", func() (bool, string) {
+		out, _ := shoalOn(first.host, first.conf(), "get", "nodes")
+		return strings.Count(out, "Ready") == 3 && !strings.Contains(out, "NotReady"), out
+	})
+
+	app := func(version string) string {
+		return `apiVersion: shoal/v1
+kind: App
+metadata: {name: web}
+spec:
+  image: shoal.local/hello:` + version + `
+  replicas: 3
+  resources: {cpu: 50m, memory: 32Mi}
+  ports: [{name: http, containerPort: 8080}]
+  health:
+    readiness: {http: {path: /healthz, port: http}, periodSeconds: 1, initialDelaySeconds: 2}
+`
+	}
+	manifest := func(y string) string {
+		f := filepath.Join(shortTempDir(t), "manifest.yaml")
+		if err := os.WriteFile(f, []byte(y), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return f
+	}
+	must(first, "apply", "-f", manifest(app("v1")), "--wait", "--timeout", "120s")
+
+	// Which server leads the controllers?
+	var leader *machine
+	out := must(first, "get", "servers")
+	for _, l := range nonEmptyLines(out)[1:] {
+		if f := strings.Fields(l); len(f) > 2 && f[2] == "*" {
+			for _, m := range ms {
+				if "s"+m.name[1:] == f[0] {
+					leader = m
+				}
+			}
+		}
+	}
+	if leader == nil {
+		t.Fatalf("no leader:\n%s", out)
+	}
+	// Writes the leader acknowledges, then the rolling update, then kill -9.
+	var acked []string
+	for i := 0; i < 10; i++ {
+		name := fmt.Sprintf("note-%d", i)
+		y := "apiVersion: shoal/v1\nkind: Secret\nmetadata: {name: " + name + "}\nspec: {data: {n: \"" + name + "\"}}\n"
+		if _, err := shoalOn(leader.host, leader.conf(), "apply", "-f", manifest(y)); err == nil {
+			acked = append(acked, name)
+		}
+	}
+	must(leader, "apply", "-f", manifest(app("v2")))
+	time.Sleep(1500 * time.Millisecond) // the rollout is under way
+	leader.server.Kill9()
+	t.Logf("killed the leader, %s, during the rollout", leader.name)
+
+	var other *machine
+	for _, m := range ms {
+		if m != leader {
+			other = m
+			break
+		}
+	}
+	eventually(t, 120*time.Second, "a new leader finishes the rollout: 3 instances, all v2 and ready", func() (bool, string) {
+		out, err := shoalOn(other.host, other.conf(), "get", "instances", "-o", "json")
+		if err != nil {
+			return false, out
+		}
+		var list struct{ Items []*api.Instance }
+		if err := json.Unmarshal([]byte(out), &list); err != nil {
+			return false, err.Error()
+		}
+		ready := 0
+		for _, in := range list.Items {
+			if in.Status.Phase == api.PhaseRunning && in.Status.Ready && in.Spec.Template.Image == "shoal.local/hello:v2" {
+				ready++
+			}
+		}
+		return len(list.Items) == 3 && ready == 3, summarize(list.Items)
+	})
+	for _, name := range acked {
+		if out, err := shoalOn(other.host, other.conf(), "get", "secret", name); err != nil {
+			t.Errorf("secret %s, acknowledged before the kill, is gone: %v\n%s", name, err, out)
+		}
+	}
+	if len(acked) == 0 {
+		t.Error("the leader acknowledged no write before the kill")
+	}
+	// Exactly three containers run across the machines.
+	tasks := 0
+	for _, m := range ms {
+		out, err := exec.Command("ctr", "--address", ctd, "-n", m.node.runtimeNS, "tasks", "ls").CombinedOutput()
+		if err != nil {
+			t.Fatalf("ctr: %v\n%s", err, out)
+		}
+		tasks += strings.Count(string(out), "RUNNING")
+	}
+	if tasks != 3 {
+		t.Errorf("%d containers run across the machines, want 3", tasks)
+	}
+}
