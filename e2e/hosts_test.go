@@ -46,6 +46,8 @@ func shoalOn(h *hosts.Host, conf string, args ...string) (string, error) {
 // running a server and an agent. kill -9 the controllers' leader during a
 // rolling update: a new leader finishes it, the app ends at exactly its
 // replicas, and every write the dead server acknowledged is still there.
+// Then one machine is cut off for 30 s: its instances are replaced, and
+// fenced when it is back.
 func TestMachinesSurviveTheLeadersDeath(t *testing.T) {
 	ctd := requireRoot(t)
 	net := hosts.New(t)
@@ -186,13 +188,81 @@ spec:
 	// Exactly three containers run across the machines.
 	tasks := 0
 	for _, m := range ms {
-		out, err := exec.Command("ctr", "--address", ctd, "-n", m.node.runtimeNS, "tasks", "ls").CombinedOutput()
-		if err != nil {
-			t.Fatalf("ctr: %v\n%s", err, out)
-		}
-		tasks += strings.Count(string(out), "RUNNING")
+		tasks += runningOn(t, ctd, m)
 	}
 	if tasks != 3 {
 		t.Errorf("%d containers run across the machines, want 3", tasks)
 	}
+
+	// The killed server comes back as the member it was.
+	leader.server.Start()
+	eventually(t, 60*time.Second, "three servers Ready again", func() (bool, string) {
+		out, err := shoalOn(other.host, other.conf(), "get", "servers")
+		return err == nil && strings.Count(out, "Ready") == 3, out
+	})
+
+	// Cut a machine off for 30 s: its instances are replaced on the others
+	// within the grace period and a few seconds; healed, it stops its old
+	// copies, and the app settles at exactly 3.
+	var cut *machine
+	for _, m := range ms {
+		if m != leader && m != other {
+			cut = m
+		}
+	}
+	if n := runningOn(t, ctd, cut); n == 0 {
+		t.Fatalf("nothing runs on %s to be replaced", cut.name)
+	}
+	cut.host.Cut()
+	cutAt := time.Now()
+	eventually(t, 30*time.Second, "the cut-off machine's instances replaced on the others", func() (bool, string) {
+		out, err := shoalOn(other.host, other.conf(), "get", "instances", "-o", "json")
+		if err != nil {
+			return false, out
+		}
+		var list struct{ Items []*api.Instance }
+		if err := json.Unmarshal([]byte(out), &list); err != nil {
+			return false, err.Error()
+		}
+		elsewhere := 0
+		for _, in := range list.Items {
+			if in.Spec.Node != cut.node.name && in.Status.Phase == api.PhaseRunning && in.Status.Ready {
+				elsewhere++
+			}
+		}
+		return elsewhere == 3, summarize(list.Items)
+	})
+	t.Logf("replaced %v after the cut", time.Since(cutAt).Round(100*time.Millisecond))
+	if n := runningOn(t, ctd, cut); n == 0 {
+		t.Errorf("the cut-off machine stopped its containers while cut off; they run on until it hears otherwise")
+	}
+	time.Sleep(time.Until(cutAt.Add(30 * time.Second)))
+	cut.host.Heal()
+	eventually(t, 60*time.Second, "healed: the old copies stopped, exactly 3 running", func() (bool, string) {
+		on := map[string]int{}
+		total := 0
+		for _, m := range ms {
+			on[m.name] = runningOn(t, ctd, m)
+			total += on[m.name]
+		}
+		return on[cut.name] == 0 && total == 3, fmt.Sprint(on)
+	})
+	time.Sleep(3 * time.Second)
+	total := 0
+	for _, m := range ms {
+		total += runningOn(t, ctd, m)
+	}
+	if total != 3 {
+		t.Errorf("after the heal settled %d containers run, want 3", total)
+	}
+}
+
+// runningOn counts the running containers of a machine's agent.
+func runningOn(t *testing.T, ctd string, m *machine) int {
+	t.Helper()
+	out, err := exec.Command("ctr", "--address", ctd, "-n", m.node.runtimeNS, "tasks", "ls").CombinedOutput()
+	if err != nil {
+		t.Fatalf("ctr: %v\n%s", err, out)
+	}
+	return strings.Count(string(out), "RUNNING")
 }
