@@ -149,7 +149,8 @@ type Credentials struct {
 
 // ServerJoinRequest is what a new server sends to POST
 // /api/v1/servers/join: a server token, its name (its etcd member's), and
-// where the cluster's other members reach its etcd.
+// where the cluster's other members reach its etcd (none for a cluster on
+// an external etcd).
 type ServerJoinRequest struct {
 	Token   string `json:"token"`
 	Name    string `json:"name"`

@@ -137,9 +137,7 @@ func (c *Config) Validate() error {
 	if (c.Join.URL == "") != (c.Join.Token == "") {
 		errs = append(errs, errors.New("join: give both the URL of a server of the cluster and a server token"))
 	}
-	if c.Join.URL != "" && len(c.Etcd.Endpoints) > 0 {
-		errs = append(errs, errors.New("join: a server on an external etcd shares it already; start it with the same --etcd-endpoints instead"))
-	}
+
 	for name, cidr := range map[string]string{"service CIDR": c.ServiceCIDR, "cluster CIDR": c.ClusterCIDR} {
 		if p, err := netip.ParsePrefix(cidr); err != nil || !p.Addr().Is4() {
 			errs = append(errs, fmt.Errorf("%s %q: want an IPv4 CIDR", name, cidr))
@@ -201,12 +199,21 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	pkiDir, etcdDir := filepath.Join(dataDir, "pki"), filepath.Join(dataDir, "etcd")
 	etcdCfg := store.EmbeddedConfig{Dir: etcdDir, Name: cfg.Name, PeerHost: cfg.AdvertiseAddress, Log: log, TLS: etcdTLSFiles(pkiDir)}
 	var joined *api.ServerJoinResponse
-	if cfg.Join.URL != "" && !store.HasData(etcdDir) {
-		if joined, err = joinCluster(ctx, cfg.Join, cfg.Name, etcdCfg, pkiDir, cfg.CAPassphrase); err != nil {
+	switch {
+	case cfg.Join.URL != "" && len(cfg.Etcd.Endpoints) == 0 && !store.HasData(etcdDir):
+		if joined, err = joinCluster(ctx, cfg.Join, cfg.Name, &etcdCfg, pkiDir, cfg.CAPassphrase); err != nil {
 			undo()
 			return nil, err
 		}
 		log.Info("joined the cluster; starting this server's etcd member", "via", cfg.Join.URL)
+	case cfg.Join.URL != "" && len(cfg.Etcd.Endpoints) > 0 && !fileExists(filepath.Join(pkiDir, pki.CACertFile)):
+		// On an external etcd: the store is shared already; take the CA
+		// and the secret keys.
+		if _, err = joinCluster(ctx, cfg.Join, cfg.Name, nil, pkiDir, cfg.CAPassphrase); err != nil {
+			undo()
+			return nil, err
+		}
+		log.Info("joined the cluster", "via", cfg.Join.URL)
 	}
 	ca, err := pki.LoadOrCreateSealedCA(pkiDir, cfg.CAPassphrase)
 	if err != nil {
@@ -259,11 +266,16 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		st = store.New(e.Client)
 	}
 	ictx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	err = server.EnsureDefaultNamespace(ictx, st)
+	err = claimStore(ictx, st, ca)
+	if err == nil {
+		if err = server.EnsureDefaultNamespace(ictx, st); err != nil {
+			err = fmt.Errorf("create the default namespace: %w", err)
+		}
+	}
 	cancel()
 	if err != nil {
 		undo()
-		return nil, fmt.Errorf("create the default namespace: %w", err)
+		return nil, err
 	}
 	reg, err := registry.New(filepath.Join(dataDir, "images"), log)
 	if err != nil {
@@ -346,6 +358,37 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		<-parts
 	}()
 	return s, nil
+}
+
+// clusterCAKey holds, in the store, the fingerprint of the CA of the
+// cluster whose store it is.
+const clusterCAKey = "/shoal-cluster/ca"
+
+// claimStore records this server's CA as the store's, or checks that it
+// is: a server with a CA of its own (one started on a shared external
+// etcd without --join) must not serve the cluster's state.
+func claimStore(ctx context.Context, st *store.Store, ca *pki.CA) error {
+	fp := ca.Fingerprint()
+	cli := st.Client()
+	resp, err := cli.Txn(ctx).
+		If(clientv3.Compare(clientv3.CreateRevision(clusterCAKey), "=", 0)).
+		Then(clientv3.OpPut(clusterCAKey, fp)).
+		Else(clientv3.OpGet(clusterCAKey)).Commit()
+	if err != nil {
+		return fmt.Errorf("the store: %w", err)
+	}
+	if resp.Succeeded {
+		return nil
+	}
+	if kvs := resp.Responses[0].GetResponseRange().Kvs; len(kvs) > 0 && string(kvs[0].Value) != fp {
+		return fmt.Errorf("the store belongs to a cluster with another CA (%.12s…; this server's is %.12s…): join that cluster with --join URL --token (a token from `shoal token create --role server`)", kvs[0].Value, fp)
+	}
+	return nil
+}
+
+func fileExists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
 }
 
 // shutdownGrace is how long a stopping server waits for its parts before

@@ -135,8 +135,10 @@ func TestStartAndWait(t *testing.T) {
 
 // A server on an external etcd that speaks only TLS and wants a client
 // certificate: with --etcd-cafile/certfile/keyfile it starts and serves.
-func TestExternalEtcdOverTLS(t *testing.T) {
-	dir := t.TempDir()
+// etcdCerts writes an etcd CA, a serving certificate for 127.0.0.1 and a
+// client certificate into dir, for etcd members a test starts itself.
+func etcdCerts(t *testing.T, dir string) (server, client *store.EmbeddedTLS) {
+	t.Helper()
 	ca, err := pki.LoadOrCreateCA(filepath.Join(dir, "etcd-ca"))
 	if err != nil {
 		t.Fatal(err)
@@ -161,8 +163,15 @@ func TestExternalEtcdOverTLS(t *testing.T) {
 	sc, sk := write("etcd", pki.Request{Name: "etcd", DNSNames: []string{"localhost"}, IPs: []net.IP{net.IPv4(127, 0, 0, 1)}})
 	cc, ck := write("client", pki.Request{Name: "shoal"})
 	caFile := filepath.Join(dir, "etcd-ca", pki.CACertFile)
-	e, err := store.StartEmbedded(context.Background(), store.EmbeddedConfig{Dir: filepath.Join(dir, "etcd"),
-		TLS: &store.EmbeddedTLS{CertFile: sc, KeyFile: sk, ClientCertFile: cc, ClientKeyFile: ck, CAFile: caFile}})
+	return &store.EmbeddedTLS{CertFile: sc, KeyFile: sk, ClientCertFile: cc, ClientKeyFile: ck, CAFile: caFile},
+		&store.EmbeddedTLS{ClientCertFile: cc, ClientKeyFile: ck, CAFile: caFile}
+}
+
+func TestExternalEtcdOverTLS(t *testing.T) {
+	dir := t.TempDir()
+	serverTLS, clientTLS := etcdCerts(t, dir)
+	caFile, cc, ck := clientTLS.CAFile, clientTLS.ClientCertFile, clientTLS.ClientKeyFile
+	e, err := store.StartEmbedded(context.Background(), store.EmbeddedConfig{Dir: filepath.Join(dir, "etcd"), TLS: serverTLS})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -186,4 +195,107 @@ func TestExternalEtcdOverTLS(t *testing.T) {
 	}
 	cancel()
 	_ = srv.Wait()
+}
+
+// TestServersOnAnExternalEtcdCluster: two servers share a three-member
+// etcd cluster the test runs; the second joins the first for the CA and
+// the secret keys, a third that does not join is refused the store, and
+// losing one etcd member changes nothing.
+func TestServersOnAnExternalEtcdCluster(t *testing.T) {
+	dir := t.TempDir()
+	serverTLS, clientTLS := etcdCerts(t, dir)
+	cfgs := make([]store.EmbeddedConfig, 3)
+	var initial []string
+	for i := range cfgs {
+		cfgs[i] = store.EmbeddedConfig{Dir: filepath.Join(dir, fmt.Sprintf("etcd-%d", i)), Name: fmt.Sprintf("e%d", i), TLS: serverTLS}
+		peer, err := cfgs[i].PeerURL()
+		if err != nil {
+			t.Fatal(err)
+		}
+		initial = append(initial, cfgs[i].Name+"="+peer)
+	}
+	members := make([]*store.Embedded, 3)
+	errs := make(chan error, 3)
+	for i := range cfgs {
+		cfgs[i].InitialCluster = strings.Join(initial, ",")
+		go func() {
+			var err error
+			members[i], err = store.StartEmbedded(context.Background(), cfgs[i])
+			errs <- err
+		}()
+	}
+	for range cfgs {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	var endpoints []string
+	for _, m := range members {
+		t.Cleanup(m.Close)
+		endpoints = append(endpoints, m.Endpoint)
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	start := func(name string, join controlplane.JoinConfig) (*controlplane.Server, error) {
+		cfg := controlplane.NewConfig()
+		cfg.DataDir, cfg.Listen, cfg.Name, cfg.Log = filepath.Join(dir, name), "127.0.0.1:0", name, slog.New(slog.DiscardHandler)
+		cfg.Etcd = controlplane.EtcdConfig{Endpoints: endpoints, CAFile: clientTLS.CAFile, CertFile: clientTLS.ClientCertFile, KeyFile: clientTLS.ClientKeyFile}
+		cfg.Join = join
+		return controlplane.Start(ctx, cfg)
+	}
+	a, err := start("a", controlplane.JoinConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := a.CreateToken(ctx, api.TokenRoleServer, time.Hour, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := start("b", controlplane.JoinConfig{URL: a.URL(), Token: tok})
+	if err != nil {
+		t.Fatalf("second server joining on the external etcd: %v", err)
+	}
+	if a.CA.Fingerprint() != b.CA.Fingerprint() {
+		t.Fatal("the joined server has a CA of its own")
+	}
+	if _, err := start("c", controlplane.JoinConfig{}); err == nil || !strings.Contains(err.Error(), "the store belongs to a cluster with another CA") {
+		t.Fatalf("a server with a CA of its own on the same store: %v", err)
+	}
+
+	// a's admin talks to b, and b sees what a wrote.
+	viaB := a.Admin
+	viaB.Server = b.URL()
+	cb, err := client.FromConfig(viaB)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, _ := a.Client()
+	ns := &api.Namespace{TypeMeta: api.TypeMeta{APIVersion: api.Version, Kind: api.KindNamespace}, Metadata: api.ObjectMeta{Name: "shared"}}
+	if err := ca.Create(ctx, ns); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cb.Get(ctx, api.MustKind(api.KindNamespace), "", "shared"); err != nil {
+		t.Fatalf("b reading what a wrote: %v", err)
+	}
+	// One etcd member of three down: both servers go on.
+	members[0].Close()
+	ns2 := &api.Namespace{TypeMeta: api.TypeMeta{APIVersion: api.Version, Kind: api.KindNamespace}, Metadata: api.ObjectMeta{Name: "after"}}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		err := cb.Create(ctx, ns2)
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("a write with one etcd member of three down: %v", err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if _, err := ca.Get(ctx, api.MustKind(api.KindNamespace), "", "after"); err != nil {
+		t.Fatalf("a reading with one etcd member of three down: %v", err)
+	}
+	cancel()
+	_ = a.Wait()
+	_ = b.Wait()
 }

@@ -31,8 +31,9 @@ type JoinConfig struct {
 // joinCluster asks the server at j.URL to add this server. It checks the
 // cluster by the token's CA fingerprint before the token goes out, then
 // installs what the cluster sent (the CA, the keys that seal Secrets) in
-// pkiDir; the answer says how this server's etcd member joins.
-func joinCluster(ctx context.Context, j JoinConfig, name string, etcd store.EmbeddedConfig, pkiDir string, passphrase []byte) (*api.ServerJoinResponse, error) {
+// pkiDir; the answer says how this server's etcd member (etcd; nil on an
+// external etcd) joins.
+func joinCluster(ctx context.Context, j JoinConfig, name string, etcd *store.EmbeddedConfig, pkiDir string, passphrase []byte) (*api.ServerJoinResponse, error) {
 	tok, err := pki.ParseToken(j.Token)
 	if err != nil {
 		return nil, err
@@ -44,9 +45,11 @@ func joinCluster(ctx context.Context, j JoinConfig, name string, etcd store.Embe
 	if err != nil {
 		return nil, err
 	}
-	peerURL, err := etcd.PeerURL()
-	if err != nil {
-		return nil, err
+	peerURL := ""
+	if etcd != nil {
+		if peerURL, err = etcd.PeerURL(); err != nil {
+			return nil, err
+		}
 	}
 	pool := x509.NewCertPool()
 	pool.AddCert(ca)

@@ -48,14 +48,25 @@ func (s *Server) checkQuorum(ctx context.Context) error {
 	if len(eps) == 0 {
 		return nil
 	}
-	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
-	st, err := cli.Status(ctx, eps[0])
-	if err == nil && st.Leader != 0 {
-		return nil
-	}
-	if err != nil && ctx.Err() == nil && !errors.Is(err, rpctypes.ErrNoLeader) {
-		return nil // not a quorum question; the request will say what it is
+	// Any member that knows a leader will do (an external etcd's client
+	// goes to whichever answers); the first that answers at all says who
+	// is reachable.
+	var st *clientv3.StatusResponse
+	for _, ep := range eps {
+		ectx, ecancel := context.WithTimeout(ctx, time.Second/time.Duration(len(eps)))
+		resp, err := cli.Status(ectx, ep)
+		ecancel()
+		if err == nil && resp.Leader != 0 {
+			return nil
+		}
+		if err != nil && !errors.Is(err, rpctypes.ErrNoLeader) && !errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
+			return nil // not a quorum question; the request will say what it is
+		}
+		if err == nil && st == nil {
+			st = resp
+		}
 	}
 	members, err := cli.MemberList(ctx, clientv3.WithSerializable())
 	if err != nil {

@@ -119,6 +119,16 @@ func (s *Server) admitServer(ctx context.Context, req api.ServerJoinRequest) (*a
 	if !validServerName(req.Name) {
 		return nil, fmt.Errorf("server join request: name %q: use lowercase letters, digits and '-', at most 63: %w", req.Name, errBadRequest)
 	}
+	keyPEM, err := s.ca.KeyPEM()
+	if err != nil {
+		return nil, err
+	}
+	resp := &api.ServerJoinResponse{CA: string(s.ca.CertPEM), CAKey: string(keyPEM), SecretKeys: string(s.secretKeys.Export())}
+	if req.PeerURL == "" {
+		// A server of a cluster on an external etcd: it shares the store
+		// already, and needs only what servers hold.
+		return resp, nil
+	}
 	if u, err := url.Parse(req.PeerURL); err != nil || u.Scheme != "https" || u.Port() == "" || u.Path != "" {
 		return nil, fmt.Errorf("server join request: peerURL %q: want https://ADDRESS:PORT: %w", req.PeerURL, errBadRequest)
 	}
@@ -160,12 +170,7 @@ func (s *Server) admitServer(ctx context.Context, req api.ServerJoinRequest) (*a
 		case <-time.After(500 * time.Millisecond):
 		}
 	}
-	keyPEM, err := s.ca.KeyPEM()
-	if err != nil {
-		return nil, err
-	}
-	resp := &api.ServerJoinResponse{CA: string(s.ca.CertPEM), CAKey: string(keyPEM), SecretKeys: string(s.secretKeys.Export()),
-		MemberID: strconv.FormatUint(added.Member.ID, 16)}
+	resp.MemberID = strconv.FormatUint(added.Member.ID, 16)
 	var initial []string
 	for _, m := range added.Members {
 		name := m.Name

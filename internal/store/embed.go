@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"sync"
 	"time"
 
 	"go.etcd.io/etcd/client/pkg/v3/transport"
@@ -72,6 +73,8 @@ type Embedded struct {
 	PeerURL string
 	// ID is this member's id.
 	ID uint64
+
+	closeOnce sync.Once
 }
 
 // HasData says whether dir already holds an embedded etcd's data: a
@@ -224,10 +227,12 @@ func (e *Embedded) updatePeerURL(ctx context.Context) error {
 	return nil
 }
 
-// Close stops the client and the etcd server.
+// Close stops the client and the etcd server; closing again does nothing.
 func (e *Embedded) Close() {
-	e.Client.Close()
-	e.etcd.Close()
+	e.closeOnce.Do(func() {
+		e.Client.Close()
+		e.etcd.Close()
+	})
 }
 
 // Connect returns a client for an external etcd cluster.
