@@ -49,59 +49,8 @@ func shoalOn(h *hosts.Host, conf string, args ...string) (string, error) {
 // Then one machine is cut off for 30 s: its instances are replaced, and
 // fenced when it is back.
 func TestMachinesSurviveTheLeadersDeath(t *testing.T) {
-	ctd := requireRoot(t)
-	net := hosts.New(t)
-	var ms []*machine
-	for i := 1; i <= 3; i++ {
-		m := &machine{name: fmt.Sprintf("m%d", i), host: net.AddHost(fmt.Sprintf("m%d", i)), serverDir: shortTempDir(t)}
-		ms = append(ms, m)
-	}
+	ctd, ms, must := threeMachines(t)
 	first := ms[0]
-	start := func(m *machine, extra ...string) {
-		args := append([]string{"server", "--name", "s" + m.name[1:], "--data-dir", m.serverDir,
-			"--listen", m.host.IP + ":7070", "--advertise-address", m.host.IP}, extra...)
-		m.server = m.host.Start(shoalBin, args...)
-		eventually(t, 60*time.Second, "server on "+m.name+" answers", func() (bool, string) {
-			out, err := shoalOn(m.host, m.conf(), "version")
-			return err == nil && strings.Contains(out, "server:") && !strings.Contains(out, "unreachable"), out
-		})
-	}
-	start(first)
-	must := func(m *machine, args ...string) string {
-		t.Helper()
-		out, err := shoalOn(m.host, m.conf(), args...)
-		if err != nil {
-			t.Fatalf("shoal %s on %s: %v\n%s", strings.Join(args, " "), m.name, err, out)
-		}
-		return out
-	}
-	token := strings.TrimSpace(must(first, "token", "create", "--role", "server", "--ttl", "10m"))
-	for _, m := range ms[1:] {
-		start(m, "--join", first.url(), "--token", token)
-	}
-	must(first, "image", "push", helloV1)
-	must(first, "image", "push", helloV2)
-
-	for _, m := range ms {
-		m.node = nodeFor("n" + m.name[1:])
-		dataDir := filepath.Join(m.serverDir, "agent")
-		nd := m.node
-		m.host.AfterStop(func() {
-			out, err := m.host.Command(shoalBin, "node", "reset", "--data-dir", dataDir, "--containerd-address", ctd,
-				"--runtime-namespace", nd.runtimeNS, "--bridge", nd.bridge, "--routes=false").CombinedOutput()
-			if err != nil {
-				t.Errorf("node reset on %s: %v\n%s", m.name, err, out)
-			}
-		})
-		agentToken := strings.TrimSpace(must(m, "token", "create", "--ttl", "10m"))
-		m.agent = m.host.Start(shoalBin, append([]string{"agent", "--server", m.url(), "--token", agentToken, "--data-dir", dataDir,
-			"--containerd-address", ctd, "--node-ip", m.host.IP, "--agent-listen", m.host.IP + ":0"}, nd.agentFlags()...)...)
-	}
-	eventually(t, 60*time.Second, "three nodes Ready", func() (bool, string) {
-		out, _ := shoalOn(first.host, first.conf(), "get", "nodes")
-		return strings.Count(out, "Ready") == 3 && !strings.Contains(out, "NotReady"), out
-	})
-
 	app := func(version string) string {
 		return `apiVersion: shoal/v1
 kind: App
@@ -124,20 +73,9 @@ spec:
 	}
 	must(first, "apply", "-f", manifest(app("v1")), "--wait", "--timeout", "120s")
 
-	// Which server leads the controllers?
-	var leader *machine
-	out := must(first, "get", "servers")
-	for _, l := range nonEmptyLines(out)[1:] {
-		if f := strings.Fields(l); len(f) > 2 && f[2] == "*" {
-			for _, m := range ms {
-				if "s"+m.name[1:] == f[0] {
-					leader = m
-				}
-			}
-		}
-	}
+	leader := leaderOf(ms, first)
 	if leader == nil {
-		t.Fatalf("no leader:\n%s", out)
+		t.Fatal("no leader")
 	}
 	// Writes the leader acknowledges, then the rolling update, then kill -9.
 	var acked []string
@@ -265,4 +203,184 @@ func runningOn(t *testing.T, ctd string, m *machine) int {
 		t.Fatalf("ctr: %v\n%s", err, out)
 	}
 	return strings.Count(string(out), "RUNNING")
+}
+
+// threeMachines starts three simulated machines, each running a server
+// (one cluster: the second and third join the first) and an agent, with
+// both hello images pushed; must runs the CLI on a machine and fails the
+// test on an error.
+func threeMachines(t *testing.T) (ctd string, ms []*machine, must func(m *machine, args ...string) string) {
+	ctd = requireRoot(t)
+	net := hosts.New(t)
+	for i := 1; i <= 3; i++ {
+		m := &machine{name: fmt.Sprintf("m%d", i), host: net.AddHost(fmt.Sprintf("m%d", i)), serverDir: shortTempDir(t)}
+		ms = append(ms, m)
+	}
+	first := ms[0]
+	start := func(m *machine, extra ...string) {
+		args := append([]string{"server", "--name", "s" + m.name[1:], "--data-dir", m.serverDir,
+			"--listen", m.host.IP + ":7070", "--advertise-address", m.host.IP}, extra...)
+		m.server = m.host.Start(shoalBin, args...)
+		eventually(t, 60*time.Second, "server on "+m.name+" answers", func() (bool, string) {
+			out, err := shoalOn(m.host, m.conf(), "version")
+			return err == nil && strings.Contains(out, "server:") && !strings.Contains(out, "unreachable"), out
+		})
+	}
+	start(first)
+	must = func(m *machine, args ...string) string {
+		t.Helper()
+		out, err := shoalOn(m.host, m.conf(), args...)
+		if err != nil {
+			t.Fatalf("shoal %s on %s: %v\n%s", strings.Join(args, " "), m.name, err, out)
+		}
+		return out
+	}
+	token := strings.TrimSpace(must(first, "token", "create", "--role", "server", "--ttl", "10m"))
+	for _, m := range ms[1:] {
+		start(m, "--join", first.url(), "--token", token)
+	}
+	must(first, "image", "push", helloV1)
+	must(first, "image", "push", helloV2)
+
+	for _, m := range ms {
+		m.node = nodeFor("n" + m.name[1:])
+		dataDir := filepath.Join(m.serverDir, "agent")
+		nd := m.node
+		m.host.AfterStop(func() {
+			out, err := m.host.Command(shoalBin, "node", "reset", "--data-dir", dataDir, "--containerd-address", ctd,
+				"--runtime-namespace", nd.runtimeNS, "--bridge", nd.bridge, "--routes=false").CombinedOutput()
+			if err != nil {
+				t.Errorf("node reset on %s: %v\n%s", m.name, err, out)
+			}
+		})
+		agentToken := strings.TrimSpace(must(m, "token", "create", "--ttl", "10m"))
+		m.agent = m.host.Start(shoalBin, append([]string{"agent", "--server", m.url(), "--token", agentToken, "--data-dir", dataDir,
+			"--containerd-address", ctd, "--node-ip", m.host.IP, "--agent-listen", m.host.IP + ":0"}, nd.agentFlags()...)...)
+	}
+	eventually(t, 60*time.Second, "three nodes Ready", func() (bool, string) {
+		out, _ := shoalOn(first.host, first.conf(), "get", "nodes")
+		return strings.Count(out, "Ready") == 3 && !strings.Contains(out, "NotReady"), out
+	})
+	return ctd, ms, must
+}
+
+// leaderOf is the machine whose server leads the controllers, as m's
+// server says (nil when none does).
+func leaderOf(ms []*machine, m *machine) *machine {
+	out, err := shoalOn(m.host, m.conf(), "get", "servers")
+	if err != nil {
+		return nil
+	}
+	for _, l := range nonEmptyLines(out)[1:] {
+		if f := strings.Fields(l); len(f) > 2 && f[2] == "*" {
+			for _, x := range ms {
+				if "s"+x.name[1:] == f[0] {
+					return x
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// readyElsewhere counts the instances Running and ready on nodes other
+// than not's, as m's server says.
+func readyElsewhere(m *machine, not string) (int, string) {
+	out, err := shoalOn(m.host, m.conf(), "get", "instances", "-o", "json")
+	if err != nil {
+		return 0, out
+	}
+	var list struct{ Items []*api.Instance }
+	if err := json.Unmarshal([]byte(out), &list); err != nil {
+		return 0, err.Error()
+	}
+	n := 0
+	for _, in := range list.Items {
+		if in.Spec.Node != not && in.Status.Phase == api.PhaseRunning && in.Status.Ready {
+			n++
+		}
+	}
+	return n, summarize(list.Items)
+}
+
+// TestFailoverFigures prints, for make bench, how long a new leader takes
+// to take over after kill -9 and how long a cut-off node's instances take
+// to be Ready elsewhere, with the defaults. It runs only with
+// SHOAL_BENCH_FAILOVER=1.
+func TestFailoverFigures(t *testing.T) {
+	if os.Getenv("SHOAL_BENCH_FAILOVER") == "" {
+		t.Skip("a benchmark: make bench runs it (SHOAL_BENCH_FAILOVER=1)")
+	}
+	_, ms, must := threeMachines(t)
+	f, err := os.CreateTemp(shortTempDir(t), "app-*.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = f.WriteString(`apiVersion: shoal/v1
+kind: App
+metadata: {name: web}
+spec:
+  image: shoal.local/hello:v1
+  replicas: 2
+  resources: {cpu: 50m, memory: 32Mi}
+  ports: [{name: http, containerPort: 8080}]
+  health:
+    readiness: {http: {path: /healthz, port: http}, periodSeconds: 1}
+`)
+	f.Close()
+	must(ms[0], "apply", "-f", f.Name(), "--wait", "--timeout", "120s")
+
+	leader := leaderOf(ms, ms[0])
+	if leader == nil {
+		t.Fatal("no leader")
+	}
+	var other *machine
+	for _, m := range ms {
+		if m != leader {
+			other = m
+			break
+		}
+	}
+	killed := time.Now()
+	leader.server.Kill9()
+	for l := leaderOf(ms, other); l == nil || l == leader; l = leaderOf(ms, other) {
+		if time.Since(killed) > time.Minute {
+			t.Fatal("no new leader within a minute")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	takeover := time.Since(killed)
+	leader.server.Start()
+	eventually(t, 60*time.Second, "three servers Ready again", func() (bool, string) {
+		out, err := shoalOn(other.host, other.conf(), "get", "servers")
+		return err == nil && strings.Count(out, "Ready") == 3, out
+	})
+
+	// Two replicas on three machines: cut one that runs an instance (not
+	// the one the CLI talks to).
+	var cut *machine
+	out, _ := shoalOn(other.host, other.conf(), "get", "instances", "-o", "json")
+	for _, m := range ms {
+		if m != other && strings.Contains(out, `"node": "`+m.node.name+`"`) {
+			cut = m
+		}
+	}
+	if cut == nil {
+		t.Fatalf("no instance on a machine but %s:\n%s", other.name, out)
+	}
+	cut.host.Cut()
+	cutAt := time.Now()
+	for {
+		if n, _ := readyElsewhere(other, cut.node.name); n == 2 {
+			break
+		}
+		if time.Since(cutAt) > 2*time.Minute {
+			t.Fatal("the cut-off node's instance was not Ready elsewhere within two minutes")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	replaced := time.Since(cutAt)
+	cut.host.Heal()
+	fmt.Printf("failover: new leader %.1f s after kill -9 of the old (target < 5 s); a cut-off node's instances Ready elsewhere after %.1f s (grace 10 s; target < 15 s)\n",
+		takeover.Seconds(), replaced.Seconds())
 }

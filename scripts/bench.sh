@@ -11,6 +11,8 @@
 #          service address, through a published port on the node's address
 #          (kernel mode, the default) and on loopback (always the user-space
 #          proxy, as publishMode: proxy is)
+#   failover: a new leader after kill -9, a cut-off node's instances Ready
+#          elsewhere (three simulated machines)
 #
 # The floor is measured in the same script on the same machine: 20 parallel
 # `ctr run -d` of the same image in a containerd namespace of its own.
@@ -169,3 +171,9 @@ awk -v rd="$rate_direct" -v rs="$rate_service" -v rp="$rate_published" -v rx="$r
 	-v d="$p99_direct" -v s="$p99_service" -v p="$p99_published" -v x="$p99_proxy" 'BEGIN {
 	printf "proxy: service address %.0f%% of direct throughput, p99 %+.3f ms; published port %.0f%% of direct, p99 %+.3f ms; published port through the proxy %.0f%%, p99 %+.3f ms\n", 100 * rs / rd, s - d, 100 * rp / rd, p - d, 100 * rx / rd, x - d
 }'
+
+# 5. Failover, on three simulated machines (network namespaces on a
+# switch; test/cluster): a new leader after kill -9 of the old, and a
+# cut-off node's instances Ready elsewhere, with the default grace period.
+SHOAL_BENCH_FAILOVER=1 SHOAL_CONTAINERD_ADDRESS=$sock go test -count=1 -run '^TestFailoverFigures$' -v ./e2e/ 2>&1 |
+	grep '^failover:' || { echo "failover: the figures test failed (go test -run TestFailoverFigures -v ./e2e with SHOAL_BENCH_FAILOVER=1)" >&2; exit 1; }

@@ -62,6 +62,12 @@ func (c *Config) defaults() {
 
 const electionPrefix = store.ControllersElection
 
+// electionTTL is the leader's session lease, in seconds: how long the
+// controllers stay leaderless after their leader dies. (etcd renews every
+// lease when its own leader changes, so when both die at once it is this
+// plus an etcd election.) The session renews itself every third of it.
+const electionTTL = 3
+
 // Run campaigns for leadership and, while leader, runs every controller.
 // It returns when ctx ends.
 func Run(ctx context.Context, cfg Config) error {
@@ -76,7 +82,7 @@ func Run(ctx context.Context, cfg Config) error {
 }
 
 func lead(ctx context.Context, cfg Config) error {
-	sess, err := concurrency.NewSession(cfg.Store.Client(), concurrency.WithTTL(5), concurrency.WithContext(ctx))
+	sess, err := concurrency.NewSession(cfg.Store.Client(), concurrency.WithTTL(electionTTL), concurrency.WithContext(ctx))
 	if err != nil {
 		return err
 	}
