@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -198,11 +197,7 @@ spec:
 // runningOn counts the running containers of a machine's agent.
 func runningOn(t *testing.T, ctd string, m *machine) int {
 	t.Helper()
-	out, err := exec.Command("ctr", "--address", ctd, "-n", m.node.runtimeNS, "tasks", "ls").CombinedOutput()
-	if err != nil {
-		t.Fatalf("ctr: %v\n%s", err, out)
-	}
-	return strings.Count(string(out), "RUNNING")
+	return runningIn(t, ctd, m.node.runtimeNS)
 }
 
 // threeMachines starts three simulated machines, each running a server

@@ -3,6 +3,7 @@ package e2e
 import (
 	"math/rand/v2"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -14,8 +15,16 @@ import (
 )
 
 // runningTasks counts the RUNNING tasks of a node's runtime namespace.
-func (c *cluster) runningTasks(n node) int {
-	return strings.Count(c.ctr(n.runtimeNS, "tasks", "ls"), "RUNNING")
+func (c *cluster) runningTasks(n node) int { return runningIn(c.t, c.ctd, n.runtimeNS) }
+
+// runningIn counts the RUNNING tasks of a containerd namespace.
+func runningIn(t *testing.T, ctd, runtimeNS string) int {
+	t.Helper()
+	out, err := exec.Command("ctr", "--address", ctd, "-n", runtimeNS, "tasks", "ls").CombinedOutput()
+	if err != nil {
+		t.Fatalf("ctr tasks ls: %v\n%s", err, out)
+	}
+	return strings.Count(string(out), "RUNNING")
 }
 
 // TestPartitionedNodeIsReplacedAndFenced: a node cut off from the control
