@@ -26,8 +26,8 @@ type quorumCheck struct {
 	err error
 }
 
-// quorum returns nil when the store's member this server talks to has a
-// leader, or an errNoQuorum saying how many servers it can reach.
+// quorum returns an errNoQuorum, saying how many servers it can reach,
+// when the store's members say they have no leader; nil otherwise.
 func (s *Server) quorum(ctx context.Context) error {
 	q := &s.quorumCheck
 	q.mu.Lock()
@@ -45,32 +45,35 @@ func (s *Server) quorum(ctx context.Context) error {
 func (s *Server) checkQuorum(ctx context.Context) error {
 	cli := s.store.Client()
 	eps := cli.Endpoints()
-	if len(eps) == 0 {
-		return nil
-	}
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	// Only a member's own word that it has no leader counts: a slow
+	// answer on a busy machine, or a caller that went away, is no
+	// evidence, and the request goes on to find out for itself.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 3*time.Second)
 	defer cancel()
-	// Any member that knows a leader will do (an external etcd's client
-	// goes to whichever answers); the first that answers at all says who
-	// is reachable.
 	var st *clientv3.StatusResponse
+	leaderless := false
 	for _, ep := range eps {
-		ectx, ecancel := context.WithTimeout(ctx, time.Second/time.Duration(len(eps)))
+		ectx, ecancel := context.WithTimeout(ctx, time.Second)
 		resp, err := cli.Status(ectx, ep)
 		ecancel()
-		if err == nil && resp.Leader != 0 {
-			return nil
+		switch {
+		case err == nil && resp.Leader != 0:
+			return nil // any member that knows a leader will do
+		case err == nil:
+			leaderless = true
+			if st == nil {
+				st = resp
+			}
+		case errors.Is(err, rpctypes.ErrNoLeader):
+			leaderless = true
 		}
-		if err != nil && !errors.Is(err, rpctypes.ErrNoLeader) && !errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
-			return nil // not a quorum question; the request will say what it is
-		}
-		if err == nil && st == nil {
-			st = resp
-		}
+	}
+	if !leaderless {
+		return nil
 	}
 	members, err := cli.MemberList(ctx, clientv3.WithSerializable())
 	if err != nil {
-		return fmt.Errorf("no quorum: the store has no leader and its members cannot be listed (%v): %w", err, errNoQuorum)
+		return fmt.Errorf("no quorum: the store has no leader (%v): %w", err, errNoQuorum)
 	}
 	voters, reachable := 0, 0
 	for _, m := range members.Members {
