@@ -336,7 +336,8 @@ func TestDriver(t *testing.T) {
 
 	t.Run("Stop escalates to SIGKILL after grace", func(t *testing.T) {
 		removeOnCleanup(t, d, "stubborn")
-		if _, err := d.Create(ctx, runtime.Spec{ID: "stubborn", Image: testImage, Args: []string{"stubborn"}}); err != nil {
+		stubbornLog := filepath.Join(t.TempDir(), "stubborn.log")
+		if _, err := d.Create(ctx, runtime.Spec{ID: "stubborn", Image: testImage, Args: []string{"stubborn"}, LogPath: stubbornLog}); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := d.Start(ctx, "stubborn"); err != nil {
@@ -348,7 +349,9 @@ func TestDriver(t *testing.T) {
 		}
 		st, _ := d.Inspect(ctx, "stubborn")
 		if st.State != runtime.StateExited || st.ExitCode != 137 {
-			t.Errorf("after Stop: %+v, want exited 137 (SIGKILL)", st)
+			// Once seen in a full run: exit 2 some 30 ms after the start.
+			out, _ := os.ReadFile(stubbornLog)
+			t.Errorf("after Stop: %+v, want exited 137 (SIGKILL); its log:\n%s", st, out)
 		}
 		if took := time.Since(start); took < 300*time.Millisecond || took > 5*time.Second {
 			t.Errorf("Stop took %v, want grace then kill", took)
