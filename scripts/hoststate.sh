@@ -18,7 +18,7 @@ state() {
 		[ -d /run/netns ] && ls /run/netns | sed 's/^/netns file: /'
 		awk '{print "mount: " $5}' /proc/self/mountinfo | grep -E 'netns|shoal|containerd|ctd' || true
 		ip -4 route show | sed 's/^/route: /'
-		ps -eo args= | grep -E '(^|/)(shoal|containerd-shim|containerd)( |$)' | grep -v grep | sed 's/^/process: /' || true
+		ps -eo args= | grep -E '(^|/)(shoal|containerd-shim(-[a-z0-9-]+)?|containerd)( |$)' | grep -v grep | sed 's/^/process: /' || true
 	} | sort -u
 }
 
