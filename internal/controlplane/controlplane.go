@@ -12,7 +12,6 @@ import (
 	"cmp"
 	"context"
 	"crypto/tls"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -400,14 +399,13 @@ const shutdownGrace = 5 * time.Second
 func otherServers(ctx context.Context, st *store.Store, self string) []string {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	resp, err := st.Client().Get(ctx, server.RegistrationPrefix, clientv3.WithPrefix())
+	regs, err := server.Registrations(ctx, st.Client())
 	if err != nil {
 		return nil
 	}
 	var urls []string
-	for _, kv := range resp.Kvs {
-		var reg server.Registration
-		if json.Unmarshal(kv.Value, &reg) == nil && reg.Name != self && reg.URL != "" {
+	for _, reg := range regs {
+		if reg.Name != self && reg.URL != "" {
 			urls = append(urls, reg.URL)
 		}
 	}

@@ -3,7 +3,6 @@ package controlplane
 import (
 	"context"
 	"crypto/tls"
-	"encoding/json"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -57,17 +56,13 @@ func (c *imageCluster) SetTags(ctx context.Context, tags map[string]string) erro
 func (c *imageCluster) Peers(ctx context.Context) []string {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
-	resp, err := c.st.Client().Get(ctx, server.RegistrationPrefix, clientv3.WithPrefix())
+	regs, err := server.Registrations(ctx, c.st.Client())
 	if err != nil {
 		return nil
 	}
 	var hosts []string
-	for _, kv := range resp.Kvs {
-		var reg server.Registration
-		if json.Unmarshal(kv.Value, &reg) != nil || reg.Name == c.self {
-			continue
-		}
-		if u, err := url.Parse(reg.URL); err == nil && u.Host != "" {
+	for _, reg := range regs {
+		if u, err := url.Parse(reg.URL); err == nil && u.Host != "" && reg.Name != c.self {
 			hosts = append(hosts, u.Host)
 		}
 	}

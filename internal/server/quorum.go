@@ -21,9 +21,10 @@ var errNoQuorum = errors.New("no quorum")
 // quorumCheck remembers, for a second, whether the store has a leader: a
 // request that would wait for one gets a 503 at once instead.
 type quorumCheck struct {
-	mu  sync.Mutex
-	at  time.Time
-	err error
+	mu       sync.Mutex
+	at       time.Time
+	err      error
+	checking bool // one request asks; the others take the last answer
 }
 
 // quorum returns an errNoQuorum, saying how many servers it can reach,
@@ -31,15 +32,21 @@ type quorumCheck struct {
 func (s *Server) quorum(ctx context.Context) error {
 	q := &s.quorumCheck
 	q.mu.Lock()
-	defer q.mu.Unlock()
 	// A leader is remembered for a second; its absence for a moment only,
-	// as an election ends within one.
-	if keep := time.Second; q.err != nil && time.Since(q.at) < keep/4 || q.err == nil && time.Since(q.at) < keep {
-		return q.err
+	// as an election ends within one. No request waits for another's
+	// check: the check may take seconds on a busy machine.
+	if keep := time.Second; q.checking || q.err != nil && time.Since(q.at) < keep/4 || q.err == nil && time.Since(q.at) < keep {
+		err := q.err
+		q.mu.Unlock()
+		return err
 	}
-	q.err = s.checkQuorum(ctx)
-	q.at = time.Now()
-	return q.err
+	q.checking = true
+	q.mu.Unlock()
+	err := s.checkQuorum(ctx)
+	q.mu.Lock()
+	q.err, q.at, q.checking = err, time.Now(), false
+	q.mu.Unlock()
+	return err
 }
 
 func (s *Server) checkQuorum(ctx context.Context) error {

@@ -75,6 +75,22 @@ func Register(ctx context.Context, cli *clientv3.Client, reg Registration, log *
 	}
 }
 
+// Registrations are the servers checked in now.
+func Registrations(ctx context.Context, cli *clientv3.Client) ([]Registration, error) {
+	resp, err := cli.Get(ctx, RegistrationPrefix, clientv3.WithPrefix())
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Registration, 0, len(resp.Kvs))
+	for _, kv := range resp.Kvs {
+		var reg Registration
+		if json.Unmarshal(kv.Value, &reg) == nil {
+			out = append(out, reg)
+		}
+	}
+	return out, nil
+}
+
 // maxServerJoinBytes bounds a server join request.
 const maxServerJoinBytes = 16 << 10
 
@@ -218,16 +234,13 @@ func (s *Server) servers(ctx context.Context) (*api.ServerList, error) {
 	if err != nil {
 		return nil, fmt.Errorf("etcd members: %w", err)
 	}
-	regs, err := cli.Get(ctx, RegistrationPrefix, clientv3.WithPrefix())
+	regs, err := Registrations(ctx, cli)
 	if err != nil {
 		return nil, err
 	}
 	byName := map[string]Registration{}
-	for _, kv := range regs.Kvs {
-		var reg Registration
-		if json.Unmarshal(kv.Value, &reg) == nil {
-			byName[reg.Name] = reg
-		}
+	for _, reg := range regs {
+		byName[reg.Name] = reg
 	}
 	leader, err := s.store.Leader(ctx, store.ControllersElection)
 	if err != nil {
