@@ -134,6 +134,9 @@ func (c *Client) use(base string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.base = base
+	// It goes first from now on: the next request does not try the one
+	// that failed (on a real network, a dial timeout) before it.
+	c.servers = append([]string{base}, slices.DeleteFunc(slices.Clone(c.servers), func(u string) bool { return u == base })...)
 }
 
 // Path returns the API path of a kind, namespace and optional name.
