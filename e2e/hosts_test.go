@@ -152,7 +152,7 @@ spec:
 	}
 	cut.host.Cut()
 	cutAt := time.Now()
-	eventually(t, 30*time.Second, "the cut-off machine's instances replaced on the others", func() (bool, string) {
+	eventually(t, 60*time.Second, "the cut-off machine's instances replaced on the others", func() (bool, string) {
 		out, err := shoalOn(other.host, other.conf(), "get", "instances", "-o", "json")
 		if err != nil {
 			return false, out
