@@ -123,7 +123,8 @@ func nodeFor(name string) node {
 }
 
 func (n node) agentFlags() []string {
-	f := []string{"--node-name", n.name, "--runtime-namespace", n.runtimeNS, "--bridge", n.bridge}
+	// Any free overlay port: several agents share this machine.
+	f := []string{"--node-name", n.name, "--runtime-namespace", n.runtimeNS, "--bridge", n.bridge, "--overlay-port", "0", "--cluster-cidr", "10.214.0.0/16"}
 	if n.subnet != "" {
 		f = append(f, "--subnet", n.subnet)
 	}

@@ -212,16 +212,7 @@ func threeMachines(t *testing.T) (ctd string, ms []*machine, must func(m *machin
 		ms = append(ms, m)
 	}
 	first := ms[0]
-	start := func(m *machine, extra ...string) {
-		args := append([]string{"server", "--name", "s" + m.name[1:], "--data-dir", m.serverDir,
-			"--listen", m.host.IP + ":7070", "--advertise-address", m.host.IP}, extra...)
-		m.server = m.host.Start(shoalBin, args...)
-		eventually(t, 60*time.Second, "server on "+m.name+" answers", func() (bool, string) {
-			out, err := shoalOn(m.host, m.conf(), "version")
-			return err == nil && strings.Contains(out, "server:") && !strings.Contains(out, "unreachable"), out
-		})
-	}
-	start(first)
+	startServer(t, first)
 	must = func(m *machine, args ...string) string {
 		t.Helper()
 		out, err := shoalOn(m.host, m.conf(), args...)
@@ -232,31 +223,54 @@ func threeMachines(t *testing.T) (ctd string, ms []*machine, must func(m *machin
 	}
 	token := strings.TrimSpace(must(first, "token", "create", "--role", "server", "--ttl", "10m"))
 	for _, m := range ms[1:] {
-		start(m, "--join", first.url(), "--token", token)
+		startServer(t, m, "--join", first.url(), "--token", token)
 	}
 	must(first, "image", "push", helloV1)
 	must(first, "image", "push", helloV2)
-
 	for _, m := range ms {
-		m.node = nodeFor("n" + m.name[1:])
-		dataDir := filepath.Join(m.serverDir, "agent")
-		nd := m.node
-		m.host.AfterStop(func() {
-			out, err := m.host.Command(shoalBin, "node", "reset", "--data-dir", dataDir, "--containerd-address", ctd,
-				"--runtime-namespace", nd.runtimeNS, "--bridge", nd.bridge, "--routes=false").CombinedOutput()
-			if err != nil {
-				t.Errorf("node reset on %s: %v\n%s", m.name, err, out)
-			}
-		})
-		agentToken := strings.TrimSpace(must(m, "token", "create", "--ttl", "10m"))
-		m.agent = m.host.Start(shoalBin, append([]string{"agent", "--server", m.url(), "--token", agentToken, "--data-dir", dataDir,
-			"--containerd-address", ctd, "--node-ip", m.host.IP, "--agent-listen", m.host.IP + ":0"}, nd.agentFlags()...)...)
+		startAgent(t, ctd, m, m, "--agent-listen", m.host.IP+":0")
 	}
 	eventually(t, 60*time.Second, "three nodes Ready", func() (bool, string) {
 		out, _ := shoalOn(first.host, first.conf(), "get", "nodes")
 		return strings.Count(out, "Ready") == 3 && !strings.Contains(out, "NotReady"), out
 	})
 	return ctd, ms, must
+}
+
+// startServer starts a server on m (extra: --join and --token) and waits
+// until it answers.
+func startServer(t *testing.T, m *machine, extra ...string) {
+	t.Helper()
+	args := append([]string{"server", "--name", "s" + m.name[1:], "--data-dir", m.serverDir,
+		"--listen", m.host.IP + ":7070", "--advertise-address", m.host.IP}, extra...)
+	m.server = m.host.Start(shoalBin, args...)
+	eventually(t, 60*time.Second, "server on "+m.name+" answers", func() (bool, string) {
+		out, err := shoalOn(m.host, m.conf(), "version")
+		return err == nil && strings.Contains(out, "server:") && !strings.Contains(out, "unreachable"), out
+	})
+}
+
+// startAgent joins m to the cluster of server machine s with an agent of
+// its own; `shoal node reset` cleans up after it on m when the test ends.
+func startAgent(t *testing.T, ctd string, m, s *machine, extra ...string) {
+	t.Helper()
+	m.node = nodeFor("n" + m.name[1:])
+	dataDir := filepath.Join(m.serverDir, "agent")
+	nd := m.node
+	m.host.AfterStop(func() {
+		out, err := m.host.Command(shoalBin, "node", "reset", "--data-dir", dataDir, "--containerd-address", ctd,
+			"--runtime-namespace", nd.runtimeNS, "--bridge", nd.bridge, "--routes=false").CombinedOutput()
+		if err != nil {
+			t.Errorf("node reset on %s: %v\n%s", m.name, err, out)
+		}
+	})
+	out, err := shoalOn(s.host, s.conf(), "token", "create", "--ttl", "10m")
+	if err != nil {
+		t.Fatalf("token for %s: %v\n%s", m.name, err, out)
+	}
+	args := append([]string{"agent", "--server", s.url(), "--token", strings.TrimSpace(out), "--data-dir", dataDir,
+		"--containerd-address", ctd, "--node-ip", m.host.IP}, nd.agentFlags()...)
+	m.agent = m.host.Start(shoalBin, append(args, extra...)...)
 }
 
 // leaderOf is the machine whose server leads the controllers, as m's

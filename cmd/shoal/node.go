@@ -15,6 +15,7 @@ import (
 	"github.com/shoal-dev/shoal/internal/api"
 	"github.com/shoal-dev/shoal/internal/client"
 	"github.com/shoal-dev/shoal/internal/netproxy"
+	"github.com/shoal-dev/shoal/internal/overlay"
 	rtcontainerd "github.com/shoal-dev/shoal/internal/runtime/containerd"
 )
 
@@ -157,7 +158,7 @@ func newNodeResetCmd() *cobra.Command {
 		Long: `Removes, for the agent that ran with the same flags: every container of its
 containerd namespace (tasks, snapshots, network namespaces, IPs, port rules),
 the namespace's images and the namespace itself, the bridge and its
-masquerade rule, the service-proxy chains, the routes agents install, and
+masquerade rule, the overlay's masquerade rule, the service-proxy chains, the routes agents install, and
 the agent's data directory. Stop the agent first. Safe to run again.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -174,6 +175,9 @@ the agent's data directory. Stop the agent first. Safe to run again.`,
 			})
 			errs = append(errs, err)
 			errs = append(errs, netproxy.Reset(ctx, bridge, ""))
+			// The overlay device goes with its agent's process; its
+			// masquerade rule stays if the agent was killed.
+			errs = append(errs, overlay.Reset(overlayDevice(bridge)))
 			if routes {
 				errs = append(errs, agent.ResetRoutes(ctx))
 			}

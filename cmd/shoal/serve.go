@@ -3,12 +3,17 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"crypto/tls"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -18,6 +23,7 @@ import (
 	"github.com/shoal-dev/shoal/internal/controller"
 	"github.com/shoal-dev/shoal/internal/controlplane"
 	"github.com/shoal-dev/shoal/internal/netproxy"
+	"github.com/shoal-dev/shoal/internal/overlay"
 	"github.com/shoal-dev/shoal/internal/pki"
 	rtcontainerd "github.com/shoal-dev/shoal/internal/runtime/containerd"
 	"github.com/shoal-dev/shoal/internal/runtime/fake"
@@ -122,7 +128,10 @@ type agentOptions struct {
 	memory            string
 	insecure          []string
 	nodeIP            string
-	routes            bool
+	network           string
+	overlayPort       int
+	overlayEndpoint   string
+	clusterCIDR       string
 	runtime           string
 	requireSignedBy   []string
 	allowNamespaces   []string
@@ -140,6 +149,8 @@ func (o *agentOptions) flags(fs *pflag.FlagSet, standalone bool) {
 		fs.StringVar(&o.server, "server", "", "API server URL (https://HOST:PORT)")
 		fs.StringVar(&o.token, "token", "", "join token from `shoal token create` (needed the first time only)")
 		fs.StringVar(&o.dataDir, "data-dir", filepath.Join(defaultDataDir, "agent"), "directory for the agent's state and logs")
+		// shoal up takes the server's --cluster-cidr.
+		fs.StringVar(&o.clusterCIDR, "cluster-cidr", controller.DefaultClusterCIDR, "with --network wireguard: the servers' --cluster-cidr, routed into the overlay as a whole so that nothing for a container leaves in the clear; empty: only the known nodes' subnets")
 	}
 	fs.StringVar(&o.name, "node-name", strings.ToLower(host), "this node's name")
 	fs.StringToStringVar(&o.labels, "labels", nil, "node labels, e.g. zone=a,disk=ssd")
@@ -152,7 +163,9 @@ func (o *agentOptions) flags(fs *pflag.FlagSet, standalone bool) {
 	fs.StringVar(&o.memory, "memory", "", "memory to offer (default: all memory)")
 	fs.StringSliceVar(&o.insecure, "insecure-registry", nil, "registry hosts (host:port) to pull from over plain HTTP")
 	fs.StringVar(&o.nodeIP, "node-ip", "", "address other nodes reach this node's containers through (default: the default route's source address)")
-	fs.BoolVar(&o.routes, "routes", true, "route other nodes' container subnets through their node IPs (nodes on one link)")
+	fs.StringVar(&o.network, "network", agent.NetworkWireGuard, "how containers reach other nodes' containers: wireguard (an encrypted overlay), host-gw (routes through the nodes' IPs, in the clear: one trusted link) or none")
+	fs.IntVar(&o.overlayPort, "overlay-port", overlay.DefaultPort, "UDP port of the WireGuard overlay (0: any free one)")
+	fs.StringVar(&o.overlayEndpoint, "overlay-endpoint", "", "IP:PORT where other nodes reach this node's overlay port (default: --node-ip and --overlay-port; behind NAT, the router's forwarded port, or none: this node dials the others)")
 	fs.StringVar(&o.runtime, "runtime", "containerd", "containerd, or fake: a hollow node whose containers exist only in memory (scale tests)")
 	fs.StringSliceVar(&o.requireSignedBy, "require-signed-by", nil, "run only Apps signed by one of these keys (ed25519:… or a .pub file from `shoal key create`), whatever the servers say")
 	fs.StringSliceVar(&o.allowNamespaces, "allow-namespaces", nil, "run only instances of these namespaces")
@@ -250,6 +263,16 @@ func runAgent(ctx context.Context, o agentOptions, serverURL string, token func(
 	if err != nil {
 		return err
 	}
+	if o.nodeIP == "" {
+		o.nodeIP = agent.DetectInternalIP()
+	}
+	ov, endpoint, err := o.openOverlay(dataDir, gw, id, log)
+	if err != nil {
+		return err
+	}
+	if ov != nil {
+		defer ov.Close()
+	}
 	proxy, err := netproxy.New(netproxy.Config{Client: apiClient, Log: log, BridgeIP: gw, Bridge: o.bridge})
 	if err != nil {
 		return err
@@ -258,7 +281,7 @@ func runAgent(ctx context.Context, o agentOptions, serverURL string, token func(
 		DNSServers: []string{gw},
 		Subnet:     o.subnet,
 		InternalIP: o.nodeIP,
-		Routes:     o.routes,
+		Routes:     o.network == agent.NetworkHostGW,
 		NodeName:   o.name,
 		Labels:     o.labels,
 		Client:     apiClient,
@@ -269,6 +292,14 @@ func runAgent(ctx context.Context, o agentOptions, serverURL string, token func(
 		Owner:      owner,
 		Log:        log,
 		Version:    version,
+	}
+	if ov != nil {
+		cfg.Overlay, cfg.OverlayEndpoint = ov, endpoint
+		if o.clusterCIDR != "" {
+			if cfg.ClusterCIDR, err = netip.ParsePrefix(o.clusterCIDR); err != nil {
+				return fmt.Errorf("--cluster-cidr %q: %w", o.clusterCIDR, err)
+			}
+		}
 	}
 	if o.cpu != "" {
 		if cfg.MilliCPU, err = parseCPUFlag(o.cpu); err != nil {
@@ -290,6 +321,66 @@ func runAgent(ctx context.Context, o agentOptions, serverURL string, token func(
 		err = fmt.Errorf("service proxy: %w", perr)
 	}
 	return err
+}
+
+// openOverlay opens the node's WireGuard device when --network is
+// wireguard, and says where other nodes reach it. Its key is kept in the
+// node's pki directory and replaced whenever the node's certificate is.
+func (o *agentOptions) openOverlay(dataDir, gw string, id *agent.Identity, log *slog.Logger) (*overlay.Device, string, error) {
+	switch o.network {
+	case agent.NetworkWireGuard:
+	case agent.NetworkHostGW, agent.NetworkNone:
+		return nil, "", nil
+	default:
+		return nil, "", fmt.Errorf("--network %q: use wireguard, host-gw or none", o.network)
+	}
+	if o.overlayEndpoint != "" && o.overlayEndpoint != "none" {
+		if _, err := netip.ParseAddrPort(o.overlayEndpoint); err != nil {
+			return nil, "", fmt.Errorf("--overlay-endpoint %q: want IP:PORT or none", o.overlayEndpoint)
+		}
+	}
+	keyFile := filepath.Join(dataDir, "pki", "wireguard.key")
+	key, err := overlay.LoadOrCreateKey(keyFile)
+	if err != nil {
+		return nil, "", fmt.Errorf("overlay key: %w", err)
+	}
+	dev, err := overlay.Open(overlay.Config{Name: overlayDevice(o.bridge), Port: o.overlayPort, PrivateKey: key, Address: netip.MustParseAddr(gw), Log: log})
+	if err != nil {
+		return nil, "", fmt.Errorf("%w (or run with --network host-gw on one trusted link)", err)
+	}
+	id.OnRenew(func() {
+		k, err := overlay.NewKey()
+		if err == nil {
+			err = overlay.SaveKey(keyFile, k)
+		}
+		if err == nil {
+			err = dev.SetPrivateKey(k)
+		}
+		if err != nil {
+			log.Warn("overlay key rotation", "err", err)
+			return
+		}
+		log.Info("overlay key rotated with the node's certificate", "publicKey", k.Public())
+	})
+	endpoint := o.overlayEndpoint
+	switch {
+	case endpoint == "none":
+		endpoint = ""
+	case endpoint == "" && o.nodeIP != "":
+		endpoint = net.JoinHostPort(o.nodeIP, strconv.Itoa(dev.Port()))
+	}
+	log.Info("overlay up", "device", dev.Name(), "port", dev.Port(), "endpoint", endpoint, "publicKey", dev.PublicKey())
+	return dev, endpoint, nil
+}
+
+// overlayDevice names the node's WireGuard device after its bridge, so
+// that agents sharing a machine (tests) do not share one.
+func overlayDevice(bridge string) string {
+	if n := "wg-" + bridge; len(n) <= 15 {
+		return n
+	}
+	h := sha256.Sum256([]byte(bridge))
+	return "wg-" + hex.EncodeToString(h[:6])
 }
 
 // joinedIdentity returns the node's credentials, joining the cluster with

@@ -24,6 +24,7 @@ func newUpCmd() *cobra.Command {
 			ctx, cancel := context.WithCancel(cmd.Context())
 			defer cancel()
 			ao.dataDir = filepath.Join(so.dataDir, "agent")
+			ao.clusterCIDR = so.clusterCIDR
 			var wg sync.WaitGroup
 			errc := make(chan error, 2)
 			err := runServer(ctx, so, log, func(srv *controlplane.Server) {

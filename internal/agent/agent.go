@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	goruntime "runtime"
@@ -63,8 +64,20 @@ type Config struct {
 	// InternalIP is where other nodes route this node's subnet; empty
 	// detects it from the default route.
 	InternalIP string
-	// Routes installs routes to the other nodes' subnets.
+	// Routes installs host-gw routes to the other nodes' subnets (when
+	// Overlay is nil).
 	Routes bool
+	// Overlay, when set, is the node's WireGuard device: the agent
+	// publishes its key and keeps its peers and routes in step with the
+	// Node list.
+	Overlay Overlay
+	// OverlayEndpoint is where other nodes reach Overlay (IP:PORT); empty
+	// when nothing can (behind NAT).
+	OverlayEndpoint string
+	// ClusterCIDR, with Overlay, is routed into the device as a whole, so
+	// that a packet for a node not yet known is dropped there rather than
+	// sent in the clear through the default route.
+	ClusterCIDR netip.Prefix
 	// Resync is how often each instance's container is inspected without
 	// a prompt (default DefaultResync). Exits are seen from the runtime's
 	// events at once; this only covers a lost event.
@@ -111,7 +124,7 @@ func New(cfg Config) *Agent {
 		cfg.Listen = "127.0.0.1:0"
 	}
 	if cfg.InternalIP == "" {
-		cfg.InternalIP = detectInternalIP()
+		cfg.InternalIP = DetectInternalIP()
 	}
 	if cfg.Resync <= 0 {
 		cfg.Resync = DefaultResync
@@ -166,7 +179,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	wg.Add(5)
 	go func() { defer wg.Done(); a.saveLoop(ctx) }()
-	if a.cfg.Routes {
+	if a.cfg.Routes || a.cfg.Overlay != nil {
 		wg.Add(1)
 		go func() { defer wg.Done(); a.routeLoop(ctx) }()
 	}
@@ -420,6 +433,7 @@ func (a *Agent) heartbeat(ctx context.Context) error {
 		LastHeartbeat: time.Now().UTC(),
 		InternalIP:    a.cfg.InternalIP,
 		AgentVersion:  a.cfg.Version,
+		Overlay:       a.overlayStatus(),
 		Instances:     count,
 	}
 	node := &api.Node{
@@ -500,4 +514,12 @@ func sleep(ctx context.Context, d time.Duration) {
 	case <-ctx.Done():
 	case <-t.C:
 	}
+}
+
+// overlayStatus is what the Node publishes of the overlay device.
+func (a *Agent) overlayStatus() *api.NodeOverlay {
+	if a.cfg.Overlay == nil {
+		return nil
+	}
+	return &api.NodeOverlay{PublicKey: a.cfg.Overlay.PublicKey().String(), Endpoint: a.cfg.OverlayEndpoint}
 }

@@ -10,7 +10,9 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/shoal-dev/shoal/internal/api"
@@ -38,6 +40,17 @@ type Identity struct {
 	CAPEM   []byte
 	Keypair *pki.Keypair
 	dir     string
+
+	mu      sync.Mutex
+	onRenew []func()
+}
+
+// OnRenew runs f after every renewal of the certificate: the node's other
+// keys (the overlay's) are replaced with it.
+func (id *Identity) OnRenew(f func()) {
+	id.mu.Lock()
+	defer id.mu.Unlock()
+	id.onRenew = append(id.onRenew, f)
 }
 
 // Pool is the cluster CA as a cert pool.
@@ -194,6 +207,12 @@ func (id *Identity) RotateLoop(ctx context.Context, server string, log *slog.Log
 			continue
 		}
 		log.Info("node certificate renewed", "expires", id.Keypair.Leaf().NotAfter)
+		id.mu.Lock()
+		fs := slices.Clone(id.onRenew)
+		id.mu.Unlock()
+		for _, f := range fs {
+			f()
+		}
 	}
 }
 

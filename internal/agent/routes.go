@@ -6,52 +6,180 @@ import (
 	"net"
 	"net/netip"
 	"os/exec"
+	"slices"
 	"sort"
 	"strings"
 	"time"
 
 	"github.com/shoal-dev/shoal/internal/api"
 	"github.com/shoal-dev/shoal/internal/client"
+	"github.com/shoal-dev/shoal/internal/overlay"
 )
 
 // routeProto tags the routes the agent installs (see `ip route ... proto`),
 // so it can tell them from everyone else's.
 const routeProto = "198"
 
-// route sends a node's container subnet to that node.
+// Network modes: how a node reaches the other nodes' containers.
+const (
+	// NetworkWireGuard sends them through the encrypted overlay.
+	NetworkWireGuard = "wireguard"
+	// NetworkHostGW routes each node's subnet through its InternalIP, in
+	// the clear: for nodes on one trusted link (flannel's host-gw).
+	NetworkHostGW = "host-gw"
+	// NetworkNone installs nothing (a single node, or routes made by
+	// someone else).
+	NetworkNone = "none"
+)
+
+// Overlay is the node's WireGuard device, as the agent uses it.
+type Overlay interface {
+	Name() string
+	// Address is the device's own address, the node's gateway address:
+	// the source of what the node itself sends to other nodes.
+	Address() netip.Addr
+	PublicKey() overlay.Key
+	SetPeers([]overlay.Peer) error
+}
+
+// route sends a node's container subnet to that node: via its address
+// (host-gw), or into the overlay device with the node's own source
+// address.
 type route struct {
 	subnet netip.Prefix
 	via    netip.Addr
+	dev    string
+	src    netip.Addr
 }
 
-// plannedRoutes are the routes this node needs: every other node's subnet
-// via its internal IP. Nodes without either, nodes reached through one of
-// this machine's own addresses (several agents on one machine), and the
-// node's own subnet are left out.
-func plannedRoutes(self string, nodes []*api.Node, local func(netip.Addr) bool) []route {
-	var out []route
+func (r route) args() []string {
+	if r.via.IsValid() {
+		return []string{r.subnet.String(), "via", r.via.String()}
+	}
+	return []string{r.subnet.String(), "dev", r.dev, "src", r.src.String()}
+}
+
+// otherNodes are the nodes this node routes to: not itself, with a
+// subnet, and not on this machine (several agents on one machine), as
+// onThisMachine says.
+func otherNodes(self string, nodes []*api.Node, onThisMachine func(*api.Node) bool) (out []*api.Node, subnets []netip.Prefix) {
 	for _, n := range nodes {
 		if n.Metadata.Name == self {
 			continue
 		}
-		sn, err1 := netip.ParsePrefix(n.Spec.Subnet)
-		via, err2 := netip.ParseAddr(n.Status.InternalIP)
-		if err1 != nil || err2 != nil || local(via) {
+		sn, err := netip.ParsePrefix(n.Spec.Subnet)
+		if err != nil || onThisMachine(n) {
 			continue
 		}
-		out = append(out, route{sn, via})
+		out, subnets = append(out, n), append(subnets, sn)
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].subnet.String() < out[j].subnet.String() })
+	return out, subnets
+}
+
+// plannedRoutes are the host-gw routes this node needs: every other
+// node's subnet via its internal IP.
+func plannedRoutes(self string, nodes []*api.Node, local func(netip.Addr) bool) []route {
+	var out []route
+	others, subnets := otherNodes(self, nodes, func(n *api.Node) bool {
+		ip, err := netip.ParseAddr(n.Status.InternalIP)
+		return err == nil && local(ip)
+	})
+	for i, n := range others {
+		if via, err := netip.ParseAddr(n.Status.InternalIP); err == nil {
+			out = append(out, route{subnet: subnets[i], via: via})
+		}
+	}
+	sortRoutes(out)
 	return out
 }
 
-// routeLoop keeps the node's routes to the other nodes' subnets in step
-// with the cluster: a flat, routed network (like flannel's host-gw) for
-// nodes that share a link. It never removes routes because the server is
-// unreachable.
+// plannedOverlay is the overlay this node needs: a WireGuard peer per
+// other node that has published a key, and a route into the device for
+// each node's subnet. A peer with an endpoint is dialled, with keepalives
+// so that a NAT in front of this node keeps the path open; a peer without
+// one (behind NAT) is waited for, unless this node is behind NAT too
+// (reachable says whether it published an endpoint): then its subnet
+// goes through the relay, the first ready node (by name) with an
+// endpoint, which forwards between the two. Both ends pick the same relay,
+// so each accepts the other's packets from it.
+func plannedOverlay(self string, nodes []*api.Node, local func(netip.Addr) bool, reachable bool, dev string, src netip.Addr) ([]overlay.Peer, []route) {
+	// A node on this machine publishes one of its addresses as its
+	// endpoint. (Its InternalIP does not tell: nodes behind different
+	// NATs may well share a private address.)
+	others, subnets := otherNodes(self, nodes, func(n *api.Node) bool {
+		if n.Status.Overlay == nil {
+			return false
+		}
+		ep, err := netip.ParseAddrPort(n.Status.Overlay.Endpoint)
+		return err == nil && local(ep.Addr())
+	})
+	type peer struct {
+		node *api.Node
+		key  overlay.Key
+		ep   netip.AddrPort
+		sn   netip.Prefix
+	}
+	var ps []peer
+	relay := -1
+	for i, n := range others {
+		ov := n.Status.Overlay
+		if ov == nil {
+			continue
+		}
+		k, err := overlay.ParseKey(ov.PublicKey)
+		if err != nil {
+			continue
+		}
+		p := peer{node: n, key: k, sn: subnets[i]}
+		if ep, err := netip.ParseAddrPort(ov.Endpoint); err == nil {
+			p.ep = ep
+			if n.Status.Ready && (relay < 0 || n.Metadata.Name < ps[relay].node.Metadata.Name) {
+				relay = len(ps)
+			}
+		}
+		ps = append(ps, p)
+	}
+	var peers []overlay.Peer
+	var routes []route
+	var relayed []netip.Prefix
+	for _, p := range ps {
+		switch {
+		case p.ep.IsValid():
+			peers = append(peers, overlay.Peer{PublicKey: p.key, Endpoint: p.ep, AllowedIPs: []netip.Prefix{p.sn}, Keepalive: overlay.Keepalive})
+		case reachable:
+			peers = append(peers, overlay.Peer{PublicKey: p.key, AllowedIPs: []netip.Prefix{p.sn}})
+		case relay >= 0:
+			relayed = append(relayed, p.sn)
+		default:
+			continue // neither end can be reached: no way there
+		}
+		routes = append(routes, route{subnet: p.sn, dev: dev, src: src})
+	}
+	if len(relayed) > 0 {
+		for i := range peers {
+			if peers[i].PublicKey == ps[relay].key {
+				peers[i].AllowedIPs = append(peers[i].AllowedIPs, relayed...)
+			}
+		}
+	}
+	for i := range peers {
+		slices.SortFunc(peers[i].AllowedIPs, func(a, b netip.Prefix) int { return strings.Compare(a.String(), b.String()) })
+	}
+	slices.SortFunc(peers, func(a, b overlay.Peer) int { return strings.Compare(a.PublicKey.String(), b.PublicKey.String()) })
+	sortRoutes(routes)
+	return peers, routes
+}
+
+func sortRoutes(rs []route) {
+	sort.Slice(rs, func(i, j int) bool { return rs[i].subnet.String() < rs[j].subnet.String() })
+}
+
+// routeLoop keeps the node's way to the other nodes' subnets in step with
+// the cluster: host-gw routes, or the overlay's peers and the routes into
+// it. It never removes anything because the server is unreachable.
 func (a *Agent) routeLoop(ctx context.Context) {
-	installed := map[netip.Prefix]netip.Addr{}
-	t := time.NewTicker(5 * time.Second)
+	installed := map[netip.Prefix]route{}
+	t := time.NewTicker(overlayRefresh)
 	defer t.Stop()
 	for {
 		objs, _, err := a.cfg.Client.List(ctx, nodeKind, "", client.ListOptions{})
@@ -60,8 +188,18 @@ func (a *Agent) routeLoop(ctx context.Context) {
 			for i, o := range objs {
 				nodes[i] = o.(*api.Node)
 			}
-			want := plannedRoutes(a.cfg.NodeName, nodes, isLocalAddr)
-			a.syncRoutes(ctx, installed, want)
+			if ov := a.cfg.Overlay; ov != nil {
+				peers, want := plannedOverlay(a.cfg.NodeName, nodes, isLocalAddr, a.cfg.OverlayEndpoint != "", ov.Name(), ov.Address())
+				if err := ov.SetPeers(peers); err != nil {
+					a.log.Warn("overlay peers", "err", err)
+				}
+				if a.cfg.ClusterCIDR.IsValid() {
+					want = append(want, route{subnet: a.cfg.ClusterCIDR, dev: ov.Name(), src: ov.Address()})
+				}
+				a.syncRoutes(ctx, installed, want)
+			} else {
+				a.syncRoutes(ctx, installed, plannedRoutes(a.cfg.NodeName, nodes, isLocalAddr))
+			}
 		}
 		select {
 		case <-ctx.Done():
@@ -71,19 +209,23 @@ func (a *Agent) routeLoop(ctx context.Context) {
 	}
 }
 
-func (a *Agent) syncRoutes(ctx context.Context, installed map[netip.Prefix]netip.Addr, want []route) {
+// overlayRefresh is how often the node list is read for new nodes, moved
+// ones and rotated keys.
+const overlayRefresh = 3 * time.Second
+
+func (a *Agent) syncRoutes(ctx context.Context, installed map[netip.Prefix]route, want []route) {
 	keep := map[netip.Prefix]bool{}
 	for _, r := range want {
 		keep[r.subnet] = true
-		if installed[r.subnet] == r.via {
+		if installed[r.subnet] == r {
 			continue
 		}
-		if err := ipRoute(ctx, "replace", r.subnet.String(), "via", r.via.String(), "proto", routeProto); err != nil {
-			a.log.Warn("route to a node's subnet", "subnet", r.subnet, "via", r.via, "err", err)
+		if err := ipRoute(ctx, append(append([]string{"replace"}, r.args()...), "proto", routeProto)...); err != nil {
+			a.log.Warn("route to a node's subnet", "route", strings.Join(r.args(), " "), "err", err)
 			continue
 		}
-		a.log.Info("route to a node's subnet", "subnet", r.subnet, "via", r.via)
-		installed[r.subnet] = r.via
+		a.log.Info("route to a node's subnet", "route", strings.Join(r.args(), " "))
+		installed[r.subnet] = r
 	}
 	for sn := range installed {
 		if !keep[sn] {
@@ -119,9 +261,9 @@ func isLocalAddr(a netip.Addr) bool {
 	return a.IsLoopback()
 }
 
-// detectInternalIP is the address this machine would use to reach others:
+// DetectInternalIP is the address this machine would use to reach others:
 // the source address of its default route. Nothing is sent.
-func detectInternalIP() string {
+func DetectInternalIP() string {
 	c, err := net.Dial("udp4", "192.0.2.1:9") // TEST-NET-1: only a routing lookup
 	if err != nil {
 		return ""

@@ -8,10 +8,12 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/shoal-dev/shoal/internal/api"
+	"github.com/shoal-dev/shoal/internal/overlay"
 )
 
 func TestPlannedRoutes(t *testing.T) {
@@ -28,8 +30,8 @@ func TestPlannedRoutes(t *testing.T) {
 		node("f", "10.244.5.0/24", "192.168.50.1"), // another agent on this machine
 	}, local)
 	want := []route{
-		{netip.MustParsePrefix("10.244.1.0/24"), netip.MustParseAddr("192.168.50.2")},
-		{netip.MustParsePrefix("10.244.2.0/24"), netip.MustParseAddr("192.168.50.3")},
+		{subnet: netip.MustParsePrefix("10.244.1.0/24"), via: netip.MustParseAddr("192.168.50.2")},
+		{subnet: netip.MustParsePrefix("10.244.2.0/24"), via: netip.MustParseAddr("192.168.50.3")},
 	}
 	if len(got) != len(want) {
 		t.Fatalf("routes %v, want %v", got, want)
@@ -38,6 +40,65 @@ func TestPlannedRoutes(t *testing.T) {
 		if got[i] != want[i] {
 			t.Fatalf("routes %v, want %v", got, want)
 		}
+	}
+}
+
+func TestPlannedOverlay(t *testing.T) {
+	keys := map[string]overlay.Key{}
+	for _, n := range []string{"a", "b", "c", "d", "e", "f"} {
+		k, _ := overlay.NewKey()
+		keys[n] = k.Public()
+	}
+	node := func(name, subnet, ip, endpoint string, ready bool) *api.Node {
+		n := &api.Node{Metadata: api.ObjectMeta{Name: name}, Spec: api.NodeSpec{Subnet: subnet},
+			Status: api.NodeStatus{InternalIP: ip, Ready: ready, Overlay: &api.NodeOverlay{PublicKey: keys[name].String(), Endpoint: endpoint}}}
+		return n
+	}
+	p := netip.MustParsePrefix
+	local := func(a netip.Addr) bool { return a == netip.MustParseAddr("192.168.50.1") }
+	nodes := []*api.Node{
+		node("a", "10.244.0.0/24", "192.168.50.1", "192.168.50.1:51820", true), // itself
+		node("c", "10.244.2.0/24", "192.168.50.3", "192.168.50.3:51820", true),
+		node("b", "10.244.1.0/24", "192.168.50.2", "192.168.50.2:51820", false),            // not ready: a peer, not a relay
+		node("d", "10.244.3.0/24", "10.0.0.4", "", true),                                   // behind NAT
+		{Metadata: api.ObjectMeta{Name: "e"}, Spec: api.NodeSpec{Subnet: "10.244.4.0/24"}}, // no overlay (host-gw)
+		node("f", "10.244.5.0/24", "192.168.50.1", "192.168.50.1:51821", true),             // another agent on this machine
+	}
+	src := netip.MustParseAddr("10.244.0.1")
+	ep := func(s string) netip.AddrPort { return netip.MustParseAddrPort(s) }
+	for _, tc := range []struct {
+		name      string
+		reachable bool
+		peers     []overlay.Peer
+		routes    []string
+	}{
+		{"reachable node", true, []overlay.Peer{
+			{PublicKey: keys["b"], Endpoint: ep("192.168.50.2:51820"), AllowedIPs: []netip.Prefix{p("10.244.1.0/24")}, Keepalive: overlay.Keepalive},
+			{PublicKey: keys["c"], Endpoint: ep("192.168.50.3:51820"), AllowedIPs: []netip.Prefix{p("10.244.2.0/24")}, Keepalive: overlay.Keepalive},
+			{PublicKey: keys["d"], AllowedIPs: []netip.Prefix{p("10.244.3.0/24")}}, // it dials us
+		}, []string{"10.244.1.0/24", "10.244.2.0/24", "10.244.3.0/24"}},
+		{"behind NAT: d through the relay c", false, []overlay.Peer{
+			{PublicKey: keys["b"], Endpoint: ep("192.168.50.2:51820"), AllowedIPs: []netip.Prefix{p("10.244.1.0/24")}, Keepalive: overlay.Keepalive},
+			{PublicKey: keys["c"], Endpoint: ep("192.168.50.3:51820"), AllowedIPs: []netip.Prefix{p("10.244.2.0/24"), p("10.244.3.0/24")}, Keepalive: overlay.Keepalive},
+		}, []string{"10.244.1.0/24", "10.244.2.0/24", "10.244.3.0/24"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			peers, routes := plannedOverlay("a", nodes, local, tc.reachable, "wg0", src)
+			slices.SortFunc(tc.peers, func(a, b overlay.Peer) int { return strings.Compare(a.PublicKey.String(), b.PublicKey.String()) })
+			if fmt.Sprint(peers) != fmt.Sprint(tc.peers) {
+				t.Errorf("peers\n%v\nwant\n%v", peers, tc.peers)
+			}
+			var got []string
+			for _, r := range routes {
+				if r.dev != "wg0" || r.src != src || r.via.IsValid() {
+					t.Errorf("route %+v: want dev wg0 src %v", r, src)
+				}
+				got = append(got, r.subnet.String())
+			}
+			if !slices.Equal(got, tc.routes) {
+				t.Errorf("routes %v, want %v", got, tc.routes)
+			}
+		})
 	}
 }
 
@@ -73,16 +134,22 @@ func TestSyncRoutes(t *testing.T) {
 	t.Cleanup(func() { ipCommand = old })
 
 	a := New(Config{NodeName: "a", Log: slog.New(slog.NewTextHandler(io.Discard, nil)), DataDir: t.TempDir()})
-	installed := map[netip.Prefix]netip.Addr{}
+	installed := map[netip.Prefix]route{}
 	ctx := context.Background()
-	a.syncRoutes(ctx, installed, []route{{netip.MustParsePrefix("10.99.1.0/24"), netip.MustParseAddr("192.168.77.2")}})
+	a.syncRoutes(ctx, installed, []route{{subnet: netip.MustParsePrefix("10.99.1.0/24"), via: netip.MustParseAddr("192.168.77.2")}})
 	if got := run("-n", ns, "route", "show", "proto", routeProto); !strings.Contains(got, "10.99.1.0/24 via 192.168.77.2") {
 		t.Fatalf("route not installed; routes with proto %s: %q", routeProto, got)
 	}
 	// The node moved to another address: the route follows.
-	a.syncRoutes(ctx, installed, []route{{netip.MustParsePrefix("10.99.1.0/24"), netip.MustParseAddr("192.168.77.3")}})
+	a.syncRoutes(ctx, installed, []route{{subnet: netip.MustParsePrefix("10.99.1.0/24"), via: netip.MustParseAddr("192.168.77.3")}})
 	if got := run("-n", ns, "route", "show", "proto", routeProto); !strings.Contains(got, "via 192.168.77.3") || strings.Contains(got, "via 192.168.77.2") {
 		t.Fatalf("route not moved: %q", got)
+	}
+	// The overlay: into the device, with the node's own source address.
+	run("-n", ns, "addr", "add", "10.99.0.1/32", "dev", "d1")
+	a.syncRoutes(ctx, installed, []route{{subnet: netip.MustParsePrefix("10.99.1.0/24"), dev: "d1", src: netip.MustParseAddr("10.99.0.1")}})
+	if got := run("-n", ns, "route", "show", "proto", routeProto); !strings.Contains(got, "10.99.1.0/24 dev d1") || !strings.Contains(got, "src 10.99.0.1") {
+		t.Fatalf("overlay route not installed: %q", got)
 	}
 	// The node left: the route goes.
 	a.syncRoutes(ctx, installed, nil)

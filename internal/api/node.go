@@ -58,13 +58,28 @@ type NodeStatus struct {
 	Address string `json:"address,omitempty"`
 	// InternalIP is the node's address other nodes route its container
 	// subnet through.
-	InternalIP string        `json:"internalIP,omitempty"`
-	Capacity   NodeResources `json:"capacity"`
-	Allocated  NodeResources `json:"allocated"`
-	Ready      bool          `json:"ready"`
+	InternalIP string `json:"internalIP,omitempty"`
+	// Overlay is the node's end of the encrypted overlay between nodes;
+	// empty when the node routes its subnet some other way.
+	Overlay   *NodeOverlay  `json:"overlay,omitempty"`
+	Capacity  NodeResources `json:"capacity"`
+	Allocated NodeResources `json:"allocated"`
+	Ready     bool          `json:"ready"`
 	// LastHeartbeat is when the agent last renewed its lease.
 	LastHeartbeat time.Time `json:"lastHeartbeat,omitzero"`
 	Message       string    `json:"message,omitempty"`
 	AgentVersion  string    `json:"agentVersion,omitempty"`
 	Instances     int32     `json:"instances"`
+}
+
+// NodeOverlay is what other nodes need to reach a node's containers
+// through the WireGuard overlay.
+type NodeOverlay struct {
+	// PublicKey is the node's WireGuard key (base64); it changes when the
+	// node's certificate is renewed.
+	PublicKey string `json:"publicKey"`
+	// Endpoint is where other nodes send to the node (host:port); empty
+	// when nothing can reach it (behind NAT): it dials the others, and
+	// nodes behind NAT reach each other through a node with an endpoint.
+	Endpoint string `json:"endpoint,omitempty"`
 }

@@ -127,6 +127,16 @@ func Validate(obj Object) error {
 				v.add("spec.subnet", "%s is not an IPv4 network such as 10.244.3.0/24", quote(sn))
 			}
 		}
+		if ov := o.Status.Overlay; ov != nil {
+			if b, err := base64.StdEncoding.DecodeString(ov.PublicKey); err != nil || len(b) != 32 {
+				v.add("status.overlay.publicKey", "%s is not a WireGuard key (32 bytes in base64)", quote(clipped(ov.PublicKey)))
+			}
+			if ep := ov.Endpoint; ep != "" {
+				if _, err := netip.ParseAddrPort(ep); err != nil {
+					v.add("status.overlay.endpoint", "%s is not IP:PORT", quote(clipped(ep)))
+				}
+			}
+		}
 	case *Namespace:
 		v.meta(meta, false, false)
 		for i, k := range o.Spec.Policy.RequireSignedBy {

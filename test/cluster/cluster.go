@@ -96,6 +96,43 @@ func (n *Net) AddHost(name string) *Host {
 	n.ip("-n", n.sw, "link", "set", h.veth, "master", "br0", "up")
 	n.ip("-n", h.ns, "addr", "add", h.IP+"/24", "dev", "eth0")
 	n.ip("-n", h.ns, "link", "set", "eth0", "up")
+	// A default route, as every real machine has: a connection to an
+	// address the service proxy rewrites must first find a route.
+	n.ip("-n", h.ns, "route", "add", "default", "dev", "eth0")
+	if out, err := h.Command("sh", "-c", "echo 1 > /proc/sys/net/ipv4/ip_forward").CombinedOutput(); err != nil {
+		n.t.Fatalf("forwarding on %s: %v\n%s", name, err, out)
+	}
+	return h
+}
+
+// AddHostBehindNAT plugs a new host into the switch through a router of
+// its own (a host named NAME-r) that masquerades, like a home or office
+// network: the host reaches every host on the switch, and none of them
+// can open a connection to it. Its IP is private (172.30.N.2), and Cut
+// unplugs its router.
+func (n *Net) AddHostBehindNAT(name string) *Host {
+	n.t.Helper()
+	r := n.AddHost(name + "-r")
+	n.mu.Lock()
+	idx := len(n.hosts) + 1
+	h := &Host{Name: name, IP: fmt.Sprintf("172.30.%d.2", idx), net: n,
+		ns: fmt.Sprintf("sh%d-%s", n.id, name), veth: r.veth}
+	n.hosts = append(n.hosts, h)
+	n.mu.Unlock()
+	lan := fmt.Sprintf("shl%dh%d", n.id, idx)
+	n.ip("netns", "add", h.ns)
+	n.ip("-n", h.ns, "link", "set", "lo", "up")
+	n.ip("link", "add", lan, "type", "veth", "peer", "name", "eth0", "netns", h.ns)
+	n.ip("link", "set", lan, "netns", r.ns)
+	n.ip("-n", r.ns, "addr", "add", fmt.Sprintf("172.30.%d.1/24", idx), "dev", lan)
+	n.ip("-n", r.ns, "link", "set", lan, "up")
+	n.ip("-n", h.ns, "addr", "add", h.IP+"/24", "dev", "eth0")
+	n.ip("-n", h.ns, "link", "set", "eth0", "up")
+	n.ip("-n", h.ns, "route", "add", "default", "via", fmt.Sprintf("172.30.%d.1", idx))
+	nat := r.Command("iptables", "-w", "-t", "nat", "-A", "POSTROUTING", "-s", fmt.Sprintf("172.30.%d.0/24", idx), "-o", "eth0", "-j", "MASQUERADE")
+	if out, err := nat.CombinedOutput(); err != nil {
+		n.t.Fatalf("NAT on %s: %v\n%s", r.Name, err, out)
+	}
 	if out, err := h.Command("sh", "-c", "echo 1 > /proc/sys/net/ipv4/ip_forward").CombinedOutput(); err != nil {
 		n.t.Fatalf("forwarding on %s: %v\n%s", name, err, out)
 	}

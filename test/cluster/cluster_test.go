@@ -67,3 +67,43 @@ func TestHostsTalkAndCanBeCutOff(t *testing.T) {
 		t.Errorf("a's address shows on the machine itself:\n%s", out)
 	}
 }
+
+// TestHostBehindNAT: a host behind NAT reaches the others; they cannot
+// reach it.
+func TestHostBehindNAT(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: needs root")
+	}
+	if os.Geteuid() != 0 {
+		t.Fatal("needs root (network namespaces)")
+	}
+	bin := filepath.Join(t.TempDir(), "hello")
+	if out, err := exec.Command("go", "build", "-o", bin, "../../examples/hello").CombinedOutput(); err != nil {
+		t.Fatalf("build hello: %v\n%s", err, out)
+	}
+	n := New(t)
+	a, b := n.AddHost("a"), n.AddHostBehindNAT("b")
+	a.Start(bin)
+	b.Start(bin)
+	get := func(from, to *Host) (string, error) {
+		out, err := from.Command("curl", "-sS", "--max-time", "1", "http://"+to.IP+":8080/").CombinedOutput()
+		return string(out), err
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		out, err := get(b, a)
+		if err == nil && strings.Contains(out, "hello") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("b cannot reach a through its router: %v\n%s", err, out)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if out, err := get(b, b); err != nil {
+		t.Fatalf("b cannot reach itself: %v\n%s", err, out)
+	}
+	if out, err := get(a, b); err == nil {
+		t.Fatalf("a reached b behind its NAT:\n%s", out)
+	}
+}
