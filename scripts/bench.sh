@@ -177,3 +177,9 @@ awk -v rd="$rate_direct" -v rs="$rate_service" -v rp="$rate_published" -v rx="$r
 # cut-off node's instances Ready elsewhere, with the default grace period.
 SHOAL_BENCH_FAILOVER=1 SHOAL_CONTAINERD_ADDRESS=$sock go test -count=1 -run '^TestFailoverFigures$' -v ./e2e/ 2>&1 |
 	grep '^failover:' || { echo "failover: the figures test failed (go test -run TestFailoverFigures -v ./e2e with SHOAL_BENCH_FAILOVER=1)" >&2; exit 1; }
+
+# 6. The encrypted overlay between two simulated machines (wireguard-go on
+# a TUN device, as agents run it) against the same machines' plain link:
+# on the bare veth (memory speed) and on the link shaped to 1 Gbit/s.
+SHOAL_BENCH_OVERLAY=1 go test -count=1 -run '^TestOverlayFigures$' -v ./internal/overlay/ 2>&1 |
+	grep '^overlay:' || { echo "overlay: the figures test failed (go test -run TestOverlayFigures -v ./internal/overlay with SHOAL_BENCH_OVERLAY=1)" >&2; exit 1; }

@@ -167,6 +167,17 @@ func helper(v string) int {
 			if l, err = net.Listen("tcp", strings.Trim(arg, `"`)); err == nil {
 				go http.Serve(l, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "hello from "+addr) }))
 			}
+		case "sink":
+			err = sink(strings.Trim(arg, `"`))
+		case "measure":
+			var m measureArgs
+			if err = json.Unmarshal([]byte(arg), &m); err == nil {
+				var r figures
+				if r, err = measure(m); err == nil {
+					b, _ := json.Marshal(r)
+					ans = string(b)
+				}
+			}
 		case "stats":
 			var st map[Key]Stats
 			if st, err = d.Stats(); err == nil {
