@@ -65,8 +65,10 @@ const electionPrefix = store.ControllersElection
 // electionTTL is the leader's session lease, in seconds: how long the
 // controllers stay leaderless after their leader dies. (etcd renews every
 // lease when its own leader changes, so when both die at once it is this
-// plus an etcd election.) The session renews itself every third of it.
-const electionTTL = 3
+// plus an etcd election and the election timeout etcd adds to every
+// lease.) The session renews itself every third of it; a leader that
+// misses that for 2 s loses leadership, and its writes are fenced.
+const electionTTL = 2
 
 // Run campaigns for leadership and, while leader, runs every controller.
 // It returns when ctx ends.
