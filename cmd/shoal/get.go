@@ -342,6 +342,12 @@ func columns(k api.Kind, wide bool) []string {
 		return []string{"NAME", "ROLE", "EXPIRES", "DESCRIPTION"}
 	case api.KindUser:
 		return []string{"NAME", "ROLES", "AGE"}
+	case api.KindJob:
+		c := []string{"NAME", "STATE", "COMPLETIONS", "ACTIVE", "FAILED", "SCHEDULE", "LAST", "NEXT", "AGE", "MESSAGE"}
+		if wide {
+			c = append(c, "IMAGE", "DURATION")
+		}
+		return c
 	}
 	return []string{"NAME", "AGE"}
 }
@@ -350,6 +356,35 @@ func rowOf(o api.Object, wide bool) []string {
 	m := o.GetMeta()
 	age := age(m.CreatedAt)
 	switch v := o.(type) {
+	case *api.Job:
+		st := &v.Status
+		comp := fmt.Sprintf("%d/%d", st.Succeeded, deref32(v.Spec.Completions, 1))
+		msg := st.Message
+		if st.Reason != "" {
+			msg = st.Reason + ": " + msg
+		}
+		if v.Spec.Schedule != "" {
+			comp = "-"
+			if st.Missed > 0 {
+				msg = strings.TrimPrefix(msg+fmt.Sprintf("; %d ticks missed", st.Missed), "; ")
+			}
+		}
+		when := func(t time.Time) string {
+			if t.IsZero() {
+				return "-"
+			}
+			return t.Local().Format("01-02 15:04:05")
+		}
+		r := []string{m.Name, dash(string(st.State)), comp, fmt.Sprint(st.Active), fmt.Sprint(st.Failed), dash(v.Spec.Schedule),
+			when(st.LastScheduleTime), when(st.NextScheduleTime), age, dash(msg)}
+		if wide {
+			d := "-"
+			if !st.StartTime.IsZero() && !st.CompletionTime.IsZero() {
+				d = st.CompletionTime.Sub(st.StartTime).Round(time.Second).String()
+			}
+			r = append(r, v.Spec.Image, d)
+		}
+		return r
 	case *api.App:
 		r := []string{m.Name, fmt.Sprintf("%d/%d", v.Status.Ready, replicas(v)), fmt.Sprintf("%d/%d", v.Status.Running, replicas(v)),
 			fmt.Sprint(v.Status.Revision), dash(v.Status.Rollout), v.Spec.Image, age, dash(v.Status.Message)}
@@ -378,7 +413,11 @@ func rowOf(o api.Object, wide bool) []string {
 		if v.Status.Ready {
 			ready = "yes"
 		}
-		r := []string{m.Name, v.Spec.App, dash(phase), ready, dash(v.Spec.Node), dash(v.Status.IP), fmt.Sprint(v.Status.Restarts), age, dash(v.Status.Message)}
+		owner := v.Spec.App
+		if v.Spec.Job != "" {
+			owner = "job/" + v.Spec.Job
+		}
+		r := []string{m.Name, owner, dash(phase), ready, dash(v.Spec.Node), dash(v.Status.IP), fmt.Sprint(v.Status.Restarts), age, dash(v.Status.Message)}
 		if wide {
 			id := v.Status.ContainerID
 			r = append(r, fmt.Sprint(v.Spec.Revision), dash(id))
@@ -444,4 +483,11 @@ func age(t time.Time) string {
 		return fmt.Sprintf("%dh", int(d.Hours()))
 	}
 	return fmt.Sprintf("%dd", int(d.Hours()/24))
+}
+
+func deref32(p *int32, def int32) int32 {
+	if p == nil {
+		return def
+	}
+	return *p
 }

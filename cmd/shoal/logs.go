@@ -1,8 +1,10 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"sync"
 
@@ -14,8 +16,8 @@ import (
 func newLogsCmd(g *globals) *cobra.Command {
 	var opts client.LogOptions
 	cmd := &cobra.Command{
-		Use:   "logs INSTANCE|app/NAME",
-		Short: "Print an instance's output (every instance's, prefixed, for app/NAME)",
+		Use:   "logs INSTANCE|app/NAME|job/NAME",
+		Short: "Print an instance's output (every instance's, prefixed, for app/NAME and job/NAME)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := g.client(cmd.Context())
@@ -24,13 +26,21 @@ func newLogsCmd(g *globals) *cobra.Command {
 			}
 			ctx := cmd.Context()
 			out := cmd.OutOrStdout()
-			if app, ok := strings.CutPrefix(args[0], "app/"); ok {
-				objs, _, err := c.List(ctx, api.MustKind(api.KindInstance), g.namespace, client.ListOptions{App: app})
+			app, isApp := strings.CutPrefix(args[0], "app/")
+			job, isJob := strings.CutPrefix(args[0], "job/")
+			if isApp || isJob {
+				var objs []api.Object
+				var err error
+				if isApp {
+					objs, _, err = c.List(ctx, api.MustKind(api.KindInstance), g.namespace, client.ListOptions{App: app})
+				} else {
+					objs, err = jobInstances(ctx, c, g.namespace, job)
+				}
 				if err != nil {
 					return err
 				}
 				if len(objs) == 0 {
-					return fmt.Errorf("app %q has no instances", app)
+					return fmt.Errorf("%s has no instances", args[0])
 				}
 				var mu sync.Mutex
 				var wg sync.WaitGroup
@@ -97,4 +107,27 @@ func copyPrefixed(w io.Writer, r io.Reader, prefix string, mu *sync.Mutex) {
 			return
 		}
 	}
+}
+
+// jobInstances are the instances of Job name and, for a scheduled one, of
+// its runs, oldest first.
+func jobInstances(ctx context.Context, c *client.Client, ns, name string) ([]api.Object, error) {
+	jobs := []string{name}
+	runs, _, err := c.List(ctx, api.MustKind(api.KindJob), ns, client.ListOptions{Labels: api.LabelCronJob + "=" + name})
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range runs {
+		jobs = append(jobs, r.GetMeta().Name)
+	}
+	var out []api.Object
+	for _, j := range jobs {
+		objs, _, err := c.List(ctx, api.MustKind(api.KindInstance), ns, client.ListOptions{Labels: api.LabelJob + "=" + j})
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, objs...)
+	}
+	slices.SortFunc(out, func(a, b api.Object) int { return a.GetMeta().CreatedAt.Compare(b.GetMeta().CreatedAt) })
+	return out, nil
 }

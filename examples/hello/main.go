@@ -10,6 +10,8 @@
 //
 //	hello cat           copies stdin to stdout
 //	hello exit N        exits with code N
+//	hello work D [N]    says which instance works, sleeps for duration D,
+//	                    then exits with code N (default 0): a Job's work
 //	hello tty [--wait]  prints "tty COLSxROWS" or "no tty"; --wait first
 //	                    waits for a resize (SIGWINCH)
 //
@@ -208,6 +210,22 @@ func tool(args []string) int {
 			return 1
 		}
 		return 0
+	case "work":
+		if len(args) == 2 || len(args) == 3 {
+			d, err := time.ParseDuration(args[1])
+			code := 0
+			if len(args) == 3 {
+				code, err = strconv.Atoi(args[2])
+			}
+			if err != nil {
+				fmt.Fprintln(os.Stderr, "hello work:", err)
+				return 2
+			}
+			fmt.Printf("%s works for %s\n", envOr("SHOAL_INSTANCE", "unknown"), d)
+			time.Sleep(d)
+			fmt.Printf("%s done, exit %d\n", envOr("SHOAL_INSTANCE", "unknown"), code)
+			return code
+		}
 	case "show": // a file's content, e.g. /proc/1/status
 		if len(args) == 2 {
 			b, err := os.ReadFile(args[1])

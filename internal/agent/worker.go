@@ -427,7 +427,12 @@ func (w *worker) spec(ctx context.Context, in *api.Instance) (runtime.Spec, erro
 	if err != nil {
 		return runtime.Spec{}, err
 	}
-	env := []string{"SHOAL_INSTANCE=" + in.Metadata.Name, "SHOAL_APP=" + in.Spec.App, "SHOAL_NAMESPACE=" + in.Metadata.Namespace}
+	env := []string{"SHOAL_INSTANCE=" + in.Metadata.Name, "SHOAL_NAMESPACE=" + in.Metadata.Namespace}
+	if in.Spec.Job != "" {
+		env = append(env, "SHOAL_JOB="+in.Spec.Job)
+	} else {
+		env = append(env, "SHOAL_APP="+in.Spec.App)
+	}
 	for _, e := range t.Env {
 		if r := e.SecretKeyRef; r != nil {
 			v, ok := secrets[r.Name][r.Key]

@@ -53,6 +53,8 @@ func SetDefaults(obj Object) {
 		}
 	case *Instance:
 		defaultTemplate(&o.Spec.Template)
+	case *Job:
+		defaultJob(o)
 	}
 }
 

@@ -18,7 +18,9 @@ func (o *Instance) GetMeta() *ObjectMeta { return &o.Metadata }
 
 // InstanceSpec says what an Instance runs and where.
 type InstanceSpec struct {
+	// App, or Job, is what the instance belongs to.
 	App      string `json:"app"`
+	Job      string `json:"job,omitempty"`
 	Revision int64  `json:"revision"`
 	// Node is empty until the binder (controller/binder.go, asking the pure
 	// scheduler) binds the Instance.

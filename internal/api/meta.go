@@ -25,6 +25,7 @@ const (
 	KindToken     Kind = "Token"
 	KindSecret    Kind = "Secret"
 	KindUser      Kind = "User"
+	KindJob       Kind = "Job"
 )
 
 // TypeMeta is the apiVersion/kind pair at the top of every object.
@@ -75,6 +76,7 @@ var kinds = []KindInfo{
 	{KindToken, "tokens", false, func() Object { return &Token{} }},
 	{KindSecret, "secrets", true, func() Object { return &Secret{} }},
 	{KindUser, "users", false, func() Object { return &User{} }},
+	{KindJob, "jobs", true, func() Object { return &Job{} }},
 }
 
 // Kinds lists every kind the API serves.
@@ -207,5 +209,7 @@ func CopyStatus(from, to Object) {
 		o.Status = from.(*Instance).Status
 	case *Node:
 		o.Status = from.(*Node).Status
+	case *Job:
+		o.Status = from.(*Job).Status
 	}
 }

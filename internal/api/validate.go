@@ -117,6 +117,9 @@ func Validate(obj Object) error {
 		}
 		v.placement(o.Spec.Placement)
 		v.update("spec.update", &o.Spec.Update)
+	case *Job:
+		v.meta(meta, true, false)
+		v.job(o)
 	case *Instance:
 		v.meta(meta, true, false)
 		v.instanceSpec(&o.Spec)
@@ -247,6 +250,8 @@ func kindOf(obj Object) Kind {
 		return KindSecret
 	case *User:
 		return KindUser
+	case *Job:
+		return KindJob
 	}
 	return ""
 }
@@ -320,10 +325,14 @@ func (v *validator) labels(path string, labels map[string]string) {
 
 func (v *validator) instanceSpec(s *InstanceSpec) {
 	switch {
-	case s.App == "":
-		v.add("spec.app", "required")
-	case !isDNSLabel(s.App):
+	case s.App == "" && s.Job == "":
+		v.add("spec.app", "required (or spec.job)")
+	case s.App != "" && s.Job != "":
+		v.add("spec.job", "an instance belongs to an App or a Job, not both")
+	case s.App != "" && !isDNSLabel(s.App):
 		v.add("spec.app", "%s is not a valid name: %s", quote(s.App), nameRule)
+	case s.Job != "" && !isDNSLabel(s.Job):
+		v.add("spec.job", "%s is not a valid name: %s", quote(s.Job), nameRule)
 	}
 	if s.Revision < 0 {
 		v.add("spec.revision", "must not be negative")
@@ -333,6 +342,66 @@ func (v *validator) instanceSpec(s *InstanceSpec) {
 	}
 	v.placement(s.Placement)
 	v.template("spec.template", &s.Template)
+}
+
+// maxJobName leaves room in a Job's name for a run's tick (-NNNNNNNN)
+// and an instance's number (-NNN).
+const maxJobName = 50
+
+func (v *validator) job(o *Job) {
+	sp := &o.Spec
+	if len(o.Metadata.Name) > maxJobName {
+		v.add("metadata.name", "a Job's name is at most %d characters (its runs and instances add to it)", maxJobName)
+	}
+	v.template("spec", &sp.Template)
+	v.placement(sp.Placement)
+	if sp.RestartPolicy == RestartAlways {
+		v.add("spec.restartPolicy", "a Job's instances run to completion: use Never or OnFailure (an App runs Always)")
+	}
+	positive := func(path string, p *int32, max int32) {
+		if p != nil && (*p < 1 || *p > max) {
+			v.add(path, "%d: want 1 to %d", *p, max)
+		}
+	}
+	positive("spec.completions", sp.Completions, maxReplicas)
+	positive("spec.parallelism", sp.Parallelism, maxReplicas)
+	if c, p := sp.Completions, sp.Parallelism; c != nil && p != nil && *c >= 1 && *p > *c {
+		v.add("spec.parallelism", "%d is more than completions (%d): at most %d can run", *p, *c, *c)
+	}
+	nonNegative := func(path string, p *int32) {
+		if p != nil && *p < 0 {
+			v.add(path, "%d: must not be negative", *p)
+		}
+	}
+	nonNegative("spec.backoffLimit", sp.BackoffLimit)
+	nonNegative("spec.successfulJobsHistoryLimit", sp.SuccessfulJobsHistoryLimit)
+	nonNegative("spec.failedJobsHistoryLimit", sp.FailedJobsHistoryLimit)
+	seconds := func(path string, p *int64, min int64) {
+		if p != nil && *p < min {
+			v.add(path, "%d: want %d or more", *p, min)
+		}
+	}
+	seconds("spec.activeDeadlineSeconds", sp.ActiveDeadlineSeconds, 1)
+	seconds("spec.ttlSecondsAfterFinished", sp.TTLSecondsAfterFinished, 0)
+	seconds("spec.startingDeadlineSeconds", sp.StartingDeadlineSeconds, 1)
+	if _, err := LoadTimeZone(sp.TimeZone); err != nil {
+		v.add("spec.timeZone", "%s", err)
+	}
+	if sp.Schedule == "" {
+		if sp.TimeZone != "" || sp.ConcurrencyPolicy != "" || sp.StartingDeadlineSeconds != nil || sp.Suspend ||
+			sp.SuccessfulJobsHistoryLimit != nil || sp.FailedJobsHistoryLimit != nil {
+			v.add("spec.schedule", "required by timeZone, concurrencyPolicy, startingDeadlineSeconds, suspend and the history limits")
+		}
+		return
+	}
+	if _, err := ParseSchedule(sp.Schedule, ""); err != nil {
+		v.add("spec.schedule", "%s", err)
+	}
+	switch sp.ConcurrencyPolicy {
+	case "", ConcurrencyAllow, ConcurrencyForbid, ConcurrencyReplace:
+	default:
+		v.add("spec.concurrencyPolicy", "%s: use Allow, Forbid or Replace", quote(string(sp.ConcurrencyPolicy)))
+	}
 }
 
 func (v *validator) placement(p Placement) {

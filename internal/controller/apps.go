@@ -46,6 +46,9 @@ type Apps struct {
 // Reconcile implements Reconciler for key "namespace/app".
 func (c *Apps) Reconcile(ctx context.Context, key string) error {
 	ns, name := splitKey(key)
+	if name == "" {
+		return nil // a Job's instance: not ours
+	}
 	var app *api.App
 	obj, err := c.Store.Get(ctx, appKind, ns, name)
 	switch {

@@ -184,9 +184,13 @@ func (b *Binder) setUnschedulable(ctx context.Context, in *api.Instance, msg str
 // RequestOf is what placement needs to know of an instance.
 func RequestOf(in *api.Instance) scheduler.Request {
 	t := &in.Spec.Template
+	owner := in.Spec.App
+	if in.Spec.Job != "" {
+		owner = "job:" + in.Spec.Job // spread and maxPerNode count a Job's own
+	}
 	r := scheduler.Request{
 		Key:          in.Metadata.Namespace + "/" + in.Metadata.Name,
-		App:          in.Metadata.Namespace + "/" + in.Spec.App,
+		App:          in.Metadata.Namespace + "/" + owner,
 		NodeSelector: in.Spec.Placement.NodeSelector,
 		MaxPerNode:   in.Spec.Placement.MaxPerNode,
 		SpreadBy:     in.Spec.Placement.SpreadBy,

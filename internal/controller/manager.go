@@ -139,8 +139,10 @@ func runControllers(ctx context.Context, cfg Config) {
 	binder := &Binder{Store: cfg.Store, Log: cfg.Log, Events: events}
 	nodes := &Nodes{Store: cfg.Store, Log: cfg.Log, Events: events, LeaseTimeout: cfg.LeaseTimeout, LostAfter: cfg.LostAfter, ClusterCIDR: cfg.ClusterCIDR,
 		Since: time.Now()}
-	appQ, bindQ, nodeQ := newQueue(), newQueue(), newQueue()
+	jobs := &Jobs{Store: cfg.Store, Log: cfg.Log, Events: events}
+	appQ, bindQ, nodeQ, jobQ := newQueue(), newQueue(), newQueue(), newQueue()
 	apps.Requeue = appQ.addAfter
+	jobs.Requeue = jobQ.addAfter
 	drains := &drainingNodes{}
 	apps.Draining = drains.has
 
@@ -152,6 +154,16 @@ func runControllers(ctx context.Context, cfg Config) {
 	spawn(func() { run(ctx, "apps", apps, appQ, 4, cfg) })
 	spawn(func() { run(ctx, "binder", binder, bindQ, 1, cfg) })
 	spawn(func() { run(ctx, "nodes", nodes, nodeQ, 1, cfg) })
+	spawn(func() { run(ctx, "jobs", jobs, jobQ, 2, cfg) })
+	spawn(func() {
+		watchKind(ctx, cfg.Store, jobKind, cfg.Resync, cfg.Log, func(o api.Object) {
+			m := o.GetMeta()
+			jobQ.add(nsKey(m.Namespace, m.Name))
+			if parent := m.Labels[api.LabelCronJob]; parent != "" {
+				jobQ.add(nsKey(m.Namespace, parent))
+			}
+		})
+	})
 
 	spawn(func() {
 		watchKind(ctx, cfg.Store, appKind, cfg.Resync, cfg.Log, func(o api.Object) {
@@ -161,7 +173,11 @@ func runControllers(ctx context.Context, cfg Config) {
 	spawn(func() {
 		watchKind(ctx, cfg.Store, instanceKind, cfg.Resync, cfg.Log, func(o api.Object) {
 			in := o.(*api.Instance)
-			appQ.add(nsKey(in.Metadata.Namespace, in.Spec.App))
+			if in.Spec.Job != "" {
+				jobQ.add(nsKey(in.Metadata.Namespace, in.Spec.Job))
+			} else {
+				appQ.add(nsKey(in.Metadata.Namespace, in.Spec.App))
+			}
 			if in.Spec.Node == "" || !live(in) || in.Status.Phase.Terminal() {
 				bindQ.add(bindKey)
 			}

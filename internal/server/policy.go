@@ -29,11 +29,17 @@ func (s *Server) checkPolicy(ctx context.Context, objs []api.Object, manifest bo
 		}
 	}
 	for i, o := range objs {
-		app, ok := o.(*api.App)
-		if !ok {
+		var tmpl *api.Template
+		switch v := o.(type) {
+		case *api.App:
+			tmpl = &v.Spec.Template
+		case *api.Job:
+			tmpl = &v.Spec.Template
+		default:
 			continue
 		}
-		ns := app.Metadata.Namespace
+		meta := o.GetMeta()
+		ns := meta.Namespace
 		pol, ok := policies[ns]
 		if !ok {
 			obj, err := s.store.Get(ctx, api.MustKind(api.KindNamespace), "", ns)
@@ -45,17 +51,17 @@ func (s *Server) checkPolicy(ctx context.Context, objs []api.Object, manifest bo
 			}
 			policies[ns] = pol
 		}
-		where := fmt.Sprintf("App %q", app.Metadata.Name)
+		where := fmt.Sprintf("%s %q", o.GetTypeMeta().Kind, meta.Name)
 		if manifest {
 			where = fmt.Sprintf("document %d (%s)", i+1, where)
 		}
-		if what := app.Spec.SecurityContext.NeedsPrivilege(); what != "" && !pol.AllowPrivileged {
+		if what := tmpl.SecurityContext.NeedsPrivilege(); what != "" && !pol.AllowPrivileged {
 			return fmt.Errorf("%s: spec.%s: namespace %q does not allow privileged containers or added capabilities (set spec.policy.allowPrivileged on the Namespace): %w", where, what, ns, errForbidden)
 		}
-		if hn := app.Spec.HostNamespaces(); len(hn) > 0 && !pol.AllowHostNamespaces {
+		if hn := tmpl.HostNamespaces(); len(hn) > 0 && !pol.AllowHostNamespaces {
 			return fmt.Errorf("%s: spec.%s: namespace %q does not allow host namespaces (set spec.policy.allowHostNamespaces on the Namespace): %w", where, hn[0], ns, errForbidden)
 		}
-		for i, vol := range app.Spec.Volumes {
+		for i, vol := range tmpl.Volumes {
 			if !api.HostPathAllowed(vol.HostPath, pol.AllowHostPaths) {
 				allows := "none"
 				if len(pol.AllowHostPaths) > 0 {
@@ -64,7 +70,7 @@ func (s *Server) checkPolicy(ctx context.Context, objs []api.Object, manifest bo
 				return fmt.Errorf("%s: spec.volumes[%d].hostPath: namespace %q does not allow mounting %s from the node (its policy allows %s; set spec.policy.allowHostPaths on the Namespace): %w", where, i, ns, vol.HostPath, allows, errForbidden)
 			}
 		}
-		if err := api.VerifySignature(&app.Spec.Template, pol.RequireSignedBy); err != nil {
+		if err := api.VerifySignature(tmpl, pol.RequireSignedBy); err != nil {
 			return fmt.Errorf("%s: spec.signature: %v (namespace %q): %w", where, err, ns, errForbidden)
 		}
 	}

@@ -1,0 +1,132 @@
+package e2e
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/shoal-dev/shoal/internal/api"
+)
+
+// getJob reads a Job through the CLI.
+func (c *cluster) getJob(name string) *api.Job {
+	c.t.Helper()
+	var j api.Job
+	if err := json.Unmarshal([]byte(c.mustShoal("get", "job", name, "-o", "json")), &j); err != nil {
+		c.t.Fatal(err)
+	}
+	return &j
+}
+
+// TestJobs: a Job of 3 completions, 2 at a time, runs exactly 3 times; a
+// failing one stops after its backoffLimit; logs job/NAME shows every
+// run's output; bad Jobs are refused naming the field; delete stops what
+// runs.
+func TestJobs(t *testing.T) {
+	c := upCluster(t)
+	c.mustShoal("image", "push", helloV1)
+	c.applyYAML(`apiVersion: shoal/v1
+kind: Job
+metadata: {name: batch}
+spec:
+  image: shoal.local/hello:v1
+  command: [/hello, work, 2s]
+  completions: 3
+  parallelism: 2
+  resources: {cpu: 50m, memory: 32Mi}
+---
+apiVersion: shoal/v1
+kind: Job
+metadata: {name: flaky}
+spec:
+  image: shoal.local/hello:v1
+  command: [/hello, work, 100ms, "3"]
+  backoffLimit: 2
+  resources: {cpu: 50m, memory: 32Mi}
+`)
+	maxActive := int32(0)
+	c.eventually(90*time.Second, "batch Complete with 3 completions", func() (bool, string) {
+		j := c.getJob("batch")
+		maxActive = max(maxActive, j.Status.Active)
+		return j.Status.State == api.JobComplete, fmt.Sprintf("%+v", j.Status)
+	})
+	if maxActive > 2 {
+		t.Errorf("%d instances ran at once, parallelism 2", maxActive)
+	}
+	var list struct{ Items []*api.Instance }
+	if err := json.Unmarshal([]byte(c.mustShoal("get", "instances", "-l", "job=batch", "-o", "json")), &list); err != nil {
+		t.Fatal(err)
+	}
+	succeeded := 0
+	for _, in := range list.Items {
+		if in.Status.Phase == api.PhaseSucceeded {
+			succeeded++
+		}
+	}
+	if len(list.Items) != 3 || succeeded != 3 {
+		t.Errorf("batch ran %d instances, %d succeeded; want exactly 3 and 3:\n%s", len(list.Items), succeeded, summarize(list.Items))
+	}
+	logs := c.mustShoal("logs", "job/batch")
+	for _, want := range []string{"batch-0 done", "batch-1 done", "batch-2 done"} {
+		if !strings.Contains(logs, want) {
+			t.Errorf("logs job/batch lack %q:\n%s", want, logs)
+		}
+	}
+	if out := c.mustShoal("get", "jobs"); !strings.Contains(out, "batch") || !strings.Contains(out, "3/3") {
+		t.Errorf("get jobs:\n%s", out)
+	}
+
+	c.eventually(90*time.Second, "flaky Failed after its backoffLimit", func() (bool, string) {
+		j := c.getJob("flaky")
+		return j.Status.State == api.JobFailed && j.Status.Reason == "BackoffLimitExceeded", fmt.Sprintf("%+v", j.Status)
+	})
+	if err := json.Unmarshal([]byte(c.mustShoal("get", "instances", "-l", "job=flaky", "-o", "json")), &list); err != nil {
+		t.Fatal(err)
+	}
+	if len(list.Items) != 3 { // backoffLimit 2: the first run and two retries
+		t.Errorf("flaky ran %d times, want 3 (backoffLimit 2):\n%s", len(list.Items), summarize(list.Items))
+	}
+
+	// Bad input: a clear, field-level 4xx, nothing stored.
+	for _, bad := range []struct{ yaml, want string }{
+		{"restartPolicy: Always", "spec.restartPolicy"},
+		{"completions: 1\n  parallelism: 3", "spec.parallelism"},
+		{`schedule: "61 * * * *"`, "spec.schedule"},
+		{`schedule: "* * * * *"` + "\n  timeZone: Mars/Olympus", "spec.timeZone"},
+	} {
+		out, err := c.shoal("apply", "-f", c.writeFile(`apiVersion: shoal/v1
+kind: Job
+metadata: {name: bad}
+spec:
+  image: shoal.local/hello:v1
+  `+bad.yaml+"\n"))
+		if err == nil || !strings.Contains(out, bad.want) {
+			t.Errorf("apply of a Job with %s: err %v, output:\n%s", bad.yaml, err, out)
+		}
+	}
+	if out, err := c.shoal("get", "job", "bad"); err == nil {
+		t.Errorf("a refused Job was stored:\n%s", out)
+	}
+
+	// delete stops what runs.
+	c.applyYAML(`apiVersion: shoal/v1
+kind: Job
+metadata: {name: long}
+spec:
+  image: shoal.local/hello:v1
+  command: [/hello, work, 10m]
+  terminationGracePeriodSeconds: 1
+  resources: {cpu: 50m, memory: 32Mi}
+`)
+	c.eventually(60*time.Second, "long running", func() (bool, string) {
+		out := c.mustShoal("get", "instances", "-l", "job=long")
+		return strings.Contains(out, "Running"), out
+	})
+	c.mustShoal("delete", "job", "long")
+	c.eventually(60*time.Second, "long's instance stopped and gone", func() (bool, string) {
+		out := c.mustShoal("get", "instances", "-l", "job=long", "-o", "name")
+		return strings.TrimSpace(out) == "", out
+	})
+}
