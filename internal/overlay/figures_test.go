@@ -170,4 +170,3 @@ func measure(m measureArgs) (figures, error) {
 	f.P99us = float64(rtts[len(rtts)*99/100].Microseconds())
 	return f, nil
 }
-
