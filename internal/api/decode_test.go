@@ -174,7 +174,7 @@ func TestDecodeErrors(t *testing.T) {
 		{"missing kind", "apiVersion: shoal/v1\nmetadata: {name: a}\n",
 			`document 1 ("a"): kind: required`},
 		{"unknown kind", "apiVersion: shoal/v1\nkind: Deployment\nmetadata: {name: a}\n",
-			`document 1 ("a"): kind: "Deployment" is not a known kind (use App, Instance, Node, Namespace, Event, Token, Secret, User)`},
+			`document 1 ("a"): kind: "Deployment" is not a known kind (use App, Instance, Node, Namespace, Event, Token, Secret, User, Job)`},
 		{"kind in the wrong case", "apiVersion: shoal/v1\nkind: app\nmetadata: {name: a}\n",
 			`document 1 ("a"): kind: "app" is not a known kind (did you mean App?)`},
 		{"status on a kind without one", manifest("Namespace", "a", "status: {}"),

@@ -181,7 +181,27 @@ func LoadTimeZone(tz string) (*time.Location, error) {
 	return loc, nil
 }
 
-// Next is the first tick after t (zero if there is none).
+// Next is the first tick after t (zero if there is none). A wall-clock
+// time that happens twice, in the hour the clocks go back, ticks once (the
+// first time); one that does not happen, in the hour they go forward,
+// does not tick.
 func (s *CronSchedule) Next(t time.Time) time.Time {
-	return s.spec.Next(t.In(s.loc))
+	for range 8 {
+		n := s.spec.Next(t.In(s.loc))
+		if _, wall := s.spec.(*cron.SpecSchedule); n.IsZero() || !wall || !s.repeated(n) {
+			return n
+		}
+		t = n
+	}
+	return time.Time{}
+}
+
+// repeated says whether n's wall-clock time already passed once, an
+// offset change earlier.
+func (s *CronSchedule) repeated(n time.Time) bool {
+	_, now := n.In(s.loc).Zone()
+	_, before := n.Add(-12 * time.Hour).In(s.loc).Zone()
+	back := time.Duration(before-now) * time.Second
+	const wall = "2006-01-02 15:04:05"
+	return back > 0 && n.Add(-back).In(s.loc).Format(wall) == n.In(s.loc).Format(wall)
 }

@@ -242,7 +242,7 @@ func TestValidate(t *testing.T) {
 				i.Spec.Template.RestartPolicy = "always"
 				return i
 			},
-			want: `Instance "web-3-x7k2p": spec.app: required; spec.revision: must not be negative; ` +
+			want: `Instance "web-3-x7k2p": spec.app: required (or spec.job); spec.revision: must not be negative; ` +
 				`spec.node: "Node_1" is not a valid name: use lowercase letters, digits and '-', starting and ending with a letter or digit, at most 63 characters; ` +
 				`spec.template.image: required; ` +
 				`spec.template.restartPolicy: "always" is not supported: use Always, OnFailure or Never`,
@@ -436,6 +436,43 @@ func TestEffectiveCapabilities(t *testing.T) {
 			}
 			if got := tc.sc.NeedsPrivilege(); got != tc.privilege {
 				t.Errorf("NeedsPrivilege() = %q, want %q", got, tc.privilege)
+			}
+		})
+	}
+}
+
+func TestValidateJob(t *testing.T) {
+	job := func(spec string) string {
+		return "apiVersion: shoal/v1\nkind: Job\nmetadata: {name: nightly}\nspec:\n  image: x\n" + spec
+	}
+	for _, tc := range []struct {
+		name, yaml, want string
+	}{
+		{"a run", job("  completions: 3\n  parallelism: 2\n"), ""},
+		{"a cron job", job("  schedule: \"*/5 * * * *\"\n  timeZone: Europe/Berlin\n  concurrencyPolicy: Forbid\n  startingDeadlineSeconds: 60\n"), ""},
+		{"@daily", job("  schedule: \"@daily\"\n"), ""},
+		{"restart Always", job("  restartPolicy: Always\n"), "spec.restartPolicy"},
+		{"parallelism above completions", job("  completions: 1\n  parallelism: 3\n"), "spec.parallelism"},
+		{"no completions", job("  completions: 0\n"), "spec.completions"},
+		{"negative backoffLimit", job("  backoffLimit: -1\n"), "spec.backoffLimit"},
+		{"zero deadline", job("  activeDeadlineSeconds: 0\n"), "spec.activeDeadlineSeconds"},
+		{"bad cron", job("  schedule: \"61 * * * *\"\n"), "spec.schedule"},
+		{"six fields", job("  schedule: \"* * * * * *\"\n"), "spec.schedule"},
+		{"bad time zone", job("  schedule: \"* * * * *\"\n  timeZone: Mars/Olympus\n"), "spec.timeZone"},
+		{"time zone without a schedule", job("  timeZone: UTC\n"), "spec.schedule"},
+		{"bad policy", job("  schedule: \"* * * * *\"\n  concurrencyPolicy: Sometimes\n"), "spec.concurrencyPolicy"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			objs, err := Decode([]byte(tc.yaml))
+			if err == nil {
+				SetDefaults(objs[0])
+				err = Validate(objs[0])
+			}
+			switch {
+			case tc.want == "" && err != nil:
+				t.Fatalf("refused: %v", err)
+			case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+				t.Fatalf("err %v, want one naming %s", err, tc.want)
 			}
 		})
 	}

@@ -9,6 +9,7 @@ import (
 	"maps"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/shoal-dev/shoal/internal/api"
@@ -123,7 +124,12 @@ func (c *Jobs) runsOf(ctx context.Context, ns, parent string) ([]*api.Job, error
 			out = append(out, j)
 		}
 	}
-	slices.SortFunc(out, func(a, b *api.Job) int { return a.Metadata.CreatedAt.Compare(b.Metadata.CreatedAt) })
+	slices.SortFunc(out, func(a, b *api.Job) int {
+		if c := a.Metadata.CreatedAt.Compare(b.Metadata.CreatedAt); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Metadata.Name, b.Metadata.Name) // ticks, in order
+	})
 	return out, nil
 }
 
