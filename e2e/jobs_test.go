@@ -130,3 +130,77 @@ spec:
 		return strings.TrimSpace(out) == "", out
 	})
 }
+
+// TestCronOncePerTickAcrossServerKill: a Job every minute runs exactly
+// once per tick, also for the tick that came while its server was killed
+// (kill -9 just before it, back just after).
+func TestCronOncePerTickAcrossServerKill(t *testing.T) {
+	c := serverCluster(t)
+	c.addAgent("n1")
+	c.mustShoal("image", "push", helloV1)
+	c.applyYAML(`apiVersion: shoal/v1
+kind: Job
+metadata: {name: tick}
+spec:
+  image: shoal.local/hello:v1
+  command: [/hello, work, 1s]
+  schedule: "* * * * *"
+  successfulJobsHistoryLimit: 10
+  resources: {cpu: 50m, memory: 32Mi}
+`)
+	runs := func() []*api.Job {
+		var list struct{ Items []*api.Job }
+		if err := json.Unmarshal([]byte(c.mustShoal("get", "jobs", "-l", api.LabelCronJob+"=tick", "-o", "json")), &list); err != nil {
+			t.Fatal(err)
+		}
+		return list.Items
+	}
+	// Kill the server 5 s before the next tick; start it 5 s after.
+	next := time.Now().Truncate(time.Minute).Add(time.Minute)
+	if time.Until(next) < 12*time.Second {
+		next = next.Add(time.Minute)
+	}
+	time.Sleep(time.Until(next.Add(-5 * time.Second)))
+	c.server.kill9()
+	time.Sleep(time.Until(next.Add(5 * time.Second)))
+	c.server.start()
+	c.waitReady()
+	// And one more tick with the server up.
+	c.eventually(90*time.Second, "two runs, all complete", func() (bool, string) {
+		rs := runs()
+		done := 0
+		for _, r := range rs {
+			if r.Status.State == api.JobComplete {
+				done++
+			}
+		}
+		return len(rs) >= 2 && done == len(rs), fmt.Sprint(len(rs), " runs, ", done, " complete")
+	})
+	ticks := map[int64]bool{}
+	for _, r := range runs() {
+		var minute int64
+		if _, err := fmt.Sscanf(strings.TrimPrefix(r.Metadata.Name, "tick-"), "%d", &minute); err != nil {
+			t.Fatalf("run %s is not named after its tick", r.Metadata.Name)
+		}
+		ticks[minute] = true
+		var list struct{ Items []*api.Instance }
+		if err := json.Unmarshal([]byte(c.mustShoal("get", "instances", "-l", "job="+r.Metadata.Name, "-o", "json")), &list); err != nil {
+			t.Fatal(err)
+		}
+		if len(list.Items) != 1 {
+			t.Errorf("run %s ran %d instances, want 1", r.Metadata.Name, len(list.Items))
+		}
+	}
+	lo := next.Unix() / 60
+	for m := lo; m < lo+2; m++ {
+		if !ticks[m] {
+			t.Errorf("tick %s has no run (runs: %v)", time.Unix(m*60, 0).UTC().Format("15:04"), ticks)
+		}
+	}
+	if len(ticks) > 3 {
+		t.Errorf("%d runs within about two minutes: %v", len(ticks), ticks)
+	}
+	if j := c.getJob("tick"); j.Status.Missed != 0 {
+		t.Errorf("%d ticks recorded as missed, want none (no starting deadline)", j.Status.Missed)
+	}
+}
