@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/shoal-dev/shoal/internal/api"
 	"github.com/shoal-dev/shoal/internal/client"
@@ -48,8 +49,13 @@ func newDescribeCmd(g *globals) *cobra.Command {
 			if err := printSection(w, "Status", statusOf(obj)); err != nil {
 				return err
 			}
+			if app, ok := obj.(*api.App); ok {
+				printScheduled(w, app, time.Now())
+			}
 			var related []api.Object
 			switch k.Kind {
+			case api.KindJob:
+				related, err = jobInstances(ctx, c, g.namespace, m.Name)
 			case api.KindApp:
 				related, _, err = c.List(ctx, api.MustKind(api.KindInstance), g.namespace, client.ListOptions{App: m.Name})
 			case api.KindNode:
@@ -122,6 +128,43 @@ func labelString(l map[string]string) string {
 	return strings.Join(parts, ",")
 }
 
+// printScheduled lists an App's next scheduled changes (and when its
+// maintenance window opens) and the last ones applied.
+func printScheduled(w io.Writer, app *api.App, now time.Time) {
+	if len(app.Spec.Schedule) == 0 && app.Spec.Update.Window == nil {
+		return
+	}
+	fmt.Fprintln(w, "Scheduled:")
+	type next struct {
+		at   time.Time
+		what string
+	}
+	var ns []next
+	for i, ch := range app.Spec.Schedule {
+		if t := ch.NextAfter(now); !t.IsZero() {
+			ns = append(ns, next{t, fmt.Sprintf("set %s (schedule[%d], %s)", ch.Set.String(), i, ch.When())})
+		}
+	}
+	if win := app.Spec.Update.Window; win != nil {
+		if open, at := win.Open(now); open {
+			ns = append(ns, next{at, "maintenance window closes (open now: rollouts go ahead)"})
+		} else {
+			ns = append(ns, next{at, "maintenance window opens (rollouts of new revisions wait for it)"})
+		}
+	}
+	sort.Slice(ns, func(i, j int) bool { return ns[i].at.Before(ns[j].at) })
+	for i, n := range ns {
+		if i == 5 {
+			break
+		}
+		fmt.Fprintf(w, "  next  %s (in %s)  %s\n", n.at.Local().Format("2006-01-02 15:04:05"), n.at.Sub(now).Round(time.Second), n.what)
+	}
+	h := app.Status.ScheduleHistory
+	for _, r := range h[max(0, len(h)-5):] {
+		fmt.Fprintf(w, "  done  %s  %s\n", r.At.Local().Format("2006-01-02 15:04:05"), r.Change)
+	}
+}
+
 func specOf(o api.Object) any {
 	switch v := o.(type) {
 	case *api.App:
@@ -129,6 +172,8 @@ func specOf(o api.Object) any {
 	case *api.Instance:
 		return v.Spec
 	case *api.Node:
+		return v.Spec
+	case *api.Job:
 		return v.Spec
 	}
 	return nil
@@ -141,6 +186,8 @@ func statusOf(o api.Object) any {
 	case *api.Instance:
 		return v.Status
 	case *api.Node:
+		return v.Status
+	case *api.Job:
 		return v.Status
 	}
 	return nil

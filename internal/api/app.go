@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -28,6 +29,84 @@ type AppSpec struct {
 	Replicas  *int32    `json:"replicas,omitempty"`
 	Placement Placement `json:"placement,omitzero"`
 	Update    Update    `json:"update,omitzero"`
+	// Schedule changes the App at set times: a release at an hour, more
+	// replicas for the busy hours, none at night.
+	Schedule []ScheduledChange `json:"schedule,omitempty"`
+}
+
+// ScheduledChange sets some of an App's fields once (at) or on a cron
+// schedule. Its first tick is the first one after the change was applied.
+type ScheduledChange struct {
+	// At is a time (RFC 3339, "2026-12-24T18:00:00+01:00").
+	At string `json:"at,omitempty"`
+	// Cron is a standard cron schedule ("0 8 * * 1-5"), read in TimeZone.
+	Cron     string       `json:"cron,omitempty"`
+	TimeZone string       `json:"timeZone,omitempty"`
+	Set      ScheduledSet `json:"set"`
+}
+
+// ScheduledSet is what a scheduled change sets.
+type ScheduledSet struct {
+	Replicas *int32 `json:"replicas,omitempty"`
+	Image    string `json:"image,omitempty"`
+	// Paused holds (true) or releases (false) rollouts of new revisions.
+	Paused *bool `json:"paused,omitempty"`
+}
+
+// Key identifies a scheduled change by its content.
+func (c ScheduledChange) Key() string {
+	b, _ := json.Marshal(c)
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:6])
+}
+
+// String says what the change sets: "replicas 0, image x:v2".
+func (s ScheduledSet) String() string {
+	var parts []string
+	if s.Replicas != nil {
+		parts = append(parts, fmt.Sprintf("replicas %d", *s.Replicas))
+	}
+	if s.Image != "" {
+		parts = append(parts, "image "+s.Image)
+	}
+	if s.Paused != nil {
+		parts = append(parts, fmt.Sprintf("paused %v", *s.Paused))
+	}
+	return strings.Join(parts, ", ")
+}
+
+// When says when the change happens: "at …" or "cron … (zone)".
+func (c ScheduledChange) When() string {
+	if c.At != "" {
+		return "at " + c.At
+	}
+	w := "cron " + strconv.Quote(c.Cron)
+	if c.TimeZone != "" {
+		w += " " + c.TimeZone
+	}
+	return w
+}
+
+// NextAfter is the change's first time after t (zero if none).
+func (c ScheduledChange) NextAfter(t time.Time) time.Time {
+	if c.At != "" {
+		at, err := time.Parse(time.RFC3339, c.At)
+		if err != nil || !at.After(t) {
+			return time.Time{}
+		}
+		return at
+	}
+	s, err := ParseSchedule(c.Cron, c.TimeZone)
+	if err != nil {
+		return time.Time{}
+	}
+	return s.Next(t)
+}
+
+// ScheduledRecord is a scheduled change an App went through.
+type ScheduledRecord struct {
+	At     time.Time `json:"at"`
+	Change string    `json:"change"`
 }
 
 // Template is the container an Instance runs, copied from its App.
@@ -369,6 +448,11 @@ type AppStatus struct {
 	RollbackTo int64 `json:"rollbackTo,omitempty"`
 	// History lists recent revisions, oldest first.
 	History []RevisionRecord `json:"history,omitempty"`
+	// Scheduled is, per scheduled change (by its Key), the time it was
+	// last applied, or first seen: it applies at its ticks after that.
+	Scheduled map[string]time.Time `json:"scheduled,omitempty"`
+	// ScheduleHistory lists the scheduled changes applied, oldest first.
+	ScheduleHistory []ScheduledRecord `json:"scheduleHistory,omitempty"`
 	// Message explains why the App is not yet what its spec asks, if so.
 	Message string `json:"message,omitempty"`
 	// ObservedAt is when a controller last wrote this status.

@@ -115,6 +115,33 @@ type Update struct {
 	ProgressDeadlineSeconds int32 `json:"progressDeadlineSeconds,omitempty"`
 	// AutoRollback returns a failed rollout to the last good revision.
 	AutoRollback *bool `json:"autoRollback,omitempty"`
+	// Paused holds rollouts: a changed template makes no new revision
+	// until it is false again; the instances keep running the current one.
+	Paused bool `json:"paused,omitempty"`
+	// Window, when set, holds rollouts of new revisions until it opens.
+	Window *UpdateWindow `json:"window,omitempty"`
+}
+
+// UpdateWindow is a maintenance window: it opens at each tick of Cron
+// (read in TimeZone) and stays open for Duration.
+type UpdateWindow struct {
+	Cron     string `json:"cron"`
+	TimeZone string `json:"timeZone,omitempty"`
+	Duration string `json:"duration"`
+}
+
+// Open says whether the window is open at t, and when it next opens if
+// not (or, if it is, when it closes).
+func (w *UpdateWindow) Open(t time.Time) (bool, time.Time) {
+	s, err := ParseSchedule(w.Cron, w.TimeZone)
+	d, derr := time.ParseDuration(w.Duration)
+	if err != nil || derr != nil {
+		return true, time.Time{}
+	}
+	if start := s.Next(t.Add(-d)); !start.IsZero() && !start.After(t) {
+		return true, start.Add(d)
+	}
+	return false, s.Next(t)
 }
 
 // Update defaults.

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 	"unicode"
 	"unicode/utf8"
 )
@@ -117,6 +118,7 @@ func Validate(obj Object) error {
 		}
 		v.placement(o.Spec.Placement)
 		v.update("spec.update", &o.Spec.Update)
+		v.schedule(o.Spec.Schedule)
 	case *Job:
 		v.meta(meta, true, false)
 		v.job(o)
@@ -344,6 +346,42 @@ func (v *validator) instanceSpec(s *InstanceSpec) {
 	v.template("spec.template", &s.Template)
 }
 
+// maxWindow is the longest maintenance window.
+const maxWindow = 7 * 24 * time.Hour
+
+func (v *validator) schedule(chs []ScheduledChange) {
+	for i, ch := range chs {
+		p := indexPath("spec.schedule", i)
+		switch {
+		case (ch.At == "") == (ch.Cron == ""):
+			v.add(p, "give at (a time) or cron (a schedule), one of them")
+		case ch.At != "":
+			if _, err := time.Parse(time.RFC3339, ch.At); err != nil {
+				v.add(p+".at", "%s is not a time such as 2026-12-24T18:00:00+01:00 (RFC 3339)", quote(clipped(ch.At)))
+			}
+			if ch.TimeZone != "" {
+				v.add(p+".timeZone", "only for cron: at carries its own offset")
+			}
+		default:
+			if _, err := ParseSchedule(ch.Cron, ""); err != nil {
+				v.add(p+".cron", "%s", err)
+			}
+			if _, err := LoadTimeZone(ch.TimeZone); err != nil {
+				v.add(p+".timeZone", "%s", err)
+			}
+		}
+		set := ch.Set
+		switch {
+		case set.Replicas == nil && set.Image == "" && set.Paused == nil:
+			v.add(p+".set", "required: replicas, image or paused")
+		case set.Replicas != nil && (*set.Replicas < 0 || *set.Replicas > maxReplicas):
+			v.add(p+".set.replicas", "%d: want 0 to %d", *set.Replicas, maxReplicas)
+		case hasSpaceOrControl(set.Image):
+			v.add(p+".set.image", "%s must not contain whitespace", quote(set.Image))
+		}
+	}
+}
+
 // maxJobName leaves room in a Job's name for a run's tick (-NNNNNNNN)
 // and an instance's number (-NNN).
 const maxJobName = 50
@@ -566,7 +604,23 @@ func ResolvePort(ref PortRef, ports []Port) (int32, bool) {
 	return 0, false
 }
 
+func (v *validator) window(path string, w *UpdateWindow) {
+	if w == nil {
+		return
+	}
+	if _, err := ParseSchedule(w.Cron, ""); err != nil {
+		v.add(path+".cron", "%s", err)
+	}
+	if _, err := LoadTimeZone(w.TimeZone); err != nil {
+		v.add(path+".timeZone", "%s", err)
+	}
+	if d, err := time.ParseDuration(w.Duration); err != nil || d <= 0 || d > maxWindow {
+		v.add(path+".duration", "%s: want a duration such as 2h, at most 168h", quote(clipped(w.Duration)))
+	}
+}
+
 func (v *validator) update(path string, u *Update) {
+	v.window(path+".window", u.Window)
 	if u.MaxSurge != nil && (*u.MaxSurge < 0 || *u.MaxSurge > maxReplicas) {
 		v.add(path+".maxSurge", "must be between 0 and %d", maxReplicas)
 	}

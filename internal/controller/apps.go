@@ -41,6 +41,8 @@ type Apps struct {
 	// Draining, when set, says whether a node is being drained: its
 	// instances are replaced as an old revision's are.
 	Draining func(node string) bool
+	// Now is the clock (tests inject one); nil is time.Now.
+	Now func() time.Time
 }
 
 // Reconcile implements Reconciler for key "namespace/app".
@@ -69,15 +71,23 @@ func (c *Apps) Reconcile(ctx context.Context, key string) error {
 		}
 		return c.releaseServiceIPs(ctx, ns, name)
 	}
+	app, err = c.applySchedule(ctx, app)
+	if err != nil {
+		return err
+	}
 	app, err = c.syncSecrets(ctx, app)
 	if err != nil {
 		return err
 	}
-	app, err = c.ensureRevision(ctx, app)
+	app, held, err := c.ensureRevision(ctx, app)
 	if err != nil {
 		return err
 	}
-	if err := c.scale(ctx, app, insts); err != nil {
+	run := app
+	if held != "" {
+		run = withCurrentRevision(app)
+	}
+	if err := c.scale(ctx, run, insts); err != nil {
 		return err
 	}
 	// Read again so the status reflects what scale just did.
@@ -85,7 +95,7 @@ func (c *Apps) Reconcile(ctx context.Context, key string) error {
 	if err != nil {
 		return err
 	}
-	return c.writeStatus(ctx, app, insts)
+	return c.writeStatus(ctx, app, insts, held)
 }
 
 func (c *Apps) instancesOf(ctx context.Context, ns, app string) ([]*api.Instance, error) {
@@ -106,10 +116,19 @@ func (c *Apps) instancesOf(ctx context.Context, ns, app string) ([]*api.Instance
 	return out, nil
 }
 
-func (c *Apps) ensureRevision(ctx context.Context, app *api.App) (*api.App, error) {
+// ensureRevision makes a changed template the App's next revision, unless
+// rollouts are held (paused, or outside the maintenance window): then it
+// says why.
+func (c *Apps) ensureRevision(ctx context.Context, app *api.App) (*api.App, string, error) {
 	hash := api.TemplateHash(app)
 	if app.Status.TemplateHash == hash {
-		return app, nil
+		return app, "", nil
+	}
+	if app.Status.Revision > 0 {
+		if why := c.holdReason(app, c.now()); why != "" {
+			c.Events.Record(ctx, app, "Normal", "RolloutHeld", why)
+			return app, why, nil
+		}
 	}
 	var cause string
 	obj, err := c.Store.Mutate(ctx, appKind, app.Metadata.Namespace, app.Metadata.Name, func(o api.Object) error {
@@ -120,11 +139,11 @@ func (c *Apps) ensureRevision(ctx context.Context, app *api.App) (*api.App, erro
 		return nil
 	})
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	app = obj.(*api.App)
 	c.Events.Record(ctx, app, "Normal", "NewRevision", fmt.Sprintf("revision %d (template %s): %s", app.Status.Revision, app.Status.TemplateHash, cause))
-	return app, nil
+	return app, "", nil
 }
 
 // syncSecrets records the versions of the Secrets the App uses in its
@@ -379,8 +398,8 @@ func (c *Apps) remove(ctx context.Context, in *api.Instance) error {
 // writeStatus records what the current revision's instances are doing,
 // moves the rollout's state (Progressing, Complete, Failed) and, past the
 // progress deadline, rolls back to the last good revision when allowed.
-func (c *Apps) writeStatus(ctx context.Context, app *api.App, insts []*api.Instance) error {
-	now := time.Now().UTC()
+func (c *Apps) writeStatus(ctx context.Context, app *api.App, insts []*api.Instance, held string) error {
+	now := c.now()
 	st := app.Status // keeps revision, hash, history, service IP, rollout bookkeeping
 	ip, err := c.ensureServiceIP(ctx, app)
 	if err != nil {
@@ -418,6 +437,8 @@ func (c *Apps) writeStatus(ctx context.Context, app *api.App, insts []*api.Insta
 		st.Message = fmt.Sprintf("%d/%d placed: %s", st.Placed, st.Replicas, unplaced)
 	case failed != "":
 		st.Message = failed
+	case held != "":
+		st.Message = held
 	}
 	rollback := c.advanceRollout(app, &st, old, now)
 	if rollback != nil {

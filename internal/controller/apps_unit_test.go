@@ -21,7 +21,7 @@ func TestAppsConcurrentDecisionsMakeNoDuplicates(t *testing.T) {
 	defer cancel()
 	h.apply(newApp("web", 3, "web:1"))
 	c := &Apps{Store: h.st, Log: slog.New(slog.DiscardHandler)}
-	a, err := c.ensureRevision(ctx, h.getApp("web"))
+	a, _, err := c.ensureRevision(ctx, h.getApp("web"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -40,6 +40,9 @@ func (s *Server) apply(w http.ResponseWriter, r *http.Request) {
 		err = s.checkPublished(r.Context(), objs, true)
 	}
 	if err == nil {
+		err = s.checkSchedule(r.Context(), objs, true)
+	}
+	if err == nil {
 		err = s.checkPolicy(r.Context(), objs, true)
 	}
 	if err == nil {

@@ -210,6 +210,9 @@ func (s *Server) create(w http.ResponseWriter, r *http.Request, t target) {
 		err = s.checkPublished(r.Context(), []api.Object{obj}, false)
 	}
 	if err == nil {
+		err = s.checkSchedule(r.Context(), []api.Object{obj}, false)
+	}
+	if err == nil {
 		err = s.checkPolicy(r.Context(), []api.Object{obj}, false)
 	}
 	if err == nil {
@@ -248,6 +251,9 @@ func (s *Server) update(w http.ResponseWriter, r *http.Request, t target) {
 	cur, err := s.store.Get(r.Context(), t.kind, t.ns, t.name)
 	if err == nil {
 		err = s.checkPublished(r.Context(), []api.Object{obj}, false)
+	}
+	if err == nil {
+		err = s.checkSchedule(r.Context(), []api.Object{obj}, false)
 	}
 	if err == nil {
 		err = s.checkPolicy(r.Context(), []api.Object{obj}, false)
@@ -418,6 +424,43 @@ func (s *Server) checkNamespaces(ctx context.Context, objs []api.Object, manifes
 // checkPublished refuses an App that publishes a port another App already
 // publishes: a published port opens on every node, so it can belong to only
 // one App in the cluster.
+// checkSchedule refuses a scheduled change at a time already past, unless
+// the stored App has it already (it was applied, or it is being kept).
+func (s *Server) checkSchedule(ctx context.Context, objs []api.Object, manifest bool) error {
+	now := time.Now()
+	for i, o := range objs {
+		app, ok := o.(*api.App)
+		if !ok {
+			continue
+		}
+		var stored map[string]bool
+		for j, ch := range app.Spec.Schedule {
+			at, err := time.Parse(time.RFC3339, ch.At)
+			if err != nil || at.After(now) {
+				continue
+			}
+			if stored == nil {
+				stored = map[string]bool{}
+				if cur, err := s.store.Get(ctx, api.MustKind(api.KindApp), app.Metadata.Namespace, app.Metadata.Name); err == nil {
+					for _, c := range cur.(*api.App).Spec.Schedule {
+						stored[c.Key()] = true
+					}
+				}
+			}
+			if stored[ch.Key()] {
+				continue
+			}
+			doc := 0
+			if manifest {
+				doc = i + 1
+			}
+			return &api.InvalidError{Document: doc, Kind: api.KindApp, Name: app.Metadata.Name, Errors: []api.FieldError{{
+				Path: fmt.Sprintf("spec.schedule[%d].at", j), Message: fmt.Sprintf("%s is in the past (now %s)", ch.At, now.Format(time.RFC3339))}}}
+		}
+	}
+	return nil
+}
+
 func (s *Server) checkPublished(ctx context.Context, objs []api.Object, manifest bool) error {
 	type owner struct {
 		key, name, path string
