@@ -204,3 +204,55 @@ spec:
 		t.Errorf("%d ticks recorded as missed, want none (no starting deadline)", j.Status.Missed)
 	}
 }
+
+// TestScheduledScaleDownUnderLoad: a scale-down from 3 to 1 scheduled two
+// seconds ahead happens at its time, drains as a rollout does, and drops
+// no request of a load running through it; describe shows it coming and
+// then done.
+func TestScheduledScaleDownUnderLoad(t *testing.T) {
+	c, url := servedHelloCluster(t, "")
+	var pub int
+	if _, err := fmt.Sscanf(url[strings.LastIndexByte(url, ':')+1:], "%d", &pub); err != nil {
+		t.Fatal(err)
+	}
+	l := startLoad(url, 4, 50000, 3*time.Minute)
+	eventually(t, 30*time.Second, "load under way", func() (bool, string) { return l.ok.Load() >= 200, "" })
+	at := time.Now().Add(2 * time.Second).Truncate(time.Second).Add(time.Second)
+	c.applyYAML(servedHelloYAML("v1", "0s", pub, 60) + fmt.Sprintf("  schedule: [{at: %q, set: {replicas: 1}}]\n", at.Format(time.RFC3339)))
+	if out := c.mustShoal("describe", "app", "hello"); !strings.Contains(out, "next") || !strings.Contains(out, "set replicas 1") {
+		t.Errorf("describe app before the change:\n%s", out)
+	}
+	c.eventually(30*time.Second, "one instance left", func() (bool, string) {
+		live := 0
+		for _, in := range c.instances("hello") {
+			if in.Metadata.DeletedAt.IsZero() {
+				live++
+			}
+		}
+		return live == 1 && *c.getApp("hello").Spec.Replicas == 1, fmt.Sprint(live, " live")
+	})
+	if early := c.getApp("hello").Status.ScheduleHistory; len(early) != 1 || early[0].At.Before(at) {
+		t.Errorf("schedule history %+v, want one change at %s", early, at)
+	}
+	time.Sleep(3 * time.Second) // the drained instances have stopped
+	eventually(t, 60*time.Second, "2,000 requests", func() (bool, string) {
+		return l.ok.Load()+l.failed.Load() >= 2000, fmt.Sprint(l.ok.Load())
+	})
+	sum := l.stop()
+	t.Logf("scale-down under load: %s", sum)
+	if l.failed.Load() != 0 {
+		t.Errorf("requests failed across the scheduled scale-down: %s", sum)
+	}
+	if out := c.mustShoal("describe", "app", "hello"); !strings.Contains(out, "done") {
+		t.Errorf("describe app after the change:\n%s", out)
+	}
+	if out := c.mustShoal("events"); !strings.Contains(out, "Scheduled") {
+		t.Errorf("no Scheduled event:\n%s", out)
+	}
+	// A time already past is refused, naming the field; nothing changes.
+	past := time.Now().Add(-time.Hour).Format(time.RFC3339)
+	out, err := c.shoal("apply", "-f", c.writeFile(servedHelloYAML("v1", "0s", pub, 60)+fmt.Sprintf("  schedule: [{at: %q, set: {replicas: 3}}]\n", past)))
+	if err == nil || !strings.Contains(out, "spec.schedule[0].at") || !strings.Contains(out, "in the past") {
+		t.Errorf("apply of a change in the past: err %v\n%s", err, out)
+	}
+}
