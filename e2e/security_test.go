@@ -224,6 +224,13 @@ func TestSignedApps(t *testing.T) {
 	if signed.Spec.Template.Signature == nil || signed.Spec.Template.Signature.Key != pub {
 		t.Fatalf("the signed App's instance carries signature %+v", signed.Spec.Template.Signature)
 	}
+	// A Job is signed the same way, and runs on the owner's node.
+	c.mustShoal("apply", "-f", c.writeFile("apiVersion: shoal/v1\nkind: Job\nmetadata: {name: signed-job}\nspec:\n  image: shoal.local/hello:v1\n  command: [/hello, work, 100ms]\n  resources: {cpu: 50m, memory: 32Mi}\n"),
+		"--sign-key", filepath.Join(keyDir, "owner.key"))
+	c.eventually(60*time.Second, "the signed Job complete", func() (bool, string) {
+		j := c.getJob("signed-job")
+		return j.Status.State == api.JobComplete, fmt.Sprintf("%+v", j.Status)
+	})
 
 	// The node declares its owner's rule, so the scheduler does not place
 	// an unsigned App there (and the agent would refuse it if it did).

@@ -74,7 +74,7 @@ func newApplyCmd(g *globals) *cobra.Command {
 	}
 	cmd.Flags().StringSliceVarP(&files, "filename", "f", nil, "manifest file, directory of .yaml/.yml/.json files, or - for stdin")
 	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "validate and show what would change; store nothing")
-	cmd.Flags().StringVar(&signKey, "sign-key", "", "sign every App's template with this key (from `shoal key create`)")
+	cmd.Flags().StringVar(&signKey, "sign-key", "", "sign every App's and Job's template with this key (from `shoal key create`)")
 	cmd.Flags().BoolVar(&wait, "wait", false, "wait until every applied App has all its replicas running")
 	cmd.Flags().DurationVar(&timeout, "timeout", 2*time.Minute, "how long --wait waits")
 	return cmd
@@ -93,7 +93,7 @@ func printApplied(w io.Writer, r api.ApplyResult, dryRun bool) {
 	}
 }
 
-// signManifests signs every App of the manifests with the key in keyFile
+// signManifests signs every App and Job of the manifests with the key in keyFile
 // and returns them re-encoded (as JSON documents, with defaults filled: the
 // signature covers the template exactly as the server will store it).
 func signManifests(ms []manifest, keyFile string) ([]manifest, error) {
@@ -114,8 +114,15 @@ func signManifests(ms []manifest, keyFile string) ([]manifest, error) {
 		}
 		var docs [][]byte
 		for _, o := range objs {
-			if app, ok := o.(*api.App); ok {
-				t := &app.Spec.Template
+			var t *api.Template
+			switch v := o.(type) {
+			case *api.App:
+				t = &v.Spec.Template
+			case *api.Job:
+				api.SetDefaults(v) // a Job's restart policy defaults to Never, not an App's Always
+				t = &v.Spec.Template
+			}
+			if t != nil {
 				t.Signature = nil
 				t.Signature = &api.Signature{Key: key, Value: pki.Sign(priv, api.SignedBytes(t))}
 			}
