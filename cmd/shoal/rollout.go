@@ -54,7 +54,21 @@ func newRolloutCmd(g *globals) *cobra.Command {
 				}
 				fmt.Fprintf(tw, "%d%s\t%s\t%s\t%s\n", h.Revision, mark, h.Image, age(h.CreatedAt)+" ago", h.Cause)
 			}
-			return tw.Flush()
+			if err := tw.Flush(); err != nil {
+				return err
+			}
+			// Scheduled changes that made no revision (replicas, paused)
+			// are part of the App's story too.
+			if sh := app.Status.ScheduleHistory; len(sh) > 0 {
+				fmt.Fprintln(cmd.OutOrStdout(), "\nSCHEDULED CHANGES (cause: schedule)")
+				tw = tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 3, ' ', 0)
+				fmt.Fprintln(tw, "AT\tCHANGE")
+				for _, r := range sh {
+					fmt.Fprintf(tw, "%s\t%s\n", r.At.Local().Format("2006-01-02 15:04:05"), r.Change)
+				}
+				return tw.Flush()
+			}
+			return nil
 		},
 	}
 
