@@ -246,7 +246,7 @@ func TestScheduledScaleDownUnderLoad(t *testing.T) {
 	if out := c.mustShoal("describe", "app", "hello"); !strings.Contains(out, "done") {
 		t.Errorf("describe app after the change:\n%s", out)
 	}
-	if out := c.mustShoal("rollout", "history", "app/hello"); !strings.Contains(out, "cause: schedule") || !strings.Contains(out, "set replicas 1") {
+	if out := c.mustShoal("rollout", "history", "app/hello"); !strings.Contains(out, "cause: schedule") || !strings.Contains(out, ": replicas 1") {
 		t.Errorf("rollout history lacks the scheduled change:\n%s", out)
 	}
 	if out := c.mustShoal("events"); !strings.Contains(out, "Scheduled") {
