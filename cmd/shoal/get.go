@@ -401,7 +401,8 @@ func rowOf(o api.Object, wide bool) []string {
 				}
 				ports = append(ports, s)
 			}
-			r = append(r, fmt.Sprintf("%d/%d", v.Status.Placed, replicas(v)), dash(v.Spec.Resources.CPU), dash(v.Spec.Resources.Memory), dash(strings.Join(ports, ",")), dash(v.Status.ServiceIP))
+			req, lim := v.Spec.Resources.Request(), v.Spec.Resources.Limit()
+			r = append(r, fmt.Sprintf("%d/%d", v.Status.Placed, replicas(v)), reqLim(req.MilliCPU, lim.MilliCPU, api.FormatMilliCPU), reqLim(req.MemoryBytes, lim.MemoryBytes, api.FormatBytes), dash(strings.Join(ports, ",")), dash(v.Status.ServiceIP))
 		}
 		return r
 	case *api.Instance:
@@ -428,9 +429,11 @@ func rowOf(o api.Object, wide bool) []string {
 		if v.Status.Ready {
 			ready = "Ready"
 		}
+		// Requested of allocatable (capacity less the owner's reserve).
+		alloc := v.Status.Allocatable()
 		r := []string{m.Name, ready, fmt.Sprint(v.Status.Instances),
-			api.FormatMilliCPU(v.Status.Allocated.MilliCPU) + "/" + api.FormatMilliCPU(v.Status.Capacity.MilliCPU),
-			api.FormatBytes(v.Status.Allocated.MemoryBytes) + "/" + api.FormatBytes(v.Status.Capacity.MemoryBytes), age}
+			api.FormatMilliCPU(v.Status.Allocated.MilliCPU) + "/" + api.FormatMilliCPU(alloc.MilliCPU),
+			api.FormatBytes(v.Status.Allocated.MemoryBytes) + "/" + api.FormatBytes(alloc.MemoryBytes), age}
 		if wide {
 			r = append(r, dash(v.Status.Address), dash(labelString(m.Labels)), dash(v.Status.Message))
 		}
@@ -490,4 +493,19 @@ func deref32(p *int32, def int32) int32 {
 		return def
 	}
 	return *p
+}
+
+// reqLim shows a request and its limit: "250m/500m", "250m" when equal,
+// "250m/-" with no limit.
+func reqLim(req, lim int64, format func(int64) string) string {
+	f := func(n int64) string {
+		if n == 0 {
+			return "-"
+		}
+		return format(n)
+	}
+	if req == lim {
+		return f(req)
+	}
+	return f(req) + "/" + f(lim)
 }

@@ -126,6 +126,7 @@ type agentOptions struct {
 	listen            string
 	cpu               string
 	memory            string
+	reserve           map[string]string
 	insecure          []string
 	nodeIP            string
 	network           string
@@ -161,6 +162,7 @@ func (o *agentOptions) flags(fs *pflag.FlagSet, standalone bool) {
 	fs.StringVar(&o.listen, "agent-listen", "127.0.0.1:0", "where the agent serves logs to the server")
 	fs.StringVar(&o.cpu, "cpu", "", "CPU to offer (default: all cores)")
 	fs.StringVar(&o.memory, "memory", "", "memory to offer (default: all memory)")
+	fs.StringToStringVar(&o.reserve, "reserve", nil, "what the machine keeps for itself, offered to no instance: cpu=500m,memory=512Mi")
 	fs.StringSliceVar(&o.insecure, "insecure-registry", nil, "registry hosts (host:port) to pull from over plain HTTP")
 	fs.StringVar(&o.nodeIP, "node-ip", "", "address other nodes reach this node's containers through (default: the default route's source address)")
 	fs.StringVar(&o.network, "network", agent.NetworkWireGuard, "how containers reach other nodes' containers: wireguard (an encrypted overlay), host-gw (routes through the nodes' IPs, in the clear: one trusted link) or none")
@@ -311,6 +313,9 @@ func runAgent(ctx context.Context, o agentOptions, serverURL string, token func(
 			return err
 		}
 	}
+	if cfg.Reserved, err = parseReserve(o.reserve); err != nil {
+		return err
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	proxyDone := make(chan error, 1)
@@ -425,5 +430,28 @@ func runHollowAgent(ctx context.Context, o agentOptions, c *client.Client, id *a
 			return err
 		}
 	}
+	if cfg.Reserved, err = parseReserve(o.reserve); err != nil {
+		return err
+	}
 	return agent.New(cfg).Run(ctx)
+}
+
+// parseReserve reads --reserve cpu=…,memory=….
+func parseReserve(m map[string]string) (api.NodeResources, error) {
+	var r api.NodeResources
+	for k, v := range m {
+		var err error
+		switch k {
+		case "cpu":
+			r.MilliCPU, err = api.ParseCPU(v)
+		case "memory":
+			r.MemoryBytes, err = api.ParseMemory(v)
+		default:
+			return r, fmt.Errorf("--reserve %s=%s: reserve cpu or memory", k, v)
+		}
+		if err != nil {
+			return r, fmt.Errorf("--reserve %s=%s: %w", k, v, err)
+		}
+	}
+	return r, nil
 }

@@ -51,6 +51,9 @@ type Config struct {
 	// MilliCPU and MemoryBytes override the detected capacity.
 	MilliCPU    int64
 	MemoryBytes int64
+	// Reserved is kept for the machine itself: the scheduler offers the
+	// capacity less this.
+	Reserved api.NodeResources
 	// MaxLogBytes is the size past which an instance's log is rotated
 	// (default MaxLogBytes).
 	MaxLogBytes int64
@@ -417,10 +420,9 @@ func (a *Agent) heartbeat(ctx context.Context) error {
 		if in.Status.Phase.Terminal() {
 			continue
 		}
-		cpu, _ := api.ParseCPU(in.Spec.Template.Resources.CPU)
-		mem, _ := api.ParseMemory(in.Spec.Template.Resources.Memory)
-		alloc.MilliCPU += cpu
-		alloc.MemoryBytes += mem
+		req := in.Spec.Template.Resources.Request()
+		alloc.MilliCPU += req.MilliCPU
+		alloc.MemoryBytes += req.MemoryBytes
 		count++
 	}
 	a.mu.Unlock()
@@ -428,6 +430,7 @@ func (a *Agent) heartbeat(ctx context.Context) error {
 		Hostname:      hostname,
 		Address:       a.addr,
 		Capacity:      a.capacity(),
+		Reserved:      a.cfg.Reserved,
 		Allocated:     alloc,
 		Ready:         true,
 		LastHeartbeat: time.Now().UTC(),

@@ -415,14 +415,7 @@ func (w *worker) create(ctx context.Context, in *api.Instance) {
 
 func (w *worker) spec(ctx context.Context, in *api.Instance) (runtime.Spec, error) {
 	t := &in.Spec.Template
-	cpu, err := api.ParseCPU(t.Resources.CPU)
-	if err != nil && t.Resources.CPU != "" {
-		return runtime.Spec{}, err
-	}
-	mem, err := api.ParseMemory(t.Resources.Memory)
-	if err != nil && t.Resources.Memory != "" {
-		return runtime.Spec{}, err
-	}
+	lim := t.Resources.Limit()
 	secrets, err := w.a.secrets(ctx, in)
 	if err != nil {
 		return runtime.Spec{}, err
@@ -469,8 +462,9 @@ func (w *worker) spec(ctx context.Context, in *api.Instance) (runtime.Spec, erro
 		Env:         env,
 		WorkingDir:  t.WorkingDir,
 		Hostname:    in.Metadata.Name,
-		MilliCPU:    cpu,
-		MemoryBytes: mem,
+		MilliCPU:    lim.MilliCPU,
+		MemoryBytes: lim.MemoryBytes,
+		PidsLimit:   lim.Pids,
 		Ports:       ports,
 		DNSServers:  w.a.cfg.DNSServers,
 		DNSSearch:   []string{in.Metadata.Namespace + ".shoal", "shoal"},
@@ -583,7 +577,7 @@ func (w *worker) exited(ctx context.Context, in *api.Instance, st runtime.Status
 	code := st.ExitCode
 	reason := fmt.Sprintf("exited with code %d", code)
 	if st.OOMKilled {
-		reason = fmt.Sprintf("OOM killed (memory limit %s)", in.Spec.Template.Resources.Memory)
+		reason = fmt.Sprintf("OOM killed (memory limit %s)", in.Spec.Template.Resources.MemoryLimit())
 	}
 	if st.Reason != "" {
 		reason = st.Reason

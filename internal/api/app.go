@@ -390,11 +390,72 @@ const (
 	PublishProxy PublishMode = "proxy"
 )
 
-// Resources are the container's limits, also what placement reserves.
-// CPU is in cores ("500m", "0.5", "2"), Memory in bytes ("128Mi", "1Gi").
+// Resources are what placement reserves for the container (requests) and
+// what it may use at most (limits). CPU is in cores ("500m", "0.5", "2"),
+// Memory in bytes ("128Mi", "1Gi"). The CPU and Memory shorthand means
+// both request and limit; Requests and Limits, when set, override it.
 type Resources struct {
-	CPU    string `json:"cpu,omitempty"`
-	Memory string `json:"memory,omitempty"`
+	CPU      string        `json:"cpu,omitempty"`
+	Memory   string        `json:"memory,omitempty"`
+	Requests *ResourceList `json:"requests,omitempty"`
+	Limits   *ResourceList `json:"limits,omitempty"`
+}
+
+// ResourceList is an amount of each resource. Pids and EphemeralStorage
+// are limits only: the most processes (threads) the container may have,
+// and the most its writable layer may hold before it is stopped.
+type ResourceList struct {
+	CPU              string `json:"cpu,omitempty"`
+	Memory           string `json:"memory,omitempty"`
+	Pids             int64  `json:"pids,omitempty"`
+	EphemeralStorage string `json:"ephemeralStorage,omitempty"`
+}
+
+// Amounts are parsed resources; zero is none (no reservation, no limit).
+type Amounts struct {
+	MilliCPU, MemoryBytes, Pids, EphemeralBytes int64
+}
+
+// Request is what placement reserves. Quantities were validated on the
+// way in: one that does not parse counts as none.
+func (r Resources) Request() Amounts {
+	cpu, mem := r.CPU, r.Memory
+	if q := r.Requests; q != nil {
+		cpu, mem = cmpOr(q.CPU, cpu), cmpOr(q.Memory, mem)
+	}
+	var a Amounts
+	a.MilliCPU, _ = ParseCPU(cpu)
+	a.MemoryBytes, _ = ParseMemory(mem)
+	return a
+}
+
+// Limit is what the container may use at most.
+func (r Resources) Limit() Amounts {
+	cpu, mem := r.CPU, r.Memory
+	var a Amounts
+	if q := r.Limits; q != nil {
+		cpu, mem = cmpOr(q.CPU, cpu), cmpOr(q.Memory, mem)
+		a.Pids = q.Pids
+		a.EphemeralBytes, _ = ParseMemory(q.EphemeralStorage)
+	}
+	a.MilliCPU, _ = ParseCPU(cpu)
+	a.MemoryBytes, _ = ParseMemory(mem)
+	return a
+}
+
+// MemoryLimit is the memory limit as written ("128Mi"), for messages.
+func (r Resources) MemoryLimit() string {
+	if r.Limits != nil && r.Limits.Memory != "" {
+		return r.Limits.Memory
+	}
+	return r.Memory
+}
+
+func cmpOr(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
 }
 
 // RestartPolicy says when a stopped container is started again.

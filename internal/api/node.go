@@ -61,8 +61,11 @@ type NodeStatus struct {
 	InternalIP string `json:"internalIP,omitempty"`
 	// Overlay is the node's end of the encrypted overlay between nodes;
 	// empty when the node routes its subnet some other way.
-	Overlay   *NodeOverlay  `json:"overlay,omitempty"`
-	Capacity  NodeResources `json:"capacity"`
+	Overlay  *NodeOverlay  `json:"overlay,omitempty"`
+	Capacity NodeResources `json:"capacity"`
+	// Reserved is what the node's owner keeps for the machine itself
+	// (--reserve): placement offers Capacity minus Reserved.
+	Reserved  NodeResources `json:"reserved,omitzero"`
 	Allocated NodeResources `json:"allocated"`
 	Ready     bool          `json:"ready"`
 	// LastHeartbeat is when the agent last renewed its lease.
@@ -82,4 +85,13 @@ type NodeOverlay struct {
 	// when nothing can reach it (behind NAT): it dials the others, and
 	// nodes behind NAT reach each other through a node with an endpoint.
 	Endpoint string `json:"endpoint,omitempty"`
+}
+
+// Allocatable is what placement may reserve on the node: its capacity
+// less what its owner keeps.
+func (s *NodeStatus) Allocatable() NodeResources {
+	return NodeResources{
+		MilliCPU:    max(s.Capacity.MilliCPU-s.Reserved.MilliCPU, 0),
+		MemoryBytes: max(s.Capacity.MemoryBytes-s.Reserved.MemoryBytes, 0),
+	}
 }

@@ -508,16 +508,7 @@ func (v *validator) template(path string, t *Template) {
 	}
 	v.probe(path+".health.readiness", t.Health.Readiness, t.Ports)
 	v.probe(path+".health.liveness", t.Health.Liveness, t.Ports)
-	if t.Resources.CPU != "" {
-		if _, err := ParseCPU(t.Resources.CPU); err != nil {
-			v.add(path+".resources.cpu", "%s", err)
-		}
-	}
-	if t.Resources.Memory != "" {
-		if _, err := ParseMemory(t.Resources.Memory); err != nil {
-			v.add(path+".resources.memory", "%s", err)
-		}
-	}
+	v.resources(path+".resources", &t.Resources)
 	switch t.RestartPolicy {
 	case "", RestartAlways, RestartOnFailure, RestartNever:
 	default:
@@ -602,6 +593,50 @@ func ResolvePort(ref PortRef, ports []Port) (int32, bool) {
 		}
 	}
 	return 0, false
+}
+
+func (v *validator) resources(path string, r *Resources) {
+	before := len(v.errs)
+	check := func(p, cpu, mem string) {
+		if cpu != "" {
+			if _, err := ParseCPU(cpu); err != nil {
+				v.add(p+".cpu", "%s", err)
+			}
+		}
+		if mem != "" {
+			if _, err := ParseMemory(mem); err != nil {
+				v.add(p+".memory", "%s", err)
+			}
+		}
+	}
+	check(path, r.CPU, r.Memory)
+	if q := r.Requests; q != nil {
+		check(path+".requests", q.CPU, q.Memory)
+		if q.Pids != 0 || q.EphemeralStorage != "" {
+			v.add(path+".requests", "pids and ephemeralStorage are limits only")
+		}
+	}
+	if q := r.Limits; q != nil {
+		check(path+".limits", q.CPU, q.Memory)
+		if q.Pids < 0 || q.Pids > 1<<22 {
+			v.add(path+".limits.pids", "%d: want 1 to %d (or none)", q.Pids, 1<<22)
+		}
+		if q.EphemeralStorage != "" {
+			if _, err := ParseMemory(q.EphemeralStorage); err != nil {
+				v.add(path+".limits.ephemeralStorage", "%s", err)
+			}
+		}
+	}
+	if len(v.errs) > before {
+		return
+	}
+	req, lim := r.Request(), r.Limit()
+	if lim.MilliCPU > 0 && lim.MilliCPU < req.MilliCPU {
+		v.add(path+".limits.cpu", "%s is below the request %s: a limit must be at least the request", FormatMilliCPU(lim.MilliCPU), FormatMilliCPU(req.MilliCPU))
+	}
+	if lim.MemoryBytes > 0 && lim.MemoryBytes < req.MemoryBytes {
+		v.add(path+".limits.memory", "%s is below the request %s: a limit must be at least the request", FormatBytes(lim.MemoryBytes), FormatBytes(req.MemoryBytes))
+	}
 }
 
 func (v *validator) window(path string, w *UpdateWindow) {

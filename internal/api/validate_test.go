@@ -477,3 +477,42 @@ func TestValidateJob(t *testing.T) {
 		})
 	}
 }
+
+func TestValidateResources(t *testing.T) {
+	app := func(res string) string {
+		return "apiVersion: shoal/v1\nkind: App\nmetadata: {name: web}\nspec:\n  image: x\n  resources: " + res + "\n"
+	}
+	for _, tc := range []struct {
+		name, res, want string
+		req, lim        Amounts
+	}{
+		{"shorthand is both", "{cpu: 500m, memory: 64Mi}", "", Amounts{MilliCPU: 500, MemoryBytes: 64 << 20}, Amounts{MilliCPU: 500, MemoryBytes: 64 << 20}},
+		{"requests and limits", "{requests: {cpu: 250m, memory: 32Mi}, limits: {cpu: \"1\", memory: 128Mi, pids: 100, ephemeralStorage: 1Gi}}", "",
+			Amounts{MilliCPU: 250, MemoryBytes: 32 << 20}, Amounts{MilliCPU: 1000, MemoryBytes: 128 << 20, Pids: 100, EphemeralBytes: 1 << 30}},
+		{"requests only: no limit", "{requests: {cpu: 250m}}", "", Amounts{MilliCPU: 250}, Amounts{}},
+		{"limits override the shorthand", "{cpu: 250m, limits: {cpu: 500m}}", "", Amounts{MilliCPU: 250}, Amounts{MilliCPU: 500}},
+		{"limit below request", "{requests: {cpu: 500m}, limits: {cpu: 250m}}", "spec.resources.limits.cpu", Amounts{}, Amounts{}},
+		{"memory limit below the shorthand", "{memory: 128Mi, limits: {memory: 64Mi}}", "spec.resources.limits.memory", Amounts{}, Amounts{}},
+		{"bad quantity", "{limits: {memory: 12MB}}", "spec.resources.limits.memory", Amounts{}, Amounts{}},
+		{"pids as a request", "{requests: {pids: 10}}", "spec.resources.requests", Amounts{}, Amounts{}},
+		{"negative pids", "{limits: {pids: -1}}", "spec.resources.limits.pids", Amounts{}, Amounts{}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			objs, err := Decode([]byte(app(tc.res)))
+			if err == nil {
+				err = Validate(objs[0])
+			}
+			switch {
+			case tc.want == "" && err != nil:
+				t.Fatalf("refused: %v", err)
+			case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+				t.Fatalf("err %v, want one naming %s", err, tc.want)
+			case tc.want == "":
+				r := objs[0].(*App).Spec.Resources
+				if r.Request() != tc.req || r.Limit() != tc.lim {
+					t.Fatalf("request %+v limit %+v, want %+v and %+v", r.Request(), r.Limit(), tc.req, tc.lim)
+				}
+			}
+		})
+	}
+}

@@ -47,8 +47,8 @@ func (b *Binder) Reconcile(ctx context.Context, _ string) error {
 			Labels:                n.Metadata.Labels,
 			Ready:                 n.Status.Ready,
 			Unschedulable:         n.Spec.Unschedulable,
-			MilliCPU:              n.Status.Capacity.MilliCPU,
-			MemoryBytes:           n.Status.Capacity.MemoryBytes,
+			MilliCPU:              n.Status.Allocatable().MilliCPU,
+			MemoryBytes:           n.Status.Allocatable().MemoryBytes,
 			AcceptsNamespaces:     a.Namespaces,
 			AcceptsRegistries:     a.Registries,
 			AcceptsSigners:        a.SignedBy,
@@ -200,8 +200,8 @@ func RequestOf(in *api.Instance) scheduler.Request {
 	for _, v := range t.Volumes {
 		r.HostPaths = append(r.HostPaths, v.HostPath)
 	}
-	r.MilliCPU, _ = api.ParseCPU(t.Resources.CPU)
-	r.MemoryBytes, _ = api.ParseMemory(t.Resources.Memory)
+	req := t.Resources.Request()
+	r.MilliCPU, r.MemoryBytes = req.MilliCPU, req.MemoryBytes
 	for _, p := range t.Ports {
 		if p.HostPort != 0 {
 			r.HostPorts = append(r.HostPorts, scheduler.HostPort{Port: p.HostPort, Protocol: string(p.Protocol)})
