@@ -57,7 +57,7 @@ func newRoot() *cobra.Command {
 	root.AddCommand(
 		newUpCmd(), newServerCmd(g), newAgentCmd(),
 		newApplyCmd(g), newGetCmd(g), newDescribeCmd(g), newDeleteCmd(g), newScaleCmd(g),
-		newLogsCmd(g), newRolloutCmd(g), newImageCmd(g), newVersionCmd(g), newNodeCmd(g), newEventsCmd(g), newExecCmd(g), newTokenCmd(g), newKeyCmd(), newSecretCmd(g), newUserCmd(g), newRoleCmd(g), newJobCmd(g),
+		newLogsCmd(g), newRolloutCmd(g), newImageCmd(g), newVersionCmd(g), newNodeCmd(g), newEventsCmd(g), newExecCmd(g), newTokenCmd(g), newKeyCmd(), newSecretCmd(g), newUserCmd(g), newRoleCmd(g), newJobCmd(g), newTopCmd(g),
 	)
 	return root
 }

@@ -87,6 +87,9 @@ type Config struct {
 	Resync time.Duration
 	// Owner is what the node's owner accepts (checked before every start).
 	Owner OwnerPolicy
+	// SampleEvery is how often containers' use is read (default
+	// DefaultSampleEvery).
+	SampleEvery time.Duration
 	// DNSServers are the containers' nameservers (the node's shoal DNS);
 	// empty gives containers the node's own resolv.conf.
 	DNSServers []string
@@ -112,6 +115,8 @@ type Agent struct {
 	addr       string
 	metrics    *metrics
 	nsPolicies nsPolicies
+	usage      []api.InstanceUsage // the latest sample (usageLoop)
+	usageAt    time.Time
 
 	wg sync.WaitGroup
 }
@@ -134,6 +139,9 @@ func New(cfg Config) *Agent {
 	}
 	if cfg.DrainDelay == 0 {
 		cfg.DrainDelay = DefaultDrainDelay
+	}
+	if cfg.SampleEvery <= 0 {
+		cfg.SampleEvery = DefaultSampleEvery
 	}
 	a := &Agent{cfg: cfg, log: cfg.Log.With("node", cfg.NodeName), desired: map[string]*api.Instance{}, workers: map[string]*worker{}, save: make(chan struct{}, 1)}
 	a.metrics = newMetrics(a)
@@ -180,8 +188,9 @@ func (a *Agent) Run(ctx context.Context) error {
 		return err
 	}
 	var wg sync.WaitGroup
-	wg.Add(5)
+	wg.Add(6)
 	go func() { defer wg.Done(); a.saveLoop(ctx) }()
+	go func() { defer wg.Done(); a.usageLoop(ctx) }()
 	if a.cfg.Routes || a.cfg.Overlay != nil {
 		wg.Add(1)
 		go func() { defer wg.Done(); a.routeLoop(ctx) }()
@@ -426,7 +435,11 @@ func (a *Agent) heartbeat(ctx context.Context) error {
 		count++
 	}
 	a.mu.Unlock()
+	used, usage, usageAt := a.usageStatus()
 	status := api.NodeStatus{
+		Used:          used,
+		Usage:         usage,
+		UsageAt:       usageAt,
 		Hostname:      hostname,
 		Address:       a.addr,
 		Capacity:      a.capacity(),

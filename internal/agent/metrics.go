@@ -46,7 +46,7 @@ func newMetrics(a *Agent) *metrics {
 		}
 		return 0
 	})
-	m.reg.MustRegister(m.starts, m.restarts, m.failures, m.instances, m.synced,
+	m.reg.MustRegister(m.starts, m.restarts, m.failures, m.instances, m.synced, usageCollector{a},
 		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	return m
 }

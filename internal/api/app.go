@@ -32,6 +32,49 @@ type AppSpec struct {
 	// Schedule changes the App at set times: a release at an hour, more
 	// replicas for the busy hours, none at night.
 	Schedule []ScheduledChange `json:"schedule,omitempty"`
+	// Autoscale, when set, owns Replicas: it follows the load between
+	// Min and Max.
+	Autoscale *Autoscale `json:"autoscale,omitempty"`
+}
+
+// Autoscale keeps an App's replicas where its instances' CPU (as a share
+// of their request) or its request rate per replica meets the target:
+// the larger of the two answers wins.
+type Autoscale struct {
+	Min int32 `json:"min"`
+	Max int32 `json:"max"`
+	// TargetCPUPercent is the average CPU use of the instances, in percent
+	// of their CPU request (1 to 100).
+	TargetCPUPercent int32 `json:"targetCPUPercent,omitempty"`
+	// TargetRequestsPerSecond is the rate each replica should take, as the
+	// nodes' proxies count it (new connections in kernel mode).
+	TargetRequestsPerSecond float64 `json:"targetRequestsPerSecond,omitempty"`
+	// The stabilization windows: a scale-up takes the lowest of the
+	// recommendations of its window (default 0 s: at once), a scale-down
+	// the highest of its window (default 300 s), so a short dip or burst
+	// does not flap the App.
+	ScaleUpStabilizationSeconds   *int32 `json:"scaleUpStabilizationSeconds,omitempty"`
+	ScaleDownStabilizationSeconds *int32 `json:"scaleDownStabilizationSeconds,omitempty"`
+}
+
+// Autoscale defaults.
+const (
+	DefaultScaleUpStabilizationSeconds   int32 = 0
+	DefaultScaleDownStabilizationSeconds int32 = 300
+)
+
+// AutoscaleStatus is what the autoscaler last saw and decided.
+type AutoscaleStatus struct {
+	// CPUPercent is the instances' average CPU use in percent of their
+	// request; RequestsPerSecond the App's rate over all nodes.
+	CPUPercent        int32     `json:"cpuPercent"`
+	RequestsPerSecond float64   `json:"requestsPerSecond"`
+	Desired           int32     `json:"desired"`
+	LastScaleTime     time.Time `json:"lastScaleTime,omitzero"`
+	// Decisions are the last scalings, newest last, with the figures that
+	// led to them.
+	Decisions []string  `json:"decisions,omitempty"`
+	UpdatedAt time.Time `json:"updatedAt,omitzero"`
 }
 
 // ScheduledChange sets some of an App's fields once (at) or on a cron
@@ -514,6 +557,8 @@ type AppStatus struct {
 	Scheduled map[string]time.Time `json:"scheduled,omitempty"`
 	// ScheduleHistory lists the scheduled changes applied, oldest first.
 	ScheduleHistory []ScheduledRecord `json:"scheduleHistory,omitempty"`
+	// Autoscale is the autoscaler's view (Apps with spec.autoscale).
+	Autoscale *AutoscaleStatus `json:"autoscale,omitempty"`
 	// Message explains why the App is not yet what its spec asks, if so.
 	Message string `json:"message,omitempty"`
 	// ObservedAt is when a controller last wrote this status.

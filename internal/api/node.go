@@ -67,7 +67,14 @@ type NodeStatus struct {
 	// (--reserve): placement offers Capacity minus Reserved.
 	Reserved  NodeResources `json:"reserved,omitzero"`
 	Allocated NodeResources `json:"allocated"`
-	Ready     bool          `json:"ready"`
+	// Used is what the node's instances use, summed, as last sampled.
+	Used NodeResources `json:"used,omitzero"`
+	// Usage is each running instance's use, as last sampled (UsageAt).
+	Usage   []InstanceUsage `json:"usage,omitempty"`
+	UsageAt time.Time       `json:"usageAt,omitzero"`
+	// Traffic is what the node's proxy sent each App, as last sampled.
+	Traffic []AppTraffic `json:"traffic,omitempty"`
+	Ready   bool         `json:"ready"`
 	// LastHeartbeat is when the agent last renewed its lease.
 	LastHeartbeat time.Time `json:"lastHeartbeat,omitzero"`
 	Message       string    `json:"message,omitempty"`
@@ -94,4 +101,30 @@ func (s *NodeStatus) Allocatable() NodeResources {
 		MilliCPU:    max(s.Capacity.MilliCPU-s.Reserved.MilliCPU, 0),
 		MemoryBytes: max(s.Capacity.MemoryBytes-s.Reserved.MemoryBytes, 0),
 	}
+}
+
+// InstanceUsage is what one instance's container uses: CPU as a rate over
+// the last sample period, memory's working set, processes, and the bytes
+// through its network interfaces since it started.
+type InstanceUsage struct {
+	Namespace   string `json:"namespace"`
+	Instance    string `json:"instance"`
+	App         string `json:"app,omitempty"`
+	Job         string `json:"job,omitempty"`
+	MilliCPU    int64  `json:"milliCPU"`
+	MemoryBytes int64  `json:"memoryBytes"`
+	Pids        int64  `json:"pids"`
+	RxBytes     uint64 `json:"rxBytes"`
+	TxBytes     uint64 `json:"txBytes"`
+}
+
+// AppTraffic is one App's traffic through one node's proxy: new
+// connections per second to its service address and published ports (in
+// kernel mode the kernel counts them, each its first packet), and how many
+// wait for an instance to start (an App scaled to zero).
+type AppTraffic struct {
+	Namespace         string  `json:"namespace"`
+	App               string  `json:"app"`
+	RequestsPerSecond float64 `json:"requestsPerSecond"`
+	Waiting           int32   `json:"waiting,omitempty"`
 }

@@ -119,6 +119,7 @@ func Validate(obj Object) error {
 		v.placement(o.Spec.Placement)
 		v.update("spec.update", &o.Spec.Update)
 		v.schedule(o.Spec.Schedule)
+		v.autoscale(o.Spec.Autoscale, o.Spec.Resources)
 	case *Job:
 		v.meta(meta, true, false)
 		v.job(o)
@@ -344,6 +345,40 @@ func (v *validator) instanceSpec(s *InstanceSpec) {
 	}
 	v.placement(s.Placement)
 	v.template("spec.template", &s.Template)
+}
+
+func (v *validator) autoscale(as *Autoscale, res Resources) {
+	if as == nil {
+		return
+	}
+	const p = "spec.autoscale"
+	switch {
+	case as.Min < 0 || as.Min > maxReplicas:
+		v.add(p+".min", "%d: want 0 to %d", as.Min, maxReplicas)
+	case as.Max < 1 || as.Max > maxReplicas:
+		v.add(p+".max", "%d: want 1 to %d", as.Max, maxReplicas)
+	case as.Min > as.Max:
+		v.add(p+".min", "%d is above max %d", as.Min, as.Max)
+	}
+	if as.TargetCPUPercent == 0 && as.TargetRequestsPerSecond == 0 {
+		v.add(p, "give targetCPUPercent or targetRequestsPerSecond (or both)")
+	}
+	if as.TargetCPUPercent < 0 || as.TargetCPUPercent > 100 {
+		v.add(p+".targetCPUPercent", "%d: want 1 to 100 (percent of the CPU request)", as.TargetCPUPercent)
+	} else if as.TargetCPUPercent > 0 && res.Request().MilliCPU == 0 {
+		v.add(p+".targetCPUPercent", "needs a CPU request (spec.resources.cpu or requests.cpu) to be a percent of")
+	}
+	if as.TargetRequestsPerSecond < 0 {
+		v.add(p+".targetRequestsPerSecond", "%v: must be positive", as.TargetRequestsPerSecond)
+	}
+	for _, w := range []struct {
+		path string
+		s    *int32
+	}{{p + ".scaleUpStabilizationSeconds", as.ScaleUpStabilizationSeconds}, {p + ".scaleDownStabilizationSeconds", as.ScaleDownStabilizationSeconds}} {
+		if w.s != nil && (*w.s < 0 || *w.s > 3600) {
+			v.add(w.path, "%d: want 0 to 3600", *w.s)
+		}
+	}
 }
 
 // maxWindow is the longest maintenance window.

@@ -457,6 +457,7 @@ func (c *Apps) writeStatus(ctx context.Context, app *api.App, insts []*api.Insta
 		if a.Status.TemplateHash != st.TemplateHash {
 			return errStale
 		}
+		st.Autoscale = a.Status.Autoscale // the autoscaler's
 		a.Status = st
 		return nil
 	})

@@ -140,7 +140,9 @@ func runControllers(ctx context.Context, cfg Config) {
 	nodes := &Nodes{Store: cfg.Store, Log: cfg.Log, Events: events, LeaseTimeout: cfg.LeaseTimeout, LostAfter: cfg.LostAfter, ClusterCIDR: cfg.ClusterCIDR,
 		Since: time.Now()}
 	jobs := &Jobs{Store: cfg.Store, Log: cfg.Log, Events: events}
-	appQ, bindQ, nodeQ, jobQ := newQueue(), newQueue(), newQueue(), newQueue()
+	autoscaler := &Autoscaler{Store: cfg.Store, Log: cfg.Log, Events: events, Load: &NodeLoad{Store: cfg.Store}, Period: time.Second}
+	appQ, bindQ, nodeQ, jobQ, autoQ := newQueue(), newQueue(), newQueue(), newQueue(), newQueue()
+	autoscaler.Requeue = autoQ.addAfter
 	apps.Requeue = appQ.addAfter
 	jobs.Requeue = jobQ.addAfter
 	drains := &drainingNodes{}
@@ -155,6 +157,7 @@ func runControllers(ctx context.Context, cfg Config) {
 	spawn(func() { run(ctx, "binder", binder, bindQ, 1, cfg) })
 	spawn(func() { run(ctx, "nodes", nodes, nodeQ, 1, cfg) })
 	spawn(func() { run(ctx, "jobs", jobs, jobQ, 2, cfg) })
+	spawn(func() { run(ctx, "autoscaler", autoscaler, autoQ, 2, cfg) })
 	spawn(func() {
 		watchKind(ctx, cfg.Store, jobKind, cfg.Resync, cfg.Log, func(o api.Object) {
 			m := o.GetMeta()
@@ -168,6 +171,9 @@ func runControllers(ctx context.Context, cfg Config) {
 	spawn(func() {
 		watchKind(ctx, cfg.Store, appKind, cfg.Resync, cfg.Log, func(o api.Object) {
 			appQ.add(nsKey(o.GetMeta().Namespace, o.GetMeta().Name))
+			if o.(*api.App).Spec.Autoscale != nil {
+				autoQ.add(nsKey(o.GetMeta().Namespace, o.GetMeta().Name))
+			}
 		})
 	})
 	spawn(func() {

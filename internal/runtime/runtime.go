@@ -154,6 +154,23 @@ type Status struct {
 	Reason string
 }
 
+// Usage is what a container's cgroups and network namespace counted.
+type Usage struct {
+	// CPUNanos is the CPU time used since the process started
+	// (cumulative: rates come from two samples).
+	CPUNanos uint64
+	// MemoryBytes is the working set: memory in use less the inactive
+	// file cache the kernel can take back (what kubelet reports).
+	MemoryBytes int64
+	Pids        int64
+	// RxBytes and TxBytes are the bytes through the container's
+	// interfaces (loopback excluded), cumulative.
+	RxBytes, TxBytes uint64
+	// WritableBytes is the size of the container's writable layer; -1
+	// when unknown.
+	WritableBytes int64
+}
+
 // Driver runs containers on one node. All methods are safe for concurrent use.
 type Driver interface {
 	// EnsureImage makes image available locally, pulling it if needed.
@@ -185,6 +202,9 @@ type Driver interface {
 	// its exit code. With TTY the process gets a terminal; stderr then
 	// arrives on Stdout.
 	Attach(ctx context.Context, id string, req AttachRequest) (exitCode int, err error)
+	// Usage samples what every running container of the driver uses now,
+	// by container id, in one pass.
+	Usage(ctx context.Context) (map[string]Usage, error)
 	// Events streams the ids of containers whose process exited, until
 	// ctx ends (then the channel closes). It is a prompt, not a record:
 	// exits while nobody listens, or while the reader is slow, may be

@@ -43,6 +43,9 @@ func (s *Server) apply(w http.ResponseWriter, r *http.Request) {
 		err = s.checkSchedule(r.Context(), objs, true)
 	}
 	if err == nil {
+		err = s.keepAutoscaledReplicas(r.Context(), objs)
+	}
+	if err == nil {
 		err = s.checkPolicy(r.Context(), objs, true)
 	}
 	if err == nil {

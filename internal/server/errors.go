@@ -20,6 +20,10 @@ var errTooLarge = errors.New("request body too large")
 // the object again and retry, which would not help.
 var errNotEmpty = errors.New("not empty")
 
+// errAutoscaled marks a scale refused because the App's autoscale owns its
+// replicas.
+var errAutoscaled = errors.New("replicas owned by autoscale")
+
 // httpStatus is the one mapping from errors to HTTP codes.
 func httpStatus(err error) (int, string) {
 	switch {
@@ -39,6 +43,8 @@ func httpStatus(err error) (int, string) {
 		return http.StatusConflict, "AlreadyExists"
 	case errors.Is(err, errNotEmpty):
 		return http.StatusConflict, "NotEmpty"
+	case errors.Is(err, errAutoscaled):
+		return http.StatusConflict, "Autoscaled"
 	case errors.Is(err, store.ErrConflict):
 		return http.StatusConflict, "Conflict"
 	case errors.Is(err, store.ErrCompacted):

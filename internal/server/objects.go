@@ -213,6 +213,9 @@ func (s *Server) create(w http.ResponseWriter, r *http.Request, t target) {
 		err = s.checkSchedule(r.Context(), []api.Object{obj}, false)
 	}
 	if err == nil {
+		err = s.keepAutoscaledReplicas(r.Context(), []api.Object{obj})
+	}
+	if err == nil {
 		err = s.checkPolicy(r.Context(), []api.Object{obj}, false)
 	}
 	if err == nil {
@@ -254,6 +257,9 @@ func (s *Server) update(w http.ResponseWriter, r *http.Request, t target) {
 	}
 	if err == nil {
 		err = s.checkSchedule(r.Context(), []api.Object{obj}, false)
+	}
+	if err == nil {
+		err = s.keepAutoscaledReplicas(r.Context(), []api.Object{obj})
 	}
 	if err == nil {
 		err = s.checkPolicy(r.Context(), []api.Object{obj}, false)
@@ -323,6 +329,9 @@ func (s *Server) scale(w http.ResponseWriter, r *http.Request, t target) {
 	}
 	out, err := s.store.Mutate(r.Context(), t.kind, t.ns, t.name, func(o api.Object) error {
 		app := o.(*api.App)
+		if as := app.Spec.Autoscale; as != nil {
+			return fmt.Errorf("app %q is autoscaled between %d and %d replicas (spec.autoscale): change min and max, or remove autoscale to scale by hand: %w", app.Metadata.Name, as.Min, as.Max, errAutoscaled)
+		}
 		n := sc.Replicas
 		app.Spec.Replicas = &n
 		return api.Validate(app)
@@ -424,6 +433,33 @@ func (s *Server) checkNamespaces(ctx context.Context, objs []api.Object, manifes
 // checkPublished refuses an App that publishes a port another App already
 // publishes: a published port opens on every node, so it can belong to only
 // one App in the cluster.
+// keepAutoscaledReplicas leaves an autoscaled App's replicas to the
+// autoscaler: an apply keeps the stored count (within the new min and
+// max) instead of resetting it to what the manifest says.
+func (s *Server) keepAutoscaledReplicas(ctx context.Context, objs []api.Object) error {
+	for _, o := range objs {
+		app, ok := o.(*api.App)
+		if !ok || app.Spec.Autoscale == nil {
+			continue
+		}
+		as := app.Spec.Autoscale
+		n := int32(1)
+		if app.Spec.Replicas != nil {
+			n = *app.Spec.Replicas
+		}
+		cur, err := s.store.Get(ctx, api.MustKind(api.KindApp), app.Metadata.Namespace, app.Metadata.Name)
+		switch {
+		case err == nil && cur.(*api.App).Spec.Replicas != nil:
+			n = *cur.(*api.App).Spec.Replicas
+		case err != nil && !errors.Is(err, store.ErrNotFound):
+			return err
+		}
+		n = min(max(n, as.Min), as.Max)
+		app.Spec.Replicas = &n
+	}
+	return nil
+}
+
 // checkSchedule refuses a scheduled change at a time already past, unless
 // the stored App has it already (it was applied, or it is being kept).
 func (s *Server) checkSchedule(ctx context.Context, objs []api.Object, manifest bool) error {

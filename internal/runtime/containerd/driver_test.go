@@ -167,6 +167,26 @@ func TestDriver(t *testing.T) {
 		})
 	})
 
+	t.Run("Usage reads the cgroup and the network namespace", func(t *testing.T) {
+		for range 20 { // some traffic and some CPU
+			httpGet(t, "http://"+net.JoinHostPort(web.IP, "8080")+"/")
+		}
+		got, err := d.Usage(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		u, ok := got["web"]
+		if !ok {
+			t.Fatalf("Usage has no entry for the running container: %v", got)
+		}
+		if u.CPUNanos == 0 || u.MemoryBytes <= 0 || u.Pids < 1 || u.RxBytes == 0 || u.TxBytes == 0 {
+			t.Fatalf("usage %+v: want CPU time, a working set, a process and bytes both ways", u)
+		}
+		if u.MemoryBytes > 64<<20 {
+			t.Errorf("working set %d bytes for a small static server: the file cache was not taken out?", u.MemoryBytes)
+		}
+	})
+
 	t.Run("limits and hardening are in the OCI spec and the cgroup (CPU: the cgroup only)", func(t *testing.T) {
 		cctx := namespaces.WithNamespace(ctx, cfgA.Namespace)
 		c, err := d.Client().LoadContainer(cctx, "web")

@@ -24,7 +24,8 @@ type Driver struct {
 	record     bool
 	subs       map[chan string]struct{}
 	// last makes every start time distinct even on a coarse clock.
-	last time.Time
+	last  time.Time
+	usage map[string]runtime.Usage
 
 	// IP is every container's IP (default 127.0.0.1, where tests listen).
 	IP string
@@ -227,4 +228,25 @@ func (d *Driver) Attach(ctx context.Context, id string, req runtime.AttachReques
 		_, err = io.WriteString(req.Stdout, out)
 	}
 	return code, err
+}
+
+// SetUsage makes Usage report u for container id (tests).
+func (d *Driver) SetUsage(id string, u runtime.Usage) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.usage == nil {
+		d.usage = map[string]runtime.Usage{}
+	}
+	d.usage[id] = u
+}
+
+// Usage reports what SetUsage set, for running containers.
+func (d *Driver) Usage(context.Context) (map[string]runtime.Usage, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	out := map[string]runtime.Usage{}
+	for id, u := range d.usage {
+		out[id] = u
+	}
+	return out, nil
 }
