@@ -183,3 +183,15 @@ SHOAL_BENCH_FAILOVER=1 SHOAL_CONTAINERD_ADDRESS=$sock go test -count=1 -run '^Te
 # on the bare veth (memory speed) and on the link shaped to 1 Gbit/s.
 SHOAL_BENCH_OVERLAY=1 go test -count=1 -run '^TestOverlayFigures$' -v ./internal/overlay/ 2>&1 |
 	grep '^overlay:' || { echo "overlay: the figures test failed (go test -run TestOverlayFigures -v ./internal/overlay with SHOAL_BENCH_OVERLAY=1)" >&2; exit 1; }
+
+# 7. Autoscaling with real containers: seconds from a paced load crossing
+# the target to the decision and to the new replica Ready, failed requests
+# during the ramp, back to min after the down window, and the first
+# response of an App at zero replicas.
+SHOAL_BENCH_AUTOSCALE=1 SHOAL_CONTAINERD_ADDRESS=$sock go test -count=1 -run '^TestAutoscaleFollowsTheLoad$' -v ./e2e/ 2>&1 |
+	grep '^autoscale:' || { echo "autoscale: the figures test failed (go test -run TestAutoscaleFollowsTheLoad -v ./e2e with SHOAL_BENCH_AUTOSCALE=1)" >&2; exit 1; }
+
+# 8. The cost of reading what containers use: one sample of 100 running
+# containers (wall time: containerd's and its shims' work included).
+SHOAL_BENCH_USAGE=1 SHOAL_CONTAINERD_ADDRESS=$sock go test -count=1 -run '^TestUsageCost$' -v ./internal/runtime/containerd/ 2>&1 |
+	grep '^usage:' || { echo "usage: the cost test failed (go test -run TestUsageCost -v ./internal/runtime/containerd with SHOAL_BENCH_USAGE=1)" >&2; exit 1; }

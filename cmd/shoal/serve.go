@@ -280,6 +280,7 @@ func runAgent(ctx context.Context, o agentOptions, serverURL string, token func(
 		return err
 	}
 	cfg := agent.Config{
+		Traffic:    proxy.Traffic,
 		DNSServers: []string{gw},
 		Subnet:     o.subnet,
 		InternalIP: o.nodeIP,

@@ -88,7 +88,7 @@ func topApps(w io.Writer, nodes []*api.Node, ns string) {
 		ns, owner      string
 		n              int
 		cpu, mem, pids int64
-		rx, tx         uint64
+		rx, tx         int64
 	}
 	sums := map[string]*sum{}
 	for _, n := range nodes {
@@ -120,7 +120,7 @@ func topApps(w io.Writer, nodes []*api.Node, ns string) {
 	for _, k := range keys {
 		s := sums[k]
 		fmt.Fprintf(w, "%s\t%s\t%d\t%s\t%s\t%d\t%s/%s\n", s.ns, s.owner, s.n, api.FormatMilliCPU(s.cpu), api.FormatBytes(s.mem), s.pids,
-			api.FormatBytes(int64(s.rx)), api.FormatBytes(int64(s.tx)))
+			api.FormatBytes(s.rx), api.FormatBytes(s.tx))
 	}
 }
 
@@ -144,6 +144,6 @@ func topInstances(w io.Writer, nodes []*api.Node, ns string) {
 	for _, r := range rows {
 		u := r.u
 		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%d\t%s/%s\n", u.Namespace, u.Instance, r.node, api.FormatMilliCPU(u.MilliCPU), api.FormatBytes(u.MemoryBytes), u.Pids,
-			api.FormatBytes(int64(u.RxBytes)), api.FormatBytes(int64(u.TxBytes)))
+			api.FormatBytes(u.RxBytes), api.FormatBytes(u.TxBytes))
 	}
 }

@@ -90,6 +90,9 @@ type Config struct {
 	// SampleEvery is how often containers' use is read (default
 	// DefaultSampleEvery).
 	SampleEvery time.Duration
+	// Traffic, when set, is the node proxy's traffic per App, published
+	// on the Node with the usage.
+	Traffic func() []api.AppTraffic
 	// DNSServers are the containers' nameservers (the node's shoal DNS);
 	// empty gives containers the node's own resolv.conf.
 	DNSServers []string
@@ -117,6 +120,7 @@ type Agent struct {
 	nsPolicies nsPolicies
 	usage      []api.InstanceUsage // the latest sample (usageLoop)
 	usageAt    time.Time
+	beat       chan struct{}
 
 	wg sync.WaitGroup
 }
@@ -143,7 +147,7 @@ func New(cfg Config) *Agent {
 	if cfg.SampleEvery <= 0 {
 		cfg.SampleEvery = DefaultSampleEvery
 	}
-	a := &Agent{cfg: cfg, log: cfg.Log.With("node", cfg.NodeName), desired: map[string]*api.Instance{}, workers: map[string]*worker{}, save: make(chan struct{}, 1)}
+	a := &Agent{cfg: cfg, log: cfg.Log.With("node", cfg.NodeName), desired: map[string]*api.Instance{}, workers: map[string]*worker{}, save: make(chan struct{}, 1), beat: make(chan struct{}, 1)}
 	a.metrics = newMetrics(a)
 	return a
 }
@@ -191,6 +195,10 @@ func (a *Agent) Run(ctx context.Context) error {
 	wg.Add(6)
 	go func() { defer wg.Done(); a.saveLoop(ctx) }()
 	go func() { defer wg.Done(); a.usageLoop(ctx) }()
+	if a.cfg.Traffic != nil {
+		wg.Add(1)
+		go func() { defer wg.Done(); a.trafficLoop(ctx) }()
+	}
 	if a.cfg.Routes || a.cfg.Overlay != nil {
 		wg.Add(1)
 		go func() { defer wg.Done(); a.routeLoop(ctx) }()
@@ -405,6 +413,7 @@ func (a *Agent) heartbeatLoop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		case <-a.beat: // the load moved: the autoscaler should know now
 		}
 	}
 }
@@ -436,7 +445,12 @@ func (a *Agent) heartbeat(ctx context.Context) error {
 	}
 	a.mu.Unlock()
 	used, usage, usageAt := a.usageStatus()
+	var traffic []api.AppTraffic
+	if a.cfg.Traffic != nil {
+		traffic = a.cfg.Traffic()
+	}
 	status := api.NodeStatus{
+		Traffic:       traffic,
 		Used:          used,
 		Usage:         usage,
 		UsageAt:       usageAt,
@@ -459,6 +473,12 @@ func (a *Agent) heartbeat(ctx context.Context) error {
 		Status:   status,
 	}
 	err := a.cfg.Client.UpdateStatus(ctx, node)
+	if errors.Is(err, client.ErrInvalid) && (len(status.Usage) > 0 || len(status.Traffic) > 0) {
+		// The figures must not cost the node its lease: send the rest.
+		a.log.Warn("the server refused the node's usage figures; heartbeat without them", "err", err)
+		node.Status.Usage, node.Status.Traffic = nil, nil
+		err = a.cfg.Client.UpdateStatus(ctx, node)
+	}
 	if errors.Is(err, client.ErrNotFound) {
 		if err = a.cfg.Client.Create(ctx, node); err == nil {
 			a.log.Info("node registered", "cpu", api.FormatMilliCPU(status.Capacity.MilliCPU), "memory", api.FormatBytes(status.Capacity.MemoryBytes))

@@ -13,7 +13,7 @@ import (
 )
 
 // DefaultSampleEvery is how often the agent reads its containers' use.
-const DefaultSampleEvery = 5 * time.Second
+const DefaultSampleEvery = 2 * time.Second
 
 // sample is one reading of a container, kept to make rates with the next.
 type sample struct {
@@ -29,6 +29,7 @@ func (a *Agent) usageLoop(ctx context.Context) {
 	t := time.NewTicker(a.cfg.SampleEvery)
 	defer t.Stop()
 	prev := map[string]sample{}
+	var lastCPU int64
 	for {
 		select {
 		case <-ctx.Done():
@@ -51,7 +52,7 @@ func (a *Agent) usageLoop(ctx context.Context) {
 				continue
 			}
 			iu := api.InstanceUsage{Namespace: in.Metadata.Namespace, Instance: in.Metadata.Name, App: in.Spec.App, Job: in.Spec.Job,
-				MemoryBytes: u.MemoryBytes, Pids: u.Pids, RxBytes: u.RxBytes, TxBytes: u.TxBytes}
+				MemoryBytes: u.MemoryBytes, Pids: u.Pids, RxBytes: int64(u.RxBytes), TxBytes: int64(u.TxBytes)}
 			if p, ok := prev[key]; ok && u.CPUNanos >= p.u.CPUNanos {
 				if d := now.Sub(p.at); d > 0 {
 					iu.MilliCPU = int64(float64(u.CPUNanos-p.u.CPUNanos) / float64(d.Nanoseconds()) * 1000)
@@ -66,6 +67,16 @@ func (a *Agent) usageLoop(ctx context.Context) {
 		a.usage, a.usageAt = out, now.UTC()
 		a.mu.Unlock()
 		prev = next
+		// A move of a fifth or more in CPU or traffic is published at once
+		// instead of at the next heartbeat.
+		var cpu int64
+		for _, u := range out {
+			cpu += u.MilliCPU
+		}
+		if moved(float64(cpu), float64(lastCPU), 50) {
+			a.kickHeartbeat()
+		}
+		lastCPU = cpu
 	}
 }
 
@@ -109,4 +120,44 @@ func (c usageCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(usageRx, prometheus.CounterValue, float64(u.RxBytes), l...)
 		ch <- prometheus.MustNewConstMetric(usageTx, prometheus.CounterValue, float64(u.TxBytes), l...)
 	}
+}
+
+func (a *Agent) kickHeartbeat() {
+	select {
+	case a.beat <- struct{}{}:
+	default:
+	}
+}
+
+// trafficLoop publishes a move of the proxy's traffic at once (the
+// autoscaler reads it from the Node) instead of at the next heartbeat.
+func (a *Agent) trafficLoop(ctx context.Context) {
+	t := time.NewTicker(250 * time.Millisecond)
+	defer t.Stop()
+	var last float64
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		var rps float64
+		for _, tr := range a.cfg.Traffic() {
+			rps += tr.RequestsPerSecond + float64(tr.Waiting)*1000
+		}
+		if moved(rps, last, 2) {
+			a.kickHeartbeat()
+			last = rps
+		}
+	}
+}
+
+// moved says whether x differs from was by a fifth or more, and by more
+// than floor.
+func moved(x, was, floor float64) bool {
+	d := x - was
+	if d < 0 {
+		d = -d
+	}
+	return d > floor && d >= 0.2*max(x, was)
 }

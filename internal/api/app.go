@@ -48,7 +48,7 @@ type Autoscale struct {
 	TargetCPUPercent int32 `json:"targetCPUPercent,omitempty"`
 	// TargetRequestsPerSecond is the rate each replica should take, as the
 	// nodes' proxies count it (new connections in kernel mode).
-	TargetRequestsPerSecond float64 `json:"targetRequestsPerSecond,omitempty"`
+	TargetRequestsPerSecond int32 `json:"targetRequestsPerSecond,omitempty"`
 	// The stabilization windows: a scale-up takes the lowest of the
 	// recommendations of its window (default 0 s: at once), a scale-down
 	// the highest of its window (default 300 s), so a short dip or burst

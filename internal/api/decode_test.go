@@ -576,3 +576,17 @@ func TestDecodeProbePortNumberOrName(t *testing.T) {
 		t.Errorf("Decode(Encode) = %v, %v", again, err)
 	}
 }
+
+func TestDecodeFloats(t *testing.T) {
+	obj, err := DecodeObject(KindNode, []byte(`{"apiVersion":"shoal/v1","kind":"Node","metadata":{"name":"n1"},"status":{"traffic":[{"namespace":"default","app":"web","requestsPerSecond":12.5},{"namespace":"default","app":"db","requestsPerSecond":3}]}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := obj.(*Node).Status.Traffic
+	if len(tr) != 2 || tr[0].RequestsPerSecond != 12.5 || tr[1].RequestsPerSecond != 3 {
+		t.Fatalf("traffic %+v", tr)
+	}
+	if _, err := DecodeObject(KindNode, []byte(`{"apiVersion":"shoal/v1","kind":"Node","metadata":{"name":"n1"},"status":{"traffic":[{"namespace":"default","app":"web","requestsPerSecond":"fast"}]}}`)); err == nil || !strings.Contains(err.Error(), "status.traffic[0].requestsPerSecond") {
+		t.Fatalf("a string for a number: %v", err)
+	}
+}

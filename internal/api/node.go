@@ -114,8 +114,8 @@ type InstanceUsage struct {
 	MilliCPU    int64  `json:"milliCPU"`
 	MemoryBytes int64  `json:"memoryBytes"`
 	Pids        int64  `json:"pids"`
-	RxBytes     uint64 `json:"rxBytes"`
-	TxBytes     uint64 `json:"txBytes"`
+	RxBytes     int64  `json:"rxBytes"`
+	TxBytes     int64  `json:"txBytes"`
 }
 
 // AppTraffic is one App's traffic through one node's proxy: new

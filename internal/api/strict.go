@@ -3,6 +3,7 @@ package api
 import (
 	"errors"
 	"fmt"
+	"math"
 	"reflect"
 	"slices"
 	"strconv"
@@ -84,6 +85,17 @@ func (d *strictDecoder) decode(path string, in *value, out reflect.Value) {
 			return
 		}
 		out.SetInt(n)
+	case t.Kind() == reflect.Float64:
+		if in.kind != valInt && in.kind != valFloat {
+			d.expected(path, "number", in)
+			return
+		}
+		f, err := strconv.ParseFloat(strings.TrimSpace(in.text), 64)
+		if err != nil || math.IsInf(f, 0) || math.IsNaN(f) {
+			d.fail(path, "%s is not a finite number", truncate(in.text))
+			return
+		}
+		out.SetFloat(f)
 	case t.Kind() == reflect.Bool:
 		if in.kind != valBool {
 			d.expected(path, "boolean", in)

@@ -369,7 +369,7 @@ func (v *validator) autoscale(as *Autoscale, res Resources) {
 		v.add(p+".targetCPUPercent", "needs a CPU request (spec.resources.cpu or requests.cpu) to be a percent of")
 	}
 	if as.TargetRequestsPerSecond < 0 {
-		v.add(p+".targetRequestsPerSecond", "%v: must be positive", as.TargetRequestsPerSecond)
+		v.add(p+".targetRequestsPerSecond", "%d: must be positive", as.TargetRequestsPerSecond)
 	}
 	for _, w := range []struct {
 		path string

@@ -49,8 +49,9 @@ type Autoscaler struct {
 	// Period is how often an App is looked at (default 1 s).
 	Period time.Duration
 
-	mu   sync.Mutex
-	recs map[string][]recommendation
+	mu    sync.Mutex
+	recs  map[string][]recommendation
+	since map[string]time.Time // when this autoscaler began watching each App
 }
 
 type recommendation struct {
@@ -103,6 +104,11 @@ func (c *Autoscaler) Reconcile(ctx context.Context, key string) error {
 	}
 	want, cpuPct, why := Recommend(as, app.Spec.Resources.Request().MilliCPU, current, load)
 	final := c.stabilize(key, as, current, want, now)
+	downWindow := time.Duration(deref32(as.ScaleDownStabilizationSeconds, api.DefaultScaleDownStabilizationSeconds)) * time.Second
+	if prev := app.Status.Autoscale; final < current && prev != nil && now.Sub(prev.LastScaleTime) < downWindow && final >= as.Min && current <= as.Max {
+		// Scaled (or activated from zero) within the window: not down yet.
+		final = current
+	}
 	st := api.AutoscaleStatus{CPUPercent: cpuPct, RequestsPerSecond: math.Round(load.RequestsPerSecond*10) / 10, Desired: final, UpdatedAt: now}
 	if prev := app.Status.Autoscale; prev != nil {
 		st.LastScaleTime, st.Decisions = prev.LastScaleTime, prev.Decisions
@@ -147,6 +153,7 @@ func (c *Autoscaler) forget(key string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	delete(c.recs, key)
+	delete(c.since, key)
 }
 
 // stabilize records want and returns the replicas to set: up to the
@@ -158,7 +165,10 @@ func (c *Autoscaler) stabilize(key string, as *api.Autoscale, current, want int3
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.recs == nil {
-		c.recs = map[string][]recommendation{}
+		c.recs, c.since = map[string][]recommendation{}, map[string]time.Time{}
+	}
+	if _, ok := c.since[key]; !ok {
+		c.since[key] = now
 	}
 	rs := append(c.recs[key], recommendation{now, want})
 	keep := rs[:0]
@@ -187,7 +197,7 @@ func (c *Autoscaler) stabilize(key string, as *api.Autoscale, current, want int3
 		}
 		// A new leader (or an App just autoscaled) has less history than
 		// the window: wait until it has a full window.
-		if len(keep) == 0 || now.Sub(keep[0].at) < down {
+		if now.Sub(c.since[key]) < down {
 			highest = current
 		}
 		final = min(highest, current)
@@ -217,13 +227,14 @@ func Recommend(as *api.Autoscale, requestMilliCPU int64, current int32, load App
 	}
 	if as.TargetRequestsPerSecond > 0 {
 		perReplica := load.RequestsPerSecond / float64(max(current, 1))
-		ratio := perReplica / as.TargetRequestsPerSecond
+		target := float64(as.TargetRequestsPerSecond)
+		ratio := perReplica / target
 		w := current
 		if current == 0 || math.Abs(ratio-1) > Tolerance {
-			w = int32(math.Ceil(load.RequestsPerSecond / as.TargetRequestsPerSecond))
+			w = int32(math.Ceil(load.RequestsPerSecond / target))
 		}
 		want = max(want, w)
-		reasons = append(reasons, fmt.Sprintf("%.1f requests/s (target %g per replica)", load.RequestsPerSecond, as.TargetRequestsPerSecond))
+		reasons = append(reasons, fmt.Sprintf("%.1f requests/s (target %d per replica)", load.RequestsPerSecond, as.TargetRequestsPerSecond))
 	}
 	if load.Waiting {
 		want = max(want, 1)

@@ -12,7 +12,7 @@ import (
 )
 
 func TestRecommend(t *testing.T) {
-	as := func(cpu int32, rps float64) *api.Autoscale {
+	as := func(cpu int32, rps int32) *api.Autoscale {
 		return &api.Autoscale{Min: 1, Max: 10, TargetCPUPercent: cpu, TargetRequestsPerSecond: rps}
 	}
 	for _, tc := range []struct {

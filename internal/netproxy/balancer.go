@@ -194,3 +194,6 @@ func abort(c *net.TCPConn) {
 	_ = c.SetLinger(0)
 	_ = c.Close()
 }
+
+// ready says whether the pool has an endpoint.
+func (p *pool) ready() bool { return len(p.addrs()) > 0 }

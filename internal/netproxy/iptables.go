@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"os/exec"
 	"slices"
+	"strconv"
 	"strings"
 
 	ipt "github.com/shoal-dev/shoal/internal/iptables"
@@ -106,6 +107,7 @@ func (t *iptables) write(ctx context.Context, rules []natRule) error {
 				continue
 			}
 			match = fmt.Sprintf("-A %s -p tcp -m tcp --dport %d -m comment --comment %q", t.publishedChain(), r.port, safeComment(r.comment))
+			fmt.Fprintf(&b, "-A %s -p tcp -m tcp --dport %d -m comment --comment %q\n", t.publishedChain(), r.port, countComment(r.comment))
 			fmt.Fprintf(&b, "%s -j MARK --set-xmark %s\n", match, masqMark)
 		} else {
 			match = fmt.Sprintf("-A %s -d %s/32 -p tcp -m tcp --dport %d -m comment --comment %q", t.chain, r.vip, r.port, safeComment(r.comment))
@@ -113,6 +115,9 @@ func (t *iptables) write(ctx context.Context, rules []natRule) error {
 				fmt.Fprintf(&b, "%s -j DNAT --to-destination %s\n", match, r.to)
 				continue
 			}
+			// Counted here only when the kernel forwards it: otherwise the
+			// proxy's listener takes (and counts) it.
+			fmt.Fprintf(&b, "-A %s -d %s/32 -p tcp -m tcp --dport %d -m comment --comment %q\n", t.chain, r.vip, r.port, countComment(r.comment))
 			for _, ep := range r.eps {
 				fmt.Fprintf(&b, "%s -s %s/32 -j MARK --set-xmark %s\n", match, ep.Addr(), masqMark)
 			}
@@ -135,6 +140,38 @@ func (t *iptables) write(ctx context.Context, rules []natRule) error {
 	}
 	t.log.Debug("service rules written", "chain", t.chain, "rules", len(rules))
 	return nil
+}
+
+// countComment marks the rule that only counts a service's new
+// connections (the nat table sees each connection's first packet only).
+func countComment(service string) string { return "count " + safeComment(service) }
+
+// counts reads the counting rules' packet counters: new connections per
+// service (by svcKey.String()) since the chains were last written.
+func (t *iptables) counts(ctx context.Context) (map[string]uint64, error) {
+	out := map[string]uint64{}
+	for _, c := range []string{t.chain, t.publishedChain()} {
+		b, err := exec.CommandContext(ctx, "iptables", "-w", "-t", "nat", "-L", c, "-n", "-v", "-x").Output()
+		if err != nil {
+			return nil, fmt.Errorf("iptables -t nat -L %s: %w", c, err)
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			i := strings.Index(line, "/* count ")
+			if i < 0 {
+				continue
+			}
+			svc, _, _ := strings.Cut(line[i+len("/* count "):], " */")
+			f := strings.Fields(line)
+			if len(f) == 0 {
+				continue
+			}
+			n, err := strconv.ParseUint(f[0], 10, 64)
+			if err == nil {
+				out[svc] += n
+			}
+		}
+	}
+	return out, nil
 }
 
 // ensureJumps makes the built-in chains jump to ours exactly as jumps()

@@ -240,6 +240,10 @@ func (p *Proxy) handle(ctx context.Context, c *net.TCPConn, k svcKey) {
 			abort(c)
 			return
 		}
+		p.traffic.counter(appKey(k)).Add(1)
+		if !pl.ready() && p.scalesToZero(k) && !p.activate(ctx, k) {
+			p.log.Info("no instance started in time for a connection to an app at zero", "service", k, "from", c.RemoteAddr())
+		}
 		b, e, err := pl.dial(ctx, &p.dialer)
 		if err != nil {
 			p.log.Debug("connection refused", "service", k, "from", c.RemoteAddr(), "err", err)

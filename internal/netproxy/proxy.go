@@ -61,9 +61,10 @@ type Proxy struct {
 	services map[svcKey]service
 	pools    map[svcKey]*pool
 
-	table atomic.Pointer[dnsTable]
-	kick  chan struct{}
-	conns connSet
+	table   atomic.Pointer[dnsTable]
+	kick    chan struct{}
+	conns   connSet
+	traffic traffic
 }
 
 // ruleWriter keeps the node's nat rules; the iptables implementation is
@@ -76,6 +77,10 @@ type ruleWriter interface {
 	// cleanup removes the jumps and the chain.
 	cleanup(ctx context.Context) error
 }
+
+var _ interface {
+	counts(context.Context) (map[string]uint64, error)
+} = (*iptables)(nil)
 
 // svcKey names one TCP port of one App.
 type svcKey struct {
@@ -209,6 +214,7 @@ func (p *Proxy) Run(ctx context.Context) error {
 	}
 	run(func() { p.dns.serveUDP(ctx, udp) })
 	run(func() { p.dns.serveTCP(ctx, tcp) })
+	run(func() { p.trafficLoop(ctx) })
 	if p.cfg.Client != nil {
 		run(func() { p.watchLoop(ctx, appKind) })
 		run(func() { p.watchLoop(ctx, instanceKind) })

@@ -118,6 +118,8 @@ func (s *Server) authorizeNode(r *http.Request, node string) error {
 		return nil
 	case t.kind.Kind == api.KindEvent && verb == "create":
 		return nil
+	case t.kind.Kind == api.KindApp && t.name != "" && verb == "activate":
+		return nil // a proxy holds a connection for an App at zero replicas
 	case t.kind.Kind == api.KindNode && t.name == node && (verb == "update" || verb == "update status" || verb == "renew certificate"):
 		return nil
 	case t.kind.Kind == api.KindInstance && t.name != "" && (verb == "update status" || verb == "delete"):

@@ -90,6 +90,8 @@ func (s *Server) objects(w http.ResponseWriter, r *http.Request) {
 		s.updateStatus(w, r, t)
 	case t.sub == "scale" && (r.Method == http.MethodPut || r.Method == http.MethodPost) && t.kind.Kind == api.KindApp:
 		s.scale(w, r, t)
+	case t.sub == "activate" && r.Method == http.MethodPost && t.kind.Kind == api.KindApp:
+		s.activate(w, r, t)
 	case t.sub == "log" && r.Method == http.MethodGet && t.kind.Kind == api.KindInstance:
 		s.instanceLog(w, r, t)
 	case t.sub == "exec" && r.Method == http.MethodPost && t.kind.Kind == api.KindInstance:
@@ -312,6 +314,44 @@ func (s *Server) updateStatus(w http.ResponseWriter, r *http.Request, t target) 
 	if err != nil {
 		writeError(w, err)
 		return
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// activate starts an autoscaled App that sits at zero replicas: a node's
+// proxy holds a connection for it. Anything else is left as it is.
+func (s *Server) activate(w http.ResponseWriter, r *http.Request, t target) {
+	who := "a connection waiting at a node's proxy"
+	var activated bool
+	out, err := s.store.Mutate(r.Context(), t.kind, t.ns, t.name, func(o api.Object) error {
+		app := o.(*api.App)
+		activated = false
+		as := app.Spec.Autoscale
+		if as == nil || app.Spec.Replicas == nil || *app.Spec.Replicas != 0 || as.Max < 1 {
+			return nil
+		}
+		n := max(as.Min, 1)
+		app.Spec.Replicas = &n
+		now := time.Now().UTC()
+		st := api.AutoscaleStatus{}
+		if app.Status.Autoscale != nil {
+			st = *app.Status.Autoscale
+		}
+		st.Desired, st.LastScaleTime, st.UpdatedAt = n, now, now
+		st.Decisions = append(st.Decisions, fmt.Sprintf("%s: 0 → %d replicas: activated by %s", now.Format(time.RFC3339), n, who))
+		if k := len(st.Decisions); k > 5 {
+			st.Decisions = st.Decisions[k-5:]
+		}
+		app.Status.Autoscale = &st
+		activated = true
+		return nil
+	})
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	if activated {
+		s.log.Info("app activated from zero", "app", t.ns+"/"+t.name, "by", who)
 	}
 	writeJSON(w, http.StatusOK, out)
 }

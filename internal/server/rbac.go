@@ -94,7 +94,7 @@ func allowed(role api.Role, verb string, kind api.Kind, reveal bool) bool {
 		if read || verb == "log" {
 			return !reveal
 		}
-		return (kind == api.KindApp || kind == api.KindJob || kind == api.KindSecret) && slices.Contains([]string{"create", "update", "delete", "apply", "scale"}, verb)
+		return (kind == api.KindApp || kind == api.KindJob || kind == api.KindSecret) && slices.Contains([]string{"create", "update", "delete", "apply", "scale", "activate"}, verb)
 	case api.RoleViewer:
 		return (read || verb == "log") && !reveal
 	}
