@@ -80,6 +80,9 @@ spec:
 	if out := c.mustShoal("describe", "app", "busy"); !strings.Contains(out, "Autoscaled") {
 		t.Errorf("describe app shows no Autoscaled event:\n%s", out)
 	}
+	if out := c.mustShoal("get", "apps", "-o", "wide"); !strings.Contains(out, "CPU-USED") || !strings.Contains(out, "Mi") {
+		t.Errorf("get apps -o wide:\n%s", out)
+	}
 	if out := c.mustShoal("top", "apps"); !strings.Contains(out, "app/busy") {
 		t.Errorf("top apps:\n%s\n%s", out, c.mustShoal("get", "nodes", "-o", "yaml"))
 	}

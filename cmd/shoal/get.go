@@ -74,6 +74,12 @@ func newGetCmd(g *globals) *cobra.Command {
 				}
 			}
 			if !watch {
+				if g.output == "wide" && (k.Kind == api.KindInstance || k.Kind == api.KindApp) {
+					// The figures agents publish on their Nodes.
+					if nodes, _, err := c.List(cmd.Context(), api.MustKind(api.KindNode), "", client.ListOptions{}); err == nil {
+						usageIndex = indexUsage(nodes)
+					}
+				}
 				return printList(cmd.Context(), cmd.OutOrStdout(), k, objs, g.output, all)
 			}
 			name := ""
@@ -319,19 +325,19 @@ func columns(k api.Kind, wide bool) []string {
 	case api.KindApp:
 		c := []string{"NAME", "READY", "RUNNING", "REVISION", "ROLLOUT", "IMAGE", "AGE", "MESSAGE"}
 		if wide {
-			c = append(c, "PLACED", "CPU", "MEMORY", "PORTS", "SERVICE-IP")
+			c = append(c, "PLACED", "CPU", "MEMORY", "PORTS", "SERVICE-IP", "CPU-USED", "MEM-USED")
 		}
 		return c
 	case api.KindInstance:
 		c := []string{"NAME", "APP", "PHASE", "READY", "NODE", "IP", "RESTARTS", "AGE", "MESSAGE"}
 		if wide {
-			c = append(c, "REVISION", "CONTAINER")
+			c = append(c, "REVISION", "CONTAINER", "CPU-USED", "MEM-USED")
 		}
 		return c
 	case api.KindNode:
 		c := []string{"NAME", "READY", "INSTANCES", "CPU", "MEMORY", "AGE"}
 		if wide {
-			c = append(c, "ADDRESS", "LABELS", "MESSAGE")
+			c = append(c, "ADDRESS", "LABELS", "MESSAGE", "CPU-USED", "MEM-USED")
 		}
 		return c
 	case api.KindEvent:
@@ -402,7 +408,9 @@ func rowOf(o api.Object, wide bool) []string {
 				ports = append(ports, s)
 			}
 			req, lim := v.Spec.Resources.Request(), v.Spec.Resources.Limit()
-			r = append(r, fmt.Sprintf("%d/%d", v.Status.Placed, replicas(v)), reqLim(req.MilliCPU, lim.MilliCPU, api.FormatMilliCPU), reqLim(req.MemoryBytes, lim.MemoryBytes, api.FormatBytes), dash(strings.Join(ports, ",")), dash(v.Status.ServiceIP))
+			u := usageIndex.app(m.Namespace, m.Name)
+			r = append(r, fmt.Sprintf("%d/%d", v.Status.Placed, replicas(v)), reqLim(req.MilliCPU, lim.MilliCPU, api.FormatMilliCPU), reqLim(req.MemoryBytes, lim.MemoryBytes, api.FormatBytes), dash(strings.Join(ports, ",")), dash(v.Status.ServiceIP),
+				u.cpu(), u.mem())
 		}
 		return r
 	case *api.Instance:
@@ -421,7 +429,8 @@ func rowOf(o api.Object, wide bool) []string {
 		r := []string{m.Name, owner, dash(phase), ready, dash(v.Spec.Node), dash(v.Status.IP), fmt.Sprint(v.Status.Restarts), age, dash(v.Status.Message)}
 		if wide {
 			id := v.Status.ContainerID
-			r = append(r, fmt.Sprint(v.Spec.Revision), dash(id))
+			u := usageIndex.instance(m.Namespace, m.Name)
+			r = append(r, fmt.Sprint(v.Spec.Revision), dash(id), u.cpu(), u.mem())
 		}
 		return r
 	case *api.Node:
@@ -435,7 +444,8 @@ func rowOf(o api.Object, wide bool) []string {
 			api.FormatMilliCPU(v.Status.Allocated.MilliCPU) + "/" + api.FormatMilliCPU(alloc.MilliCPU),
 			api.FormatBytes(v.Status.Allocated.MemoryBytes) + "/" + api.FormatBytes(alloc.MemoryBytes), age}
 		if wide {
-			r = append(r, dash(v.Status.Address), dash(labelString(m.Labels)), dash(v.Status.Message))
+			r = append(r, dash(v.Status.Address), dash(labelString(m.Labels)), dash(v.Status.Message),
+				api.FormatMilliCPU(v.Status.Used.MilliCPU), api.FormatBytes(v.Status.Used.MemoryBytes))
 		}
 		return r
 	case *api.Event:
@@ -508,4 +518,49 @@ func reqLim(req, lim int64, format func(int64) string) string {
 		return f(req)
 	}
 	return f(req) + "/" + f(lim)
+}
+
+// usageFigures are summed usage figures, or none (shown as "-").
+type usageFigures struct {
+	ok                 bool
+	milliCPU, memBytes int64
+}
+
+func (u usageFigures) cpu() string {
+	if !u.ok {
+		return "-"
+	}
+	return api.FormatMilliCPU(u.milliCPU)
+}
+
+func (u usageFigures) mem() string {
+	if !u.ok {
+		return "-"
+	}
+	return api.FormatBytes(u.memBytes)
+}
+
+// usageByName indexes the Nodes' published usage by namespace/instance
+// and namespace/app.
+type usageByName struct{ inst, apps map[string]usageFigures }
+
+func (x usageByName) instance(ns, name string) usageFigures { return x.inst[ns+"/"+name] }
+func (x usageByName) app(ns, name string) usageFigures      { return x.apps[ns+"/"+name] }
+
+// usageIndex is filled by get -o wide before it prints instances or apps.
+var usageIndex usageByName
+
+func indexUsage(nodes []api.Object) usageByName {
+	x := usageByName{inst: map[string]usageFigures{}, apps: map[string]usageFigures{}}
+	for _, o := range nodes {
+		for _, u := range o.(*api.Node).Status.Usage {
+			x.inst[u.Namespace+"/"+u.Instance] = usageFigures{true, u.MilliCPU, u.MemoryBytes}
+			if u.App != "" {
+				a := x.apps[u.Namespace+"/"+u.App]
+				a.ok, a.milliCPU, a.memBytes = true, a.milliCPU+u.MilliCPU, a.memBytes+u.MemoryBytes
+				x.apps[u.Namespace+"/"+u.App] = a
+			}
+		}
+	}
+	return x
 }

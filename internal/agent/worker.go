@@ -70,6 +70,8 @@ type worker struct {
 	killedFor time.Time
 	// terminating: the instance was reported Terminating and drained.
 	terminating bool
+	// storageAt is when the writable layer was last measured.
+	storageAt time.Time
 	// retry: this step left work undone; step again soon.
 	retry bool
 }
@@ -213,6 +215,10 @@ func (w *worker) step(ctx context.Context) bool {
 		}
 		w.watchHealth(ctx, in, st)
 		if why := w.probes.livenessFailure(); why != "" {
+			w.restartUnhealthy(ctx, in, st, "liveness probe failed: "+why)
+			return false
+		}
+		if why := w.storageExceeded(ctx, in); why != "" {
 			w.restartUnhealthy(ctx, in, st, why)
 			return false
 		}
@@ -318,9 +324,8 @@ func (w *worker) stopProbes() {
 // restartUnhealthy restarts a container whose liveness probe failed: the
 // same container (and IP), a new run. With restartPolicy Never it only
 // stops it.
-func (w *worker) restartUnhealthy(ctx context.Context, in *api.Instance, st runtime.Status, why string) {
+func (w *worker) restartUnhealthy(ctx context.Context, in *api.Instance, st runtime.Status, reason string) {
 	w.stopProbes()
-	reason := "liveness probe failed: " + why
 	w.killed, w.killedFor = reason, st.StartedAt
 	w.a.log.Info("restarting container", "instance", w.key, "reason", reason)
 	if err := w.a.cfg.Driver.Stop(ctx, w.id, graceOf(in)); err != nil && !errors.Is(err, runtime.ErrNotFound) {
@@ -333,6 +338,30 @@ func (w *worker) restartUnhealthy(ctx context.Context, in *api.Instance, st runt
 	}
 	w.restarts++
 	w.start(ctx, in, reason)
+}
+
+// storageCheckEvery is how often a container with an ephemeral storage
+// limit has its writable layer measured (a walk of its files).
+const storageCheckEvery = 10 * time.Second
+
+// storageExceeded says why the running container must be stopped: its
+// writable layer holds more than its ephemeralStorage limit. It measures
+// at most every storageCheckEvery.
+func (w *worker) storageExceeded(ctx context.Context, in *api.Instance) string {
+	limit := in.Spec.Template.Resources.Limit().EphemeralBytes
+	if limit <= 0 || time.Since(w.storageAt) < storageCheckEvery {
+		return ""
+	}
+	w.storageAt = time.Now()
+	n, err := w.a.cfg.Driver.WritableBytes(ctx, w.id)
+	if err != nil {
+		w.a.log.Debug("writable layer size", "instance", w.key, "err", err)
+		return ""
+	}
+	if n <= limit {
+		return ""
+	}
+	return fmt.Sprintf("ephemeral storage limit exceeded: %s written outside mounts, limit %s", api.FormatBytes(n), api.FormatBytes(limit))
 }
 
 // runMessage is the status message of a running container: why it is not

@@ -335,3 +335,20 @@ func TestWorkerSeesExitFromEvents(t *testing.T) {
 		t.Errorf("status %+v, want exit code 3", st)
 	}
 }
+
+// TestWorkerEphemeralStorageLimit: a container whose writable layer grows
+// past its ephemeralStorage limit is stopped, with the reason; with
+// restartPolicy Never the instance fails.
+func TestWorkerEphemeralStorageLimit(t *testing.T) {
+	in := testInstance(api.Health{})
+	in.Spec.Template.RestartPolicy = api.RestartNever
+	in.Spec.Template.Resources.Limits = &api.ResourceList{EphemeralStorage: "1Mi"}
+	h := newWorkerHarness(t, in, -1)
+	h.stepUntil("running", func(s api.InstanceStatus) bool { return s.Phase == api.PhaseRunning })
+	h.drv.SetWritable(containerID(h.in), 2<<20)
+	h.w.storageAt = time.Time{} // measure now
+	st := h.stepUntil("failed", func(s api.InstanceStatus) bool { return s.Phase == api.PhaseFailed })
+	if want := "ephemeral storage limit exceeded: 2Mi written outside mounts, limit 1Mi"; st.Message != want {
+		t.Errorf("message %q, want %q", st.Message, want)
+	}
+}

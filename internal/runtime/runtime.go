@@ -202,6 +202,9 @@ type Driver interface {
 	// its exit code. With TTY the process gets a terminal; stderr then
 	// arrives on Stdout.
 	Attach(ctx context.Context, id string, req AttachRequest) (exitCode int, err error)
+	// WritableBytes is the size of container id's writable layer (what
+	// its processes wrote outside mounts).
+	WritableBytes(ctx context.Context, id string) (int64, error)
 	// Usage samples what every running container of the driver uses now,
 	// by container id, in one pass.
 	Usage(ctx context.Context) (map[string]Usage, error)

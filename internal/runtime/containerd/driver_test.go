@@ -185,6 +185,9 @@ func TestDriver(t *testing.T) {
 		if u.MemoryBytes > 64<<20 {
 			t.Errorf("working set %d bytes for a small static server: the file cache was not taken out?", u.MemoryBytes)
 		}
+		if n, err := d.WritableBytes(ctx, "web"); err != nil || n < 0 || n > 16<<20 {
+			t.Errorf("WritableBytes = %d, %v", n, err)
+		}
 	})
 
 	t.Run("limits and hardening are in the OCI spec and the cgroup (CPU: the cgroup only)", func(t *testing.T) {

@@ -103,3 +103,18 @@ func netDev(pid uint32) (rx, tx uint64) {
 	}
 	return rx, tx
 }
+
+// WritableBytes asks the container's snapshotter how much its writable
+// layer holds (for overlayfs, a walk of the upper directory).
+func (d *Driver) WritableBytes(ctx context.Context, id string) (int64, error) {
+	ctx = d.ctx(ctx)
+	info, err := d.client.ContainerService().Get(ctx, id)
+	if err != nil {
+		return 0, d.wrap(id, err)
+	}
+	u, err := d.client.SnapshotService(info.Snapshotter).Usage(ctx, info.SnapshotKey)
+	if err != nil {
+		return 0, fmt.Errorf("container %q: writable layer: %w", id, errgrpc.ToNative(err))
+	}
+	return u.Size, nil
+}

@@ -24,8 +24,9 @@ type Driver struct {
 	record     bool
 	subs       map[chan string]struct{}
 	// last makes every start time distinct even on a coarse clock.
-	last  time.Time
-	usage map[string]runtime.Usage
+	last     time.Time
+	usage    map[string]runtime.Usage
+	writable map[string]int64
 
 	// IP is every container's IP (default 127.0.0.1, where tests listen).
 	IP string
@@ -249,4 +250,21 @@ func (d *Driver) Usage(context.Context) (map[string]runtime.Usage, error) {
 		out[id] = u
 	}
 	return out, nil
+}
+
+// WritableBytes reports what SetWritable set for id (0 by default).
+func (d *Driver) WritableBytes(_ context.Context, id string) (int64, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.writable[id], nil
+}
+
+// SetWritable makes WritableBytes report n for container id (tests).
+func (d *Driver) SetWritable(id string, n int64) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.writable == nil {
+		d.writable = map[string]int64{}
+	}
+	d.writable[id] = n
 }
