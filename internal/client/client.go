@@ -17,7 +17,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/shoal-dev/shoal/internal/api"
@@ -70,9 +69,6 @@ type Client struct {
 	token string
 }
 
-// DialTimeout is how long a connection to a server may take to open.
-const DialTimeout = 5 * time.Second
-
 // New returns a client for the server at base (http://host:port), without
 // TLS: for tests of the handlers alone.
 func New(base string) *Client { return NewTLS(base, nil) }
@@ -83,9 +79,6 @@ func NewTLS(base string, cfg *tls.Config) *Client {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.TLSClientConfig = cfg
 	tr.MaxIdleConnsPerHost = 32
-	// A server that cannot be reached (its machine cut off sends nothing
-	// back) is given up after DialTimeout, and the next one tried.
-	tr.DialContext = (&net.Dialer{Timeout: DialTimeout, KeepAlive: 15 * time.Second}).DialContext
 	base = strings.TrimRight(base, "/")
 	return &Client{
 		base:    base,
@@ -477,18 +470,9 @@ func (c *Client) Logs(ctx context.Context, ns, name string, opts LogOptions) (io
 	return resp.Body, nil
 }
 
-// WatchIdle is how long a watch waits for a line before it gives the
-// stream up as dead: servers send a bookmark every 5 s, so silence this
-// long means the server, or the way to it, is gone (a cut-off machine
-// sends no reset), and the caller lists again, from another server.
-var WatchIdle = 20 * time.Second
-
-// ErrWatchIdle ends a watch that heard nothing for WatchIdle.
-var ErrWatchIdle = errors.New("watch stream silent (no event or bookmark)")
-
 // Watch streams changes after revision, BOOKMARK lines included. The
 // channel closes when ctx ends or the stream breaks; the returned func
-// reports why (ErrGone: list again; ErrWatchIdle: the stream went silent).
+// reports why (ErrGone: list again).
 func (c *Client) Watch(ctx context.Context, k api.KindInfo, ns string, revision int64, opts ListOptions) (<-chan api.WatchEvent, func() error, error) {
 	q := opts.query()
 	q.Set("watch", "1")
@@ -499,19 +483,12 @@ func (c *Client) Watch(ctx context.Context, k api.KindInfo, ns string, revision 
 	}
 	out := make(chan api.WatchEvent, 64)
 	var werr error
-	var idle atomic.Bool
-	timer := time.AfterFunc(WatchIdle, func() {
-		idle.Store(true)
-		resp.Body.Close() // unblocks the read
-	})
 	go func() {
 		defer close(out)
-		defer timer.Stop()
 		defer resp.Body.Close()
 		sc := bufio.NewScanner(resp.Body)
 		sc.Buffer(make([]byte, 64<<10), 4<<20)
 		for sc.Scan() {
-			timer.Reset(WatchIdle)
 			ev, err := api.DecodeWatchEvent(k, sc.Bytes())
 			if err != nil {
 				werr = fmt.Errorf("watch stream: %w", err)
@@ -528,19 +505,14 @@ func (c *Client) Watch(ctx context.Context, k api.KindInfo, ns string, revision 
 				werr = fmt.Errorf("watch stream: %s line without an object", ev.Type)
 				return
 			}
-			// A slow reader is not a silent server.
-			timer.Stop()
 			select {
 			case out <- ev:
 			case <-ctx.Done():
 				return
 			}
-			timer.Reset(WatchIdle)
 		}
 		werr = sc.Err()
-		if idle.Load() {
-			werr = fmt.Errorf("%w for %s", ErrWatchIdle, WatchIdle)
-		} else if werr == nil && ctx.Err() == nil {
+		if werr == nil && ctx.Err() == nil {
 			werr = io.ErrUnexpectedEOF
 		}
 	}()
