@@ -10,12 +10,16 @@ import (
 	"github.com/shoal-dev/shoal/internal/api"
 )
 
-// scheduleRig reconciles one App by hand with an injected clock.
-func scheduleRig(t *testing.T, app *api.App) (*harness, *Apps, *clock) {
+// scheduleRig reconciles one App by hand with an injected clock that
+// starts at start (a fixed instant, never the wall clock: a test must not
+// depend on the time of day it runs at); the store stamps createdAt from
+// the same clock.
+func scheduleRig(t *testing.T, app *api.App, start time.Time) (*harness, *Apps, *clock) {
 	t.Helper()
 	h := newHarness(t)
+	clk := &clock{t: start}
+	h.st = h.st.WithClock(clk.now)
 	h.apply(app)
-	clk := &clock{t: h.getApp(app.Metadata.Name).Metadata.CreatedAt}
 	c := &Apps{Store: h.st, Log: slog.New(slog.DiscardHandler), Now: clk.now}
 	return h, c, clk
 }
@@ -35,9 +39,9 @@ func int32p(n int32) *int32 { return &n }
 // over several ticks applies the latest of each change, in tick order.
 func TestScheduledChanges(t *testing.T) {
 	app := newApp("web", 2, "web:1")
-	h, c, clk := scheduleRig(t, app)
-	start := clk.now()
-	day := time.Date(start.Year(), start.Month(), start.Day(), 0, 0, 0, 0, time.UTC).Add(24 * time.Hour)
+	// 20:00, after the day's last tick: the first tick is 08:00 next day.
+	h, c, clk := scheduleRig(t, app, time.Date(2031, 5, 6, 20, 0, 0, 0, time.UTC))
+	day := time.Date(2031, 5, 7, 0, 0, 0, 0, time.UTC)
 	release := day.Add(12 * time.Hour)
 	a := h.getApp("web")
 	a.Spec.Schedule = []api.ScheduledChange{
@@ -63,7 +67,7 @@ func TestScheduledChanges(t *testing.T) {
 	if got.Spec.Image != "web:2" || got.Status.Revision != 2 || !strings.HasPrefix(got.Status.History[len(got.Status.History)-1].Cause, "schedule: at ") {
 		t.Fatalf("12:00 release: image %s, revision %d, history %+v", got.Spec.Image, got.Status.Revision, got.Status.History)
 	}
-	// Away from 17:00 to 09:30 the next day: 18:00 then 08:00 passed; the
+	// Away from 12:00 to 09:30 the next day: 18:00 then 08:00 passed; the
 	// later one wins.
 	clk.set(day.Add(24*time.Hour + 9*time.Hour + 30*time.Minute))
 	reconcileApp(t, c, "web")
@@ -89,10 +93,9 @@ func TestScheduledChanges(t *testing.T) {
 func TestRolloutsHeldOutsideTheWindow(t *testing.T) {
 	app := newApp("web", 1, "web:1")
 	app.Spec.Update.Window = &api.UpdateWindow{Cron: "0 2 * * *", Duration: "2h"}
-	h, c, clk := scheduleRig(t, app)
-	start := clk.now()
-	night := time.Date(start.Year(), start.Month(), start.Day(), 2, 0, 0, 0, time.UTC).Add(24 * time.Hour)
-	clk.set(night.Add(-10 * time.Hour))
+	// 16:00, ten hours before the 02:00 window opens.
+	night := time.Date(2031, 5, 7, 2, 0, 0, 0, time.UTC)
+	h, c, clk := scheduleRig(t, app, night.Add(-10*time.Hour))
 	reconcileApp(t, c, "web")
 	if rev := h.getApp("web").Status.Revision; rev != 1 {
 		t.Fatalf("the first revision waited for a window: revision %d", rev)

@@ -66,7 +66,7 @@ func TestAutoscalerWindows(t *testing.T) {
 	down := int32(60)
 	app.Spec.Autoscale = &api.Autoscale{Min: 1, Max: 20, TargetCPUPercent: 50, ScaleDownStabilizationSeconds: &down}
 	h.apply(app)
-	clk := &clock{t: time.Now().UTC()}
+	clk := &clock{t: testEpoch}
 	load := &fakeLoad{}
 	c := &Autoscaler{Store: h.st, Log: slog.New(slog.DiscardHandler), Load: load, Now: clk.now}
 	step := func(l AppLoad, d time.Duration) int32 {

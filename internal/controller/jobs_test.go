@@ -13,6 +13,11 @@ import (
 )
 
 // clock is the injected time of a Jobs controller under test.
+// testEpoch is where injected clocks start: 23:59:40 UTC, twenty seconds
+// before a new day (and a new month and year), in no daylight-saving
+// transition, so a test that assumed "today" fails here every time.
+var testEpoch = time.Date(2030, 12, 31, 23, 59, 40, 0, time.UTC)
+
 type clock struct {
 	mu sync.Mutex
 	t  time.Time
@@ -38,7 +43,10 @@ type jobRig struct {
 
 func newJobRig(t *testing.T) *jobRig {
 	h := newHarness(t)
-	r := &jobRig{t: t, h: h, clock: &clock{t: time.Now().UTC()}, requeue: map[string]time.Duration{}}
+	// A fixed instant, never the wall clock (a test must not depend on the
+	// time of day it runs at); the store stamps createdAt from it too.
+	r := &jobRig{t: t, h: h, clock: &clock{t: testEpoch}, requeue: map[string]time.Duration{}}
+	h.st = h.st.WithClock(r.clock.now)
 	r.c = &Jobs{Store: h.st, Log: h.log, Now: r.clock.now, Requeue: func(key string, d time.Duration) { r.requeue[key] = d }}
 	return r
 }

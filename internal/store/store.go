@@ -42,6 +42,13 @@ func New(cli *clientv3.Client) *Store {
 	return &Store{cli: cli, now: time.Now}
 }
 
+// WithClock returns a view of the store that stamps createdAt from now
+// instead of the wall clock (tests that drive controllers with an
+// injected clock).
+func (s *Store) WithClock(now func() time.Time) *Store {
+	return &Store{cli: s.cli, now: now, fence: s.fence}
+}
+
 type fence struct {
 	key string
 	rev int64
