@@ -13,7 +13,6 @@ import (
 	"os"
 	"path/filepath"
 	goruntime "runtime"
-	"slices"
 	"sync"
 	"time"
 
@@ -119,6 +118,9 @@ type Agent struct {
 	metrics    *metrics
 	nsPolicies nsPolicies
 	usage      []api.InstanceUsage // the latest sample (usageLoop)
+	// labelsWarned: the warning that --labels differ from the Node's
+	// was logged.
+	labelsWarned bool
 	usageAt    time.Time
 	beat       chan struct{}
 
@@ -450,6 +452,7 @@ func (a *Agent) heartbeat(ctx context.Context) error {
 		traffic = a.cfg.Traffic()
 	}
 	status := api.NodeStatus{
+		Accepts:       a.cfg.Owner.Accepts(),
 		Traffic:       traffic,
 		Used:          used,
 		Usage:         usage,
@@ -485,24 +488,15 @@ func (a *Agent) heartbeat(ctx context.Context) error {
 			node.Status = status
 			err = a.cfg.Client.UpdateStatus(ctx, node)
 		}
-	} else if err == nil && (!labelsEqual(node.Metadata.Labels, a.cfg.Labels) && a.cfg.Labels != nil || !acceptsEqual(node.Spec.Accepts, a.cfg.Owner.Accepts())) {
-		// The owner started the agent with other labels or rules than last
-		// time: the node declares what it is and accepts, so its Node
-		// follows the flags.
-		if a.cfg.Labels != nil {
-			node.Metadata.Labels = a.cfg.Labels
-		}
-		node.Spec.Accepts = a.cfg.Owner.Accepts()
-		if err = a.cfg.Client.Update(ctx, node); err == nil {
-			a.log.Info("node labels and rules updated", "labels", node.Metadata.Labels, "accepts", node.Spec.Accepts)
-		}
+	} else if err == nil && a.cfg.Labels != nil && !labelsEqual(node.Metadata.Labels, a.cfg.Labels) && !a.labelsWarned {
+		// Labels are the cluster's to set once the node has joined (a
+		// node that relabels itself could attract what is not meant
+		// for it): say so once, and leave them.
+		a.labelsWarned = true
+		a.log.Warn("the node's labels differ from --labels; after the join a cluster-admin sets them (apply the Node with new metadata.labels)",
+			"node", node.Metadata.Labels, "flags", a.cfg.Labels)
 	}
 	return err
-}
-
-func acceptsEqual(a, b api.NodeAccepts) bool {
-	return slices.Equal(a.Namespaces, b.Namespaces) && slices.Equal(a.Registries, b.Registries) && slices.Equal(a.SignedBy, b.SignedBy) &&
-		a.HostNamespaces == b.HostNamespaces && slices.Equal(a.HostPaths, b.HostPaths)
 }
 
 func labelsEqual(a, b map[string]string) bool {

@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -25,8 +26,9 @@ const MaxDocumentBytes = 1 << 20
 // bad one and no objects.
 //
 // A top-level "status" is accepted and dropped, so the output of
-// `shoal get -o yaml` can be applied again; metadata is kept as written,
-// including revision, which the server uses as a compare-and-swap guard.
+// `shoal get -o yaml` can be applied again; so is the metadata the store
+// assigns (uid, createdAt, deletedAt). Revision is kept: the server uses
+// it as a compare-and-swap guard.
 func Decode(data []byte) ([]Object, error) {
 	if trimmed := bytes.TrimSpace(data); len(trimmed) <= MaxDocumentBytes &&
 		len(trimmed) > 0 && trimmed[0] == '{' && json.Valid(trimmed) {
@@ -36,7 +38,7 @@ func Decode(data []byte) ([]Object, error) {
 		if err != nil {
 			return nil, newInvalid(1, "", "", []FieldError{errAsField(err)})
 		}
-		obj, err := decodeTree(1, tree, "", true)
+		obj, err := decodeTree(1, tree, "", false)
 		if err != nil {
 			return nil, err
 		}
@@ -66,7 +68,7 @@ func Decode(data []byte) ([]Object, error) {
 		if err != nil {
 			return nil, newInvalid(doc, "", "", []FieldError{errAsField(err)})
 		}
-		obj, err := decodeTree(doc, tree, "", true)
+		obj, err := decodeTree(doc, tree, "", false)
 		if err != nil {
 			return nil, err
 		}
@@ -76,9 +78,21 @@ func Decode(data []byte) ([]Object, error) {
 }
 
 // DecodeObject reads one JSON object of the given kind, as the API server
-// receives it, with the same strictness, defaults and validation as Decode.
-// Unlike Decode it keeps status: components write status through the API.
+// receives it on create and update, with the same strictness, defaults and
+// validation as Decode. Like Decode it drops what a client may not set:
+// status, and the metadata the store assigns (uid, createdAt, deletedAt).
 func DecodeObject(kind Kind, data []byte) (Object, error) {
+	return decodeOne(kind, data, false)
+}
+
+// DecodeStatus reads one JSON object of the given kind for a write of its
+// status (PUT .../status): the one decoder that keeps status. The caller
+// copies nothing but the status into the stored object.
+func DecodeStatus(kind Kind, data []byte) (Object, error) {
+	return decodeOne(kind, data, true)
+}
+
+func decodeOne(kind Kind, data []byte, keepStatus bool) (Object, error) {
 	if _, ok := exactKind(kind); !ok {
 		return nil, newInvalid(0, "", "", []FieldError{{Path: "kind", Message: quote(string(kind)) + " is not a known kind"}})
 	}
@@ -89,12 +103,13 @@ func DecodeObject(kind Kind, data []byte) (Object, error) {
 	if err != nil {
 		return nil, newInvalid(0, kind, "", []FieldError{errAsField(err)})
 	}
-	return decodeTree(0, tree, kind, false)
+	return decodeTree(0, tree, kind, keepStatus)
 }
 
 // decodeTree turns one document's value tree into a defaulted, valid
-// object. want, if set, is the only kind accepted.
-func decodeTree(doc int, tree *value, want Kind, fromManifest bool) (Object, error) {
+// object. want, if set, is the only kind accepted. Status is dropped
+// unless keepStatus; the store's own metadata always is.
+func decodeTree(doc int, tree *value, want Kind, keepStatus bool) (Object, error) {
 	if tree.kind != valMap {
 		return nil, newInvalid(doc, want, "", []FieldError{{Message: "expected a map with apiVersion and kind, got " + tree.describe()}})
 	}
@@ -113,11 +128,14 @@ func decodeTree(doc int, tree *value, want Kind, fromManifest bool) (Object, err
 	}
 
 	obj := info.New()
-	d := strictDecoder{skipStatus: fromManifest, hideValues: info.Kind == KindSecret}
+	d := strictDecoder{skipStatus: !keepStatus, hideValues: info.Kind == KindSecret}
 	d.decode("", tree, reflect.ValueOf(obj).Elem())
 	if len(d.errs) > 0 {
 		return nil, newInvalid(doc, info.Kind, name, d.errs)
 	}
+	// What the store assigns is never the client's to say.
+	m := obj.GetMeta()
+	m.UID, m.CreatedAt, m.DeletedAt = "", time.Time{}, time.Time{}
 	SetDefaults(obj)
 	if err := Validate(obj); err != nil {
 		var ie *InvalidError

@@ -305,10 +305,9 @@ status:
 	if !reflect.DeepEqual(app.Status, AppStatus{}) {
 		t.Errorf("status = %+v; want it dropped", app.Status)
 	}
-	wantMeta := ObjectMeta{
-		Name: "web", Namespace: "team-a", UID: "3f1c", Revision: 42,
-		CreatedAt: time.Date(2024, 5, 1, 8, 0, 0, 0, time.UTC),
-	}
+	// What the store assigns (uid, createdAt, deletedAt) is dropped too;
+	// the revision stays, as an update's compare-and-swap guard.
+	wantMeta := ObjectMeta{Name: "web", Namespace: "team-a", Revision: 42}
 	if !reflect.DeepEqual(app.Metadata, wantMeta) {
 		t.Errorf("metadata = %+v; want %+v", app.Metadata, wantMeta)
 	}
@@ -370,13 +369,24 @@ func TestDecodeObject(t *testing.T) {
 	body := `{"apiVersion":"shoal/v1","kind":"Node","metadata":{"name":"n1","revision":7},
 		"spec":{"unschedulable":true},
 		"status":{"ready":true,"capacity":{"milliCPU":4000,"memoryBytes":8589934592},"lastHeartbeat":"2024-05-01T10:00:00Z"}}`
-	obj, err := DecodeObject(KindNode, []byte(body))
+	obj, err := DecodeStatus(KindNode, []byte(body))
 	if err != nil {
-		t.Fatalf("DecodeObject: %v", err)
+		t.Fatalf("DecodeStatus: %v", err)
 	}
 	node := obj.(*Node)
 	if !node.Spec.Unschedulable || !node.Status.Ready || node.Status.Capacity.MilliCPU != 4000 || node.Metadata.Revision != 7 {
 		t.Errorf("node = %+v; want spec, status and revision kept", node)
+	}
+	// A create or update drops the status a client sends, whatever it
+	// says, and the store's own metadata.
+	forged := `{"apiVersion":"shoal/v1","kind":"App","metadata":{"name":"web","uid":"x","createdAt":"2020-01-01T00:00:00Z","deletedAt":"2020-01-01T00:00:00Z"},
+		"spec":{"image":"nginx"},"status":{"serviceIP":"169.254.169.254","lastGoodRevision":1,"history":[{"revision":1}]}}`
+	obj, err = DecodeObject(KindApp, []byte(forged))
+	if err != nil {
+		t.Fatalf("DecodeObject(forged status): %v", err)
+	}
+	if app := obj.(*App); !reflect.DeepEqual(app.Status, AppStatus{}) || app.Metadata.UID != "" || !app.Metadata.CreatedAt.IsZero() || !app.Metadata.DeletedAt.IsZero() {
+		t.Errorf("DecodeObject kept what a client may not set: %+v", app)
 	}
 
 	tests := []struct {
@@ -410,7 +420,7 @@ func TestDecodeObject(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			obj, err := DecodeObject(tc.kind, []byte(tc.body))
+			obj, err := DecodeStatus(tc.kind, []byte(tc.body))
 			if err == nil {
 				t.Fatalf("DecodeObject = %+v; want error %q", obj, tc.want)
 			}
@@ -578,7 +588,7 @@ func TestDecodeProbePortNumberOrName(t *testing.T) {
 }
 
 func TestDecodeFloats(t *testing.T) {
-	obj, err := DecodeObject(KindNode, []byte(`{"apiVersion":"shoal/v1","kind":"Node","metadata":{"name":"n1"},"status":{"traffic":[{"namespace":"default","app":"web","requestsPerSecond":12.5},{"namespace":"default","app":"db","requestsPerSecond":3}]}}`))
+	obj, err := DecodeStatus(KindNode, []byte(`{"apiVersion":"shoal/v1","kind":"Node","metadata":{"name":"n1"},"status":{"traffic":[{"namespace":"default","app":"web","requestsPerSecond":12.5},{"namespace":"default","app":"db","requestsPerSecond":3}]}}`))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -586,7 +596,7 @@ func TestDecodeFloats(t *testing.T) {
 	if len(tr) != 2 || tr[0].RequestsPerSecond != 12.5 || tr[1].RequestsPerSecond != 3 {
 		t.Fatalf("traffic %+v", tr)
 	}
-	if _, err := DecodeObject(KindNode, []byte(`{"apiVersion":"shoal/v1","kind":"Node","metadata":{"name":"n1"},"status":{"traffic":[{"namespace":"default","app":"web","requestsPerSecond":"fast"}]}}`)); err == nil || !strings.Contains(err.Error(), "status.traffic[0].requestsPerSecond") {
+	if _, err := DecodeStatus(KindNode, []byte(`{"apiVersion":"shoal/v1","kind":"Node","metadata":{"name":"n1"},"status":{"traffic":[{"namespace":"default","app":"web","requestsPerSecond":"fast"}]}}`)); err == nil || !strings.Contains(err.Error(), "status.traffic[0].requestsPerSecond") {
 		t.Fatalf("a string for a number: %v", err)
 	}
 }

@@ -27,9 +27,6 @@ type NodeSpec struct {
 	// declared by the agent (--subnet) or assigned by the server from its
 	// cluster range, so that no two nodes share one.
 	Subnet string `json:"subnet,omitempty"`
-	// Accepts is what the node's owner lets run on it, as its agent
-	// declares (and enforces): the scheduler places nothing else there.
-	Accepts NodeAccepts `json:"accepts,omitzero"`
 }
 
 // NodeAccepts restricts a node to some namespaces, image registries and
@@ -53,6 +50,11 @@ type NodeResources struct {
 
 // NodeStatus is what the agent and node controller observed.
 type NodeStatus struct {
+	// Accepts is what the node's owner lets run on it, as its agent
+	// declares (and enforces) at join and with every heartbeat: the
+	// scheduler places nothing else there. It is the owner's, so it is
+	// status, which the node writes; the spec is the cluster's.
+	Accepts NodeAccepts `json:"accepts,omitzero"`
 	Hostname string `json:"hostname,omitempty"`
 	// Address is where the node's agent serves logs (host:port).
 	Address string `json:"address,omitempty"`

@@ -41,6 +41,10 @@ type Apps struct {
 	// Draining, when set, says whether a node is being drained: its
 	// instances are replaced as an old revision's are.
 	Draining func(node string) bool
+	// Admit, when set, is the servers' admission list: every template
+	// the controller writes itself (an automatic rollback, a scheduled
+	// image) passes it as an apply would.
+	Admit func(ctx context.Context, obj api.Object) error
 	// Now is the clock (tests inject one); nil is time.Now.
 	Now func() time.Time
 }
@@ -439,8 +443,13 @@ func (c *Apps) writeStatus(ctx context.Context, app *api.App, insts []*api.Insta
 		st.Message = failed
 	case held != "":
 		st.Message = held
+	case st.Rollout == api.RolloutFailed:
+		st.Message = app.Status.Message // why it failed (and why it was not rolled back)
 	}
 	rollback := c.advanceRollout(app, &st, old, now)
+	if st.Rollout != api.RolloutFailed && app.Status.Rollout == api.RolloutFailed && st.Message == app.Status.Message {
+		st.Message = "" // the failure's reason, kept while it lasted
+	}
 	if rollback != nil {
 		return c.rollBack(ctx, app, rollback, st.Message)
 	}

@@ -70,9 +70,10 @@ func (c *Apps) applySchedule(ctx context.Context, app *api.App) (*api.App, error
 	}
 	slices.SortStableFunc(due, func(a, b dueChange) int { return a.at.Compare(b.at) })
 	var applied []dueChange
+	var refused []string
 	obj, err := c.Store.Mutate(ctx, appKind, app.Metadata.Namespace, app.Metadata.Name, func(o api.Object) error {
 		a := o.(*api.App)
-		applied = applied[:0]
+		applied, refused = applied[:0], refused[:0]
 		imageSet := false
 		for _, d := range due {
 			if last, ok := a.Status.Scheduled[d.key]; ok && !last.Before(d.at) {
@@ -84,7 +85,17 @@ func (c *Apps) applySchedule(ctx context.Context, app *api.App) (*api.App, error
 				a.Spec.Replicas = &r
 			}
 			if set.Image != "" && set.Image != a.Spec.Image {
-				a.Spec.Image, imageSet = set.Image, true
+				prev := a.Spec.Image
+				a.Spec.Image = set.Image
+				if err := c.admit(ctx, a); err != nil {
+					// The namespace's policy no longer admits the
+					// template (or never did): the tick is spent, the
+					// image stays.
+					a.Spec.Image = prev
+					refused = append(refused, fmt.Sprintf("%s: image %s refused: %v", d.ch.When(), set.Image, err))
+				} else {
+					imageSet = true
+				}
 			}
 			if set.Paused != nil {
 				a.Spec.Update.Paused = *set.Paused
@@ -113,6 +124,9 @@ func (c *Apps) applySchedule(ctx context.Context, app *api.App) (*api.App, error
 	}
 	for _, d := range applied {
 		c.Events.Record(ctx, obj, "Normal", "Scheduled", fmt.Sprintf("%s (%s): set %s", d.ch.When(), d.at.Format(time.RFC3339), d.ch.Set.String()))
+	}
+	for _, why := range refused {
+		c.Events.Record(ctx, obj, "Warning", "ScheduledChangeRefused", why)
 	}
 	return obj.(*api.App), nil
 }

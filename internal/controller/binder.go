@@ -41,7 +41,7 @@ func (b *Binder) Reconcile(ctx context.Context, _ string) error {
 	registryRules := false
 	for _, o := range nodeObjs {
 		n := o.(*api.Node)
-		a := n.Spec.Accepts
+		a := n.Status.Accepts
 		nodes = append(nodes, scheduler.NodeInfo{
 			Name:                  n.Metadata.Name,
 			Labels:                n.Metadata.Labels,

@@ -32,6 +32,9 @@ type Config struct {
 	ServiceCIDR string
 	// ClusterCIDR is where nodes' container subnets come from.
 	ClusterCIDR string
+	// Admit, if set, is the servers' admission list, which the templates
+	// controllers write themselves pass (Apps.Admit).
+	Admit func(ctx context.Context, obj api.Object) error
 	// Metrics, if set, receives shoal_controller_reconciles_total.
 	Metrics prometheus.Registerer
 
@@ -135,7 +138,7 @@ const errLostSession = errString("election session expired")
 
 func runControllers(ctx context.Context, cfg Config) {
 	events := &Recorder{Store: cfg.Store, Log: cfg.Log, Source: "controller"}
-	apps := &Apps{Store: cfg.Store, Log: cfg.Log, Events: events, ServiceCIDR: cfg.ServiceCIDR}
+	apps := &Apps{Store: cfg.Store, Log: cfg.Log, Events: events, ServiceCIDR: cfg.ServiceCIDR, Admit: cfg.Admit}
 	binder := &Binder{Store: cfg.Store, Log: cfg.Log, Events: events}
 	nodes := &Nodes{Store: cfg.Store, Log: cfg.Log, Events: events, LeaseTimeout: cfg.LeaseTimeout, LostAfter: cfg.LostAfter, ClusterCIDR: cfg.ClusterCIDR,
 		Since: time.Now()}

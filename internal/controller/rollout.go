@@ -103,10 +103,23 @@ func (c *Apps) advanceRollout(app *api.App, st *api.AppStatus, old int32, now ti
 // usual way, with the old (still serving) instances becoming current again.
 func (c *Apps) rollBack(ctx context.Context, app *api.App, to *api.RevisionRecord, why string) error {
 	failed := app.Status.Revision
+	var refused error
 	_, err := c.Store.Mutate(ctx, appKind, app.Metadata.Namespace, app.Metadata.Name, func(o api.Object) error {
 		a := o.(*api.App)
 		if a.Status.TemplateHash != app.Status.TemplateHash {
 			return errStale
+		}
+		cand := *a
+		cand.Spec.Template, cand.Spec.Placement = to.Template, to.Placement
+		if refused = c.admit(ctx, &cand); refused != nil {
+			// The good revision's template is no longer admitted (the
+			// namespace's policy changed): stay failed, and say why.
+			msg := fmt.Sprintf("%s; automatic rollback to revision %d refused: %v", why, to.Revision, refused)
+			if a.Status.Message == msg && a.Status.Rollout == api.RolloutFailed {
+				return errStale // said already: no write, no reconcile again
+			}
+			a.Status.Rollout, a.Status.Message = api.RolloutFailed, msg
+			return nil
 		}
 		a.Spec.Template = to.Template
 		a.Spec.Placement = to.Placement
@@ -121,7 +134,22 @@ func (c *Apps) rollBack(ctx context.Context, app *api.App, to *api.RevisionRecor
 	if err != nil {
 		return err
 	}
+	if refused != nil {
+		c.Events.Record(ctx, app, "Warning", "RollbackRefused", fmt.Sprintf("revision %d failed (%s); rollback to revision %d refused: %v", failed, why, to.Revision, refused))
+		return nil
+	}
 	c.Log.Warn("rollout failed; rolling back", "app", app.Metadata.Namespace+"/"+app.Metadata.Name, "failed", failed, "to", to.Revision, "why", why)
 	c.Events.Record(ctx, app, "Warning", "RolledBack", fmt.Sprintf("revision %d failed (%s); rolling back to revision %d", failed, why, to.Revision))
 	return nil
+}
+
+// admit runs the servers' admission over a template the controller is
+// about to write (Apps.Admit); without one (tests of the controller
+// alone) everything passes.
+func (c *Apps) admit(ctx context.Context, a *api.App) error {
+	if c.Admit == nil {
+		return nil
+	}
+	cp := *a
+	return c.Admit(ctx, &cp)
 }

@@ -2,6 +2,8 @@ package controller
 
 import (
 	"context"
+	"errors"
+	"sync/atomic"
 	"strconv"
 	"strings"
 	"testing"
@@ -54,6 +56,49 @@ func TestRolloutFailsAndRollsBack(t *testing.T) {
 	}
 	if last.RolledBackFrom != 2 {
 		t.Errorf("revision 3 rolledBackFrom = %d, want 2", last.RolledBackFrom)
+	}
+}
+
+// An automatic rollback writes a template the servers' admission must
+// pass again (the namespace's policy may have changed since): refused, the
+// App stays failed on the bad revision, says why, and writes nothing more.
+func TestRollbackPassesAdmission(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	h.addNodes(2)
+	cfg := h.config("server-0")
+	var refuse atomic.Bool
+	cfg.Admit = func(ctx context.Context, obj api.Object) error {
+		if a, ok := obj.(*api.App); ok && refuse.Load() && a.Spec.Image == "good:1" {
+			return errors.New(`spec.image: namespace "default" no longer admits good:1`)
+		}
+		return nil
+	}
+	h.runControllers(cfg)
+	h.apply(newApp("web", 2, "good:1"))
+	h.waitRunning("web", 2, 15*time.Second)
+	h.eventually(10*time.Second, "revision 1 complete", func() (bool, string) {
+		a := h.getApp("web")
+		return a.Status.Rollout == api.RolloutComplete && a.Status.LastGoodRevision == 1, a.Status.Rollout
+	})
+	refuse.Store(true)
+	bad := newApp("web", 2, "unready:2")
+	bad.Spec.Update.ProgressDeadlineSeconds = 2
+	h.apply(bad)
+	h.eventually(20*time.Second, "the rollback refused, said so", func() (bool, string) {
+		a := h.getApp("web")
+		return a.Status.Rollout == api.RolloutFailed && strings.Contains(a.Status.Message, "automatic rollback to revision 1 refused: spec.image"),
+			a.Status.Rollout + ": " + a.Status.Message
+	})
+	a := h.getApp("web")
+	if a.Spec.Image != "unready:2" || a.Status.Revision != 2 {
+		t.Errorf("a refused rollback changed the App: image %s, revision %d", a.Spec.Image, a.Status.Revision)
+	}
+	// Said once: no write loop.
+	rev := a.Metadata.Revision
+	time.Sleep(1500 * time.Millisecond) // a loop would have written many times by now
+	if got := h.getApp("web").Metadata.Revision; got != rev {
+		t.Errorf("the refused rollback keeps writing the App: revision %d -> %d", rev, got)
 	}
 }
 

@@ -337,7 +337,8 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	go func() {
 		defer wg.Done()
 		_ = controller.Run(ctx, controller.Config{Store: st, Log: log, Metrics: metrics, Identity: cfg.Name,
-			LeaseTimeout: cfg.Nodes.LeaseTimeout, LostAfter: cfg.Nodes.LostAfter, ServiceCIDR: cfg.ServiceCIDR, ClusterCIDR: cfg.ClusterCIDR})
+			LeaseTimeout: cfg.Nodes.LeaseTimeout, LostAfter: cfg.Nodes.LostAfter, ServiceCIDR: cfg.ServiceCIDR, ClusterCIDR: cfg.ClusterCIDR,
+			Admit: srv.Admit})
 	}()
 	log.Info("shoal server listening", "url", url, "data", dataDir, "config", filepath.Join(dataDir, "admin.conf"))
 	close(s.ready)

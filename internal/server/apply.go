@@ -31,28 +31,7 @@ func (s *Server) apply(w http.ResponseWriter, r *http.Request) {
 		err = checkApplicable(objs)
 	}
 	if err == nil {
-		err = s.authorizeObjects(r.Context(), objs)
-	}
-	if err == nil {
-		err = s.checkNamespaces(r.Context(), objs, true)
-	}
-	if err == nil {
-		err = s.checkPublished(r.Context(), objs, true)
-	}
-	if err == nil {
-		err = s.checkSchedule(r.Context(), objs, true)
-	}
-	if err == nil {
-		err = s.keepAutoscaledReplicas(r.Context(), objs)
-	}
-	if err == nil {
-		err = s.checkPolicy(r.Context(), objs, true)
-	}
-	if err == nil {
-		err = s.sealSecrets(r.Context(), objs)
-	}
-	if err == nil {
-		err = s.bindTokens(r.Context(), objs, true)
+		err = s.admitWrite(r.Context(), write{objs: objs, manifest: true})
 	}
 	if err != nil {
 		writeError(w, err)

@@ -74,7 +74,14 @@ func (s *Server) nodeCurrent(r *http.Request, id pki.Identity) error {
 // request r.
 func (s *Server) authorize(r *http.Request, id pki.Identity, u *api.User) error {
 	switch {
-	case id.In(pki.GroupAdmins) || id.In(pki.GroupServers):
+	case id.In(pki.GroupServers):
+		return nil
+	case isStatusWrite(r) && id.Node == "":
+		// Status is what shoal observed: a forged one would steer the
+		// controllers (a rollback to a template nobody admitted, a
+		// service address of someone else's).
+		return fmt.Errorf("%s may not write the status of %s: status is written by shoal's servers and, for their own Node and Instances, nodes: %w", id.Name, r.URL.Path, errForbidden)
+	case id.In(pki.GroupAdmins):
 		return nil
 	case id.Node != "":
 		return s.authorizeNode(r, id.Node)
@@ -82,6 +89,11 @@ func (s *Server) authorize(r *http.Request, id pki.Identity, u *api.User) error 
 		return s.authorizeUser(r, u)
 	}
 	return fmt.Errorf("%s may not %s %s: %w", id.Name, r.Method, r.URL.Path, errForbidden)
+}
+
+// isStatusWrite says whether r writes an object's status.
+func isStatusWrite(r *http.Request) bool {
+	return r.Method == http.MethodPut && strings.HasPrefix(r.URL.Path, "/api/v1/") && strings.HasSuffix(r.URL.Path, "/status")
 }
 
 // readableByNodes are the kinds an agent and its proxy read.
@@ -119,9 +131,13 @@ func (s *Server) authorizeNode(r *http.Request, node string) error {
 	case t.kind.Kind == api.KindEvent && verb == "create":
 		return nil
 	case t.kind.Kind == api.KindApp && t.name != "" && verb == "activate":
-		return nil // a proxy holds a connection for an App at zero replicas
-	case t.kind.Kind == api.KindNode && t.name == node && (verb == "update" || verb == "update status" || verb == "renew certificate"):
+		return s.nodeMayActivate(r.Context(), node, t.ns, t.name)
+	case t.kind.Kind == api.KindNode && t.name == node && (verb == "update status" || verb == "renew certificate"):
+		// Never its spec: subnet, cordon and drain, labels and relays
+		// are the cluster's to set, not the node's.
 		return nil
+	case t.kind.Kind == api.KindNode && t.name == node && verb == "update":
+		return fmt.Errorf("node %q may not update its own Node: a node writes only its status (PUT .../nodes/%s/status); its spec and labels are set by a cluster-admin: %w", node, node, errForbidden)
 	case t.kind.Kind == api.KindInstance && t.name != "" && (verb == "update status" || verb == "delete"):
 		obj, ok := s.caches[api.KindInstance].get(t.ns, t.name)
 		if !ok {
@@ -250,7 +266,7 @@ func (s *Server) guard(h http.Handler) http.Handler {
 			}
 			return
 		}
-		ctx := r.Context()
+		ctx := context.WithValue(r.Context(), identityKey, id)
 		if user != nil {
 			ctx = context.WithValue(ctx, userKey, user)
 		}

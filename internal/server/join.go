@@ -66,7 +66,8 @@ func (s *Server) admit(ctx context.Context, req api.JoinRequest) (*api.Credentia
 	node := &api.Node{
 		TypeMeta: api.TypeMeta{APIVersion: api.Version, Kind: api.KindNode},
 		Metadata: api.ObjectMeta{Name: req.Node, Labels: req.Labels},
-		Spec:     api.NodeSpec{Subnet: req.Subnet, Accepts: req.Accepts},
+		Spec:     api.NodeSpec{Subnet: req.Subnet},
+		Status:   api.NodeStatus{Accepts: req.Accepts},
 	}
 	if err := api.Validate(node); err != nil {
 		return nil, err

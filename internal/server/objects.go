@@ -193,38 +193,26 @@ func (s *Server) decodeBody(r *http.Request, t target) (api.Object, error) {
 	if err != nil {
 		return nil, err
 	}
+	return obj, checkTarget(obj, t)
+}
+
+// checkTarget checks that an object's name and namespace agree with the
+// path it was sent to.
+func checkTarget(obj api.Object, t target) error {
 	m := obj.GetMeta()
 	if t.kind.Namespaced && m.Namespace != t.ns {
-		return nil, fmt.Errorf("metadata.namespace %q does not match the path's namespace %q: %w", m.Namespace, t.ns, errBadRequest)
+		return fmt.Errorf("metadata.namespace %q does not match the path's namespace %q: %w", m.Namespace, t.ns, errBadRequest)
 	}
 	if t.name != "" && m.Name != t.name {
-		return nil, fmt.Errorf("metadata.name %q does not match the path's name %q: %w", m.Name, t.name, errBadRequest)
+		return fmt.Errorf("metadata.name %q does not match the path's name %q: %w", m.Name, t.name, errBadRequest)
 	}
-	return obj, nil
+	return nil
 }
 
 func (s *Server) create(w http.ResponseWriter, r *http.Request, t target) {
 	obj, err := s.decodeBody(r, t)
 	if err == nil {
-		err = s.checkNamespaces(r.Context(), []api.Object{obj}, false)
-	}
-	if err == nil {
-		err = s.checkPublished(r.Context(), []api.Object{obj}, false)
-	}
-	if err == nil {
-		err = s.checkSchedule(r.Context(), []api.Object{obj}, false)
-	}
-	if err == nil {
-		err = s.keepAutoscaledReplicas(r.Context(), []api.Object{obj})
-	}
-	if err == nil {
-		err = s.checkPolicy(r.Context(), []api.Object{obj}, false)
-	}
-	if err == nil {
-		err = s.sealSecrets(r.Context(), []api.Object{obj})
-	}
-	if err == nil {
-		err = s.bindTokens(r.Context(), []api.Object{obj}, false)
+		err = s.admitWrite(r.Context(), write{objs: []api.Object{obj}})
 	}
 	if err == nil {
 		if t.kind.Kind == api.KindEvent {
@@ -242,7 +230,7 @@ func (s *Server) create(w http.ResponseWriter, r *http.Request, t target) {
 }
 
 // update replaces an object's spec if metadata.revision matches the stored
-// one; the stored status is kept.
+// one; the stored status and the store's own metadata are kept.
 func (s *Server) update(w http.ResponseWriter, r *http.Request, t target) {
 	obj, err := s.decodeBody(r, t)
 	if err != nil {
@@ -255,25 +243,10 @@ func (s *Server) update(w http.ResponseWriter, r *http.Request, t target) {
 	}
 	cur, err := s.store.Get(r.Context(), t.kind, t.ns, t.name)
 	if err == nil {
-		err = s.checkPublished(r.Context(), []api.Object{obj}, false)
-	}
-	if err == nil {
-		err = s.checkSchedule(r.Context(), []api.Object{obj}, false)
-	}
-	if err == nil {
-		err = s.keepAutoscaledReplicas(r.Context(), []api.Object{obj})
-	}
-	if err == nil {
-		err = s.checkPolicy(r.Context(), []api.Object{obj}, false)
-	}
-	if err == nil {
 		api.CopyStatus(cur, obj)
 		m, cm := obj.GetMeta(), cur.GetMeta()
 		m.UID, m.CreatedAt, m.DeletedAt = cm.UID, cm.CreatedAt, cm.DeletedAt
-		err = s.sealSecrets(r.Context(), []api.Object{obj})
-	}
-	if err == nil {
-		err = s.bindTokens(r.Context(), []api.Object{obj}, false)
+		err = s.admitWrite(r.Context(), write{objs: []api.Object{obj}})
 	}
 	if err == nil {
 		err = s.store.Update(r.Context(), obj)
@@ -285,10 +258,22 @@ func (s *Server) update(w http.ResponseWriter, r *http.Request, t target) {
 	writeJSON(w, http.StatusOK, redacted(obj))
 }
 
-// updateStatus replaces only the status (and, for Instances and Nodes,
-// whose agents own them, nothing else).
+// updateStatus replaces only the status. Only servers and, for their own
+// Node and the Instances placed on them, nodes get here (authorize); what
+// a node says of itself passes admitNodeStatus.
 func (s *Server) updateStatus(w http.ResponseWriter, r *http.Request, t target) {
-	obj, err := s.decodeBody(r, t)
+	b, err := readBody(r, MaxObjectBytes)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	obj, err := api.DecodeStatus(t.kind.Kind, b)
+	if err == nil {
+		err = checkTarget(obj, t)
+	}
+	if err == nil {
+		err = s.admitNodeStatus(r.Context(), obj)
+	}
 	if err != nil {
 		writeError(w, err)
 		return

@@ -146,21 +146,25 @@ func (s *Server) authorizeUser(r *http.Request, u *api.User) error {
 	return nil
 }
 
-// authorizeObjects checks that the request's identity may apply each of
-// objs; documents are numbered from 1.
-func (s *Server) authorizeObjects(ctx context.Context, objs []api.Object) error {
+// authorizeObjects checks that the request's identity may write each of
+// objs; a manifest's documents are numbered from 1.
+func (s *Server) authorizeObjects(ctx context.Context, objs []api.Object, manifest bool) error {
 	u, ok := ctx.Value(userKey).(*api.User)
 	if !ok || isClusterAdmin(u) {
-		return nil // admins and servers; nodes never reach apply
+		return nil // admins, servers and nodes (the guard decided by path)
 	}
 	for i, o := range objs {
 		kind, m := o.GetTypeMeta().Kind, o.GetMeta()
 		k, _ := api.LookupKind(string(kind))
+		where := fmt.Sprintf("%s %q", kind, m.Name)
+		if manifest {
+			where = fmt.Sprintf("document %d (%s)", i+1, where)
+		}
 		if !k.Namespaced {
-			return fmt.Errorf("document %d (%s %q): user %q may not apply %s: that takes cluster-admin (%s): %w", i+1, kind, m.Name, u.Metadata.Name, k.Plural, describeRoles(u), errForbidden)
+			return fmt.Errorf("%s: user %q may not apply %s: that takes cluster-admin (%s): %w", where, u.Metadata.Name, k.Plural, describeRoles(u), errForbidden)
 		}
 		if !allowed(rolesIn(u, m.Namespace), "apply", kind, false) {
-			return fmt.Errorf("document %d (%s %q): user %q may not apply %s in namespace %q (%s): %w", i+1, kind, m.Name, u.Metadata.Name, k.Plural, m.Namespace, describeRoles(u), errForbidden)
+			return fmt.Errorf("%s: user %q may not apply %s in namespace %q (%s): %w", where, u.Metadata.Name, k.Plural, m.Namespace, describeRoles(u), errForbidden)
 		}
 	}
 	return nil

@@ -1,0 +1,84 @@
+package server
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/shoal-dev/shoal/internal/api"
+)
+
+// admitNodeStatus checks what a node says of itself before it is stored.
+// A node speaks only for what runs on it: usage counts only for the
+// instances placed on the reporting node, and traffic only for the Apps it
+// runs an instance of (or, for an App with no instance anywhere, only the
+// connections its proxy holds waiting, which start an App at zero; not a
+// rate). Anything else is dropped, not refused: the heartbeat that carries
+// it keeps the node's lease. Servers' status writes pass unchanged.
+func (s *Server) admitNodeStatus(ctx context.Context, obj api.Object) error {
+	id, ok := identityOf(ctx)
+	if !ok || id.Node == "" {
+		return nil
+	}
+	n, isNode := obj.(*api.Node)
+	if !isNode {
+		return nil
+	}
+	if n.Metadata.Name != id.Node {
+		return forbidden(id.Node, "update status", fmt.Sprintf("node %q", n.Metadata.Name))
+	}
+	st := &n.Status
+	insts := s.caches[api.KindInstance]
+	kept := st.Usage[:0]
+	var used api.NodeResources
+	for _, u := range st.Usage {
+		in := s.instance(ctx, u.Namespace, u.Instance)
+		if in == nil || in.Spec.Node != id.Node || in.Spec.App != u.App || in.Spec.Job != u.Job {
+			continue
+		}
+		kept = append(kept, u)
+		used.MilliCPU += u.MilliCPU
+		used.MemoryBytes += u.MemoryBytes
+	}
+	if len(kept) != len(st.Usage) {
+		s.log.Info("dropped usage a node reported for instances it does not run", "node", id.Node, "dropped", len(st.Usage)-len(kept))
+		st.Used = used
+	}
+	st.Usage = kept
+	traffic := st.Traffic[:0]
+	for _, t := range st.Traffic {
+		runsHere := func(o api.Object) bool {
+			in := o.(*api.Instance)
+			return in.Spec.App == t.App && in.Spec.Node == id.Node
+		}
+		anywhere := func(o api.Object) bool { return o.(*api.Instance).Spec.App == t.App }
+		switch {
+		case insts.any(t.Namespace, runsHere):
+			traffic = append(traffic, t)
+		case !insts.any(t.Namespace, anywhere) && t.Waiting > 0:
+			traffic = append(traffic, api.AppTraffic{Namespace: t.Namespace, App: t.App, Waiting: t.Waiting})
+		}
+	}
+	st.Traffic = traffic
+	return nil
+}
+
+// nodeMayActivate lets a node's proxy start an App at zero replicas only
+// when the App scales to zero and has a port the proxy holds connections
+// for (its service address or a published port, on every node) and no
+// instance to send them to: nothing else is a node's to start.
+func (s *Server) nodeMayActivate(ctx context.Context, node, ns, name string) error {
+	obj, err := s.store.Get(ctx, api.MustKind(api.KindApp), ns, name)
+	if err != nil {
+		return nil // the handler answers (404)
+	}
+	app := obj.(*api.App)
+	as := app.Spec.Autoscale
+	hasInstance := s.caches[api.KindInstance].any(ns, func(o api.Object) bool {
+		in := o.(*api.Instance)
+		return in.Spec.App == name && in.Metadata.DeletedAt.IsZero()
+	})
+	if as == nil || as.Min != 0 || len(app.Spec.Ports) == 0 || hasInstance {
+		return fmt.Errorf("node %q may not activate app %q in namespace %q: a node activates only an App that scales to zero (spec.autoscale.min 0), has a port and has no instance: %w", node, name, ns, errForbidden)
+	}
+	return nil
+}
