@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -11,6 +12,7 @@ import (
 	"github.com/distribution/reference"
 
 	"github.com/shoal-dev/shoal/internal/api"
+	"github.com/shoal-dev/shoal/internal/client"
 )
 
 // OwnerPolicy is what a node's owner accepts on their machine, whatever
@@ -68,8 +70,15 @@ func (a *Agent) admit(ctx context.Context, in *api.Instance) error {
 	if err := api.VerifySignature(t, p.RequireSignedBy); err != nil {
 		return fmt.Errorf("refused by node %s: %w", a.cfg.NodeName, err)
 	}
-	if keys := a.namespaceKeys(ctx, in.Metadata.Namespace); len(keys) > 0 {
-		if err := api.VerifySignature(t, keys); err != nil {
+	// Fail closed: without the namespace's policy the node cannot know
+	// whether the namespace requires a signature, so it runs nothing of
+	// it until a server answers (the worker retries with back-off).
+	pol, err := a.namespacePolicy(ctx, in.Metadata.Namespace)
+	if err != nil {
+		return err
+	}
+	if len(pol.RequireSignedBy) > 0 {
+		if err := api.VerifySignature(t, pol.RequireSignedBy); err != nil {
 			return fmt.Errorf("refused by node %s: %w (namespace %q)", a.cfg.NodeName, err, in.Metadata.Namespace)
 		}
 	}
@@ -84,7 +93,7 @@ func describePaths(paths []string) string {
 	return strings.Join(paths, ", ")
 }
 
-// nsPolicies caches namespaces' signing keys for a few seconds: twenty
+// nsPolicies caches namespaces' policies for a few seconds: twenty
 // instances of one namespace starting at once ask once.
 type nsPolicies struct {
 	mu sync.Mutex
@@ -92,38 +101,42 @@ type nsPolicies struct {
 }
 
 type nsPolicy struct {
-	keys []string
-	at   time.Time
+	policy api.NamespacePolicy
+	at     time.Time
 }
 
 const nsPolicyTTL = 5 * time.Second
 
-// namespaceKeys returns the keys the namespace requires, from the server.
-// When the server cannot say, only the owner's policy and the signature
-// itself are checked.
-func (a *Agent) namespaceKeys(ctx context.Context, ns string) []string {
+// namespacePolicy returns the namespace's policy, from the servers. A
+// namespace that does not exist has the zero policy (as the servers'
+// admission has it); when no server answers, it is an error: the caller
+// refuses rather than guess.
+func (a *Agent) namespacePolicy(ctx context.Context, ns string) (api.NamespacePolicy, error) {
 	c := &a.nsPolicies
 	c.mu.Lock()
 	if p, ok := c.m[ns]; ok && time.Since(p.at) < nsPolicyTTL {
 		c.mu.Unlock()
-		return p.keys
+		return p.policy, nil
 	}
 	c.mu.Unlock()
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
+	var pol api.NamespacePolicy
 	obj, err := a.cfg.Client.Get(ctx, api.MustKind(api.KindNamespace), "", ns)
-	if err != nil {
-		a.log.Debug("namespace policy unknown", "namespace", ns, "err", err)
-		return nil
+	switch {
+	case err == nil:
+		pol = obj.(*api.Namespace).Spec.Policy
+	case errors.Is(err, client.ErrNotFound):
+	default:
+		return pol, fmt.Errorf("refused by node %s for now: cannot read the policy of namespace %q from the servers (it says which signatures and host paths the namespace requires; retried): %w", a.cfg.NodeName, ns, err)
 	}
-	keys := obj.(*api.Namespace).Spec.Policy.RequireSignedBy
 	c.mu.Lock()
 	if c.m == nil {
 		c.m = map[string]nsPolicy{}
 	}
-	c.m[ns] = nsPolicy{keys: keys, at: time.Now()}
+	c.m[ns] = nsPolicy{policy: pol, at: time.Now()}
 	c.mu.Unlock()
-	return keys
+	return pol, nil
 }
 
 // secrets fetches, from the server, the Secrets the instance uses (only a
