@@ -32,12 +32,46 @@ type OwnerPolicy struct {
 	// mount. Neither is allowed by default.
 	AllowHostNamespaces bool
 	AllowHostPaths      []string
+	// AllowPrivileged lets instances run privileged (every capability,
+	// the host's devices, no seccomp filter); AllowCapabilities are the
+	// capabilities beyond api.DefaultCapabilities they may add, by
+	// canonical name ("CAP_NET_ADMIN"; "ALL" for any). Neither by default.
+	AllowPrivileged   bool
+	AllowCapabilities []string
 }
 
 // Accepts is the policy as the Node declares it, for the scheduler.
 func (p OwnerPolicy) Accepts() api.NodeAccepts {
 	return api.NodeAccepts{Namespaces: p.AllowNamespaces, Registries: p.AllowRegistries, SignedBy: p.RequireSignedBy,
-		HostNamespaces: p.AllowHostNamespaces, HostPaths: p.AllowHostPaths}
+		HostNamespaces: p.AllowHostNamespaces, HostPaths: p.AllowHostPaths,
+		Privileged: p.AllowPrivileged, Capabilities: p.AllowCapabilities}
+}
+
+// privilege says what of sc the owner does not allow, and which flag
+// would allow it; nil when nothing.
+func (p OwnerPolicy) privilege(node string, sc *api.SecurityContext) error {
+	if sc == nil || p.AllowPrivileged {
+		return nil // privileged allows every capability too
+	}
+	if sc.Privileged {
+		return fmt.Errorf("node %s does not run privileged containers (securityContext.privileged; its owner allows that with --allow-privileged)", node)
+	}
+	for i, c := range sc.Capabilities.Add {
+		name, _ := api.CapabilityName(c)
+		if slices.Contains(api.DefaultCapabilities, name) || slices.Contains(p.AllowCapabilities, name) || slices.Contains(p.AllowCapabilities, "ALL") {
+			continue
+		}
+		allows := "none beyond the default set"
+		if len(p.AllowCapabilities) > 0 {
+			allows = strings.Join(p.AllowCapabilities, ", ")
+		}
+		flag := "--allow-capabilities " + strings.TrimPrefix(name, "CAP_")
+		if name == "ALL" {
+			flag = "--allow-capabilities ALL or --allow-privileged"
+		}
+		return fmt.Errorf("node %s does not grant %s to containers (securityContext.capabilities.add[%d]; its owner allows %s; that takes %s)", node, name, i, allows, flag)
+	}
+	return nil
 }
 
 // admit says whether the node may run the instance: the owner's policy,
@@ -61,6 +95,9 @@ func (a *Agent) admit(ctx context.Context, in *api.Instance) error {
 	}
 	if hn := t.HostNamespaces(); len(hn) > 0 && !p.AllowHostNamespaces {
 		return fmt.Errorf("node %s does not share its namespaces (%s; its owner allows that with --allow-host-namespaces)", a.cfg.NodeName, strings.Join(hn, ", "))
+	}
+	if err := p.privilege(a.cfg.NodeName, t.SecurityContext); err != nil {
+		return err
 	}
 	for _, v := range t.Volumes {
 		if !api.HostPathAllowed(v.HostPath, p.AllowHostPaths) {

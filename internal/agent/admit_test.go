@@ -116,6 +116,57 @@ func namespaceServer(t *testing.T, policies map[string]api.NamespacePolicy) *cli
 	return client.New(srv.URL)
 }
 
+// TestAdmitPrivileges: privileged containers and capabilities beyond the
+// default set only where the owner allows them (--allow-privileged,
+// --allow-capabilities), whatever the namespace's policy said.
+func TestAdmitPrivileges(t *testing.T) {
+	inst := func(sc api.SecurityContext) *api.Instance {
+		return &api.Instance{Metadata: api.ObjectMeta{Namespace: "ops", Name: "x"},
+			Spec: api.InstanceSpec{Template: api.Template{Image: "shoal.local/hello:v1", SecurityContext: &sc}}}
+	}
+	add := func(caps ...string) api.SecurityContext {
+		return api.SecurityContext{Capabilities: api.Capabilities{Add: caps}}
+	}
+	agent := func(p OwnerPolicy) *Agent {
+		return New(Config{NodeName: "n1", Log: slog.New(slog.DiscardHandler), DataDir: t.TempDir(), Client: namespaceServer(t, nil), Owner: p})
+	}
+	closed := agent(OwnerPolicy{})
+	privileged := agent(OwnerPolicy{AllowPrivileged: true})
+	netAdmin := agent(OwnerPolicy{AllowCapabilities: []string{"CAP_NET_ADMIN", "CAP_SYS_TIME"}})
+	anyCap := agent(OwnerPolicy{AllowCapabilities: []string{"ALL"}})
+	for _, tc := range []struct {
+		name string
+		a    *Agent
+		in   *api.Instance
+		want string
+	}{
+		{"the default set, nothing allowed", closed, inst(api.SecurityContext{}), ""},
+		{"dropping, nothing allowed", closed, inst(api.SecurityContext{Capabilities: api.Capabilities{Drop: []string{"ALL"}, Add: []string{"chown"}}}), ""},
+		{"privileged, nothing allowed", closed, inst(api.SecurityContext{Privileged: true}),
+			"node n1 does not run privileged containers (securityContext.privileged; its owner allows that with --allow-privileged)"},
+		{"a capability, nothing allowed", closed, inst(add("KILL", "net_admin")),
+			"node n1 does not grant CAP_NET_ADMIN to containers (securityContext.capabilities.add[1]; its owner allows none beyond the default set; that takes --allow-capabilities NET_ADMIN)"},
+		{"privileged, privileged allowed", privileged, inst(api.SecurityContext{Privileged: true}), ""},
+		{"capabilities, privileged allowed", privileged, inst(add("NET_ADMIN", "ALL")), ""},
+		{"privileged, capabilities allowed", netAdmin, inst(api.SecurityContext{Privileged: true}), "does not run privileged containers"},
+		{"privileged, every capability allowed", anyCap, inst(api.SecurityContext{Privileged: true}), "does not run privileged containers"},
+		{"allowed capabilities", netAdmin, inst(add("CAP_NET_ADMIN", "sys_time")), ""},
+		{"another capability", netAdmin, inst(add("NET_ADMIN", "BPF")),
+			"does not grant CAP_BPF to containers (securityContext.capabilities.add[1]; its owner allows CAP_NET_ADMIN, CAP_SYS_TIME; that takes --allow-capabilities BPF)"},
+		{"add ALL, some allowed", netAdmin, inst(add("ALL")), "does not grant ALL to containers (securityContext.capabilities.add[0]; its owner allows CAP_NET_ADMIN, CAP_SYS_TIME; that takes --allow-capabilities ALL or --allow-privileged)"},
+		{"add ALL, ALL allowed", anyCap, inst(add("ALL")), ""},
+		{"any capability, ALL allowed", anyCap, inst(add("BPF", "SYS_ADMIN")), ""},
+	} {
+		err := tc.a.admit(context.Background(), tc.in)
+		switch {
+		case tc.want == "" && err != nil:
+			t.Errorf("%s: %v, want it admitted", tc.name, err)
+		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+			t.Errorf("%s: %v, want %q", tc.name, err, tc.want)
+		}
+	}
+}
+
 // TestAdmitFailsClosedWithoutTheNamespace: when no server says what the
 // namespace requires, nothing of it runs; a namespace that does not exist
 // requires nothing (as the servers' admission has it).
