@@ -75,8 +75,9 @@ func TestHardenedContainers(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(hostDir, "greeting"), []byte("from the node\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	// The node's owner allows host namespaces and this one directory.
-	c := upCluster(t, "--allow-host-namespaces", "--allow-host-paths", hostDir)
+	// The node's owner allows privileged containers, host namespaces and
+	// this one directory.
+	c := upCluster(t, "--allow-privileged", "--allow-host-namespaces", "--allow-host-paths", hostDir)
 	c.mustShoal("image", "push", helloV1)
 	c.applyYAML(hardenedApps, "--wait", "--timeout", "90s")
 

@@ -139,6 +139,8 @@ type agentOptions struct {
 	allowRegistries   []string
 	allowHostNS       bool
 	allowHostPaths    []string
+	allowPrivileged   bool
+	allowCaps         []string
 	// forget, when set, removes a stale Node of this name so the node can
 	// join again: `shoal up`, whose server and node are one machine.
 	forget func(ctx context.Context, name string) error
@@ -174,12 +176,21 @@ func (o *agentOptions) flags(fs *pflag.FlagSet, standalone bool) {
 	fs.StringSliceVar(&o.allowRegistries, "allow-registries", nil, "pull only from these registries (e.g. shoal.local,docker.io)")
 	fs.BoolVar(&o.allowHostNS, "allow-host-namespaces", false, "let instances share this machine's PID and IPC namespaces (hostPID, hostIPC)")
 	fs.StringSliceVar(&o.allowHostPaths, "allow-host-paths", nil, "let instances mount these paths of this machine, and what is below them (volumes; / for any)")
+	fs.BoolVar(&o.allowPrivileged, "allow-privileged", false, "let instances run privileged (securityContext.privileged: every capability, the host's devices, no seccomp filter)")
+	fs.StringSliceVar(&o.allowCaps, "allow-capabilities", nil, "let instances add these capabilities beyond the default set (e.g. NET_ADMIN,SYS_TIME; ALL for any)")
 }
 
 // ownerPolicy reads the node owner's flags; keys may be given inline or as
 // .pub files.
 func (o *agentOptions) ownerPolicy() (agent.OwnerPolicy, error) {
-	p := agent.OwnerPolicy{AllowNamespaces: o.allowNamespaces, AllowRegistries: o.allowRegistries, AllowHostNamespaces: o.allowHostNS}
+	p := agent.OwnerPolicy{AllowNamespaces: o.allowNamespaces, AllowRegistries: o.allowRegistries, AllowHostNamespaces: o.allowHostNS, AllowPrivileged: o.allowPrivileged}
+	for _, c := range o.allowCaps {
+		name, ok := api.CapabilityName(c)
+		if !ok {
+			return p, fmt.Errorf("--allow-capabilities %s: not a Linux capability (e.g. NET_ADMIN or CAP_NET_ADMIN; ALL for any)", c)
+		}
+		p.AllowCapabilities = append(p.AllowCapabilities, name)
+	}
 	for _, hp := range o.allowHostPaths {
 		if !strings.HasPrefix(hp, "/") || filepath.Clean(hp) != hp {
 			return p, fmt.Errorf("--allow-host-paths %s: want a clean absolute path", hp)

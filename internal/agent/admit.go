@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -11,6 +12,7 @@ import (
 	"github.com/distribution/reference"
 
 	"github.com/shoal-dev/shoal/internal/api"
+	"github.com/shoal-dev/shoal/internal/client"
 )
 
 // OwnerPolicy is what a node's owner accepts on their machine, whatever
@@ -30,12 +32,46 @@ type OwnerPolicy struct {
 	// mount. Neither is allowed by default.
 	AllowHostNamespaces bool
 	AllowHostPaths      []string
+	// AllowPrivileged lets instances run privileged (every capability,
+	// the host's devices, no seccomp filter); AllowCapabilities are the
+	// capabilities beyond api.DefaultCapabilities they may add, by
+	// canonical name ("CAP_NET_ADMIN"; "ALL" for any). Neither by default.
+	AllowPrivileged   bool
+	AllowCapabilities []string
 }
 
 // Accepts is the policy as the Node declares it, for the scheduler.
 func (p OwnerPolicy) Accepts() api.NodeAccepts {
 	return api.NodeAccepts{Namespaces: p.AllowNamespaces, Registries: p.AllowRegistries, SignedBy: p.RequireSignedBy,
-		HostNamespaces: p.AllowHostNamespaces, HostPaths: p.AllowHostPaths}
+		HostNamespaces: p.AllowHostNamespaces, HostPaths: p.AllowHostPaths,
+		Privileged: p.AllowPrivileged, Capabilities: p.AllowCapabilities}
+}
+
+// privilege says what of sc the owner does not allow, and which flag
+// would allow it; nil when nothing.
+func (p OwnerPolicy) privilege(node string, sc *api.SecurityContext) error {
+	if sc == nil || p.AllowPrivileged {
+		return nil // privileged allows every capability too
+	}
+	if sc.Privileged {
+		return fmt.Errorf("node %s does not run privileged containers (securityContext.privileged; its owner allows that with --allow-privileged)", node)
+	}
+	for i, c := range sc.Capabilities.Add {
+		name, _ := api.CapabilityName(c)
+		if slices.Contains(api.DefaultCapabilities, name) || slices.Contains(p.AllowCapabilities, name) || slices.Contains(p.AllowCapabilities, "ALL") {
+			continue
+		}
+		allows := "none beyond the default set"
+		if len(p.AllowCapabilities) > 0 {
+			allows = strings.Join(p.AllowCapabilities, ", ")
+		}
+		flag := "--allow-capabilities " + strings.TrimPrefix(name, "CAP_")
+		if name == "ALL" {
+			flag = "--allow-capabilities ALL or --allow-privileged"
+		}
+		return fmt.Errorf("node %s does not grant %s to containers (securityContext.capabilities.add[%d]; its owner allows %s; that takes %s)", node, name, i, allows, flag)
+	}
+	return nil
 }
 
 // admit says whether the node may run the instance: the owner's policy,
@@ -60,6 +96,9 @@ func (a *Agent) admit(ctx context.Context, in *api.Instance) error {
 	if hn := t.HostNamespaces(); len(hn) > 0 && !p.AllowHostNamespaces {
 		return fmt.Errorf("node %s does not share its namespaces (%s; its owner allows that with --allow-host-namespaces)", a.cfg.NodeName, strings.Join(hn, ", "))
 	}
+	if err := p.privilege(a.cfg.NodeName, t.SecurityContext); err != nil {
+		return err
+	}
 	for _, v := range t.Volumes {
 		if !api.HostPathAllowed(v.HostPath, p.AllowHostPaths) {
 			return fmt.Errorf("node %s does not mount %s into containers (its owner allows %s)", a.cfg.NodeName, v.HostPath, describePaths(p.AllowHostPaths))
@@ -68,8 +107,15 @@ func (a *Agent) admit(ctx context.Context, in *api.Instance) error {
 	if err := api.VerifySignature(t, p.RequireSignedBy); err != nil {
 		return fmt.Errorf("refused by node %s: %w", a.cfg.NodeName, err)
 	}
-	if keys := a.namespaceKeys(ctx, in.Metadata.Namespace); len(keys) > 0 {
-		if err := api.VerifySignature(t, keys); err != nil {
+	// Fail closed: without the namespace's policy the node cannot know
+	// whether the namespace requires a signature, so it runs nothing of
+	// it until a server answers (the worker retries with back-off).
+	pol, err := a.namespacePolicy(ctx, in.Metadata.Namespace)
+	if err != nil {
+		return err
+	}
+	if len(pol.RequireSignedBy) > 0 {
+		if err := api.VerifySignature(t, pol.RequireSignedBy); err != nil {
 			return fmt.Errorf("refused by node %s: %w (namespace %q)", a.cfg.NodeName, err, in.Metadata.Namespace)
 		}
 	}
@@ -84,7 +130,7 @@ func describePaths(paths []string) string {
 	return strings.Join(paths, ", ")
 }
 
-// nsPolicies caches namespaces' signing keys for a few seconds: twenty
+// nsPolicies caches namespaces' policies for a few seconds: twenty
 // instances of one namespace starting at once ask once.
 type nsPolicies struct {
 	mu sync.Mutex
@@ -92,38 +138,42 @@ type nsPolicies struct {
 }
 
 type nsPolicy struct {
-	keys []string
-	at   time.Time
+	policy api.NamespacePolicy
+	at     time.Time
 }
 
 const nsPolicyTTL = 5 * time.Second
 
-// namespaceKeys returns the keys the namespace requires, from the server.
-// When the server cannot say, only the owner's policy and the signature
-// itself are checked.
-func (a *Agent) namespaceKeys(ctx context.Context, ns string) []string {
+// namespacePolicy returns the namespace's policy, from the servers. A
+// namespace that does not exist has the zero policy (as the servers'
+// admission has it); when no server answers, it is an error: the caller
+// refuses rather than guess.
+func (a *Agent) namespacePolicy(ctx context.Context, ns string) (api.NamespacePolicy, error) {
 	c := &a.nsPolicies
 	c.mu.Lock()
 	if p, ok := c.m[ns]; ok && time.Since(p.at) < nsPolicyTTL {
 		c.mu.Unlock()
-		return p.keys
+		return p.policy, nil
 	}
 	c.mu.Unlock()
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
+	var pol api.NamespacePolicy
 	obj, err := a.cfg.Client.Get(ctx, api.MustKind(api.KindNamespace), "", ns)
-	if err != nil {
-		a.log.Debug("namespace policy unknown", "namespace", ns, "err", err)
-		return nil
+	switch {
+	case err == nil:
+		pol = obj.(*api.Namespace).Spec.Policy
+	case errors.Is(err, client.ErrNotFound):
+	default:
+		return pol, fmt.Errorf("refused by node %s for now: cannot read the policy of namespace %q from the servers (it says which signatures and host paths the namespace requires; retried): %w", a.cfg.NodeName, ns, err)
 	}
-	keys := obj.(*api.Namespace).Spec.Policy.RequireSignedBy
 	c.mu.Lock()
 	if c.m == nil {
 		c.m = map[string]nsPolicy{}
 	}
-	c.m[ns] = nsPolicy{keys: keys, at: time.Now()}
+	c.m[ns] = nsPolicy{policy: pol, at: time.Now()}
 	c.mu.Unlock()
-	return keys
+	return pol, nil
 }
 
 // secrets fetches, from the server, the Secrets the instance uses (only a

@@ -5,8 +5,11 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/base64"
+	"encoding/json"
 	"io"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 
@@ -29,9 +32,9 @@ func TestAdmitEnforcesTheOwnersRules(t *testing.T) {
 	signed := sign(api.Template{Image: "shoal.local/hello:v1"})
 	tampered := signed
 	tampered.Image = "docker.io/evil/miner"
-	// The server is unreachable: namespace policies are unknown, and the
-	// owner's rules and the signature itself still decide.
-	a := New(Config{NodeName: "n1", Log: slog.New(slog.NewTextHandler(io.Discard, nil)), DataDir: t.TempDir(), Client: client.New("http://127.0.0.1:1"),
+	// No namespace has a policy: the owner's rules and the signature
+	// itself decide.
+	a := New(Config{NodeName: "n1", Log: slog.New(slog.NewTextHandler(io.Discard, nil)), DataDir: t.TempDir(), Client: namespaceServer(t, nil),
 		Owner: OwnerPolicy{RequireSignedBy: []string{key}, AllowNamespaces: []string{"web"}, AllowRegistries: []string{"shoal.local"}}})
 	for _, tc := range []struct {
 		name string
@@ -65,7 +68,7 @@ func TestAdmitHostAccess(t *testing.T) {
 		return api.Template{Volumes: []api.Volume{{Name: "v", HostPath: p, MountPath: "/host"}}}
 	}
 	agent := func(p OwnerPolicy) *Agent {
-		return New(Config{NodeName: "n1", Log: slog.New(slog.NewTextHandler(io.Discard, nil)), DataDir: t.TempDir(), Client: client.New("http://127.0.0.1:1"), Owner: p})
+		return New(Config{NodeName: "n1", Log: slog.New(slog.NewTextHandler(io.Discard, nil)), DataDir: t.TempDir(), Client: namespaceServer(t, nil), Owner: p})
 	}
 	closed, open := agent(OwnerPolicy{}), agent(OwnerPolicy{AllowHostNamespaces: true, AllowHostPaths: []string{"/var/log"}})
 	for _, tc := range []struct {
@@ -82,6 +85,121 @@ func TestAdmitHostAccess(t *testing.T) {
 		{"another path", open, inst(vol("/etc")), "does not mount /etc into containers (its owner allows /var/log)"},
 	} {
 		err := tc.a.admit(context.Background(), tc.in)
+		switch {
+		case tc.want == "" && err != nil:
+			t.Errorf("%s: %v, want it admitted", tc.name, err)
+		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+			t.Errorf("%s: %v, want %q", tc.name, err, tc.want)
+		}
+	}
+}
+
+// namespaceServer answers GET /api/v1/namespaces/NAME with the policy of
+// that name in policies, or 404.
+func namespaceServer(t *testing.T, policies map[string]api.NamespacePolicy) *client.Client {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		name, ok := strings.CutPrefix(r.URL.Path, "/api/v1/namespaces/")
+		pol, found := policies[name]
+		switch {
+		case r.Method != http.MethodGet || !ok:
+			http.Error(w, `{"code":501,"message":"unexpected `+r.Method+" "+r.URL.Path+`"}`, http.StatusNotImplemented)
+		case !found:
+			http.Error(w, `{"code":404,"message":"namespace not found"}`, http.StatusNotFound)
+		default:
+			w.Header().Set("Content-Type", "application/json")
+			json.NewEncoder(w).Encode(&api.Namespace{TypeMeta: api.TypeMeta{APIVersion: api.Version, Kind: api.KindNamespace},
+				Metadata: api.ObjectMeta{Name: name}, Spec: api.NamespaceSpec{Policy: pol}})
+		}
+	}))
+	t.Cleanup(srv.Close)
+	return client.New(srv.URL)
+}
+
+// TestAdmitPrivileges: privileged containers and capabilities beyond the
+// default set only where the owner allows them (--allow-privileged,
+// --allow-capabilities), whatever the namespace's policy said.
+func TestAdmitPrivileges(t *testing.T) {
+	inst := func(sc api.SecurityContext) *api.Instance {
+		return &api.Instance{Metadata: api.ObjectMeta{Namespace: "ops", Name: "x"},
+			Spec: api.InstanceSpec{Template: api.Template{Image: "shoal.local/hello:v1", SecurityContext: &sc}}}
+	}
+	add := func(caps ...string) api.SecurityContext {
+		return api.SecurityContext{Capabilities: api.Capabilities{Add: caps}}
+	}
+	agent := func(p OwnerPolicy) *Agent {
+		return New(Config{NodeName: "n1", Log: slog.New(slog.DiscardHandler), DataDir: t.TempDir(), Client: namespaceServer(t, nil), Owner: p})
+	}
+	closed := agent(OwnerPolicy{})
+	privileged := agent(OwnerPolicy{AllowPrivileged: true})
+	netAdmin := agent(OwnerPolicy{AllowCapabilities: []string{"CAP_NET_ADMIN", "CAP_SYS_TIME"}})
+	anyCap := agent(OwnerPolicy{AllowCapabilities: []string{"ALL"}})
+	for _, tc := range []struct {
+		name string
+		a    *Agent
+		in   *api.Instance
+		want string
+	}{
+		{"the default set, nothing allowed", closed, inst(api.SecurityContext{}), ""},
+		{"dropping, nothing allowed", closed, inst(api.SecurityContext{Capabilities: api.Capabilities{Drop: []string{"ALL"}, Add: []string{"chown"}}}), ""},
+		{"privileged, nothing allowed", closed, inst(api.SecurityContext{Privileged: true}),
+			"node n1 does not run privileged containers (securityContext.privileged; its owner allows that with --allow-privileged)"},
+		{"a capability, nothing allowed", closed, inst(add("KILL", "net_admin")),
+			"node n1 does not grant CAP_NET_ADMIN to containers (securityContext.capabilities.add[1]; its owner allows none beyond the default set; that takes --allow-capabilities NET_ADMIN)"},
+		{"privileged, privileged allowed", privileged, inst(api.SecurityContext{Privileged: true}), ""},
+		{"capabilities, privileged allowed", privileged, inst(add("NET_ADMIN", "ALL")), ""},
+		{"privileged, capabilities allowed", netAdmin, inst(api.SecurityContext{Privileged: true}), "does not run privileged containers"},
+		{"privileged, every capability allowed", anyCap, inst(api.SecurityContext{Privileged: true}), "does not run privileged containers"},
+		{"allowed capabilities", netAdmin, inst(add("CAP_NET_ADMIN", "sys_time")), ""},
+		{"another capability", netAdmin, inst(add("NET_ADMIN", "BPF")),
+			"does not grant CAP_BPF to containers (securityContext.capabilities.add[1]; its owner allows CAP_NET_ADMIN, CAP_SYS_TIME; that takes --allow-capabilities BPF)"},
+		{"add ALL, some allowed", netAdmin, inst(add("ALL")), "does not grant ALL to containers (securityContext.capabilities.add[0]; its owner allows CAP_NET_ADMIN, CAP_SYS_TIME; that takes --allow-capabilities ALL or --allow-privileged)"},
+		{"add ALL, ALL allowed", anyCap, inst(add("ALL")), ""},
+		{"any capability, ALL allowed", anyCap, inst(add("BPF", "SYS_ADMIN")), ""},
+	} {
+		err := tc.a.admit(context.Background(), tc.in)
+		switch {
+		case tc.want == "" && err != nil:
+			t.Errorf("%s: %v, want it admitted", tc.name, err)
+		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+			t.Errorf("%s: %v, want %q", tc.name, err, tc.want)
+		}
+	}
+}
+
+// TestAdmitFailsClosedWithoutTheNamespace: when no server says what the
+// namespace requires, nothing of it runs; a namespace that does not exist
+// requires nothing (as the servers' admission has it).
+func TestAdmitFailsClosedWithoutTheNamespace(t *testing.T) {
+	pub, priv, _ := ed25519.GenerateKey(rand.Reader)
+	key := "ed25519:" + base64.StdEncoding.EncodeToString(pub)
+	unsigned := api.Template{Image: "shoal.local/hello:v1"}
+	signed := unsigned
+	signed.Signature = &api.Signature{Key: key, Value: base64.StdEncoding.EncodeToString(ed25519.Sign(priv, api.SignedBytes(&signed)))}
+	broken := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, `{"code":500,"message":"etcd is away"}`, http.StatusInternalServerError)
+	}))
+	t.Cleanup(broken.Close)
+	policies := namespaceServer(t, map[string]api.NamespacePolicy{"signed": {RequireSignedBy: []string{key}}, "open": {}})
+	for _, tc := range []struct {
+		name string
+		c    *client.Client
+		ns   string
+		tmpl api.Template
+		want string
+	}{
+		{"no server answers", client.New("http://127.0.0.1:1"), "web", unsigned,
+			`refused by node n1 for now: cannot read the policy of namespace "web" from the servers`},
+		{"no server answers, signed", client.New("http://127.0.0.1:1"), "web", signed, `cannot read the policy of namespace "web"`},
+		{"the server fails", client.New(broken.URL), "web", unsigned, `cannot read the policy of namespace "web" from the servers (it says which signatures and host paths the namespace requires; retried): etcd is away`},
+		{"no such namespace", policies, "web", unsigned, ""},
+		{"a namespace without keys", policies, "open", unsigned, ""},
+		{"a namespace with keys, unsigned", policies, "signed", unsigned, `not signed`},
+		{"a namespace with keys, signed", policies, "signed", signed, ""},
+	} {
+		a := New(Config{NodeName: "n1", Log: slog.New(slog.DiscardHandler), DataDir: t.TempDir(), Client: tc.c})
+		in := &api.Instance{Metadata: api.ObjectMeta{Namespace: tc.ns, Name: "x"}, Spec: api.InstanceSpec{Template: tc.tmpl}}
+		err := a.admit(context.Background(), in)
 		switch {
 		case tc.want == "" && err != nil:
 			t.Errorf("%s: %v, want it admitted", tc.name, err)

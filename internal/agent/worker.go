@@ -449,6 +449,10 @@ func (w *worker) spec(ctx context.Context, in *api.Instance) (runtime.Spec, erro
 	if err != nil {
 		return runtime.Spec{}, err
 	}
+	mounts, err := w.a.mounts(ctx, in)
+	if err != nil {
+		return runtime.Spec{}, err
+	}
 	env := []string{"SHOAL_INSTANCE=" + in.Metadata.Name, "SHOAL_NAMESPACE=" + in.Metadata.Namespace}
 	if in.Spec.Job != "" {
 		env = append(env, "SHOAL_JOB="+in.Spec.Job)
@@ -500,19 +504,10 @@ func (w *worker) spec(ctx context.Context, in *api.Instance) (runtime.Spec, erro
 		Security:    security(t.SecurityContext),
 		HostPID:     t.HostPID,
 		HostIPC:     t.HostIPC,
-		Mounts:      mounts(t.Volumes),
+		Mounts:      mounts,
 		Secrets:     secrets,
 		LogPath:     logDir + "/current.log",
 	}, nil
-}
-
-// mounts turns a template's volumes into the runtime's terms.
-func mounts(vols []api.Volume) []runtime.Mount {
-	var out []runtime.Mount
-	for _, v := range vols {
-		out = append(out, runtime.Mount{Source: v.HostPath, Destination: v.MountPath, ReadOnly: v.ReadOnly})
-	}
-	return out
 }
 
 // security turns a template's securityContext into the runtime's terms.

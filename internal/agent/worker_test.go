@@ -27,6 +27,8 @@ type fakeAPI struct {
 	deletes  []string
 	// failStatus makes that many status writes fail with 503 first.
 	failStatus int
+	// failNamespaces makes that many namespace reads fail with 500 first.
+	failNamespaces int
 }
 
 type sentStatus struct {
@@ -56,6 +58,14 @@ func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case r.Method == http.MethodDelete:
 		f.deletes = append(f.deletes, r.URL.Path)
 		w.Write([]byte("{}"))
+	case r.Method == http.MethodGet && strings.HasPrefix(r.URL.Path, "/api/v1/namespaces/"):
+		if f.failNamespaces > 0 {
+			f.failNamespaces--
+			http.Error(w, `{"code":500,"message":"etcd is away"}`, http.StatusInternalServerError)
+			return
+		}
+		// Admission asks for the namespace's policy: there is none.
+		http.Error(w, `{"code":404,"message":"namespace not found"}`, http.StatusNotFound)
 	default:
 		http.Error(w, "unexpected "+r.Method+" "+r.URL.Path, http.StatusNotImplemented)
 	}
@@ -140,6 +150,22 @@ func testInstance(h api.Health, ports ...api.Port) *api.Instance {
 			Image: "shoal.local/web:v1", Ports: ports, Health: h,
 		}},
 	}
+}
+
+// TestWorkerRefusesWhileTheNamespaceIsUnknown: an instance whose
+// namespace's policy cannot be read is not started but Failed with the
+// reason, and started once a server answers.
+func TestWorkerRefusesWhileTheNamespaceIsUnknown(t *testing.T) {
+	h := newWorkerHarness(t, testInstance(api.Health{}), -1)
+	h.api.failNamespaces = 1
+	st := h.stepUntil("refused", func(s api.InstanceStatus) bool { return s.Phase != "" })
+	if st.Phase != api.PhaseFailed || !strings.Contains(st.Message, `cannot read the policy of namespace "default" from the servers`) {
+		t.Fatalf("with the namespace unreadable: %+v, want Failed with the reason", st)
+	}
+	if calls := h.drv.Calls(); len(calls) > 0 {
+		t.Fatalf("with the namespace unreadable the driver was called: %v", calls)
+	}
+	h.stepUntil("running after the retry", func(s api.InstanceStatus) bool { return s.Phase == api.PhaseRunning })
 }
 
 func TestWorkerReadyWithoutReadinessProbe(t *testing.T) {

@@ -367,6 +367,22 @@ func (sc *SecurityContext) NeedsPrivilege() string {
 	return ""
 }
 
+// AddedCapabilities are the capabilities sc adds beyond
+// DefaultCapabilities, by canonical name ("CAP_NET_ADMIN", or "ALL"), in
+// the order of capabilities.add; privileged is apart from them.
+func (sc *SecurityContext) AddedCapabilities() []string {
+	if sc == nil {
+		return nil
+	}
+	var out []string
+	for _, a := range sc.Capabilities.Add {
+		if name, ok := CapabilityName(a); ok && !slices.Contains(DefaultCapabilities, name) && !slices.Contains(out, name) {
+			out = append(out, name)
+		}
+	}
+	return out
+}
+
 // EnvVar is one environment variable: a value, or one key of a Secret.
 type EnvVar struct {
 	Name         string        `json:"name"`

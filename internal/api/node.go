@@ -40,6 +40,11 @@ type NodeAccepts struct {
 	// above, empty allows none.
 	HostNamespaces bool     `json:"hostNamespaces,omitempty"`
 	HostPaths      []string `json:"hostPaths,omitempty"`
+	// Privileged allows privileged containers (and so every capability);
+	// Capabilities are the ones beyond DefaultCapabilities the owner
+	// grants ("CAP_NET_ADMIN", "ALL"). Empty allows none, as above.
+	Privileged   bool     `json:"privileged,omitempty"`
+	Capabilities []string `json:"capabilities,omitempty"`
 }
 
 // NodeResources is an amount of CPU and memory.

@@ -54,6 +54,8 @@ func (b *Binder) Reconcile(ctx context.Context, _ string) error {
 			AcceptsSigners:        a.SignedBy,
 			AcceptsHostNamespaces: a.HostNamespaces,
 			AcceptsHostPaths:      a.HostPaths,
+			AcceptsPrivileged:     a.Privileged,
+			AcceptsCapabilities:   a.Capabilities,
 		})
 		registryRules = registryRules || len(a.Registries) > 0
 	}
@@ -197,6 +199,9 @@ func RequestOf(in *api.Instance) scheduler.Request {
 	}
 	// Specs were validated on the way in; a parse error here means zero.
 	r.HostNamespaces = t.HostPID || t.HostIPC
+	if sc := t.SecurityContext; sc != nil {
+		r.Privileged, r.Capabilities = sc.Privileged, sc.AddedCapabilities()
+	}
 	for _, v := range t.Volumes {
 		r.HostPaths = append(r.HostPaths, v.HostPath)
 	}

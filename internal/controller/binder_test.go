@@ -3,6 +3,7 @@ package controller
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -138,6 +139,30 @@ func TestHostPathRulesAgree(t *testing.T) {
 			if got, want := scheduler.PathAllowed(p, a), api.HostPathAllowed(p, a); got != want {
 				t.Errorf("%s under %v: scheduler %v, api %v", p, a, got, want)
 			}
+		}
+	}
+}
+
+// RequestOf tells placement what privileges an instance asks of its node:
+// privileged, and only the capabilities beyond the default set.
+func TestRequestOfPrivileges(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		sc         *api.SecurityContext
+		privileged bool
+		caps       []string
+	}{
+		{"none", nil, false, nil},
+		{"dropping only", &api.SecurityContext{Capabilities: api.Capabilities{Drop: []string{"ALL"}}}, false, nil},
+		{"a default capability back", &api.SecurityContext{Capabilities: api.Capabilities{Drop: []string{"ALL"}, Add: []string{"chown"}}}, false, nil},
+		{"beyond the defaults", &api.SecurityContext{Capabilities: api.Capabilities{Add: []string{"net_admin", "CAP_SYS_TIME", "NET_ADMIN", "KILL"}}}, false, []string{"CAP_NET_ADMIN", "CAP_SYS_TIME"}},
+		{"all", &api.SecurityContext{Capabilities: api.Capabilities{Add: []string{"ALL"}}}, false, []string{"ALL"}},
+		{"privileged", &api.SecurityContext{Privileged: true}, true, nil},
+	} {
+		in := &api.Instance{Metadata: api.ObjectMeta{Namespace: "ops", Name: "x"}, Spec: api.InstanceSpec{App: "x", Template: api.Template{SecurityContext: tc.sc}}}
+		r := RequestOf(in)
+		if r.Privileged != tc.privileged || !slices.Equal(r.Capabilities, tc.caps) {
+			t.Errorf("%s: privileged %v, capabilities %v; want %v, %v", tc.name, r.Privileged, r.Capabilities, tc.privileged, tc.caps)
 		}
 	}
 }

@@ -75,15 +75,15 @@ func (selectorFilter) Check(n *node, p *pending) (bool, string) {
 
 // ownerFilter keeps instances off nodes whose owner would refuse them:
 // another namespace, image registry or signing key than the owner allows,
-// or host access the owner does not allow. The agent enforces the same
-// rules; this only keeps the scheduler from choosing a node that will say
-// no.
+// or host access or privileges the owner does not grant. The agent
+// enforces the same rules; this only keeps the scheduler from choosing a
+// node that will say no.
 type ownerFilter struct{}
 
 func (ownerFilter) Check(n *node, p *pending) (bool, string) {
 	a := n.accepts
 	if a == nil {
-		if p.hostNamespaces || len(p.hostPaths) > 0 {
+		if p.hostNamespaces || len(p.hostPaths) > 0 || p.privileged || len(p.capabilities) > 0 {
 			return false, ReasonOwnerRules
 		}
 		return true, ""
@@ -91,12 +91,20 @@ func (ownerFilter) Check(n *node, p *pending) (bool, string) {
 	if len(a.namespaces) > 0 && !slices.Contains(a.namespaces, p.namespace) ||
 		len(a.registries) > 0 && !slices.Contains(a.registries, p.registry) ||
 		len(a.signers) > 0 && !slices.Contains(a.signers, p.signer) ||
-		p.hostNamespaces && !a.hostNamespaces {
+		p.hostNamespaces && !a.hostNamespaces ||
+		p.privileged && !a.privileged {
 		return false, ReasonOwnerRules
 	}
 	for _, hp := range p.hostPaths {
 		if !PathAllowed(hp, a.hostPaths) {
 			return false, ReasonOwnerRules
+		}
+	}
+	if !a.privileged && !slices.Contains(a.capabilities, "ALL") {
+		for _, c := range p.capabilities {
+			if !slices.Contains(a.capabilities, c) {
+				return false, ReasonOwnerRules
+			}
 		}
 	}
 	return true, ""

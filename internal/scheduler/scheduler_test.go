@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -51,6 +52,45 @@ func repeat(r Request, n int) []Request {
 		out[i].Key = fmt.Sprintf("%s-%d", r.App, i)
 	}
 	return out
+}
+
+// TestOwnerPrivileges: a privileged instance, or one adding capabilities
+// beyond the default set, goes only to a node whose owner grants that.
+func TestOwnerPrivileges(t *testing.T) {
+	grants := func(privileged bool, caps ...string) NodeInfo {
+		n := ready("n", 8, 8)
+		n.AcceptsPrivileged, n.AcceptsCapabilities = privileged, caps
+		return n
+	}
+	netAdmin := Request{App: "ops/x", Capabilities: []string{"CAP_NET_ADMIN"}}
+	for _, tc := range []struct {
+		name string
+		node NodeInfo
+		req  Request
+		want bool
+	}{
+		{"nothing asked, nothing granted", ready("n", 8, 8), Request{App: "ops/x"}, true},
+		{"privileged, nothing granted", ready("n", 8, 8), Request{App: "ops/x", Privileged: true}, false},
+		{"a capability, nothing granted", ready("n", 8, 8), netAdmin, false},
+		{"privileged, granted", grants(true), Request{App: "ops/x", Privileged: true}, true},
+		{"privileged, only capabilities granted", grants(false, "ALL"), Request{App: "ops/x", Privileged: true}, false},
+		{"a capability, privileged granted", grants(true), netAdmin, true},
+		{"a capability, that one granted", grants(false, "CAP_SYS_TIME", "CAP_NET_ADMIN"), netAdmin, true},
+		{"a capability, another granted", grants(false, "CAP_SYS_TIME"), netAdmin, false},
+		{"two capabilities, one granted", grants(false, "CAP_NET_ADMIN"), Request{App: "ops/x", Capabilities: []string{"CAP_NET_ADMIN", "CAP_BPF"}}, false},
+		{"a capability, ALL granted", grants(false, "ALL"), netAdmin, true},
+		{"ALL, some granted", grants(false, "CAP_NET_ADMIN"), Request{App: "ops/x", Capabilities: []string{"ALL"}}, false},
+		{"ALL, ALL granted", grants(false, "ALL"), Request{App: "ops/x", Capabilities: []string{"ALL"}}, true},
+		{"privileged granted, other rules still apply", func() NodeInfo { n := grants(true); n.AcceptsNamespaces = []string{"web"}; return n }(), Request{App: "ops/x", Namespace: "ops", Privileged: true}, false},
+	} {
+		_, err := NewSnapshot([]NodeInfo{tc.node}, nil).Place(tc.req)
+		switch {
+		case tc.want && err != nil:
+			t.Errorf("%s: %v, want it placed", tc.name, err)
+		case !tc.want && (err == nil || !strings.Contains(err.Error(), "1 refused by the node's owner")):
+			t.Errorf("%s: %v, want it refused by the node's owner", tc.name, err)
+		}
+	}
 }
 
 func TestPlace(t *testing.T) {

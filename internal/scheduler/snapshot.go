@@ -31,6 +31,11 @@ type Request struct {
 	// access, which a node allows only when its owner says so.
 	HostNamespaces bool
 	HostPaths      []string
+	// Privileged and Capabilities (those added beyond the hardened
+	// default set: "CAP_NET_ADMIN", "ALL") are privileges, which a node
+	// grants only when its owner says so.
+	Privileged   bool
+	Capabilities []string
 	// MaxPerNode, when above zero, is the most instances of App one node
 	// runs.
 	MaxPerNode int32
@@ -63,6 +68,11 @@ type NodeInfo struct {
 	// owner allows; unlike the lists above, empty allows none.
 	AcceptsHostNamespaces bool
 	AcceptsHostPaths      []string
+	// AcceptsPrivileged and AcceptsCapabilities are the privileges the
+	// owner grants (privileged implies every capability); empty grants
+	// none.
+	AcceptsPrivileged   bool
+	AcceptsCapabilities []string
 }
 
 // Placed is an instance already bound to a node; it counts against the
@@ -104,7 +114,7 @@ type node struct {
 	ports                       map[hostPortKey]int32 // instances binding each host port; nil until one does
 	name                        string
 	labels                      map[string]string
-	accepts                     *accepts // nil: the owner allows anything but host access
+	accepts                     *accepts // nil: the owner allows anything but host access and privileges
 }
 
 // accepts are a node's owner rules.
@@ -112,6 +122,8 @@ type accepts struct {
 	namespaces, registries, signers []string
 	hostNamespaces                  bool
 	hostPaths                       []string
+	privileged                      bool
+	capabilities                    []string
 }
 
 // nodeScore is what the placement loop reads of every node, kept apart from
@@ -150,6 +162,8 @@ type pending struct {
 	namespace, registry, signer string
 	hostNamespaces              bool
 	hostPaths                   []string
+	privileged                  bool
+	capabilities                []string
 	maxPerNode                  int32
 	perNode                     []int32 // the app's instances per node; nil when it has none
 }
@@ -181,8 +195,10 @@ func NewSnapshot(nodes []NodeInfo, placed []Placed) *Snapshot {
 			name:           ni.Name,
 			labels:         ni.Labels,
 		}
-		if len(ni.AcceptsNamespaces)+len(ni.AcceptsRegistries)+len(ni.AcceptsSigners)+len(ni.AcceptsHostPaths) > 0 || ni.AcceptsHostNamespaces {
-			s.nodes[i].accepts = &accepts{ni.AcceptsNamespaces, ni.AcceptsRegistries, ni.AcceptsSigners, ni.AcceptsHostNamespaces, ni.AcceptsHostPaths}
+		if len(ni.AcceptsNamespaces)+len(ni.AcceptsRegistries)+len(ni.AcceptsSigners)+len(ni.AcceptsHostPaths)+len(ni.AcceptsCapabilities) > 0 ||
+			ni.AcceptsHostNamespaces || ni.AcceptsPrivileged {
+			s.nodes[i].accepts = &accepts{ni.AcceptsNamespaces, ni.AcceptsRegistries, ni.AcceptsSigners, ni.AcceptsHostNamespaces, ni.AcceptsHostPaths,
+				ni.AcceptsPrivileged, ni.AcceptsCapabilities}
 		}
 		s.scores[i] = nodeScore{invCPU: inverse(ni.MilliCPU), invMem: inverse(ni.MemoryBytes)}
 		s.byName[ni.Name] = int32(i)
@@ -341,6 +357,7 @@ func (s *Snapshot) prepare(r *Request) *pending {
 	p.selector = nil
 	p.namespace, p.registry, p.signer = r.Namespace, r.Registry, r.Signer
 	p.hostNamespaces, p.hostPaths = r.HostNamespaces, r.HostPaths
+	p.privileged, p.capabilities = r.Privileged, r.Capabilities
 	p.maxPerNode, p.perNode = r.MaxPerNode, nil
 	if a := s.apps[r.App]; a != nil {
 		p.perNode = a.perNode

@@ -218,17 +218,25 @@ func (d *Driver) specOpts(ctx context.Context, img containerd.Image, spec runtim
 	return opts, nil
 }
 
-// hostMounts are the OCI bind mounts of paths of the node; each must
-// exist (as runc would otherwise create it as root on the host).
+// hostMounts are the OCI bind mounts of paths of the node. Each must
+// exist (runc would otherwise create it as root on the host) and be a
+// resolved path, as the agent checked it: one that leads elsewhere
+// through a symbolic link now was changed since. A read-only mount is
+// read-only with everything mounted below it ("rro": runc >= 1.1 on
+// Linux >= 5.12; plain "ro" leaves submounts writable).
 func hostMounts(ms []runtime.Mount) ([]specs.Mount, error) {
 	out := make([]specs.Mount, 0, len(ms))
 	for _, m := range ms {
-		if _, err := os.Stat(m.Source); err != nil {
+		real, err := filepath.EvalSymlinks(m.Source)
+		if err != nil {
 			return nil, fmt.Errorf("volume %s: the path does not exist on this node: %w", m.Source, err)
+		}
+		if real != m.Source {
+			return nil, fmt.Errorf("volume %s: the path leads to %s through a symbolic link (changed since the agent checked it?); only resolved paths are mounted", m.Source, real)
 		}
 		opts := []string{"rbind", "rprivate"}
 		if m.ReadOnly {
-			opts = append(opts, "ro")
+			opts = append(opts, "ro", "rro")
 		}
 		out = append(out, specs.Mount{Destination: m.Destination, Type: "bind", Source: m.Source, Options: opts})
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -258,4 +259,40 @@ func closeOnExec(t *testing.T, s io.Closer) bool {
 		t.Fatal(ferr)
 	}
 	return flags&unix.FD_CLOEXEC != 0
+}
+
+// TestHostMounts: a read-only volume is read-only recursively (what is
+// mounted below it too), and only resolved paths are mounted.
+func TestHostMounts(t *testing.T) {
+	dir, err := filepath.EvalSymlinks(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(filepath.Join(dir, "data"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("/", filepath.Join(dir, "link")); err != nil {
+		t.Fatal(err)
+	}
+	got, err := hostMounts([]runtime.Mount{
+		{Source: filepath.Join(dir, "data"), Destination: "/ro", ReadOnly: true},
+		{Source: filepath.Join(dir, "data"), Destination: "/rw"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range [][]string{{"rbind", "rprivate", "ro", "rro"}, {"rbind", "rprivate"}} {
+		if m := got[i]; m.Type != "bind" || m.Source != filepath.Join(dir, "data") || !slices.Equal(m.Options, want) {
+			t.Errorf("mount %d: %+v, want a bind of %s/data with %v", i, m, dir, want)
+		}
+	}
+	for _, tc := range []struct{ source, want string }{
+		{filepath.Join(dir, "link"), "volume " + dir + "/link: the path leads to / through a symbolic link"},
+		{filepath.Join(dir, "link", "etc"), "the path leads to /etc through a symbolic link"},
+		{filepath.Join(dir, "nope"), "volume " + dir + "/nope: the path does not exist on this node"},
+	} {
+		if _, err := hostMounts([]runtime.Mount{{Source: tc.source, Destination: "/x", ReadOnly: true}}); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want %q", tc.source, err, tc.want)
+		}
+	}
 }
