@@ -43,6 +43,10 @@ type NodeAccepts struct {
 	// above, empty allows none.
 	HostNamespaces bool     `json:"hostNamespaces,omitempty"`
 	HostPaths      []string `json:"hostPaths,omitempty"`
+	// PortRange ("30000-32767") is the node ports the owner lets
+	// published ports and hostPorts use (--port-range); empty: the
+	// cluster's range.
+	PortRange string `json:"portRange,omitempty"`
 }
 
 // NodeResources is an amount of CPU and memory.
