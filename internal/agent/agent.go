@@ -502,7 +502,7 @@ func (a *Agent) heartbeat(ctx context.Context) error {
 
 func acceptsEqual(a, b api.NodeAccepts) bool {
 	return slices.Equal(a.Namespaces, b.Namespaces) && slices.Equal(a.Registries, b.Registries) && slices.Equal(a.SignedBy, b.SignedBy) &&
-		a.HostNamespaces == b.HostNamespaces && slices.Equal(a.HostPaths, b.HostPaths)
+		a.HostNamespaces == b.HostNamespaces && slices.Equal(a.HostPaths, b.HostPaths) && a.PortRange == b.PortRange
 }
 
 func labelsEqual(a, b map[string]string) bool {

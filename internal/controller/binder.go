@@ -42,6 +42,9 @@ func (b *Binder) Reconcile(ctx context.Context, _ string) error {
 	for _, o := range nodeObjs {
 		n := o.(*api.Node)
 		a := n.Spec.Accepts
+		// A range the node does not declare (an older agent) allows any:
+		// the servers admitted only the cluster's.
+		ports, _ := api.ParsePortRange(a.PortRange)
 		nodes = append(nodes, scheduler.NodeInfo{
 			Name:                  n.Metadata.Name,
 			Labels:                n.Metadata.Labels,
@@ -54,6 +57,8 @@ func (b *Binder) Reconcile(ctx context.Context, _ string) error {
 			AcceptsSigners:        a.SignedBy,
 			AcceptsHostNamespaces: a.HostNamespaces,
 			AcceptsHostPaths:      a.HostPaths,
+			AcceptsPortMin:        ports.Min,
+			AcceptsPortMax:        ports.Max,
 		})
 		registryRules = registryRules || len(a.Registries) > 0
 	}

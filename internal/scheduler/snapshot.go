@@ -63,6 +63,9 @@ type NodeInfo struct {
 	// owner allows; unlike the lists above, empty allows none.
 	AcceptsHostNamespaces bool
 	AcceptsHostPaths      []string
+	// AcceptsPortMin and AcceptsPortMax are the host ports the owner lets
+	// instances bind, both included; both zero allow any.
+	AcceptsPortMin, AcceptsPortMax int32
 }
 
 // Placed is an instance already bound to a node; it counts against the
@@ -105,6 +108,7 @@ type node struct {
 	name                        string
 	labels                      map[string]string
 	accepts                     *accepts // nil: the owner allows anything but host access
+	portMin, portMax            int32    // host ports the owner allows; both zero: any
 }
 
 // accepts are a node's owner rules.
@@ -180,6 +184,8 @@ func NewSnapshot(nodes []NodeInfo, placed []Placed) *Snapshot {
 			idx:            int32(i),
 			name:           ni.Name,
 			labels:         ni.Labels,
+			portMin:        ni.AcceptsPortMin,
+			portMax:        ni.AcceptsPortMax,
 		}
 		if len(ni.AcceptsNamespaces)+len(ni.AcceptsRegistries)+len(ni.AcceptsSigners)+len(ni.AcceptsHostPaths) > 0 || ni.AcceptsHostNamespaces {
 			s.nodes[i].accepts = &accepts{ni.AcceptsNamespaces, ni.AcceptsRegistries, ni.AcceptsSigners, ni.AcceptsHostNamespaces, ni.AcceptsHostPaths}
