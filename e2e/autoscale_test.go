@@ -29,7 +29,7 @@ func figure(t *testing.T, format string, args ...any) {
 func TestAutoscaleFollowsTheLoad(t *testing.T) {
 	c := upCluster(t)
 	c.mustShoal("image", "push", helloV1)
-	pub := freePort(t)
+	pub := freeNodePort(t)
 	c.applyYAML(fmt.Sprintf(`apiVersion: shoal/v1
 kind: App
 metadata: {name: busy}
@@ -88,7 +88,7 @@ spec:
 	}
 
 	// From zero: the first request is held while an instance starts.
-	pub0 := freePort(t)
+	pub0 := freeNodePort(t)
 	c.applyYAML(fmt.Sprintf(`apiVersion: shoal/v1
 kind: App
 metadata: {name: lazy}

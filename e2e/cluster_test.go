@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -550,7 +551,32 @@ func httpGet(url string) (string, error) {
 	return string(b), nil
 }
 
-// freePort finds a free TCP port on the host for hostPort tests.
+// listenNodePort binds a free TCP port of the host inside the cluster's
+// default publish range (30000-32767), where published ports and hostPorts
+// must be: the kernel's free ports (32768 and up) are outside it.
+func listenNodePort(t *testing.T) net.Listener {
+	t.Helper()
+	r := api.DefaultPortRange
+	start := r.Min + int32(rand.IntN(int(r.Max-r.Min+1)))
+	for i := range r.Max - r.Min + 1 {
+		port := r.Min + (start-r.Min+i)%(r.Max-r.Min+1)
+		if l, err := net.Listen("tcp", net.JoinHostPort("0.0.0.0", strconv.Itoa(int(port)))); err == nil {
+			return l
+		}
+	}
+	t.Fatalf("no free port in %s", r)
+	return nil
+}
+
+// freeNodePort finds a free TCP port for a published port or hostPort.
+func freeNodePort(t *testing.T) int {
+	t.Helper()
+	l := listenNodePort(t)
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// freePort finds a free TCP port on the host for a listen address.
 func freePort(t *testing.T) int {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

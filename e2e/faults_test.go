@@ -149,10 +149,7 @@ spec:
 `, "--wait", "--timeout", "90s")
 	good := c.running("good", 1)[0]
 
-	taken, err := net.Listen("tcp", "0.0.0.0:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	taken := listenNodePort(t)
 	defer taken.Close()
 	port := taken.Addr().(*net.TCPAddr).Port
 

@@ -40,7 +40,7 @@ func TestHelloWalkthrough(t *testing.T) {
 	if !strings.Contains(out, "hello:v1") {
 		t.Fatalf("image push printed %q", out)
 	}
-	hostPort := freePort(t)
+	hostPort := freeNodePort(t)
 	out = c.applyYAML(fmt.Sprintf(helloApp, hostPort), "--wait", "--timeout", "90s")
 	if !strings.Contains(out, "app/hello rolled out: revision 1, 3/3 ready") {
 		t.Fatalf("apply --wait printed:\n%s", out)

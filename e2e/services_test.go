@@ -35,7 +35,7 @@ func servedHelloYAML(version, readyDelay string, publish, deadline int) string {
 func servedHelloCluster(t *testing.T, mode api.PublishMode) (*cluster, string) {
 	c := upCluster(t)
 	c.mustShoal("image", "push", helloV1)
-	pub := freePort(t)
+	pub := freeNodePort(t)
 	y := servedHelloYAML("v1", "0s", pub, 60)
 	if mode != "" {
 		y = strings.Replace(y, "publish: ", "publishMode: "+string(mode)+", publish: ", 1)
@@ -52,7 +52,7 @@ func TestServiceDiscovery(t *testing.T) {
 	c := upCluster(t)
 	c.mustShoal("image", "push", helloV1)
 	c.mustShoal("image", "push", helloV2)
-	pub := freePort(t)
+	pub := freeNodePort(t)
 	c.applyYAML(servedHelloYAML("v1", "0s", pub, 60)+`---
 apiVersion: shoal/v1
 kind: App
@@ -106,7 +106,7 @@ func TestRollingUpdatesDropNothing(t *testing.T) {
 	c := upCluster(t)
 	c.mustShoal("image", "push", helloV1)
 	c.mustShoal("image", "push", helloV2)
-	pub := freePort(t)
+	pub := freeNodePort(t)
 	c.applyYAML(servedHelloYAML("v1", "0s", pub, 60), "--wait", "--timeout", "90s")
 	// The node's address, not loopback: the kernel forwards it (kernel
 	// mode, the default), so this is the rollout through DNAT rules.

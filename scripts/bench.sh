@@ -130,7 +130,7 @@ awk -v kb="$rss_kb" 'BEGIN { printf "memory: all-in-one (server + agent) RSS %.1
 # to its IP, to its service address and to a published port.
 $S delete app bench20 >/dev/null
 for _ in $(seq 1 150); do [ -z "$($S get instances -o name 2>/dev/null)" ] && break; sleep 0.2; done
-pub=$((20000 + RANDOM % 1000))
+pub=$((30000 + RANDOM % 2768)) # inside the default publish range, 30000-32767
 cat >"$work/svc.yaml" <<YAML
 apiVersion: shoal/v1
 kind: App

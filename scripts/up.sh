@@ -50,8 +50,8 @@ shoal is up at https://$LISTEN (log: $DATA_DIR/shoal.log). Every connection is
 mutual TLS: the CLI uses $SHOAL_CONFIG (the cluster CA and an
 admin certificate; keep it private).
 
-  curl localhost:18081                  # hello, any of its 3 replicas, from any node
-  curl localhost:18080                  # hello-public, on its node's hostPort
+  curl localhost:30081                  # hello, any of its 3 replicas, from any node
+  curl localhost:30080                  # hello-public, on its node's hostPort
   bin/shoal get apps                    # what runs
   bin/shoal get instances -o wide       # where, with which IPs
   bin/shoal logs app/hello -f           # follow the logs

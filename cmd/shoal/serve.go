@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"crypto/tls"
@@ -58,6 +59,9 @@ type serverOptions struct {
 	advertise     string
 	join          string
 	token         string
+	portRange     string
+	// changed says whether a flag was given (not its default).
+	changed func(name string) bool
 }
 
 func (o *serverOptions) flags(fs *pflag.FlagSet) {
@@ -72,6 +76,8 @@ func (o *serverOptions) flags(fs *pflag.FlagSet) {
 	fs.DurationVar(&o.gracePeriod, "node-grace-period", controlplane.DefaultNodeGracePeriod, "a node silent this long is NotReady and its instances are replaced on other nodes")
 	fs.StringVar(&o.serviceCIDR, "service-cidr", controller.DefaultServiceCIDR, "range Apps' stable service addresses come from")
 	fs.StringVar(&o.clusterCIDR, "cluster-cidr", controller.DefaultClusterCIDR, "range nodes' container subnets (a /24 each) come from")
+	fs.StringVar(&o.portRange, "port-range", api.DefaultPortRange.String(), "node ports that published ports and hostPorts may use, for the whole cluster: the first server stores it, and a server given this flag changes it for all")
+	o.changed = fs.Changed
 	fs.DurationVar(&o.nodeCertTTL, "node-cert-ttl", server.DefaultNodeCertTTL, "how long a node certificate lasts (agents renew at two thirds)")
 	fs.IntVar(&o.auditMaxMB, "audit-log-max-size", 100, "rotate DATA_DIR/audit.log when it reaches this many MiB (0: never)")
 	fs.IntVar(&o.auditBackups, "audit-log-backups", 5, "rotated audit logs to keep (audit.log.1 is the newest)")
@@ -88,6 +94,11 @@ func runServer(ctx context.Context, o serverOptions, log *slog.Logger, ready fun
 	cfg.Join = controlplane.JoinConfig{URL: o.join, Token: o.token}
 	cfg.Nodes = controlplane.NodesConfig{LeaseTimeout: o.gracePeriod, LostAfter: o.gracePeriod}
 	cfg.ServiceCIDR, cfg.ClusterCIDR, cfg.NodeCertTTL = o.serviceCIDR, o.clusterCIDR, o.nodeCertTTL
+	ports, err := api.ParsePortRange(o.portRange)
+	if err != nil {
+		return fmt.Errorf("--port-range: %w", err)
+	}
+	cfg.PortRange, cfg.PortRangeSet = ports, o.changed != nil && o.changed("port-range")
 	if o.auditMaxMB < 0 || o.auditBackups < 1 {
 		return fmt.Errorf("--audit-log-max-size %d, --audit-log-backups %d: want a size of 0 or more and at least one backup", o.auditMaxMB, o.auditBackups)
 	}
@@ -141,6 +152,7 @@ type agentOptions struct {
 	allowHostPaths    []string
 	allowPrivileged   bool
 	allowCaps         []string
+	portRange         string
 	// forget, when set, removes a stale Node of this name so the node can
 	// join again: `shoal up`, whose server and node are one machine.
 	forget func(ctx context.Context, name string) error
@@ -154,6 +166,8 @@ func (o *agentOptions) flags(fs *pflag.FlagSet, standalone bool) {
 		fs.StringVar(&o.dataDir, "data-dir", filepath.Join(defaultDataDir, "agent"), "directory for the agent's state and logs")
 		// shoal up takes the server's --cluster-cidr.
 		fs.StringVar(&o.clusterCIDR, "cluster-cidr", controller.DefaultClusterCIDR, "with --network wireguard: the servers' --cluster-cidr, routed into the overlay as a whole so that nothing for a container leaves in the clear; empty: only the known nodes' subnets")
+		// shoal up takes the server's --port-range.
+		fs.StringVar(&o.portRange, "port-range", api.DefaultPortRange.String(), "node ports this node opens for published ports and hostPorts (the cluster's range, or a narrower one); whatever the servers say, no other port is opened")
 	}
 	fs.StringVar(&o.name, "node-name", strings.ToLower(host), "this node's name")
 	fs.StringToStringVar(&o.labels, "labels", nil, "node labels, e.g. zone=a,disk=ssd")
@@ -190,6 +204,10 @@ func (o *agentOptions) ownerPolicy() (agent.OwnerPolicy, error) {
 			return p, fmt.Errorf("--allow-capabilities %s: not a Linux capability (e.g. NET_ADMIN or CAP_NET_ADMIN; ALL for any)", c)
 		}
 		p.AllowCapabilities = append(p.AllowCapabilities, name)
+	}
+	var err error
+	if p.PortRange, err = api.ParsePortRange(cmp.Or(o.portRange, api.DefaultPortRange.String())); err != nil {
+		return p, fmt.Errorf("--port-range: %w", err)
 	}
 	for _, hp := range o.allowHostPaths {
 		if !strings.HasPrefix(hp, "/") || filepath.Clean(hp) != hp {
@@ -286,7 +304,7 @@ func runAgent(ctx context.Context, o agentOptions, serverURL string, token func(
 	if ov != nil {
 		defer ov.Close()
 	}
-	proxy, err := netproxy.New(netproxy.Config{Client: apiClient, Log: log, BridgeIP: gw, Bridge: o.bridge})
+	proxy, err := netproxy.New(netproxy.Config{Client: apiClient, Log: log, BridgeIP: gw, Bridge: o.bridge, NodeName: o.name, PortRange: owner.PortRange})
 	if err != nil {
 		return err
 	}

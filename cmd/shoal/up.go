@@ -25,6 +25,7 @@ func newUpCmd() *cobra.Command {
 			defer cancel()
 			ao.dataDir = filepath.Join(so.dataDir, "agent")
 			ao.clusterCIDR = so.clusterCIDR
+			ao.portRange = so.portRange
 			var wg sync.WaitGroup
 			errc := make(chan error, 2)
 			err := runServer(ctx, so, log, func(srv *controlplane.Server) {

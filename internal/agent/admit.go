@@ -38,13 +38,17 @@ type OwnerPolicy struct {
 	// canonical name ("CAP_NET_ADMIN"; "ALL" for any). Neither by default.
 	AllowPrivileged   bool
 	AllowCapabilities []string
+	// PortRange is the node ports instances' hostPorts (and the node's
+	// proxy's published ports) may use: the cluster's range, or a narrower
+	// one (--port-range). The zero range allows none.
+	PortRange api.PortRange
 }
 
 // Accepts is the policy as the Node declares it, for the scheduler.
 func (p OwnerPolicy) Accepts() api.NodeAccepts {
 	return api.NodeAccepts{Namespaces: p.AllowNamespaces, Registries: p.AllowRegistries, SignedBy: p.RequireSignedBy,
 		HostNamespaces: p.AllowHostNamespaces, HostPaths: p.AllowHostPaths,
-		Privileged: p.AllowPrivileged, Capabilities: p.AllowCapabilities}
+		Privileged: p.AllowPrivileged, Capabilities: p.AllowCapabilities, PortRange: p.PortRange.String()}
 }
 
 // privilege says what of sc the owner does not allow, and which flag
@@ -103,6 +107,9 @@ func (a *Agent) admit(ctx context.Context, in *api.Instance) error {
 		if !api.HostPathAllowed(v.HostPath, p.AllowHostPaths) {
 			return fmt.Errorf("node %s does not mount %s into containers (its owner allows %s)", a.cfg.NodeName, v.HostPath, describePaths(p.AllowHostPaths))
 		}
+	}
+	if errs := api.CheckPortRange("spec.template", t, p.PortRange, "node "+a.cfg.NodeName+"'s publish range", "set by its owner with --port-range"); len(errs) > 0 {
+		return fmt.Errorf("node %s does not open the port: %w", a.cfg.NodeName, errs[0])
 	}
 	if err := api.VerifySignature(t, p.RequireSignedBy); err != nil {
 		return fmt.Errorf("refused by node %s: %w", a.cfg.NodeName, err)

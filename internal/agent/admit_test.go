@@ -208,3 +208,32 @@ func TestAdmitFailsClosedWithoutTheNamespace(t *testing.T) {
 		}
 	}
 }
+
+// TestAdmitHostPortsInTheOwnersRange: a node binds no hostPort outside its
+// owner's range (--port-range), whatever the control plane admitted.
+func TestAdmitHostPortsInTheOwnersRange(t *testing.T) {
+	inst := func(ports ...api.Port) *api.Instance {
+		return &api.Instance{Metadata: api.ObjectMeta{Namespace: "web", Name: "x"}, Spec: api.InstanceSpec{Template: api.Template{Image: "shoal.local/hello:v1", Ports: ports}}}
+	}
+	a := New(Config{NodeName: "n1", Log: slog.New(slog.DiscardHandler), DataDir: t.TempDir(), Client: namespaceServer(t, nil),
+		Owner: OwnerPolicy{PortRange: api.PortRange{Min: 30000, Max: 30099}}})
+	for _, tc := range []struct {
+		name string
+		in   *api.Instance
+		want string
+	}{
+		{"no hostPort", inst(api.Port{ContainerPort: 22}), ""},
+		{"inside", inst(api.Port{ContainerPort: 80, HostPort: 30099}), ""},
+		{"ssh", inst(api.Port{ContainerPort: 80}, api.Port{ContainerPort: 22, HostPort: 22}),
+			"node n1 does not open the port: spec.template.ports[1].hostPort: 22 is outside node n1's publish range 30000-30099 (set by its owner with --port-range); choose a port in the range"},
+		{"in the cluster's range, not the owner's", inst(api.Port{ContainerPort: 80, HostPort: 30100}), "30100 is outside node n1's publish range 30000-30099"},
+	} {
+		err := a.admit(context.Background(), tc.in)
+		switch {
+		case tc.want == "" && err != nil:
+			t.Errorf("%s: %v, want it admitted", tc.name, err)
+		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+			t.Errorf("%s: %v, want %q", tc.name, err, tc.want)
+		}
+	}
+}

@@ -121,8 +121,8 @@ type Agent struct {
 	// labelsWarned: the warning that --labels differ from the Node's
 	// was logged.
 	labelsWarned bool
-	usageAt    time.Time
-	beat       chan struct{}
+	usageAt      time.Time
+	beat         chan struct{}
 
 	wg sync.WaitGroup
 }

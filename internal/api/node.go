@@ -45,6 +45,10 @@ type NodeAccepts struct {
 	// grants ("CAP_NET_ADMIN", "ALL"). Empty allows none, as above.
 	Privileged   bool     `json:"privileged,omitempty"`
 	Capabilities []string `json:"capabilities,omitempty"`
+	// PortRange ("30000-32767") is the node ports the owner lets
+	// published ports and hostPorts use (--port-range); empty: the
+	// cluster's range.
+	PortRange string `json:"portRange,omitempty"`
 }
 
 // NodeResources is an amount of CPU and memory.
@@ -59,8 +63,8 @@ type NodeStatus struct {
 	// declares (and enforces) at join and with every heartbeat: the
 	// scheduler places nothing else there. It is the owner's, so it is
 	// status, which the node writes; the spec is the cluster's.
-	Accepts NodeAccepts `json:"accepts,omitzero"`
-	Hostname string `json:"hostname,omitempty"`
+	Accepts  NodeAccepts `json:"accepts,omitzero"`
+	Hostname string      `json:"hostname,omitempty"`
 	// Address is where the node's agent serves logs (host:port).
 	Address string `json:"address,omitempty"`
 	// InternalIP is the node's address other nodes route its container

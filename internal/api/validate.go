@@ -133,6 +133,11 @@ func Validate(obj Object) error {
 				v.add("spec.subnet", "%s is not an IPv4 network such as 10.244.3.0/24", quote(sn))
 			}
 		}
+		if pr := o.Status.Accepts.PortRange; pr != "" {
+			if _, err := ParsePortRange(pr); err != nil {
+				v.add("status.accepts.portRange", "%v", err)
+			}
+		}
 		if ov := o.Status.Overlay; ov != nil {
 			if b, err := base64.StdEncoding.DecodeString(ov.PublicKey); err != nil || len(b) != 32 {
 				v.add("status.overlay.publicKey", "%s is not a WireGuard key (32 bytes in base64)", quote(clipped(ov.PublicKey)))

@@ -42,6 +42,9 @@ func (b *Binder) Reconcile(ctx context.Context, _ string) error {
 	for _, o := range nodeObjs {
 		n := o.(*api.Node)
 		a := n.Status.Accepts
+		// A range the node does not declare (an older agent) allows any:
+		// the servers admitted only the cluster's.
+		ports, _ := api.ParsePortRange(a.PortRange)
 		nodes = append(nodes, scheduler.NodeInfo{
 			Name:                  n.Metadata.Name,
 			Labels:                n.Metadata.Labels,
@@ -56,6 +59,8 @@ func (b *Binder) Reconcile(ctx context.Context, _ string) error {
 			AcceptsHostPaths:      a.HostPaths,
 			AcceptsPrivileged:     a.Privileged,
 			AcceptsCapabilities:   a.Capabilities,
+			AcceptsPortMin:        ports.Min,
+			AcceptsPortMax:        ports.Max,
 		})
 		registryRules = registryRules || len(a.Registries) > 0
 	}

@@ -3,9 +3,9 @@ package controller
 import (
 	"context"
 	"errors"
-	"sync/atomic"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 

@@ -58,6 +58,12 @@ type Config struct {
 	// ServiceCIDR and ClusterCIDR are where Apps' service addresses and
 	// nodes' container subnets come from.
 	ServiceCIDR, ClusterCIDR string
+	// PortRange is the node ports published ports and hostPorts may use
+	// (default 30000-32767). The cluster keeps one, in the store: the
+	// first server stores its own; with PortRangeSet (--port-range given)
+	// this server's replaces the stored one for every server.
+	PortRange    api.PortRange
+	PortRangeSet bool
 	// NodeCertTTL is how long a node certificate lasts (default 30 days;
 	// agents renew at two thirds).
 	NodeCertTTL time.Duration
@@ -102,6 +108,7 @@ func NewConfig() Config {
 		Nodes:         NodesConfig{LeaseTimeout: DefaultNodeGracePeriod, LostAfter: DefaultNodeGracePeriod},
 		ServiceCIDR:   controller.DefaultServiceCIDR,
 		ClusterCIDR:   controller.DefaultClusterCIDR,
+		PortRange:     api.DefaultPortRange,
 		AuditMaxBytes: 100 << 20,
 		AuditBackups:  5,
 		Log:           slog.Default(),
@@ -141,6 +148,9 @@ func (c *Config) Validate() error {
 		if p, err := netip.ParsePrefix(cidr); err != nil || !p.Addr().Is4() {
 			errs = append(errs, fmt.Errorf("%s %q: want an IPv4 CIDR", name, cidr))
 		}
+	}
+	if r := c.PortRange; r.Min < 1 || r.Max > 65535 || r.Min > r.Max {
+		errs = append(errs, fmt.Errorf("port range %d-%d: want FIRST-LAST, ports from 1 to 65535", r.Min, r.Max))
 	}
 	if c.NodeCertTTL < 0 || (c.NodeCertTTL > 0 && c.NodeCertTTL < 10*time.Second) {
 		errs = append(errs, fmt.Errorf("node certificate TTL %v: want at least 10s", c.NodeCertTTL))
@@ -269,6 +279,17 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if err == nil {
 		if err = server.EnsureDefaultNamespace(ictx, st); err != nil {
 			err = fmt.Errorf("create the default namespace: %w", err)
+		}
+	}
+	if err == nil {
+		var ports api.PortRange
+		var changed bool
+		if ports, changed, err = server.InitPortRange(ictx, st.Client(), cfg.PortRange, cfg.PortRangeSet); err == nil {
+			if changed {
+				log.Warn("the cluster's publish range changed for every server (--port-range)", "range", ports.String())
+			} else {
+				log.Info("the cluster's publish range", "range", ports.String())
+			}
 		}
 	}
 	cancel()

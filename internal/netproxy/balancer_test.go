@@ -172,13 +172,13 @@ func TestRemovedEndpointDrains(t *testing.T) {
 	a, _, _ := echoServer(t, "a")
 	b, _, _ := echoServer(t, "b")
 	pub := freePort(t, "127.0.0.1")
-	p, err := newProxy(Config{BridgeIP: "127.0.0.1", Bridge: "lo", DNSPort: freePort(t, "127.0.0.1"), PublishAddress: "127.0.0.1", Log: testLogger(t)})
+	p, err := newProxy(Config{BridgeIP: "127.0.0.1", Bridge: "lo", DNSPort: freePort(t, "127.0.0.1"), PublishAddress: "127.0.0.1", PortRange: anyPort, Log: testLogger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	app := testApp("default", "echo", "", 7, int32(pub))
 	instA, instB := testInstance("default", "echo", "echo-a", a), testInstance("default", "echo", "echo-b", b)
-	p.apply([]*api.App{app}, []*api.Instance{instA})
+	p.apply(loopbackNodes, []*api.App{app}, []*api.Instance{instA})
 	startProxy(t, p)
 	addr := "127.0.0.1:" + strconv.Itoa(pub)
 	waitDial(t, addr)

@@ -214,7 +214,7 @@ func newDNSProxy(t *testing.T, upstream ...string) *Proxy {
 func TestDNS(t *testing.T) {
 	up := startUpstream(t)
 	p := newDNSProxy(t, up.addr)
-	p.apply([]*api.App{
+	p.apply(nil, []*api.App{
 		testApp("default", "web", "10.96.0.10", 80, 0),
 		testApp("team", "api", "10.96.0.20", 8080, 0),
 		testApp("team", "web", "10.96.0.21", 80, 0),
@@ -278,7 +278,7 @@ func TestDNS(t *testing.T) {
 func TestDNSBareNameUsesAskersNamespace(t *testing.T) {
 	p := newDNSProxy(t)
 	asker := testInstance("team", "client", "client-1", "127.0.0.1:1")
-	p.apply([]*api.App{
+	p.apply(loopbackNodes, []*api.App{
 		testApp("default", "web", "10.96.0.10", 80, 0),
 		testApp("team", "web", "10.96.0.21", 80, 0),
 	}, []*api.Instance{asker})
@@ -299,7 +299,7 @@ func TestDNSUpstreamSilentIsServfail(t *testing.T) {
 	defer silent.Close()
 	p := newDNSProxy(t, silent.LocalAddr().String())
 	p.dns.timeout = 200 * time.Millisecond
-	p.apply(nil, nil)
+	p.apply(nil, nil, nil)
 	server := startDNS(t, p)
 	start := time.Now()
 	m := ask(t, "udp", server, "example.com.", dnsmessage.TypeA)

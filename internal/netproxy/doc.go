@@ -15,15 +15,22 @@
 //     to ready endpoints, masqueraded;
 //   - one TCP listener per published port on PublishAddress:PORT: it
 //     serves every connection in proxy mode, and in kernel mode what the
-//     rules leave (loopback clients, or no endpoint ready);
+//     rules leave (loopback clients, or no endpoint ready). A port is
+//     forwarded only while that listener holds it, so a port another
+//     program of the node listens on is never taken over, and a port
+//     outside the owner's range (Config.PortRange) is never opened; both
+//     are logged and told in an Event on the Node;
 //   - the balancer behind all of them: least connections with round-robin
 //     ties, a short dial timeout and a retry on the next endpoint, so an
 //     instance that dies before its readiness is withdrawn costs nothing to
 //     a client that is only opening a connection.
 //
-// It reads Apps and Instances through the public API (list, then watch;
-// relist on any error) and never writes them: serviceIPs are assigned by the
-// control plane, readiness by the agents. It must not tear down serving
+// It reads Nodes, Apps and Instances through the public API (list, then
+// watch; relist on any error) and never writes them: serviceIPs are
+// assigned by the control plane, readiness by the agents. An instance's
+// address counts (as an endpoint, or for DNS) only inside the subnet of the
+// node that runs it: a node writes its instances' status, and must not
+// point other nodes' proxies at an address of its choosing. It must not tear down serving
 // state because the server is unreachable: the last endpoints keep serving.
 // It does not touch the container network itself (bridge, addresses,
 // routes, masquerading belong to the runtime) and it proxies TCP only.

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/netip"
 	"slices"
@@ -14,6 +15,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/shoal-dev/shoal/internal/api"
 )
 
 // Reconcile timing: retryEvery retries listeners that could not be bound;
@@ -46,10 +49,11 @@ type reconciler struct {
 	rules   []natRule            // last written
 	rulesAt time.Time
 	failing map[string]string // what → last error logged, so a retry does not log again
+	refused map[int32]string  // published ports not opened → why, said once
 }
 
 func newReconciler(p *Proxy) *reconciler {
-	return &reconciler{p: p, svc: map[svcKey]*listener{}, pub: map[int32]*listener{}, failing: map[string]string{}}
+	return &reconciler{p: p, svc: map[svcKey]*listener{}, pub: map[int32]*listener{}, failing: map[string]string{}, refused: map[int32]string{}}
 }
 
 func (r *reconciler) loop(ctx context.Context) {
@@ -82,6 +86,45 @@ func (r *reconciler) reconcile(ctx context.Context) {
 		r.svc[k] = p.serve(ctx, l, k)
 	}
 
+	// Published ports next: a port is forwarded only while the proxy's
+	// own listener holds it, so a port another program of the node
+	// listens on (sshd, the API server) is never taken over, and none
+	// outside the owner's range is opened at all.
+	wantPub := map[int32]svcKey{}
+	for k, s := range want {
+		// The API refuses two Apps on one port; while a watch catches up,
+		// prefer a stable choice.
+		if old, ok := wantPub[s.publish]; s.publish > 0 && (!ok || k.String() < old.String()) {
+			wantPub[s.publish] = k
+		}
+	}
+	for port, k := range wantPub {
+		if l := r.pub[port]; l != nil {
+			l.key.Store(&k)
+			continue
+		}
+		if !p.cfg.PortRange.Contains(port) {
+			r.refuse(port, k, fmt.Sprintf("it is outside this node's publish range %s (set by its owner with --port-range)", p.cfg.PortRange))
+			continue
+		}
+		l, err := net.Listen("tcp", net.JoinHostPort(p.cfg.PublishAddress, strconv.Itoa(int(port))))
+		if errors.Is(err, syscall.EADDRINUSE) {
+			r.refuse(port, k, "the port is in use on this node (another program listens on it)")
+			continue
+		}
+		if r.report("published port "+strconv.Itoa(int(port)), err) {
+			continue
+		}
+		delete(r.refused, port)
+		p.log.Info("published port open", "port", port, "app", k.String())
+		r.pub[port] = p.serve(ctx, l, k)
+	}
+	for port := range r.refused {
+		if _, ok := wantPub[port]; !ok {
+			delete(r.refused, port)
+		}
+	}
+
 	// Service addresses are DNATed by the kernel straight to the ready
 	// endpoints (measured: about twice the throughput of proxying in user
 	// space), and so are published ports in kernel mode; published ports
@@ -89,14 +132,15 @@ func (r *reconciler) reconcile(ctx context.Context) {
 	rules := make([]natRule, 0, len(r.svc))
 	for k, s := range want {
 		l := r.svc[k]
-		if l == nil && !s.kernelPublished() {
+		published := s.kernelPublished() && wantPub[s.publish] == k && r.pub[s.publish] != nil
+		if l == nil && !published {
 			continue
 		}
 		eps := p.readyEndpoints(k)
 		if l != nil && s.vip.IsValid() {
 			rules = append(rules, natRule{vip: s.vip, port: k.port, eps: eps, to: netip.AddrPortFrom(p.bridgeIP, uint16(l.port)), comment: k.String()})
 		}
-		if s.kernelPublished() {
+		if published {
 			rules = append(rules, natRule{port: s.publish, published: true, eps: eps, comment: k.String()})
 		}
 	}
@@ -113,41 +157,36 @@ func (r *reconciler) reconcile(ctx context.Context) {
 		}
 	}
 
+	// Listeners after the rules that pointed at them are gone.
 	for k, l := range r.svc {
 		if s, ok := want[k]; !ok || !s.vip.IsValid() {
 			l.close()
 			delete(r.svc, k)
 		}
 	}
-
-	wantPub := map[int32]svcKey{}
-	for k, s := range want {
-		// The API refuses two Apps on one port; while a watch catches up,
-		// prefer a stable choice.
-		if old, ok := wantPub[s.publish]; s.publish > 0 && (!ok || k.String() < old.String()) {
-			wantPub[s.publish] = k
-		}
-	}
 	for port, l := range r.pub {
-		k, ok := wantPub[port]
-		if !ok {
+		if _, ok := wantPub[port]; !ok {
 			l.close()
 			delete(r.pub, port)
-			continue
 		}
-		l.key.Store(&k)
 	}
-	for port, k := range wantPub {
-		if r.pub[port] != nil {
-			continue
-		}
-		l, err := net.Listen("tcp", net.JoinHostPort(p.cfg.PublishAddress, strconv.Itoa(int(port))))
-		if r.report("published port "+strconv.Itoa(int(port)), err) {
-			continue
-		}
-		p.log.Info("published port open", "port", port, "app", k.String())
-		r.pub[port] = p.serve(ctx, l, k)
+}
+
+// refuse leaves a published port closed on this node and says so once per
+// reason: in the log, and in an Event on the Node.
+func (r *reconciler) refuse(port int32, k svcKey, why string) {
+	if r.refused[port] == why {
+		return
 	}
+	r.refused[port] = why
+	p := r.p
+	p.log.Warn("published port not opened", "port", port, "app", k.ns+"/"+k.app, "why", why)
+	if p.record == nil {
+		return
+	}
+	msg := fmt.Sprintf("published port %d of App %s/%s not opened on node %s: %s", port, k.ns, k.app, p.cfg.NodeName, why)
+	node := &api.Node{TypeMeta: api.TypeMeta{APIVersion: api.Version, Kind: api.KindNode}, Metadata: api.ObjectMeta{Name: p.cfg.NodeName}}
+	go p.record(api.NewEvent(node, "Warning", "PortNotOpened", msg, "netproxy/"+p.cfg.NodeName))
 }
 
 func compareBool(a, b bool) int {

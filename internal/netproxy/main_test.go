@@ -133,7 +133,27 @@ func testApp(ns, name, vip string, port, publish int32) *api.App {
 	}
 }
 
-// testInstance is a ready instance of app at ip:port ("127.0.0.1:PORT" in
+// anyPort lets a test's proxy publish whatever free port the kernel gave
+// the test.
+var anyPort = api.PortRange{Min: 1, Max: 65535}
+
+// testNodeName is the node every testInstance runs on.
+const testNodeName = "node-1"
+
+// testNode is a Node with a subnet: its instances' addresses count only
+// inside it.
+func testNode(name, subnet string) *api.Node {
+	return &api.Node{
+		TypeMeta: api.TypeMeta{APIVersion: api.Version, Kind: api.KindNode},
+		Metadata: api.ObjectMeta{Name: name},
+		Spec:     api.NodeSpec{Subnet: subnet},
+	}
+}
+
+// loopbackNodes are the nodes of tests whose instances listen on loopback.
+var loopbackNodes = []*api.Node{testNode(testNodeName, "127.0.0.0/8")}
+
+// testInstance is a ready instance of app at ip:port on testNodeName ("127.0.0.1:PORT" in
 // tests: the port is found by its name, as for an instance of another
 // revision, so every fake backend can have its own port).
 func testInstance(ns, app, name, addr string) *api.Instance {
@@ -145,7 +165,7 @@ func testInstance(ns, app, name, addr string) *api.Instance {
 	return &api.Instance{
 		TypeMeta: api.TypeMeta{APIVersion: api.Version, Kind: api.KindInstance},
 		Metadata: api.ObjectMeta{Namespace: ns, Name: name},
-		Spec: api.InstanceSpec{App: app, Template: api.Template{
+		Spec: api.InstanceSpec{App: app, Node: testNodeName, Template: api.Template{
 			Ports: []api.Port{{Name: "http", ContainerPort: int32(port), Protocol: api.ProtocolTCP}},
 		}},
 		Status: api.InstanceStatus{Phase: api.PhaseRunning, IP: host, Ready: true},

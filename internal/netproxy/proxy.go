@@ -43,6 +43,13 @@ type Config struct {
 	// "SHOAL-SVC-"+Bridge); distinct agents on one machine need distinct
 	// chains.
 	ChainName string
+	// NodeName is the node's, for the events that say why a published
+	// port was not opened.
+	NodeName string
+	// PortRange is the ports this node opens as published ports (its
+	// owner's --port-range; default api.DefaultPortRange). A port outside
+	// it, or one another program on the node listens on, is not opened.
+	PortRange api.PortRange
 }
 
 // Proxy is one node's DNS server, service proxy and published ports.
@@ -57,6 +64,8 @@ type Proxy struct {
 	mu       sync.Mutex
 	apps     map[string]*api.App      // by namespace/name; the last view from the server
 	insts    map[string]*api.Instance // by namespace/name
+	subnets  map[string]netip.Prefix  // node name -> its spec.subnet
+	badIPs   map[string]string        // instance key -> the IP outside its node's subnet, logged once
 	listed   map[api.Kind]bool        // kinds listed at least once
 	services map[svcKey]service
 	pools    map[svcKey]*pool
@@ -65,6 +74,8 @@ type Proxy struct {
 	kick    chan struct{}
 	conns   connSet
 	traffic traffic
+	// record sends an Event (nil: none are sent).
+	record func(*api.Event)
 }
 
 // ruleWriter keeps the node's nat rules; the iptables implementation is
@@ -133,6 +144,15 @@ func New(cfg Config) (*Proxy, error) {
 		p.cfg.Upstream, p.dns.upstream = ups, ups
 	}
 	p.rules = &iptables{chain: cfg.ChainName, bridge: cfg.Bridge, publish: p.cfg.PublishAddress, log: p.log}
+	if cfg.NodeName != "" {
+		p.record = func(ev *api.Event) {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if err := cfg.Client.Create(ctx, ev); err != nil {
+				p.log.Debug("record event", "reason", ev.Reason, "err", err)
+			}
+		}
+	}
 	return p, nil
 }
 
@@ -148,6 +168,9 @@ func newProxy(cfg Config) (*Proxy, error) {
 	if cfg.PublishAddress == "" {
 		cfg.PublishAddress = "0.0.0.0"
 	}
+	if cfg.PortRange.IsZero() {
+		cfg.PortRange = api.DefaultPortRange
+	}
 	ip, err := netip.ParseAddr(cfg.BridgeIP)
 	if err != nil || !ip.Is4() {
 		return nil, fmt.Errorf("netproxy: bridge IP %q is not an IPv4 address", cfg.BridgeIP)
@@ -160,6 +183,8 @@ func newProxy(cfg Config) (*Proxy, error) {
 		dialer:   net.Dialer{Timeout: dialTimeout},
 		apps:     map[string]*api.App{},
 		insts:    map[string]*api.Instance{},
+		subnets:  map[string]netip.Prefix{},
+		badIPs:   map[string]string{},
 		listed:   map[api.Kind]bool{},
 		services: map[svcKey]service{},
 		pools:    map[svcKey]*pool{},
@@ -218,6 +243,7 @@ func (p *Proxy) Run(ctx context.Context) error {
 	if p.cfg.Client != nil {
 		run(func() { p.watchLoop(ctx, appKind) })
 		run(func() { p.watchLoop(ctx, instanceKind) })
+		run(func() { p.watchLoop(ctx, nodeKind) })
 	}
 	r.loop(ctx)
 
@@ -269,9 +295,13 @@ func (p *Proxy) Endpoints(ns, app string) []string {
 	return slices.Compact(out)
 }
 
-// apply replaces the whole view of Apps and Instances, as a list does.
-func (p *Proxy) apply(apps []*api.App, insts []*api.Instance) {
+// apply replaces the whole view of Nodes, Apps and Instances, as lists do.
+func (p *Proxy) apply(nodes []*api.Node, apps []*api.App, insts []*api.Instance) {
 	p.mu.Lock()
+	p.subnets = map[string]netip.Prefix{}
+	for _, n := range nodes {
+		p.setNodeLocked(n)
+	}
 	p.apps = map[string]*api.App{}
 	for _, a := range apps {
 		p.apps[objKey(&a.Metadata)] = a
@@ -280,13 +310,41 @@ func (p *Proxy) apply(apps []*api.App, insts []*api.Instance) {
 	for _, in := range insts {
 		p.insts[objKey(&in.Metadata)] = in
 	}
-	p.listed[api.KindApp], p.listed[api.KindInstance] = true, true
+	p.listed[api.KindApp], p.listed[api.KindInstance], p.listed[api.KindNode] = true, true, true
 	p.recomputeLocked()
 	p.mu.Unlock()
 	p.poke()
 }
 
 func objKey(m *api.ObjectMeta) string { return m.Namespace + "/" + m.Name }
+
+// setNodeLocked records a node's subnet, which its instances' addresses
+// must be in.
+func (p *Proxy) setNodeLocked(n *api.Node) {
+	sn, err := netip.ParsePrefix(n.Spec.Subnet)
+	if err != nil || !sn.Addr().Is4() {
+		delete(p.subnets, n.Metadata.Name)
+		return
+	}
+	p.subnets[n.Metadata.Name] = sn.Masked()
+}
+
+// instanceIPLocked returns the instance's address if it is inside the
+// subnet of the node that runs it. A node writes its instances' status, so
+// without this a node (or a status forged some other way) could have
+// every node's proxy send an App's connections, or its DNS answers'
+// namespace, to any address: a database's, 169.254.169.254.
+func (p *Proxy) instanceIPLocked(in *api.Instance) (netip.Addr, bool) {
+	ip, err := netip.ParseAddr(in.Status.IP)
+	if err != nil {
+		return netip.Addr{}, false
+	}
+	sn, ok := p.subnets[in.Spec.Node]
+	if !ok || !sn.Contains(ip.Unmap()) {
+		return netip.Addr{}, false
+	}
+	return ip.Unmap(), true
+}
 
 func (p *Proxy) poke() {
 	select {
@@ -303,7 +361,7 @@ func (p *Proxy) recomputeLocked() {
 	tbl := &dnsTable{
 		apps:   map[string]map[string]netip.Addr{},
 		nsOfIP: map[netip.Addr]string{},
-		synced: p.listed[api.KindApp] && p.listed[api.KindInstance],
+		synced: p.listed[api.KindApp] && p.listed[api.KindInstance] && p.listed[api.KindNode],
 	}
 	for _, a := range p.apps {
 		ns := a.Metadata.Namespace
@@ -324,8 +382,20 @@ func (p *Proxy) recomputeLocked() {
 	}
 
 	byApp := map[[2]string][]*api.Instance{}
-	for _, in := range p.insts {
-		if ip, err := netip.ParseAddr(in.Status.IP); err == nil && in.Metadata.DeletedAt.IsZero() && !in.Status.Phase.Terminal() {
+	badIPs := map[string]string{}
+	for key, in := range p.insts {
+		ip, ok := p.instanceIPLocked(in)
+		if !ok {
+			if in.Status.IP != "" && in.Metadata.DeletedAt.IsZero() {
+				badIPs[key] = in.Status.IP
+				if p.badIPs[key] != in.Status.IP {
+					p.log.Warn("instance address outside its node's subnet: not an endpoint", "instance", key, "ip", in.Status.IP,
+						"node", in.Spec.Node, "subnet", p.subnets[in.Spec.Node])
+				}
+			}
+			continue
+		}
+		if in.Metadata.DeletedAt.IsZero() && !in.Status.Phase.Terminal() {
 			tbl.nsOfIP[ip] = in.Metadata.Namespace
 		}
 		if !serving(in) {
@@ -356,6 +426,7 @@ func (p *Proxy) recomputeLocked() {
 			delete(p.pools, k)
 		}
 	}
+	p.badIPs = badIPs
 	p.services = services
 	p.table.Store(tbl)
 }

@@ -37,7 +37,7 @@ func TestPublishedPortZeroFailedRequests(t *testing.T) {
 	}
 	dead := deadAddr(t)
 	pub := freePort(t, "127.0.0.1")
-	p, err := newProxy(Config{BridgeIP: "127.0.0.1", Bridge: "lo", DNSPort: freePort(t, "127.0.0.1"), PublishAddress: "127.0.0.1", Log: testLogger(t)})
+	p, err := newProxy(Config{BridgeIP: "127.0.0.1", Bridge: "lo", DNSPort: freePort(t, "127.0.0.1"), PublishAddress: "127.0.0.1", PortRange: anyPort, Log: testLogger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -57,7 +57,7 @@ func TestPublishedPortZeroFailedRequests(t *testing.T) {
 			}
 			insts = append(insts, in)
 		}
-		p.apply([]*api.App{app}, insts)
+		p.apply(loopbackNodes, []*api.App{app}, insts)
 	}
 	setReady("b0", "b1", "b2", "dead")
 	startProxy(t, p)

@@ -45,14 +45,14 @@ func TestIdempotentRequestsAreReplayedOnAnotherInstance(t *testing.T) {
 	}))
 	t.Cleanup(good.Close)
 	pub := freePort(t, "127.0.0.1")
-	p, err := newProxy(Config{BridgeIP: "127.0.0.1", Bridge: "lo", DNSPort: freePort(t, "127.0.0.1"), PublishAddress: "127.0.0.1", Log: testLogger(t)})
+	p, err := newProxy(Config{BridgeIP: "127.0.0.1", Bridge: "lo", DNSPort: freePort(t, "127.0.0.1"), PublishAddress: "127.0.0.1", PortRange: anyPort, Log: testLogger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	app := testApp("default", "web", "", 8080, int32(pub))
 	bad := testInstance("default", "web", "web-a", dropper(t))
 	ok := testInstance("default", "web", "web-b", strings.TrimPrefix(good.URL, "http://"))
-	p.apply([]*api.App{app}, []*api.Instance{bad, ok})
+	p.apply(loopbackNodes, []*api.App{app}, []*api.Instance{bad, ok})
 	startProxy(t, p)
 	addr := "127.0.0.1:" + strconv.Itoa(pub)
 	waitDial(t, addr)

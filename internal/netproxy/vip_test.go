@@ -137,7 +137,7 @@ func TestServiceIP(t *testing.T) {
 		t.Fatal(err)
 	}
 	p.rules = &iptables{chain: chain, bridge: n.hostIf, log: p.log}
-	p.apply([]*api.App{testApp("default", "web", n.vip, 80, 0)},
+	p.apply([]*api.Node{testNode(testNodeName, n.hostIP+"/32")}, []*api.App{testApp("default", "web", n.vip, 80, 0)},
 		[]*api.Instance{testInstance("default", "web", "web-1", strings.TrimPrefix(backend.URL, "http://"))})
 
 	ctx, cancel := context.WithCancel(context.Background())
@@ -199,7 +199,7 @@ func TestServiceIP(t *testing.T) {
 	}
 
 	// The App goes: its rule goes with the next reconcile.
-	p.apply(nil, nil)
+	p.apply(nil, nil, nil)
 	deadline = time.Now().Add(5 * time.Second)
 	for strings.Contains(natRules(t), "-A "+chain+" ") {
 		if time.Now().After(deadline) {
@@ -248,14 +248,15 @@ func TestPublishedPortModes(t *testing.T) {
 
 	chain := "SHOAL-T-" + strings.TrimPrefix(n.hostIf, "snp")
 	pub := freePort(t, "0.0.0.0")
-	p, err := newProxy(Config{BridgeIP: n.hostIP, Bridge: n.hostIf, DNSPort: freePort(t, n.hostIP), ChainName: chain, Log: testLogger(t)})
+	p, err := newProxy(Config{BridgeIP: n.hostIP, Bridge: n.hostIf, DNSPort: freePort(t, n.hostIP), ChainName: chain, PortRange: anyPort, Log: testLogger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	p.rules = &iptables{chain: chain, bridge: n.hostIf, publish: p.cfg.PublishAddress, log: p.log}
 	app := testApp("default", "web", "", 80, int32(pub))
 	inst := testInstance("default", "web", "web-1", strings.TrimPrefix(backend.URL, "http://"))
-	p.apply([]*api.App{app}, []*api.Instance{inst})
+	nodes := []*api.Node{testNode(testNodeName, n.hostIP+"/32")}
+	p.apply(nodes, []*api.App{app}, []*api.Instance{inst})
 
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -325,7 +326,7 @@ func TestPublishedPortModes(t *testing.T) {
 
 	proxied := testApp("default", "web", "", 80, int32(pub))
 	proxied.Spec.Ports[0].PublishMode = api.PublishProxy
-	p.apply([]*api.App{proxied}, []*api.Instance{inst})
+	p.apply(nodes, []*api.App{proxied}, []*api.Instance{inst})
 	answer("proxy mode", "from "+n.hostIP)
 	if rules := natRules(t); strings.Contains(rules, fmt.Sprintf("--dport %d", pub)) {
 		t.Errorf("proxy mode, yet the nat table still forwards port %d:\n%s", pub, rules)

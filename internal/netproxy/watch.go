@@ -2,6 +2,7 @@ package netproxy
 
 import (
 	"context"
+	"net/netip"
 
 	"github.com/shoal-dev/shoal/internal/api"
 	"github.com/shoal-dev/shoal/internal/client"
@@ -11,6 +12,7 @@ import (
 var (
 	appKind      = api.MustKind(api.KindApp)
 	instanceKind = api.MustKind(api.KindInstance)
+	nodeKind     = api.MustKind(api.KindNode)
 )
 
 // watchLoop keeps one kind's view current. A failed list leaves the last
@@ -45,6 +47,13 @@ func (p *Proxy) replace(kind api.Kind, objs []api.Object) {
 				p.insts[objKey(&in.Metadata)] = in
 			}
 		}
+	case api.KindNode:
+		p.subnets = make(map[string]netip.Prefix, len(objs))
+		for _, o := range objs {
+			if n, ok := o.(*api.Node); ok {
+				p.setNodeLocked(n)
+			}
+		}
 	}
 	p.listed[kind] = true
 	p.recomputeLocked()
@@ -72,6 +81,17 @@ func (p *Proxy) update(events []api.WatchEvent) {
 			} else {
 				p.insts[objKey(&o.Metadata)] = o
 			}
+		case *api.Node:
+			// Heartbeats change Nodes every few seconds; only a subnet
+			// matters here.
+			old, had := p.subnets[o.Metadata.Name]
+			if ev.Type == api.WatchDeleted {
+				delete(p.subnets, o.Metadata.Name)
+			} else {
+				p.setNodeLocked(o)
+			}
+			now, has := p.subnets[o.Metadata.Name]
+			changed = changed || had != has || old != now
 		}
 	}
 	if changed {

@@ -15,10 +15,11 @@ import (
 )
 
 // fakeAPI speaks the list and watch wire format of the shoal server for
-// Apps and Instances, and can be taken down.
+// Nodes, Apps and Instances, and can be taken down.
 type fakeAPI struct {
 	mu    sync.Mutex
 	down  bool
+	nodes []*api.Node
 	apps  []*api.App
 	insts []*api.Instance
 	cut   chan struct{}          // closed to break every open watch
@@ -26,7 +27,7 @@ type fakeAPI struct {
 }
 
 func newFakeAPI(t *testing.T) (*fakeAPI, *httptest.Server) {
-	f := &fakeAPI{cut: make(chan struct{}), lines: map[string]chan []byte{"apps": make(chan []byte, 16), "instances": make(chan []byte, 16)}}
+	f := &fakeAPI{cut: make(chan struct{}), lines: map[string]chan []byte{"apps": make(chan []byte, 16), "instances": make(chan []byte, 16), "nodes": make(chan []byte, 16)}}
 	srv := httptest.NewServer(http.HandlerFunc(f.serve))
 	t.Cleanup(srv.Close)
 	return f, srv
@@ -37,8 +38,11 @@ func (f *fakeAPI) serve(w http.ResponseWriter, r *http.Request) {
 	f.mu.Lock()
 	down, cut := f.down, f.cut
 	var items any = f.apps
-	if plural == "instances" {
+	switch plural {
+	case "instances":
 		items = f.insts
+	case "nodes":
+		items = f.nodes
 	}
 	body, _ := json.Marshal(map[string]any{"items": items, "revision": 1})
 	f.mu.Unlock()
@@ -73,8 +77,11 @@ func (f *fakeAPI) event(t *testing.T, typ string, obj api.Object) {
 		t.Fatal(err)
 	}
 	plural := "apps"
-	if _, ok := obj.(*api.Instance); ok {
+	switch obj.(type) {
+	case *api.Instance:
 		plural = "instances"
+	case *api.Node:
+		plural = "nodes"
 	}
 	f.lines[plural] <- b
 }
@@ -111,6 +118,7 @@ func waitEndpoints(t *testing.T, p *Proxy, want []string, within time.Duration) 
 func TestWatchFollowsAndSurvivesTheServer(t *testing.T) {
 	f, srv := newFakeAPI(t)
 	inst := testInstance("default", "web", "web-1", "10.0.0.5:8080")
+	f.nodes = []*api.Node{testNode(testNodeName, "10.0.0.0/24")}
 	f.apps = []*api.App{testApp("default", "web", "10.96.0.10", 80, 0)}
 	f.insts = []*api.Instance{inst}
 

@@ -16,6 +16,7 @@
 //	Request ──▶ for every node ──▶ filters (all must pass) ──▶ score ──▶ best node
 //	                               ready, schedulable           1. fewest instances of the same App (spread)
 //	                               node selector                2. least allocated cpu+memory after placement
+//	                               owner's rules, port range
 //	                               host ports free              3. fewest instances in all
 //	                               cpu fits                     4. node name (determinism)
 //	                               memory fits

@@ -12,6 +12,7 @@ const (
 	ReasonSelectorMismatch = "node selector mismatch"
 	ReasonOwnerRules       = "refused by the node's owner"
 	ReasonHostPortInUse    = "host port in use"
+	ReasonPortRange        = "host port outside the node's port range"
 	ReasonMaxPerNode       = "max per node reached"
 	ReasonInsufficientCPU  = "insufficient cpu"
 	ReasonInsufficientMem  = "insufficient memory"
@@ -31,6 +32,7 @@ var filters = [...]filter{
 	readyFilter{},
 	selectorFilter{},
 	ownerFilter{},
+	portRangeFilter{},
 	hostPortFilter{},
 	maxPerNodeFilter{},
 	cpuFilter{},
@@ -120,6 +122,22 @@ func PathAllowed(path string, allowed []string) bool {
 		}
 	}
 	return false
+}
+
+// portRangeFilter keeps instances off nodes whose owner does not let them
+// bind their host ports (--port-range). The agent refuses them too.
+type portRangeFilter struct{}
+
+func (portRangeFilter) Check(n *node, p *pending) (bool, string) {
+	if n.portMin == 0 && n.portMax == 0 {
+		return true, ""
+	}
+	for _, hp := range p.ports {
+		if hp.port < n.portMin || hp.port > n.portMax {
+			return false, ReasonPortRange
+		}
+	}
+	return true, ""
 }
 
 // hostPortFilter keeps two instances binding the same host port and protocol

@@ -315,6 +315,17 @@ func TestPlace(t *testing.T) {
 			want:   []string{"a"},
 		},
 		{
+			name: "host port: only on a node whose owner's range has it",
+			nodes: []NodeInfo{
+				func() NodeInfo { n := ready("a", 8, 8); n.AcceptsPortMin, n.AcceptsPortMax = 30000, 30099; return n }(),
+				func() NodeInfo { n := ready("b", 8, 8); n.AcceptsPortMin, n.AcceptsPortMax = 30000, 32767; return n }(),
+				ready("c", 8, 8), // an older agent: no range declared
+			},
+			reqs:    []Request{{App: "ns/lb", HostPorts: []HostPort{{Port: 30100}}}, {App: "ns/lb", HostPorts: []HostPort{{Port: 30100}}}, {App: "ns/lb", HostPorts: []HostPort{{Port: 30100}}}, {App: "ns/ok", HostPorts: []HostPort{{Port: 30099}}}},
+			want:    []string{"b", "c", "", "a"},
+			wantErr: "0/3 nodes available: 2 host port in use, 1 host port outside the node's port range",
+		},
+		{
 			name:   "placed on a node that is gone is ignored",
 			nodes:  []NodeInfo{ready("a", 1, 1)},
 			placed: []Placed{{Node: "gone", Request: req("ns/web", 1000, gi)}},

@@ -73,6 +73,9 @@ type NodeInfo struct {
 	// none.
 	AcceptsPrivileged   bool
 	AcceptsCapabilities []string
+	// AcceptsPortMin and AcceptsPortMax are the host ports the owner lets
+	// instances bind, both included; both zero allow any.
+	AcceptsPortMin, AcceptsPortMax int32
 }
 
 // Placed is an instance already bound to a node; it counts against the
@@ -115,6 +118,7 @@ type node struct {
 	name                        string
 	labels                      map[string]string
 	accepts                     *accepts // nil: the owner allows anything but host access and privileges
+	portMin, portMax            int32    // host ports the owner allows; both zero: any
 }
 
 // accepts are a node's owner rules.
@@ -194,6 +198,8 @@ func NewSnapshot(nodes []NodeInfo, placed []Placed) *Snapshot {
 			idx:            int32(i),
 			name:           ni.Name,
 			labels:         ni.Labels,
+			portMin:        ni.AcceptsPortMin,
+			portMax:        ni.AcceptsPortMax,
 		}
 		if len(ni.AcceptsNamespaces)+len(ni.AcceptsRegistries)+len(ni.AcceptsSigners)+len(ni.AcceptsHostPaths)+len(ni.AcceptsCapabilities) > 0 ||
 			ni.AcceptsHostNamespaces || ni.AcceptsPrivileged {

@@ -32,7 +32,9 @@ type admissionCheck struct {
 // them (authorize, admitNodeStatus).
 var admission = []admissionCheck{
 	{"kinds shoal writes", func(s *Server, ctx context.Context, w write) error { return checkWritableKinds(ctx, w) }},
-	{"access", func(s *Server, ctx context.Context, w write) error { return s.authorizeObjects(ctx, w.objs, w.manifest) }},
+	{"access", func(s *Server, ctx context.Context, w write) error {
+		return s.authorizeObjects(ctx, w.objs, w.manifest)
+	}},
 	{"node events", func(s *Server, ctx context.Context, w write) error { return s.checkNodeEvents(ctx, w) }},
 	{"namespaces", func(s *Server, ctx context.Context, w write) error { return s.checkNamespaces(ctx, w.objs, w.manifest) }},
 	{"published ports", func(s *Server, ctx context.Context, w write) error { return s.checkPublished(ctx, w.objs, w.manifest) }},

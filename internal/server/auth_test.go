@@ -18,8 +18,8 @@ import (
 
 	"github.com/shoal-dev/shoal/internal/api"
 	"github.com/shoal-dev/shoal/internal/pki"
-	"github.com/shoal-dev/shoal/internal/store"
 	"github.com/shoal-dev/shoal/internal/server"
+	"github.com/shoal-dev/shoal/internal/store"
 	"github.com/shoal-dev/shoal/internal/store/storetest"
 )
 

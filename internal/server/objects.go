@@ -523,6 +523,9 @@ func (s *Server) checkSchedule(ctx context.Context, objs []api.Object, manifest 
 }
 
 func (s *Server) checkPublished(ctx context.Context, objs []api.Object, manifest bool) error {
+	if err := s.checkPortRange(ctx, objs, manifest); err != nil {
+		return err
+	}
 	type owner struct {
 		key, name, path string
 		doc             int

@@ -118,7 +118,7 @@ func listenHostPort(p runtime.PortMapping) (io.Closer, error) {
 
 func hostPortError(p runtime.PortMapping, err error) error {
 	if errors.Is(err, syscall.EADDRINUSE) {
-		return fmt.Errorf("host port %s is already in use", hostPortKey(p))
+		return fmt.Errorf("host port %s is already in use on this node (another program listens on it); choose another hostPort", hostPortKey(p))
 	}
 	return fmt.Errorf("host port %s: %w", hostPortKey(p), err)
 }

@@ -218,7 +218,7 @@ func TestPortHolds(t *testing.T) {
 	// the call took is released.
 	other := runtime.PortMapping{ContainerPort: 81, HostPort: free("tcp")}
 	err := h.hold("b", []runtime.PortMapping{other, tcp})
-	if want := fmt.Sprintf("host port %d/tcp is already in use", tcp.HostPort); err == nil || err.Error() != want {
+	if want := fmt.Sprintf("host port %d/tcp is already in use on this node (another program listens on it); choose another hostPort", tcp.HostPort); err == nil || err.Error() != want {
 		t.Errorf("hold of a held port = %v, want %q", err, want)
 	}
 	if !bindable(other) {
