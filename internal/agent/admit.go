@@ -65,11 +65,11 @@ func (a *Agent) admit(ctx context.Context, in *api.Instance) error {
 			return fmt.Errorf("node %s does not mount %s into containers (its owner allows %s)", a.cfg.NodeName, v.HostPath, describePaths(p.AllowHostPaths))
 		}
 	}
-	if err := api.VerifySignature(t, p.RequireSignedBy); err != nil {
+	if err := api.VerifySignature(t, in.Metadata.Namespace, p.RequireSignedBy); err != nil {
 		return fmt.Errorf("refused by node %s: %w", a.cfg.NodeName, err)
 	}
 	if keys := a.namespaceKeys(ctx, in.Metadata.Namespace); len(keys) > 0 {
-		if err := api.VerifySignature(t, keys); err != nil {
+		if err := api.VerifySignature(t, in.Metadata.Namespace, keys); err != nil {
 			return fmt.Errorf("refused by node %s: %w (namespace %q)", a.cfg.NodeName, err, in.Metadata.Namespace)
 		}
 	}

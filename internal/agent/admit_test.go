@@ -20,13 +20,15 @@ func TestAdmitEnforcesTheOwnersRules(t *testing.T) {
 	pub, priv, _ := ed25519.GenerateKey(rand.Reader)
 	key := "ed25519:" + base64.StdEncoding.EncodeToString(pub)
 	sign := func(tmpl api.Template) api.Template {
-		tmpl.Signature = &api.Signature{Key: key, Value: base64.StdEncoding.EncodeToString(ed25519.Sign(priv, api.SignedBytes(&tmpl)))}
+		tmpl.Signature = &api.Signature{Key: key, Value: base64.StdEncoding.EncodeToString(ed25519.Sign(priv, api.SignedBytes(&tmpl, "web"))), Namespace: "web"}
 		return tmpl
 	}
+	const digest = "@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
 	inst := func(ns string, tmpl api.Template) *api.Instance {
 		return &api.Instance{Metadata: api.ObjectMeta{Namespace: ns, Name: "x"}, Spec: api.InstanceSpec{Template: tmpl}}
 	}
-	signed := sign(api.Template{Image: "shoal.local/hello:v1"})
+	signed := sign(api.Template{Image: "shoal.local/hello:v1" + digest})
+	byTag := sign(api.Template{Image: "shoal.local/hello:v1"})
 	tampered := signed
 	tampered.Image = "docker.io/evil/miner"
 	// The server is unreachable: namespace policies are unknown, and the
@@ -40,6 +42,7 @@ func TestAdmitEnforcesTheOwnersRules(t *testing.T) {
 	}{
 		{"signed, allowed", inst("web", signed), ""},
 		{"another namespace", inst("batch", signed), `does not run namespace "batch"`},
+		{"signed by tag", inst("web", byTag), `names a tag`},
 		{"unsigned", inst("web", api.Template{Image: "shoal.local/hello:v1"}), "not signed"},
 		{"changed after signing", inst("web", tampered), "does not pull from docker.io"},
 		{"changed after signing, same registry", inst("web", func() api.Template { x := signed; x.Args = []string{"--mine"}; return x }()), "signature does not match spec"},
@@ -51,6 +54,13 @@ func TestAdmitEnforcesTheOwnersRules(t *testing.T) {
 		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
 			t.Errorf("%s: %v, want %q", tc.name, err, tc.want)
 		}
+	}
+	// A node that runs both namespaces still refuses web's signed
+	// template copied into batch, whose Secrets it would get.
+	both := New(Config{NodeName: "n2", Log: slog.New(slog.NewTextHandler(io.Discard, nil)), DataDir: t.TempDir(), Client: client.New("http://127.0.0.1:1"),
+		Owner: OwnerPolicy{RequireSignedBy: []string{key}}})
+	if err := both.admit(context.Background(), inst("batch", signed)); err == nil || !strings.Contains(err.Error(), `signed for namespace "web", not "batch"`) {
+		t.Errorf("web's template replayed in batch: %v, want it refused as signed for web", err)
 	}
 }
 
