@@ -46,6 +46,9 @@ func (s *Server) apply(w http.ResponseWriter, r *http.Request) {
 		err = s.keepAutoscaledReplicas(r.Context(), objs)
 	}
 	if err == nil {
+		err = s.resolveImages(r.Context(), objs)
+	}
+	if err == nil {
 		err = s.checkPolicy(r.Context(), objs, true)
 	}
 	if err == nil {

@@ -218,6 +218,9 @@ func (s *Server) create(w http.ResponseWriter, r *http.Request, t target) {
 		err = s.keepAutoscaledReplicas(r.Context(), []api.Object{obj})
 	}
 	if err == nil {
+		err = s.resolveImages(r.Context(), []api.Object{obj})
+	}
+	if err == nil {
 		err = s.checkPolicy(r.Context(), []api.Object{obj}, false)
 	}
 	if err == nil {
@@ -262,6 +265,9 @@ func (s *Server) update(w http.ResponseWriter, r *http.Request, t target) {
 	}
 	if err == nil {
 		err = s.keepAutoscaledReplicas(r.Context(), []api.Object{obj})
+	}
+	if err == nil {
+		err = s.resolveImages(r.Context(), []api.Object{obj})
 	}
 	if err == nil {
 		err = s.checkPolicy(r.Context(), []api.Object{obj}, false)
