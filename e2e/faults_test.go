@@ -153,12 +153,19 @@ spec:
 	defer taken.Close()
 	port := taken.Addr().(*net.TCPAddr).Port
 
+	// A tag the image store lacks is refused at apply (the server pins
+	// every shoal.local tag to its digest); a digest it lacks fails on the
+	// node, below.
+	if out, err := c.shoal("apply", "-f", c.writeFile("apiVersion: shoal/v1\nkind: App\nmetadata: {name: notag}\nspec: {image: shoal.local/nope:v9}\n")); err == nil || !strings.Contains(out, `spec.image: "shoal.local/nope:v9": not in the cluster's image store: push it first`) {
+		t.Errorf("apply of a tag never pushed: %v\n%s", err, out)
+	}
+
 	c.applyYAML(fmt.Sprintf(`
 apiVersion: shoal/v1
 kind: App
 metadata: {name: noimage}
 spec:
-  image: shoal.local/nope:v9
+  image: shoal.local/nope@sha256:%s
 ---
 apiVersion: shoal/v1
 kind: App
@@ -181,9 +188,9 @@ metadata: {name: porttaken}
 spec:
   image: shoal.local/hello:v1
   ports: [{containerPort: 8080, hostPort: %d}]
-`, port))
+`, strings.Repeat("0", 64), port))
 	for app, want := range map[string]string{
-		"noimage":   "image not found: shoal.local/nope:v9",
+		"noimage":   "image not found: shoal.local/nope@sha256:0000",
 		"nocommand": "/no/such/binary",
 		"oom":       "OOM killed",
 		"porttaken": fmt.Sprintf("host port %d/tcp is already in use", port),

@@ -108,7 +108,7 @@ spec:
 		}
 		ready := 0
 		for _, in := range list.Items {
-			if in.Status.Phase == api.PhaseRunning && in.Status.Ready && in.Spec.Template.Image == "shoal.local/hello:v2" {
+			if in.Status.Phase == api.PhaseRunning && in.Status.Ready && strings.HasPrefix(in.Spec.Template.Image, "shoal.local/hello:v2@") {
 				ready++
 			}
 		}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/shoal-dev/shoal/internal/api"
+	"github.com/shoal-dev/shoal/internal/image"
 	"github.com/shoal-dev/shoal/internal/store"
 )
 
@@ -264,6 +265,38 @@ func TestSignedApps(t *testing.T) {
 	// tampered one's first, signed revision only.
 	if tasks := c.ctr(c.nodes[0].runtimeNS, "tasks", "ls"); strings.Count(tasks, "RUNNING") != 2 {
 		t.Errorf("the node runs other than the signed revisions:\n%s", tasks)
+	}
+
+	// The signed App names the digest it was signed with, so a push of
+	// its tag (here v2's binary as hello:v1; another namespace's deployer
+	// may not push it at all) changes nothing that runs: a new replica
+	// still runs v1.
+	if img := signed.Spec.Template.Image; !strings.HasPrefix(img, "shoal.local/hello:v1@sha256:") {
+		t.Fatalf("the signed App's instance runs %q, want hello:v1 by digest", img)
+	}
+	retagged := filepath.Join(c.dir, "hello-v2-as-v1.tar")
+	if err := image.WriteTarball(retagged, image.BuildOptions{Ref: "shoal.local/hello:v1", Binary: filepath.Join(filepath.Dir(helloV2), "v2", "hello"), Entrypoint: []string{"/hello"}}); err != nil {
+		t.Fatal(err)
+	}
+	c.mustShoal("image", "push", retagged)
+	c.mustShoal("scale", "app", "signed", "--replicas", "2")
+	for _, in := range c.running("signed", 2) {
+		if body := getEventually(t, "http://"+in.Status.IP+":8080/"); !strings.Contains(body, "hello v1") {
+			t.Errorf("instance %s of the signed App answered %q after hello:v1 was pushed again, want hello v1", in.Metadata.Name, body)
+		}
+	}
+
+	// The signed template copied into another namespace (other Secrets,
+	// another policy) does not verify there.
+	c.applyYAML("apiVersion: shoal/v1\nkind: Namespace\nmetadata: {name: other}\n")
+	obj, err := c.api.Get(context.Background(), api.MustKind(api.KindApp), "default", "signed")
+	if err != nil {
+		t.Fatal(err)
+	}
+	replay := &api.App{TypeMeta: api.TypeMeta{APIVersion: api.Version, Kind: api.KindApp}, Metadata: api.ObjectMeta{Namespace: "other", Name: "signed"}, Spec: obj.(*api.App).Spec}
+	b, _ := json.Marshal(replay)
+	if out, err := c.shoal("apply", "-f", c.writeFile(string(b))); err == nil || !strings.Contains(out, `signed for namespace "default", not "other"`) {
+		t.Errorf("the signed template replayed in namespace other: %v\n%s", err, out)
 	}
 }
 

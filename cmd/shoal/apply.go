@@ -36,14 +36,14 @@ func newApplyCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if signKey != "" {
-				if manifests, err = signManifests(manifests, signKey); err != nil {
-					return err
-				}
-			}
 			c, err := g.client(cmd.Context())
 			if err != nil {
 				return err
+			}
+			if signKey != "" {
+				if manifests, err = signManifests(cmd.Context(), manifests, signKey, c.ImageDigest); err != nil {
+					return err
+				}
 			}
 			var applied []api.ApplyResult
 			for _, m := range manifests {
@@ -93,10 +93,14 @@ func printApplied(w io.Writer, r api.ApplyResult, dryRun bool) {
 	}
 }
 
-// signManifests signs every App and Job of the manifests with the key in keyFile
-// and returns them re-encoded (as JSON documents, with defaults filled: the
-// signature covers the template exactly as the server will store it).
-func signManifests(ms []manifest, keyFile string) ([]manifest, error) {
+// signManifests signs every App and Job of the manifests with the key in
+// keyFile, for the namespace each is in, and returns them re-encoded (as
+// JSON documents, with defaults filled: the signature covers the template
+// exactly as the server will store it). An image of the cluster's store
+// named by tag is first pinned to the digest the tag points at (digest
+// asks the server), so the signature covers the image itself, not a tag
+// that a later push could move.
+func signManifests(ctx context.Context, ms []manifest, keyFile string, digest func(ctx context.Context, repo, tag string) (string, error)) ([]manifest, error) {
 	b, err := os.ReadFile(keyFile)
 	if err != nil {
 		return nil, fmt.Errorf("--sign-key: %w", err)
@@ -123,8 +127,16 @@ func signManifests(ms []manifest, keyFile string) ([]manifest, error) {
 				t = &v.Spec.Template
 			}
 			if t != nil {
+				if repo, tag, pinned, ok := api.LocalImage(t.Image); ok && pinned == "" {
+					d, err := digest(ctx, repo, tag)
+					if err != nil {
+						return nil, fmt.Errorf("%s: %s %q: --sign-key pins the image to a digest before signing: %w", m.name, o.GetTypeMeta().Kind, o.GetMeta().Name, err)
+					}
+					t.Image += "@" + d
+				}
+				ns := o.GetMeta().Namespace
 				t.Signature = nil
-				t.Signature = &api.Signature{Key: key, Value: pki.Sign(priv, api.SignedBytes(t))}
+				t.Signature = &api.Signature{Key: key, Value: pki.Sign(priv, api.SignedBytes(t, ns)), Namespace: ns}
 			}
 			j, err := json.Marshal(o)
 			if err != nil {

@@ -388,12 +388,12 @@ func rowOf(o api.Object, wide bool) []string {
 			if !st.StartTime.IsZero() && !st.CompletionTime.IsZero() {
 				d = st.CompletionTime.Sub(st.StartTime).Round(time.Second).String()
 			}
-			r = append(r, v.Spec.Image, d)
+			r = append(r, shortImage(v.Spec.Image), d)
 		}
 		return r
 	case *api.App:
 		r := []string{m.Name, fmt.Sprintf("%d/%d", v.Status.Ready, replicas(v)), fmt.Sprintf("%d/%d", v.Status.Running, replicas(v)),
-			fmt.Sprint(v.Status.Revision), dash(v.Status.Rollout), v.Spec.Image, age, dash(v.Status.Message)}
+			fmt.Sprint(v.Status.Revision), dash(v.Status.Rollout), shortImage(v.Spec.Image), age, dash(v.Status.Message)}
 		if wide {
 			var ports []string
 			for _, p := range v.Spec.Ports {
@@ -473,6 +473,16 @@ func replicas(a *api.App) int32 {
 		return 1
 	}
 	return *a.Spec.Replicas
+}
+
+// shortImage shows a pinned image with its digest cut to 12 digits, as
+// docker shows image IDs: "shoal.local/hello:v1@sha256:76ca062d082c".
+// -o json and -o yaml show the whole digest.
+func shortImage(image string) string {
+	if d := api.ImageDigest(image); d != "" {
+		return image[:len(image)-len(d)] + d[:len("sha256:")+12]
+	}
+	return image
 }
 
 func dash(s string) string {

@@ -52,7 +52,7 @@ func newRolloutCmd(g *globals) *cobra.Command {
 				if h.Revision == app.Status.Revision {
 					mark = " (current)"
 				}
-				fmt.Fprintf(tw, "%d%s\t%s\t%s\t%s\n", h.Revision, mark, h.Image, age(h.CreatedAt)+" ago", h.Cause)
+				fmt.Fprintf(tw, "%d%s\t%s\t%s\t%s\n", h.Revision, mark, shortImage(h.Image), age(h.CreatedAt)+" ago", h.Cause)
 			}
 			if err := tw.Flush(); err != nil {
 				return err

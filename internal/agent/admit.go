@@ -111,7 +111,7 @@ func (a *Agent) admit(ctx context.Context, in *api.Instance) error {
 	if errs := api.CheckPortRange("spec.template", t, p.PortRange, "node "+a.cfg.NodeName+"'s publish range", "set by its owner with --port-range"); len(errs) > 0 {
 		return fmt.Errorf("node %s does not open the port: %w", a.cfg.NodeName, errs[0])
 	}
-	if err := api.VerifySignature(t, p.RequireSignedBy); err != nil {
+	if err := api.VerifySignature(t, in.Metadata.Namespace, p.RequireSignedBy); err != nil {
 		return fmt.Errorf("refused by node %s: %w", a.cfg.NodeName, err)
 	}
 	// Fail closed: without the namespace's policy the node cannot know
@@ -122,7 +122,7 @@ func (a *Agent) admit(ctx context.Context, in *api.Instance) error {
 		return err
 	}
 	if len(pol.RequireSignedBy) > 0 {
-		if err := api.VerifySignature(t, pol.RequireSignedBy); err != nil {
+		if err := api.VerifySignature(t, in.Metadata.Namespace, pol.RequireSignedBy); err != nil {
 			return fmt.Errorf("refused by node %s: %w (namespace %q)", a.cfg.NodeName, err, in.Metadata.Namespace)
 		}
 	}

@@ -23,13 +23,15 @@ func TestAdmitEnforcesTheOwnersRules(t *testing.T) {
 	pub, priv, _ := ed25519.GenerateKey(rand.Reader)
 	key := "ed25519:" + base64.StdEncoding.EncodeToString(pub)
 	sign := func(tmpl api.Template) api.Template {
-		tmpl.Signature = &api.Signature{Key: key, Value: base64.StdEncoding.EncodeToString(ed25519.Sign(priv, api.SignedBytes(&tmpl)))}
+		tmpl.Signature = &api.Signature{Key: key, Value: base64.StdEncoding.EncodeToString(ed25519.Sign(priv, api.SignedBytes(&tmpl, "web"))), Namespace: "web"}
 		return tmpl
 	}
+	const digest = "@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
 	inst := func(ns string, tmpl api.Template) *api.Instance {
 		return &api.Instance{Metadata: api.ObjectMeta{Namespace: ns, Name: "x"}, Spec: api.InstanceSpec{Template: tmpl}}
 	}
-	signed := sign(api.Template{Image: "shoal.local/hello:v1"})
+	signed := sign(api.Template{Image: "shoal.local/hello:v1" + digest})
+	byTag := sign(api.Template{Image: "shoal.local/hello:v1"})
 	tampered := signed
 	tampered.Image = "docker.io/evil/miner"
 	// No namespace has a policy: the owner's rules and the signature
@@ -43,6 +45,7 @@ func TestAdmitEnforcesTheOwnersRules(t *testing.T) {
 	}{
 		{"signed, allowed", inst("web", signed), ""},
 		{"another namespace", inst("batch", signed), `does not run namespace "batch"`},
+		{"signed by tag", inst("web", byTag), `names a tag`},
 		{"unsigned", inst("web", api.Template{Image: "shoal.local/hello:v1"}), "not signed"},
 		{"changed after signing", inst("web", tampered), "does not pull from docker.io"},
 		{"changed after signing, same registry", inst("web", func() api.Template { x := signed; x.Args = []string{"--mine"}; return x }()), "signature does not match spec"},
@@ -54,6 +57,13 @@ func TestAdmitEnforcesTheOwnersRules(t *testing.T) {
 		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
 			t.Errorf("%s: %v, want %q", tc.name, err, tc.want)
 		}
+	}
+	// A node that runs both namespaces still refuses web's signed
+	// template copied into batch, whose Secrets it would get.
+	both := New(Config{NodeName: "n2", Log: slog.New(slog.NewTextHandler(io.Discard, nil)), DataDir: t.TempDir(), Client: client.New("http://127.0.0.1:1"),
+		Owner: OwnerPolicy{RequireSignedBy: []string{key}}})
+	if err := both.admit(context.Background(), inst("batch", signed)); err == nil || !strings.Contains(err.Error(), `signed for namespace "web", not "batch"`) {
+		t.Errorf("web's template replayed in batch: %v, want it refused as signed for web", err)
 	}
 }
 
@@ -173,9 +183,9 @@ func TestAdmitPrivileges(t *testing.T) {
 func TestAdmitFailsClosedWithoutTheNamespace(t *testing.T) {
 	pub, priv, _ := ed25519.GenerateKey(rand.Reader)
 	key := "ed25519:" + base64.StdEncoding.EncodeToString(pub)
-	unsigned := api.Template{Image: "shoal.local/hello:v1"}
+	unsigned := api.Template{Image: "shoal.local/hello:v1@sha256:" + strings.Repeat("ab", 32)}
 	signed := unsigned
-	signed.Signature = &api.Signature{Key: key, Value: base64.StdEncoding.EncodeToString(ed25519.Sign(priv, api.SignedBytes(&signed)))}
+	signed.Signature = &api.Signature{Key: key, Value: base64.StdEncoding.EncodeToString(ed25519.Sign(priv, api.SignedBytes(&signed, "signed"))), Namespace: "signed"}
 	broken := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, `{"code":500,"message":"etcd is away"}`, http.StatusInternalServerError)
 	}))
@@ -190,7 +200,7 @@ func TestAdmitFailsClosedWithoutTheNamespace(t *testing.T) {
 	}{
 		{"no server answers", client.New("http://127.0.0.1:1"), "web", unsigned,
 			`refused by node n1 for now: cannot read the policy of namespace "web" from the servers`},
-		{"no server answers, signed", client.New("http://127.0.0.1:1"), "web", signed, `cannot read the policy of namespace "web"`},
+		{"no server answers, signed", client.New("http://127.0.0.1:1"), "signed", signed, `cannot read the policy of namespace "signed"`},
 		{"the server fails", client.New(broken.URL), "web", unsigned, `cannot read the policy of namespace "web" from the servers (it says which signatures and host paths the namespace requires; retried): etcd is away`},
 		{"no such namespace", policies, "web", unsigned, ""},
 		{"a namespace without keys", policies, "open", unsigned, ""},

@@ -198,13 +198,20 @@ type Signature struct {
 	Key string `json:"key"`
 	// Value is the Ed25519 signature of SignedBytes, base64.
 	Value string `json:"value"`
+	// Namespace is the namespace the template was signed for. The signed
+	// bytes cover it anyway; it is here so that a template replayed in
+	// another namespace is refused with a message that says so.
+	Namespace string `json:"namespace,omitempty"`
 }
 
-// SignedBytes is what an owner signs of a template: its canonical JSON
-// (encoding/json of the struct: fields in declaration order, map keys
-// sorted) with defaults filled in, without the signature itself and
-// without restartedAt, which only restarts what was signed.
-func SignedBytes(t *Template) []byte {
+// SignedBytes is what an owner signs of a template for a namespace: the
+// namespace and the template's canonical JSON (encoding/json of the
+// struct: fields in declaration order, map keys sorted) with defaults
+// filled in, without the signature itself and without restartedAt, which
+// only restarts what was signed. The namespace is part of it so that a
+// signed template copied into another namespace (where other Secrets
+// and another policy apply) does not verify there.
+func SignedBytes(t *Template, namespace string) []byte {
 	// A deep copy (through JSON) to default and clear: t is not touched.
 	b, err := json.Marshal(t)
 	if err != nil {
@@ -216,7 +223,11 @@ func SignedBytes(t *Template) []byte {
 	}
 	defaultTemplate(&c)
 	c.Signature, c.RestartedAt = nil, ""
-	if b, err = json.Marshal(c); err != nil {
+	payload := struct {
+		Namespace string   `json:"namespace"`
+		Template  Template `json:"template"`
+	}{namespace, c}
+	if b, err = json.Marshal(payload); err != nil {
 		panic("api: a template does not encode: " + err.Error())
 	}
 	return b

@@ -545,6 +545,9 @@ func (v *validator) template(path string, t *Template) {
 		if b, err := base64.StdEncoding.DecodeString(sig.Value); err != nil || len(b) != 64 {
 			v.add(path+".signature.value", "not an Ed25519 signature (64 bytes of base64)")
 		}
+		if sig.Namespace != "" && !isDNSLabel(sig.Namespace) {
+			v.add(path+".signature.namespace", "%s is not a namespace name: %s", quote(clipped(sig.Namespace)), nameRule)
+		}
 	}
 	v.probe(path+".health.readiness", t.Health.Readiness, t.Ports)
 	v.probe(path+".health.liveness", t.Health.Liveness, t.Ports)

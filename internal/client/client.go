@@ -437,6 +437,29 @@ func (c *Client) PushImage(ctx context.Context, r io.Reader) ([]string, error) {
 	return out.Images, err
 }
 
+// ImageDigest returns the manifest digest ("sha256:HEX") repo:tag of the
+// cluster's image store points at now, as a node pulling it would see it.
+func (c *Client) ImageDigest(ctx context.Context, repo, tag string) (string, error) {
+	parts := strings.Split(repo, "/")
+	for i, p := range parts {
+		parts[i] = url.PathEscape(p)
+	}
+	resp, err := c.do(ctx, c.http, http.MethodHead, "/v2/"+strings.Join(parts, "/")+"/manifests/"+url.PathEscape(tag), nil, "")
+	var ae *APIError
+	if errors.As(err, &ae) && ae.Code == http.StatusNotFound {
+		return "", fmt.Errorf("%s/%s:%s is not in the cluster's image store (push it first: shoal image push)", api.LocalRegistry, repo, tag)
+	}
+	if err != nil {
+		return "", err
+	}
+	resp.Body.Close()
+	d := resp.Header.Get("Docker-Content-Digest")
+	if api.ImageDigest("@"+d) == "" {
+		return "", fmt.Errorf("%s/%s:%s: the image store answered no sha256 digest (%q)", api.LocalRegistry, repo, tag, d)
+	}
+	return d, nil
+}
+
 // Images lists the images in the cluster's image store.
 func (c *Client) Images(ctx context.Context) ([]string, error) {
 	var out struct{ Images []string }

@@ -8,6 +8,16 @@
 // server when they pull. Short Docker Hub names keep Docker's defaulting,
 // so "hello:v1" becomes "library/hello:v1".
 //
+// # Ownership
+//
+// A repository belongs to a namespace by its name (RepositoryNamespace):
+// "payments/api" to payments, a one-part name such as "hello" to the
+// default namespace. PushTarball asks its caller about every repository
+// of an archive before any tag moves; the API server lets only the
+// owning namespace's deployers (and cluster-admins) push. Apps name
+// images by digest once applied, so a tag pushed again changes what the
+// next apply pins, never what already runs.
+//
 // # Storage
 //
 // Everything lives under one directory, so a restarted server serves every

@@ -207,7 +207,7 @@ func TestPushOCIMultiPlatform(t *testing.T) {
 
 	onlyTheirs := mutate.AppendManifests(mutate.IndexMediaType(empty.Index, types.OCIImageIndex),
 		mutate.IndexAddendum{Add: theirs, Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: other}}})
-	_, err := r.PushTarball(context.Background(), bytes.NewReader(ociArchive(t, map[string]any{"localhost/multi:v2": onlyTheirs})))
+	_, err := r.PushTarball(context.Background(), bytes.NewReader(ociArchive(t, map[string]any{"localhost/multi:v2": onlyTheirs})), nil)
 	want := "the index has no image for linux/" + goruntime.GOARCH + " (it has linux/" + other + ")"
 	if !errors.Is(err, registry.ErrInvalidTarball) || !strings.Contains(err.Error(), want) {
 		t.Errorf("push of an index without our platform: %v, want %q", err, want)
@@ -246,7 +246,7 @@ func TestPushRejectsBadOCIArchives(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			dir := t.TempDir()
 			r, _ := newRegistry(t, dir)
-			refs, err := r.PushTarball(context.Background(), strings.NewReader(tt.archive))
+			refs, err := r.PushTarball(context.Background(), strings.NewReader(tt.archive), nil)
 			if !errors.Is(err, registry.ErrInvalidTarball) || !strings.Contains(err.Error(), tt.want) {
 				t.Errorf("PushTarball = %q, %v; want ErrInvalidTarball saying %q", refs, err, tt.want)
 			}

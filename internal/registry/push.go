@@ -25,8 +25,10 @@ import (
 // multi-platform index contributes the image for the nodes' platform. It returns the stored
 // refs as List spells them. The tarball is checked completely before any
 // tag changes; errors about its content wrap ErrInvalidTarball. The caller
-// limits how much r may deliver.
-func (r *Registry) PushTarball(ctx context.Context, in io.Reader) ([]string, error) {
+// limits how much r may deliver. may, when set, is asked about every
+// repository the archive names once it is checked and before any tag
+// changes: an error from it fails the push, wrapped, and changes nothing.
+func (r *Registry) PushTarball(ctx context.Context, in io.Reader, may func(repo string) error) ([]string, error) {
 	stage, err := os.MkdirTemp(r.tmpDir(), "push-")
 	if err != nil {
 		return nil, fmt.Errorf("push: %w", err)
@@ -50,6 +52,18 @@ func (r *Registry) PushTarball(ctx context.Context, in io.Reader) ([]string, err
 	}
 	if err != nil {
 		return nil, fmt.Errorf("push: %w", err)
+	}
+	if may != nil {
+		asked := map[string]bool{}
+		for _, t := range p.tags {
+			if asked[t.repo] {
+				continue
+			}
+			asked[t.repo] = true
+			if err := may(t.repo); err != nil {
+				return nil, fmt.Errorf("push %s:%s: %w", t.repo, t.tag, err)
+			}
+		}
 	}
 	if err := p.commit(); err != nil {
 		return nil, fmt.Errorf("push: %w", err)

@@ -39,7 +39,7 @@ func newRegistry(t *testing.T, dir string) (*registry.Registry, *httptest.Server
 
 func push(t *testing.T, r *registry.Registry, tarball []byte) []string {
 	t.Helper()
-	refs, err := r.PushTarball(context.Background(), bytes.NewReader(tarball))
+	refs, err := r.PushTarball(context.Background(), bytes.NewReader(tarball), nil)
 	if err != nil {
 		t.Fatalf("PushTarball: %v", err)
 	}
@@ -248,7 +248,7 @@ func TestPushRejectsBadTarballs(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			dir := t.TempDir()
 			r, _ := newRegistry(t, dir)
-			refs, err := r.PushTarball(context.Background(), bytes.NewReader(tt.tarball))
+			refs, err := r.PushTarball(context.Background(), bytes.NewReader(tt.tarball), nil)
 			if !errors.Is(err, registry.ErrInvalidTarball) {
 				t.Errorf("PushTarball = %q, %v; want an error wrapping ErrInvalidTarball", refs, err)
 			}
@@ -266,7 +266,7 @@ func TestPushCanceled(t *testing.T) {
 	r, _ := newRegistry(t, dir)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if _, err := r.PushTarball(ctx, bytes.NewReader(imagetest.Tarball(t, "a:v1", "x"))); !errors.Is(err, context.Canceled) {
+	if _, err := r.PushTarball(ctx, bytes.NewReader(imagetest.Tarball(t, "a:v1", "x")), nil); !errors.Is(err, context.Canceled) {
 		t.Errorf("PushTarball with a canceled context = %v, want context.Canceled", err)
 	}
 	if got := r.List(); len(got) != 0 {
@@ -279,7 +279,7 @@ func TestPushPassesOnReadErrors(t *testing.T) {
 	// What http.MaxBytesReader does when the caller's limit is hit.
 	limit := &http.MaxBytesError{Limit: 10}
 	in := io.MultiReader(bytes.NewReader(make([]byte, 10)), errReader{limit})
-	_, err := r.PushTarball(context.Background(), in)
+	_, err := r.PushTarball(context.Background(), in, nil)
 	var got *http.MaxBytesError
 	if !errors.As(err, &got) {
 		t.Errorf("PushTarball = %v, want the reader's *http.MaxBytesError", err)

@@ -40,6 +40,7 @@ var admission = []admissionCheck{
 	{"published ports", func(s *Server, ctx context.Context, w write) error { return s.checkPublished(ctx, w.objs, w.manifest) }},
 	{"schedule", func(s *Server, ctx context.Context, w write) error { return s.checkSchedule(ctx, w.objs, w.manifest) }},
 	{"autoscaled replicas", func(s *Server, ctx context.Context, w write) error { return s.keepAutoscaledReplicas(ctx, w.objs) }},
+	{"images pinned to digests", func(s *Server, ctx context.Context, w write) error { return s.resolveImages(ctx, w.objs) }},
 	{"namespace policy", func(s *Server, ctx context.Context, w write) error { return s.checkPolicy(ctx, w.objs, w.manifest) }},
 	{"secrets", func(s *Server, ctx context.Context, w write) error { return s.sealSecrets(ctx, w.objs) }},
 	{"tokens", func(s *Server, ctx context.Context, w write) error { return s.bindTokens(ctx, w.objs, w.manifest) }},

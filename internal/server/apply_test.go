@@ -602,8 +602,9 @@ func TestApplyRefusesHostAccessTheNamespaceDoesNotAllow(t *testing.T) {
 	}
 }
 
-// A namespace that requires signed Apps refuses unsigned, tampered and
-// foreign-signed ones (403, nothing stored) and takes the right ones.
+// A namespace that requires signed Apps refuses unsigned, tampered,
+// foreign-signed, replayed and tag-named ones (403, nothing stored) and
+// takes the right ones.
 func TestApplyRequiresSignaturesTheNamespaceAsksFor(t *testing.T) {
 	e := start(t)
 	pub, priv, _ := ed25519.GenerateKey(rand.Reader)
@@ -614,12 +615,15 @@ func TestApplyRequiresSignaturesTheNamespaceAsksFor(t *testing.T) {
 	if err := e.cli.Create(ctxT(t, 10*time.Second), ns); err != nil {
 		t.Fatal(err)
 	}
-	app := func(name string, signer ed25519.PrivateKey, tamper bool) string {
+	const image = "nginx:1.27@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+	// app is signed for signedFor and applied in namespace "prod".
+	app := func(name, img string, signer ed25519.PrivateKey, signedFor string, tamper bool) string {
 		a := &api.App{TypeMeta: api.TypeMeta{APIVersion: api.Version, Kind: api.KindApp}, Metadata: api.ObjectMeta{Namespace: "prod", Name: name},
-			Spec: api.AppSpec{Template: api.Template{Image: "nginx:1.27"}}}
+			Spec: api.AppSpec{Template: api.Template{Image: img}}}
 		if signer != nil {
 			k := "ed25519:" + base64.StdEncoding.EncodeToString(signer.Public().(ed25519.PublicKey))
-			a.Spec.Template.Signature = &api.Signature{Key: k, Value: base64.StdEncoding.EncodeToString(ed25519.Sign(signer, api.SignedBytes(&a.Spec.Template)))}
+			a.Spec.Template.Signature = &api.Signature{Key: k, Namespace: signedFor,
+				Value: base64.StdEncoding.EncodeToString(ed25519.Sign(signer, api.SignedBytes(&a.Spec.Template, signedFor)))}
 		}
 		if tamper {
 			a.Spec.Template.Image = "nginx:evil"
@@ -629,9 +633,11 @@ func TestApplyRequiresSignaturesTheNamespaceAsksFor(t *testing.T) {
 	}
 	before := e.snapshot(t)
 	for _, tc := range []struct{ name, body, want string }{
-		{"unsigned", app("a", nil, false), `document 1 (App "a"): spec.signature: not signed`},
-		{"tampered", app("b", priv, true), `document 1 (App "b"): spec.signature: signature does not match spec (namespace "prod")`},
-		{"another key", app("c", opriv, false), `document 1 (App "c"): spec.signature: signed by`},
+		{"unsigned", app("a", image, nil, "", false), `document 1 (App "a"): spec.signature: not signed`},
+		{"tampered", app("b", image, priv, "prod", true), `document 1 (App "b"): spec.signature: signature does not match spec (namespace "prod")`},
+		{"another key", app("c", image, opriv, "prod", false), `document 1 (App "c"): spec.signature: signed by`},
+		{"signed for another namespace", app("f", image, priv, "default", false), `document 1 (App "f"): spec.signature: signed for namespace "default", not "prod"`},
+		{"an image named by tag", app("g", "nginx:1.27", priv, "prod", false), `document 1 (App "g"): spec.image: "nginx:1.27" names a tag`},
 	} {
 		code, body := e.do(t, http.MethodPost, "/api/v1/apply", []byte(tc.body))
 		wantStatus(t, code, body, http.StatusForbidden, tc.want)
@@ -639,10 +645,15 @@ func TestApplyRequiresSignaturesTheNamespaceAsksFor(t *testing.T) {
 	if after := e.snapshot(t); !reflect.DeepEqual(before, after) {
 		t.Errorf("a refused apply stored something")
 	}
-	if code, body := e.do(t, http.MethodPost, "/api/v1/apply", []byte(app("d", priv, false))); code != http.StatusOK {
+	if code, body := e.do(t, http.MethodPost, "/api/v1/apply", []byte(app("d", image, priv, "prod", false))); code != http.StatusOK {
 		t.Fatalf("a signed App: %d %s", code, body)
 	}
-	// In a namespace without the policy a signature is still checked.
-	code, body := e.do(t, http.MethodPost, "/api/v1/apply", []byte(strings.Replace(app("e", priv, true), `"prod"`, `"default"`, 1)))
-	wantStatus(t, code, body, http.StatusForbidden, `spec.signature: signature does not match spec`)
+	// In a namespace without the policy a signature is still checked,
+	// for the namespace it is in.
+	code, body := e.do(t, http.MethodPost, "/api/v1/apply", []byte(strings.Replace(app("e", image, priv, "prod", true), `"namespace":"prod"`, `"namespace":"default"`, 1)))
+	wantStatus(t, code, body, http.StatusForbidden, `spec.signature: signed for namespace "prod", not "default"`)
+	code, body = e.do(t, http.MethodPost, "/api/v1/apply", []byte(strings.Replace(app("h", image, priv, "default", false), `"namespace":"prod"`, `"namespace":"default"`, 1)))
+	if code != http.StatusOK {
+		t.Errorf("an App signed for default, in default: %d %s", code, body)
+	}
 }

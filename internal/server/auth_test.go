@@ -18,6 +18,7 @@ import (
 
 	"github.com/shoal-dev/shoal/internal/api"
 	"github.com/shoal-dev/shoal/internal/pki"
+	"github.com/shoal-dev/shoal/internal/registry"
 	"github.com/shoal-dev/shoal/internal/server"
 	"github.com/shoal-dev/shoal/internal/store"
 	"github.com/shoal-dev/shoal/internal/store/storetest"
@@ -25,13 +26,14 @@ import (
 
 // tlsEnv is a server with a CA: authentication and authorization on.
 type tlsEnv struct {
-	st    *store.Store // for what only servers write (Instances)
-	srv   *server.Server
-	url   string
-	ca    *pki.CA
-	admin *http.Client
-	anon  *http.Client
-	audit *syncBuffer
+	st     *store.Store // for what only servers write (Instances)
+	srv    *server.Server
+	url    string
+	ca     *pki.CA
+	admin  *http.Client
+	anon   *http.Client
+	audit  *syncBuffer
+	images *registry.Registry
 }
 
 // syncBuffer is an audit log the test reads while the server writes.
@@ -69,7 +71,11 @@ func startTLS(t *testing.T) *tlsEnv {
 		t.Fatal(err)
 	}
 	audit := &syncBuffer{}
-	srv := server.New(server.Config{Store: st, Log: slog.New(slog.DiscardHandler), Version: "test", CA: ca, Keypair: serverKP, NodeCertTTL: time.Hour, SecretKeys: keys, Audit: audit})
+	images, err := registry.New(filepath.Join(t.TempDir(), "images"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := server.New(server.Config{Store: st, Images: images, Log: slog.New(slog.DiscardHandler), Version: "test", CA: ca, Keypair: serverKP, NodeCertTTL: time.Hour, SecretKeys: keys, Audit: audit})
 	rctx, stop := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { srv.Run(rctx); close(done) }()
@@ -80,7 +86,7 @@ func startTLS(t *testing.T) *tlsEnv {
 	hs.Config.ErrorLog = slog.NewLogLogger(slog.DiscardHandler, slog.LevelError)
 	hs.Start()
 	t.Cleanup(hs.Close)
-	e := &tlsEnv{st: st, srv: srv, url: "https://" + hs.Listener.Addr().String(), ca: ca, audit: audit}
+	e := &tlsEnv{st: st, srv: srv, url: "https://" + hs.Listener.Addr().String(), ca: ca, audit: audit, images: images}
 	e.admin = e.clientAs(issue(t, ca, "admin", []string{pki.GroupAdmins}, nil, time.Hour))
 	e.anon = e.clientAs(nil)
 	return e

@@ -70,8 +70,12 @@ func (s *Server) checkPolicy(ctx context.Context, objs []api.Object, manifest bo
 				return fmt.Errorf("%s: spec.volumes[%d].hostPath: namespace %q does not allow mounting %s from the node (its policy allows %s; set spec.policy.allowHostPaths on the Namespace): %w", where, i, ns, vol.HostPath, allows, errForbidden)
 			}
 		}
-		if err := api.VerifySignature(tmpl, pol.RequireSignedBy); err != nil {
-			return fmt.Errorf("%s: spec.signature: %v (namespace %q): %w", where, err, ns, errForbidden)
+		if err := api.VerifySignature(tmpl, ns, pol.RequireSignedBy); err != nil {
+			field := "spec.signature"
+			if errors.Is(err, api.ErrUnpinnedImage) {
+				field = "spec.image"
+			}
+			return fmt.Errorf("%s: %s: %v (namespace %q): %w", where, field, err, ns, errForbidden)
 		}
 	}
 	return nil

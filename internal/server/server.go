@@ -33,7 +33,12 @@ const (
 
 // Images is the server-side image store the API exposes. It is optional.
 type Images interface {
-	PushTarball(ctx context.Context, r io.Reader) ([]string, error)
+	// PushTarball stores an archive's images; may is asked about each
+	// repository before any tag changes (registry.Registry.PushTarball).
+	PushTarball(ctx context.Context, r io.Reader, may func(repo string) error) ([]string, error)
+	// Resolve returns the digest repo:tag points at, or an error wrapping
+	// registry.ErrUnknownImage.
+	Resolve(ctx context.Context, repo, tag string) (string, error)
 	List() []string
 	Handler() http.Handler
 }

@@ -32,6 +32,9 @@ func (d *Driver) EnsureImage(ctx context.Context, image string) error {
 	defer d.locks.lock("image:" + ref)()
 
 	if img, err := d.client.GetImage(ctx, ref); err == nil {
+		if err := checkPinned(ref, img.Target().Digest.String()); err != nil {
+			return err
+		}
 		ok, err := img.IsUnpacked(ctx, snapshotter)
 		if err == nil && ok {
 			d.images.put(ref, img)
@@ -47,7 +50,10 @@ func (d *Driver) EnsureImage(ctx context.Context, image string) error {
 	if err != nil {
 		return err
 	}
-	_, err = d.client.Pull(ctx, ref,
+	// A reference with a digest is pulled by it: containerd fetches the
+	// manifest by digest and checks every blob against the digest that
+	// names it, and checkPinned checks what it recorded.
+	img, err := d.client.Pull(ctx, ref,
 		containerd.WithPullUnpack,
 		containerd.WithPullSnapshotter(snapshotter),
 		containerd.WithResolver(resolver))
@@ -56,6 +62,20 @@ func (d *Driver) EnsureImage(ctx context.Context, image string) error {
 			return fmt.Errorf("%w: %s", runtime.ErrImageNotFound, ref)
 		}
 		return fmt.Errorf("pull %s: %w", ref, err)
+	}
+	return checkPinned(ref, img.Target().Digest.String())
+}
+
+// checkPinned refuses an image whose manifest is not the one a pinned
+// reference names (got is the manifest digest of what was pulled or
+// found); a reference by tag pins nothing.
+func checkPinned(ref, got string) error {
+	named, err := reference.ParseNormalizedNamed(ref)
+	if err != nil {
+		return fmt.Errorf("image reference %q: %w", ref, err)
+	}
+	if d, ok := named.(reference.Digested); ok && d.Digest().String() != got {
+		return fmt.Errorf("image %s: the manifest pulled is %s, not the digest the instance names; refusing to run it", ref, got)
 	}
 	return nil
 }
@@ -67,6 +87,9 @@ func (d *Driver) image(ctx context.Context, ref string) (containerd.Image, error
 	}
 	img, err := d.client.GetImage(ctx, ref)
 	if err == nil {
+		if err := checkPinned(ref, img.Target().Digest.String()); err != nil {
+			return nil, err
+		}
 		if ok, err := img.IsUnpacked(ctx, snapshotter); err == nil && ok {
 			d.images.put(ref, img)
 			return img, nil
@@ -81,7 +104,10 @@ func (d *Driver) image(ctx context.Context, ref string) (containerd.Image, error
 }
 
 // normalizeRef turns "busybox" into "docker.io/library/busybox:latest", the
-// name containerd stores, so that lookups and pulls agree.
+// name containerd stores, so that lookups and pulls agree. A reference
+// with a digest keeps only the digest ("shoal.local/hello:v1@sha256:…"
+// becomes "shoal.local/hello@sha256:…"): it is pulled by digest, whatever
+// the tag points at now.
 func normalizeRef(image string) (string, error) {
 	named, err := reference.ParseDockerRef(image)
 	if err != nil {

@@ -296,3 +296,29 @@ func TestHostMounts(t *testing.T) {
 		}
 	}
 }
+
+// An instance's pinned image is pulled by its digest, and an image whose
+// manifest is another is refused.
+func TestPinnedImages(t *testing.T) {
+	const d = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+	const other = "sha256:fedcba9876543210fedcba9876543210fedcba9876543210fedcba9876543210"
+	for in, want := range map[string]string{
+		"shoal.local/hello:v1@" + d: "shoal.local/hello@" + d,
+		"shoal.local/hello@" + d:    "shoal.local/hello@" + d,
+		"shoal.local/hello:v1":      "shoal.local/hello:v1",
+		"busybox":                   "docker.io/library/busybox:latest",
+	} {
+		if got, err := normalizeRef(in); err != nil || got != want {
+			t.Errorf("normalizeRef(%q) = %q, %v; want %q", in, got, err, want)
+		}
+	}
+	if err := checkPinned("shoal.local/hello@"+d, d); err != nil {
+		t.Errorf("the pinned manifest: %v", err)
+	}
+	if err := checkPinned("shoal.local/hello@"+d, other); err == nil || !strings.Contains(err.Error(), "not the digest the instance names") {
+		t.Errorf("another manifest: %v, want it refused", err)
+	}
+	if err := checkPinned("shoal.local/hello:v1", other); err != nil {
+		t.Errorf("a tag pins nothing: %v", err)
+	}
+}
