@@ -451,15 +451,24 @@ func etcdTLSFiles(dir string) *store.EmbeddedTLS {
 	return &store.EmbeddedTLS{
 		CertFile: filepath.Join(dir, "etcd-server.crt"), KeyFile: filepath.Join(dir, "etcd-server.key"),
 		ClientCertFile: filepath.Join(dir, "etcd-client.crt"), ClientKeyFile: filepath.Join(dir, "etcd-client.key"),
-		CAFile: filepath.Join(dir, pki.CACertFile),
+		CAFile: filepath.Join(dir, pki.EtcdCACertFile),
 	}
 }
 
 // etcdCertificates issues the embedded etcd's serving certificate (for
-// loopback and the advertised address) and the certificate this server's
-// etcd client presents, into t's files (keys 0600): etcd speaks only TLS
-// and admits only the cluster's servers.
-func etcdCertificates(ca *pki.CA, t *store.EmbeddedTLS, advertise string) error {
+// loopback and the advertised address, also its peer certificate) and the
+// certificate this server's etcd client presents, into t's files (keys
+// 0600), from the etcd CA, which etcd trusts alone: etcd speaks only TLS
+// and admits only the cluster's servers, never a node's, a user's or an
+// admin's certificate (those come from the cluster CA).
+func etcdCertificates(clusterCA *pki.CA, t *store.EmbeddedTLS, advertise string) error {
+	ca, err := clusterCA.EtcdCA()
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(t.CAFile, ca.CertPEM, 0o644); err != nil {
+		return err
+	}
 	host, _ := os.Hostname()
 	ips := []net.IP{net.IPv4(127, 0, 0, 1)}
 	if ip := net.ParseIP(advertise); ip != nil {
