@@ -324,7 +324,8 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	closers = append(closers, func() { audit.Close() })
 	metrics := prometheus.NewRegistry()
 	srv := server.New(server.Config{Store: st, Images: reg, Log: log, Version: cfg.Version, Registry: metrics,
-		CA: ca, Keypair: keypair, NodeCertTTL: cfg.NodeCertTTL, SecretKeys: secretKeys, Audit: audit})
+		CA: ca, Keypair: keypair, NodeCertTTL: cfg.NodeCertTTL, SecretKeys: secretKeys, Audit: audit,
+		ExternalEtcd: len(cfg.Etcd.Endpoints) > 0})
 	s := &Server{cfg: cfg, url: url, ready: make(chan struct{}), done: make(chan struct{}), Store: st, CA: ca, Admin: admin}
 	var wg sync.WaitGroup
 	wg.Add(4)
@@ -505,11 +506,12 @@ func adminConfig(ca *pki.CA, url string) (client.Config, error) {
 	return client.Config{Server: url, CA: string(ca.CertPEM), Certificate: string(certPEM), Key: string(keyPEM)}, nil
 }
 
-// CreateToken stores a new join token for role, valid for ttl, and returns
-// it as users copy it.
-func (s *Server) CreateToken(ctx context.Context, role api.TokenRole, ttl time.Duration, description string) (string, error) {
+// CreateToken stores a new join token for role, valid for ttl and for
+// uses joins, and returns it as users copy it.
+func (s *Server) CreateToken(ctx context.Context, role api.TokenRole, ttl time.Duration, uses int32, description string) (string, error) {
 	tok := pki.NewToken(s.CA.Fingerprint())
 	obj := api.NewToken(tok.ID, tok.SecretHash(), role, time.Now().Add(ttl), description)
+	obj.Spec.UsesLeft = &uses
 	if err := s.Store.Create(ctx, obj); err != nil {
 		return "", err
 	}

@@ -249,7 +249,7 @@ func TestServersOnAnExternalEtcdCluster(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tok, err := a.CreateToken(ctx, api.TokenRoleServer, time.Hour, "")
+	tok, err := a.CreateToken(ctx, api.TokenRoleServer, time.Hour, 1, "")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -28,7 +28,9 @@ type tlsEnv struct {
 	ca    *pki.CA
 	admin *http.Client
 	anon  *http.Client
-	audit *syncBuffer
+	// server holds a server's certificate.
+	server *http.Client
+	audit  *syncBuffer
 }
 
 // syncBuffer is an audit log the test reads while the server writes.
@@ -80,6 +82,7 @@ func startTLS(t *testing.T) *tlsEnv {
 	e := &tlsEnv{url: "https://" + hs.Listener.Addr().String(), ca: ca, audit: audit}
 	e.admin = e.clientAs(issue(t, ca, "admin", []string{pki.GroupAdmins}, nil, time.Hour))
 	e.anon = e.clientAs(nil)
+	e.server = e.clientAs(serverKP)
 	return e
 }
 
@@ -152,11 +155,20 @@ func call(t *testing.T, hc *http.Client, method, url string, body any) (int, str
 	return resp.StatusCode, string(out)
 }
 
-// token stores a join token and returns it.
+// token stores a join token (single-use) and returns it.
 func (e *tlsEnv) token(t *testing.T, role api.TokenRole, ttl time.Duration) pki.Token {
+	t.Helper()
+	return e.tokenUses(t, role, ttl, 0)
+}
+
+// tokenUses stores a join token for uses joins (0: unset, one).
+func (e *tlsEnv) tokenUses(t *testing.T, role api.TokenRole, ttl time.Duration, uses int32) pki.Token {
 	t.Helper()
 	tok := pki.NewToken(e.ca.Fingerprint())
 	obj := api.NewToken(tok.ID, tok.SecretHash(), role, time.Now().Add(ttl), "")
+	if uses > 0 {
+		obj.Spec.UsesLeft = &uses
+	}
 	if code, msg := call(t, e.admin, http.MethodPost, e.url+"/api/v1/tokens", obj); code != http.StatusCreated {
 		t.Fatalf("create token: %d %s", code, msg)
 	}
@@ -231,11 +243,12 @@ func TestJoinRefusesBadTokens(t *testing.T) {
 	if _, code, msg := e.join(t, "n1", good.String()); code != http.StatusOK {
 		t.Fatalf("join with a good token: %d %s", code, msg)
 	}
-	if _, code, msg := e.join(t, "n1", good.String()); code != http.StatusConflict || !strings.Contains(msg, "shoal node remove n1") {
+	another := e.token(t, api.TokenRoleAgent, time.Hour)
+	if _, code, msg := e.join(t, "n1", another.String()); code != http.StatusConflict || !strings.Contains(msg, "shoal node remove n1") {
 		t.Errorf("a second join as n1: %d %q, want 409 naming node remove", code, msg)
 	}
 	// A bad public key changes nothing.
-	code, msg := call(t, e.anon, http.MethodPost, e.url+"/api/v1/join", api.JoinRequest{Token: good.String(), Node: "n2", PublicKey: "not a key"})
+	code, msg := call(t, e.anon, http.MethodPost, e.url+"/api/v1/join", api.JoinRequest{Token: another.String(), Node: "n2", PublicKey: "not a key"})
 	if code != http.StatusBadRequest || !strings.Contains(msg, "publicKey") {
 		t.Errorf("join with a bad key: %d %q", code, msg)
 	}
@@ -247,7 +260,7 @@ func TestJoinRefusesBadTokens(t *testing.T) {
 // TestAccessMatrix: who may do what, over every kind of request.
 func TestAccessMatrix(t *testing.T) {
 	e := startTLS(t)
-	tok := e.token(t, api.TokenRoleAgent, time.Hour)
+	tok := e.tokenUses(t, api.TokenRoleAgent, time.Hour, 2)
 	n1, code, msg := e.join(t, "n1", tok.String())
 	if code != http.StatusOK {
 		t.Fatalf("join n1: %d %s", code, msg)
@@ -428,9 +441,13 @@ func TestRemovingANodeRevokesItsCertificate(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Error("the removed node's watch still runs 5s later")
 	}
-	// Joining again under the name works with a token, and the old
-	// certificates stay dead: the new Node has another UID.
-	if _, code, msg := e.join(t, "n1", tok.String()); code != http.StatusOK {
+	// Joining again under the name works with a new token (the first is
+	// spent), and the old certificates stay dead: the new Node has another
+	// UID.
+	if _, code, msg := e.join(t, "n1", tok.String()); code != http.StatusUnauthorized || !strings.Contains(msg, "was used already") {
+		t.Errorf("re-join with the spent token: %d %s, want 401 used already", code, msg)
+	}
+	if _, code, msg := e.join(t, "n1", e.token(t, api.TokenRoleAgent, time.Hour).String()); code != http.StatusOK {
 		t.Fatalf("re-join: %d %s", code, msg)
 	}
 	if code, _ := call(t, renewed, http.MethodGet, e.url+"/api/v1/nodes/n1", nil); code != http.StatusUnauthorized {
@@ -718,10 +735,10 @@ func TestServerJoin(t *testing.T) {
 	}
 	// s2 never started its member: a join after it replaces it (servers
 	// join one at a time; etcd takes one learner).
-	if code, msg := join(serverTok.String(), "s3", "https://127.0.0.1:2"); code != http.StatusOK {
+	if code, msg := join(e.token(t, api.TokenRoleServer, time.Hour).String(), "s3", "https://127.0.0.1:2"); code != http.StatusOK {
 		t.Errorf("a join after one that never started: %d %s", code, msg)
 	}
-	code, body = call(t, e.admin, http.MethodGet, e.url+"/api/v1/servers", nil)
+	code, body = call(t, e.server, http.MethodGet, e.url+"/api/v1/servers", nil)
 	if code != http.StatusOK || strings.Count(body, `"status": "Unstarted"`) != 1 || !strings.Contains(body, "https://127.0.0.1:2") || strings.Contains(body, "https://127.0.0.1:1\"") {
 		t.Errorf("servers after two joins that never started: %d %s", code, body)
 	}

@@ -56,6 +56,9 @@ type Config struct {
 	SecretKeys *pki.SecretKeys
 	// Audit, when set, receives a JSON line (AuditRecord) per write.
 	Audit io.Writer
+	// ExternalEtcd says the servers share an external etcd: a joining
+	// server brings no etcd member of its own.
+	ExternalEtcd bool
 }
 
 // Server serves the HTTP API.
@@ -68,13 +71,14 @@ type Server struct {
 	reg     *prometheus.Registry
 	caches  map[api.Kind]*objectCache // see Run
 
-	ca          *pki.CA
-	keypair     *pki.Keypair
-	nodeCertTTL time.Duration
-	nodeConns   nodeConns // requests per node certificate; removed nodes
-	secretKeys  *pki.SecretKeys
-	auditLog    *auditLog
-	quorumCheck quorumCheck
+	ca           *pki.CA
+	keypair      *pki.Keypair
+	nodeCertTTL  time.Duration
+	nodeConns    nodeConns // requests per node certificate; removed nodes
+	secretKeys   *pki.SecretKeys
+	auditLog     *auditLog
+	quorumCheck  quorumCheck
+	externalEtcd bool
 }
 
 // New returns a Server; mount it with Handler.
@@ -98,6 +102,8 @@ func New(cfg Config) *Server {
 		nodeCertTTL: cmp.Or(cfg.NodeCertTTL, DefaultNodeCertTTL),
 		secretKeys:  cfg.SecretKeys,
 		auditLog:    newAuditLog(cfg.Audit),
+
+		externalEtcd: cfg.ExternalEtcd,
 	}
 }
 

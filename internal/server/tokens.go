@@ -43,6 +43,23 @@ func (s *Server) checkToken(ctx context.Context, raw, what string) (*api.Token, 
 	return stored, nil
 }
 
+// spendJoin counts one join off a join token that has one left; the
+// caller stores it (compare-and-swap) with what the join creates. A token
+// with none left is refused, saying what to do instead.
+func spendJoin(t *api.Token) error {
+	left := t.JoinsLeft()
+	if left <= 0 {
+		create := "shoal token create"
+		if t.Spec.Role == api.TokenRoleServer {
+			create += " --role server"
+		}
+		return fmt.Errorf("join token %s was used already (a join token serves one join unless it was made with --uses N): create a new one with `%s` (add --uses N to join N machines with it): %w", t.Metadata.Name, create, errUnauthenticated)
+	}
+	left--
+	t.Spec.UsesLeft = &left
+	return nil
+}
+
 // bearerIdentity authenticates a request that carries
 // "Authorization: Bearer TOKEN" instead of a client certificate: a user
 // token makes it that User's request (service accounts, CI).
