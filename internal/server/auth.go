@@ -250,7 +250,7 @@ func (s *Server) guard(h http.Handler) http.Handler {
 			}
 			return
 		}
-		ctx := r.Context()
+		ctx := context.WithValue(r.Context(), identityKey, id)
 		if user != nil {
 			ctx = context.WithValue(ctx, userKey, user)
 		}

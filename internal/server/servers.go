@@ -17,6 +17,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/shoal-dev/shoal/internal/api"
+	"github.com/shoal-dev/shoal/internal/pki"
 	"github.com/shoal-dev/shoal/internal/store"
 )
 
@@ -283,10 +284,14 @@ func (s *Server) servers(ctx context.Context) (*api.ServerList, error) {
 	if err != nil {
 		return nil, err
 	}
+	// etcd's URLs are for servers only: nodes and users get the API URLs
+	// they fail over to, and nothing that leads them to etcd.
+	id, _ := ctx.Value(identityKey).(pki.Identity)
+	showEtcd := id.In(pki.GroupServers)
 	out := &api.ServerList{Items: []api.ServerInfo{}}
 	for _, m := range members.Members {
 		info := api.ServerInfo{Name: m.Name, Status: "Ready", Leader: m.Name != "" && m.Name == leader}
-		if len(m.PeerURLs) > 0 {
+		if len(m.PeerURLs) > 0 && showEtcd {
 			info.PeerURL = m.PeerURLs[0]
 		}
 		reg, ok := byName[m.Name]
