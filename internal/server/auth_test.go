@@ -19,6 +19,7 @@ import (
 	"github.com/shoal-dev/shoal/internal/api"
 	"github.com/shoal-dev/shoal/internal/pki"
 	"github.com/shoal-dev/shoal/internal/server"
+	"github.com/shoal-dev/shoal/internal/store"
 	"github.com/shoal-dev/shoal/internal/store/storetest"
 )
 
@@ -30,7 +31,11 @@ type tlsEnv struct {
 	anon  *http.Client
 	// server holds a server's certificate.
 	server *http.Client
-	audit  *syncBuffer
+	// st, serverKP and keys make another server of the cluster (another).
+	st       *store.Store
+	serverKP *pki.Keypair
+	keys     *pki.SecretKeys
+	audit    *syncBuffer
 }
 
 // syncBuffer is an audit log the test reads while the server writes.
@@ -79,7 +84,7 @@ func startTLS(t *testing.T) *tlsEnv {
 	hs.Config.ErrorLog = slog.NewLogLogger(slog.DiscardHandler, slog.LevelError)
 	hs.Start()
 	t.Cleanup(hs.Close)
-	e := &tlsEnv{url: "https://" + hs.Listener.Addr().String(), ca: ca, audit: audit}
+	e := &tlsEnv{url: "https://" + hs.Listener.Addr().String(), ca: ca, audit: audit, st: st, serverKP: serverKP, keys: keys}
 	e.admin = e.clientAs(issue(t, ca, "admin", []string{pki.GroupAdmins}, nil, time.Hour))
 	e.anon = e.clientAs(nil)
 	e.server = e.clientAs(serverKP)

@@ -74,7 +74,7 @@ type Server struct {
 	ca           *pki.CA
 	keypair      *pki.Keypair
 	nodeCertTTL  time.Duration
-	nodeConns    nodeConns // requests per node certificate; removed nodes
+	conns        conns // requests per credential; revoked ones
 	secretKeys   *pki.SecretKeys
 	auditLog     *auditLog
 	quorumCheck  quorumCheck

@@ -79,7 +79,8 @@ func (s *Server) bearerIdentity(r *http.Request) (pki.Identity, bool, error) {
 	if t.Spec.Role != api.TokenRoleUser {
 		return pki.Identity{}, true, fmt.Errorf("bearer token %s is a join token (role %s); API requests take a user token (shoal token create --user NAME): %w", t.Metadata.Name, t.Spec.Role, errUnauthenticated)
 	}
-	return pki.Identity{Name: "user:" + t.Spec.User, User: t.Spec.User, UserUID: t.Spec.UserUID, Token: t.Metadata.Name}, true, nil
+	return pki.Identity{Name: "user:" + t.Spec.User, User: t.Spec.User, UserUID: t.Spec.UserUID,
+		Token: t.Metadata.Name, TokenUID: t.Metadata.UID, NotAfter: t.Spec.ExpiresAt}, true, nil
 }
 
 // bindTokens records, on each user Token in objs, the UID of the User it
