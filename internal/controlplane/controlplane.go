@@ -17,8 +17,10 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	neturl "net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -303,7 +305,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if tcp := l.Addr().(*net.TCPAddr); tcp.IP.IsUnspecified() {
 		url = "https://" + net.JoinHostPort(cmp.Or(cfg.AdvertiseAddress, "127.0.0.1"), strconv.Itoa(tcp.Port))
 	}
-	admin, err := adminConfig(ca, url)
+	admin, err := adminConfig(ctx, st, ca, url, cfg.Name, log)
 	if err == nil {
 		admin.Servers = otherServers(ctx, st, cfg.Name)
 	}
@@ -497,13 +499,61 @@ func etcdCertificates(clusterCA *pki.CA, t *store.EmbeddedTLS, advertise string)
 	return nil
 }
 
-// adminConfig issues an admin credential and returns it as a client config.
-func adminConfig(ca *pki.CA, url string) (client.Config, error) {
-	certPEM, keyPEM, err := ca.IssueWithKey(pki.Request{Name: "admin", Groups: []string{pki.GroupAdmins}, TTL: serverValidity})
+// adminConfig issues an admin credential and returns it as a client
+// config. The certificate names this server's admin User (adminUserName,
+// cluster-admin, made at the first start), as a user's certificate names
+// its User: deleting that User revokes every admin.conf this server
+// wrote, and the server's next start makes a new User and admin.conf.
+// The certificate is also in GroupAdmins, which agents admit for logs,
+// exec and metrics.
+func adminConfig(ctx context.Context, st *store.Store, ca *pki.CA, url, server string, log *slog.Logger) (client.Config, error) {
+	u, err := ensureAdminUser(ctx, st, adminUserName(server), log)
+	if err != nil {
+		return client.Config{}, err
+	}
+	name := u.Metadata.Name
+	certPEM, keyPEM, err := ca.IssueWithKey(pki.Request{Name: pki.UserName(name), Groups: []string{pki.GroupUsers, pki.GroupAdmins},
+		URIs: []*neturl.URL{pki.UserURI(name, u.Metadata.UID)}, TTL: serverValidity})
 	if err != nil {
 		return client.Config{}, err
 	}
 	return client.Config{Server: url, CA: string(ca.CertPEM), Certificate: string(certPEM), Key: string(keyPEM)}, nil
+}
+
+// adminUserName is the User that server's admin.conf speaks for.
+func adminUserName(server string) string {
+	name := "admin-" + server
+	if len(name) > 63 {
+		name = strings.TrimRight(name[:63], "-")
+	}
+	return name
+}
+
+// ensureAdminUser returns the User name, made a cluster-admin if it does
+// not exist yet. One that exists keeps its roles: a cluster-admin may
+// have narrowed them, as for any user.
+func ensureAdminUser(ctx context.Context, st *store.Store, name string, log *slog.Logger) (*api.User, error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	u := &api.User{TypeMeta: api.TypeMeta{APIVersion: api.Version, Kind: api.KindUser}, Metadata: api.ObjectMeta{Name: name},
+		Spec: api.UserSpec{Roles: []api.RoleBinding{{Role: api.RoleClusterAdmin}}}}
+	err := st.Create(ctx, u)
+	if err == nil {
+		log.Info("made the admin user of this server's admin.conf (shoal user delete "+name+" revokes it)", "user", name)
+		return u, nil
+	}
+	if !errors.Is(err, store.ErrAlreadyExists) {
+		return nil, fmt.Errorf("admin user %s: %w", name, err)
+	}
+	obj, err := st.Get(ctx, api.MustKind(api.KindUser), "", name)
+	if err != nil {
+		return nil, fmt.Errorf("admin user %s: %w", name, err)
+	}
+	u = obj.(*api.User)
+	if !slices.ContainsFunc(u.Spec.Roles, func(b api.RoleBinding) bool { return b.Role == api.RoleClusterAdmin }) {
+		log.Warn("the admin user of admin.conf is not a cluster-admin; admin.conf can do only what its roles allow", "user", name)
+	}
+	return u, nil
 }
 
 // CreateToken stores a new join token for role, valid for ttl and for

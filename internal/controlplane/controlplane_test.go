@@ -445,3 +445,57 @@ func TestDataDirFromBeforeTheEtcdCAStarts(t *testing.T) {
 		t.Fatalf("no etcd CA after the restart: %v", err)
 	}
 }
+
+// admin.conf's certificate names the server's admin User: deleting it
+// refuses that admin.conf, and the next start writes one that works.
+func TestAdminConfIsRevocable(t *testing.T) {
+	cfg := controlplane.NewConfig()
+	cfg.DataDir, cfg.Listen, cfg.Name, cfg.Log = t.TempDir(), "127.0.0.1:0", "s1", slog.New(slog.DiscardHandler)
+	start := func() (*controlplane.Server, context.CancelFunc) {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		srv, err := controlplane.Start(ctx, cfg)
+		if err != nil {
+			cancel()
+			t.Fatalf("Start: %v", err)
+		}
+		return srv, cancel
+	}
+	ctx := context.Background()
+	srv, stop := start()
+	old, _ := srv.Client()
+	oldConf := srv.Admin
+	users := api.MustKind(api.KindUser)
+	if _, err := old.Get(ctx, users, "", "admin-s1"); err != nil {
+		t.Fatalf("the admin user of admin.conf: %v", err)
+	}
+	if err := old.Delete(ctx, users, "", "admin-s1", client.DeleteOptions{}); err != nil {
+		t.Fatalf("delete the admin user: %v", err)
+	}
+	if _, _, err := old.List(ctx, api.MustKind(api.KindNamespace), "", client.ListOptions{}); err == nil || !strings.Contains(err.Error(), "was revoked") {
+		t.Fatalf("the revoked admin.conf: %v, want revoked", err)
+	}
+	stop()
+	_ = srv.Wait()
+	srv, stop = start()
+	defer func() { stop(); _ = srv.Wait() }()
+	conf, err := client.ReadConfig(filepath.Join(cfg.DataDir, "admin.conf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fresh, err := client.FromConfig(conf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := fresh.List(ctx, api.MustKind(api.KindNamespace), "", client.ListOptions{}); err != nil {
+		t.Fatalf("the admin.conf of the next start: %v", err)
+	}
+	// The old admin.conf stays revoked: the new User has another UID.
+	oldConf.Server, oldConf.Servers = srv.URL(), nil
+	stale, err := client.FromConfig(oldConf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := stale.List(ctx, api.MustKind(api.KindNamespace), "", client.ListOptions{}); err == nil || !strings.Contains(err.Error(), "earlier user of that name") {
+		t.Fatalf("the revoked admin.conf after the restart: %v, want refused", err)
+	}
+}

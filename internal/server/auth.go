@@ -75,12 +75,14 @@ func (s *Server) nodeCurrent(r *http.Request, id pki.Identity) error {
 // request r.
 func (s *Server) authorize(r *http.Request, id pki.Identity, u *api.User) error {
 	switch {
-	case id.In(pki.GroupAdmins) || id.In(pki.GroupServers):
+	case id.In(pki.GroupServers):
 		return nil
 	case id.Node != "":
 		return s.authorizeNode(r, id.Node)
 	case u != nil:
-		return s.authorizeUser(r, u)
+		return s.authorizeUser(r, u) // admin.conf's certificates too: they name a User
+	case id.In(pki.GroupAdmins):
+		return fmt.Errorf("admin certificate %q names no User, so it cannot be revoked and is no longer accepted: use the admin.conf a server wrote at its latest start (DATA_DIR/admin.conf): %w", id.Name, errUnauthenticated)
 	}
 	return fmt.Errorf("%s may not %s %s: %w", id.Name, r.Method, r.URL.Path, errForbidden)
 }

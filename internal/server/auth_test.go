@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -85,7 +86,14 @@ func startTLS(t *testing.T) *tlsEnv {
 	hs.Start()
 	t.Cleanup(hs.Close)
 	e := &tlsEnv{url: "https://" + hs.Listener.Addr().String(), ca: ca, audit: audit, st: st, serverKP: serverKP, keys: keys}
-	e.admin = e.clientAs(issue(t, ca, "admin", []string{pki.GroupAdmins}, nil, time.Hour))
+	// The admin's certificate names a cluster-admin User, as admin.conf's do.
+	admin := &api.User{TypeMeta: api.TypeMeta{APIVersion: api.Version, Kind: api.KindUser}, Metadata: api.ObjectMeta{Name: "admin-test"},
+		Spec: api.UserSpec{Roles: []api.RoleBinding{{Role: api.RoleClusterAdmin}}}}
+	if err := st.Create(ctx, admin); err != nil {
+		t.Fatal(err)
+	}
+	e.admin = e.clientAs(issue(t, ca, pki.UserName("admin-test"), []string{pki.GroupUsers, pki.GroupAdmins},
+		&pki.Request{URIs: []*url.URL{pki.UserURI("admin-test", admin.Metadata.UID)}}, time.Hour))
 	e.anon = e.clientAs(nil)
 	e.server = e.clientAs(serverKP)
 	return e
@@ -622,7 +630,7 @@ func TestRoleMatrix(t *testing.T) {
 	}
 	// The audit log: writes only, who, what, result; no bodies.
 	log := e.audit.String()
-	for _, want := range []string{`"who":"user:dee"`, `"who":"user:sam","token":"`, `"method":"DELETE","path":"/api/v1/namespaces/web/apps/nothere"`, `"code":403`, `"who":"anonymous"`, `"who":"admin"`} {
+	for _, want := range []string{`"who":"user:dee"`, `"who":"user:sam","token":"`, `"method":"DELETE","path":"/api/v1/namespaces/web/apps/nothere"`, `"code":403`, `"who":"anonymous"`, `"who":"user:admin-test"`} {
 		if !strings.Contains(log, want) {
 			t.Errorf("audit log lacks %s", want)
 		}

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strings"
 	"testing"
 	"time"
 
@@ -104,4 +105,35 @@ func TestRevokedIdentitiesStreamsEnd(t *testing.T) {
 		&pki.Request{URIs: []*url.URL{pki.UserURI("brief", e.uid(t, "users", "brief"))}}, 1500*time.Millisecond)
 	ended = openWatch(t, e.clientAs(short), e.url)
 	endsWithin(t, ended, time.Until(short.Leaf().NotAfter)+time.Second, "a certificate that expired")
+}
+
+// TestAdminCertificatesAreRevocable: an admin certificate names a User;
+// deleting it refuses the certificate and ends its watch, and one that
+// names no User (as every admin.conf did before) is refused, saying what
+// to use instead.
+func TestAdminCertificatesAreRevocable(t *testing.T) {
+	e := startTLS(t)
+	legacy := e.clientAs(issue(t, e.ca, "admin", []string{pki.GroupAdmins}, nil, time.Hour))
+	if code, msg := call(t, legacy, http.MethodGet, e.url+"/api/v1/namespaces", nil); code != http.StatusUnauthorized || !strings.Contains(msg, "names no User, so it cannot be revoked") || !strings.Contains(msg, "admin.conf") {
+		t.Errorf("an admin certificate that names no User: %d %q, want 401 naming admin.conf", code, msg)
+	}
+
+	cluster := []api.RoleBinding{{Role: api.RoleClusterAdmin}}
+	u := &api.User{TypeMeta: api.TypeMeta{APIVersion: api.Version, Kind: api.KindUser}, Metadata: api.ObjectMeta{Name: "admin-s2"}, Spec: api.UserSpec{Roles: cluster}}
+	if code, msg := call(t, e.admin, http.MethodPost, e.url+"/api/v1/users", u); code != http.StatusCreated {
+		t.Fatalf("create user: %d %s", code, msg)
+	}
+	admin2 := e.clientAs(issue(t, e.ca, pki.UserName("admin-s2"), []string{pki.GroupUsers, pki.GroupAdmins},
+		&pki.Request{URIs: []*url.URL{pki.UserURI("admin-s2", e.uid(t, "users", "admin-s2"))}}, time.Hour))
+	if code, msg := call(t, admin2, http.MethodGet, e.url+"/api/v1/nodes", nil); code != http.StatusOK {
+		t.Fatalf("an admin certificate naming its User: %d %s", code, msg)
+	}
+	ended := openWatch(t, admin2, e.url)
+	if code, msg := call(t, e.admin, http.MethodDelete, e.url+"/api/v1/users/admin-s2", nil); code != http.StatusOK {
+		t.Fatalf("delete the admin user: %d %s", code, msg)
+	}
+	endsWithin(t, ended, time.Second, "a revoked admin certificate")
+	if code, msg := call(t, admin2, http.MethodGet, e.url+"/api/v1/nodes", nil); code != http.StatusUnauthorized || !strings.Contains(msg, `user "admin-s2" was revoked`) {
+		t.Errorf("a revoked admin certificate: %d %q, want 401 revoked", code, msg)
+	}
 }
