@@ -221,8 +221,9 @@ func threeMachines(t *testing.T) (ctd string, ms []*machine, must func(m *machin
 		}
 		return out
 	}
-	token := strings.TrimSpace(must(first, "token", "create", "--role", "server", "--ttl", "10m"))
 	for _, m := range ms[1:] {
+		// One single-use server token per joining server.
+		token := strings.TrimSpace(must(first, "token", "create", "--role", "server", "--ttl", "10m"))
 		startServer(t, m, "--join", first.url(), "--token", token)
 	}
 	must(first, "image", "push", helloV1)

@@ -91,7 +91,9 @@ spec:
 func TestReplicatedControlPlane(t *testing.T) {
 	c := serverCluster(t, "--name", "s1")
 	c.mustShoal("image", "push", helloV1)
-	token := strings.TrimSpace(c.mustShoal("token", "create", "--role", "server", "--ttl", "10m"))
+	// A server token serves one join unless made with --uses: s2 and s3
+	// share this one.
+	token := strings.TrimSpace(c.mustShoal("token", "create", "--role", "server", "--ttl", "10m", "--uses", "2"))
 
 	// A join with an agent token is refused with the reason.
 	agentToken := strings.TrimSpace(c.mustShoal("token", "create"))

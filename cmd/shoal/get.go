@@ -124,13 +124,14 @@ func getServers(cmd *cobra.Command, g *globals) error {
 		return err
 	}
 	tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 3, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tSTATUS\tLEADER\tURL\tPEER\tVERSION")
+	// No etcd peer URLs: the API shows them to servers only.
+	fmt.Fprintln(tw, "NAME\tSTATUS\tLEADER\tURL\tVERSION")
 	for _, s := range list.Items {
 		leader := ""
 		if s.Leader {
 			leader = "*"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", dash(s.Name), s.Status, leader, dash(s.URL), dash(s.PeerURL), dash(s.Version))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", dash(s.Name), s.Status, leader, dash(s.URL), dash(s.Version))
 	}
 	return tw.Flush()
 }

@@ -30,10 +30,14 @@ func newTokenCmd(g *globals) *cobra.Command {
 func newTokenCreateCmd(g *globals) *cobra.Command {
 	var role, user, description string
 	var ttl time.Duration
+	var uses int
 	cmd := &cobra.Command{
-		Use:   "create [--role agent|server | --user NAME] [--ttl 24h]",
+		Use:   "create [--role agent|server | --user NAME] [--ttl 24h] [--uses N]",
 		Short: "Create a join token, or a user's bearer token, and print it (shown once; the server keeps only a hash)",
-		Args:  cobra.NoArgs,
+		Long: "Create a join token, or a user's bearer token, and print it (shown once; the server keeps only a hash).\n\n" +
+			"A join token serves one join (--uses N for N machines); an agent token lasts 24h by default, a server token,\n" +
+			"which hands the cluster's CA key to the server that joins with it, 1h.",
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if user != "" {
 				if cmd.Flags().Changed("role") && role != string(api.TokenRoleUser) {
@@ -41,7 +45,16 @@ func newTokenCreateCmd(g *globals) *cobra.Command {
 				}
 				role = string(api.TokenRoleUser)
 			}
-			tok, err := createToken(cmd.Context(), g, api.TokenRole(role), user, ttl, description)
+			if !cmd.Flags().Changed("ttl") && role == string(api.TokenRoleServer) {
+				ttl = time.Hour
+			}
+			if cmd.Flags().Changed("uses") && role == string(api.TokenRoleUser) {
+				return fmt.Errorf("--uses counts joins; a user token is not used up (revoke it with `shoal token revoke`)")
+			}
+			if uses < 1 || uses > api.MaxTokenUses {
+				return fmt.Errorf("--uses %d: want 1 to %d joins", uses, api.MaxTokenUses)
+			}
+			tok, err := createToken(cmd.Context(), g, api.TokenRole(role), user, ttl, uses, description)
 			if err != nil {
 				return err
 			}
@@ -51,14 +64,15 @@ func newTokenCreateCmd(g *globals) *cobra.Command {
 	}
 	cmd.Flags().StringVar(&role, "role", "agent", "what the token joins: agent (a node) or server")
 	cmd.Flags().StringVar(&user, "user", "", "make a bearer token that acts as this user (a service account), sent as Authorization: Bearer")
-	cmd.Flags().DurationVar(&ttl, "ttl", 24*time.Hour, "how long the token may be used")
+	cmd.Flags().DurationVar(&ttl, "ttl", 24*time.Hour, "how long the token may be used (a server token: 1h unless given)")
+	cmd.Flags().IntVar(&uses, "uses", 1, "how many machines may join with the token")
 	cmd.Flags().StringVar(&description, "description", "", "a note shown by token list")
 	return cmd
 }
 
 // createToken makes a token's secret here, stores its hash and returns
 // the token as users copy it.
-func createToken(ctx context.Context, g *globals, role api.TokenRole, user string, ttl time.Duration, description string) (string, error) {
+func createToken(ctx context.Context, g *globals, role api.TokenRole, user string, ttl time.Duration, uses int, description string) (string, error) {
 	if ttl <= 0 || ttl > 365*24*time.Hour {
 		return "", fmt.Errorf("--ttl %v: want between 1s and 8760h", ttl)
 	}
@@ -77,6 +91,10 @@ func createToken(ctx context.Context, g *globals, role api.TokenRole, user strin
 	tok := pki.NewToken(pki.Fingerprint(ca.Raw))
 	obj := api.NewToken(tok.ID, tok.SecretHash(), role, time.Now().Add(ttl), description)
 	obj.Spec.User = user
+	if role != api.TokenRoleUser {
+		n := int32(uses)
+		obj.Spec.UsesLeft = &n
+	}
 	if err := c.Create(ctx, obj); err != nil {
 		return "", err
 	}
@@ -98,14 +116,18 @@ func newTokenListCmd(g *globals) *cobra.Command {
 				return err
 			}
 			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 3, ' ', 0)
-			fmt.Fprintln(tw, "ID\tROLE\tUSER\tEXPIRES\tDESCRIPTION")
+			fmt.Fprintln(tw, "ID\tROLE\tUSER\tUSES LEFT\tEXPIRES\tDESCRIPTION")
 			for _, o := range objs {
 				t := o.(*api.Token)
 				exp := t.Spec.ExpiresAt.UTC().Format(time.RFC3339)
 				if time.Now().After(t.Spec.ExpiresAt) {
 					exp += " (expired)"
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", t.Metadata.Name, t.Spec.Role, dash(t.Spec.User), exp, t.Spec.Description)
+				left := "-"
+				if t.Spec.Role != api.TokenRoleUser {
+					left = fmt.Sprint(t.JoinsLeft())
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", t.Metadata.Name, t.Spec.Role, dash(t.Spec.User), left, exp, t.Spec.Description)
 			}
 			return tw.Flush()
 		},

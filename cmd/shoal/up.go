@@ -35,7 +35,7 @@ func newUpCmd() *cobra.Command {
 					// The agent talks to the server only through its public
 					// API, and joins it as any node does: with a token.
 					token := func() (string, error) {
-						return srv.CreateToken(ctx, api.TokenRoleAgent, 10*time.Minute, "shoal up: its own node")
+						return srv.CreateToken(ctx, api.TokenRoleAgent, 10*time.Minute, 1, "shoal up: its own node")
 					}
 					ao.forget = srv.ForgetNode
 					if err := runAgent(ctx, ao, srv.URL(), token, log); err != nil {

@@ -56,7 +56,7 @@ func newUserCmd(g *globals) *cobra.Command {
 				return err
 			}
 			if bearer {
-				tok, err := createToken(cmd.Context(), g, api.TokenRoleUser, name, ttl, "user create "+name)
+				tok, err := createToken(cmd.Context(), g, api.TokenRoleUser, name, ttl, 0, "user create "+name)
 				if err != nil {
 					return err
 				}

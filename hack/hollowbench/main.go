@@ -79,7 +79,7 @@ func run(nodes, instances, perApp int, timeout time.Duration) error {
 
 	// Every hollow node joins as a real one does: a token, its own key, a
 	// certificate; then it speaks mutual TLS.
-	token, err := srv.CreateToken(ctx, api.TokenRoleAgent, time.Hour, "hollowbench")
+	token, err := srv.CreateToken(ctx, api.TokenRoleAgent, time.Hour, int32(nodes), "hollowbench")
 	if err != nil {
 		return err
 	}

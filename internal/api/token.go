@@ -40,6 +40,22 @@ type TokenSpec struct {
 	// under the same name does not inherit the old one's tokens.
 	User    string `json:"user,omitempty"`
 	UserUID string `json:"userUID,omitempty"`
+	// UsesLeft is how many more joins a join token (agent, server)
+	// allows; the server counts it down at each join, in the transaction
+	// that admits the machine. Unset is one: a join token is single-use
+	// unless made with `shoal token create --uses N`.
+	UsesLeft *int32 `json:"usesLeft,omitempty"`
+}
+
+// MaxTokenUses bounds a join token's uses.
+const MaxTokenUses = 10000
+
+// JoinsLeft is how many more joins the token allows (unset: one).
+func (o *Token) JoinsLeft() int32 {
+	if o.Spec.UsesLeft == nil {
+		return 1
+	}
+	return *o.Spec.UsesLeft
 }
 
 // NewToken is the stored form of a join token: its id, the hash of its

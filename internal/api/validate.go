@@ -200,7 +200,13 @@ func Validate(obj Object) error {
 			if o.Spec.User != "" {
 				v.add("spec.user", "only a token of role user acts as a user")
 			}
+			if n := o.Spec.UsesLeft; n != nil && (*n < 0 || *n > MaxTokenUses) {
+				v.add("spec.usesLeft", "%d: want 0 to %d joins", *n, MaxTokenUses)
+			}
 		case TokenRoleUser:
+			if o.Spec.UsesLeft != nil {
+				v.add("spec.usesLeft", "only join tokens (agent, server) count uses")
+			}
 			if o.Spec.User == "" {
 				v.add("spec.user", "required: the user the token acts as")
 			} else if !isDNSLabel(o.Spec.User) {

@@ -287,6 +287,27 @@ func TestValidate(t *testing.T) {
 			want: `Token "abababababababab": spec.user: only a token of role user acts as a user`,
 		},
 		{
+			name: "join token with negative uses",
+			obj: func() Object {
+				tok := NewToken(strings.Repeat("ab", 8), strings.Repeat("0", 64), TokenRoleAgent, time.Now().Add(time.Hour), "")
+				n := int32(-1)
+				tok.Spec.UsesLeft = &n
+				return tok
+			},
+			want: `Token "abababababababab": spec.usesLeft: -1: want 0 to 10000 joins`,
+		},
+		{
+			name: "user token with uses",
+			obj: func() Object {
+				tok := NewToken(strings.Repeat("ab", 8), strings.Repeat("0", 64), TokenRoleUser, time.Now().Add(time.Hour), "")
+				tok.Spec.User = "ci"
+				n := int32(2)
+				tok.Spec.UsesLeft = &n
+				return tok
+			},
+			want: `Token "abababababababab": spec.usesLeft: only join tokens (agent, server) count uses`,
+		},
+		{
 			name: "token of no role",
 			obj: func() Object {
 				return NewToken("xyz", "beef", "root", time.Time{}, "")

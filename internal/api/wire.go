@@ -176,8 +176,10 @@ type ServerJoinResponse struct {
 // it: its etcd member, where its API is, and whether it is alive and
 // leads the controllers.
 type ServerInfo struct {
-	Name    string `json:"name"`
-	URL     string `json:"url,omitempty"`
+	Name string `json:"name"`
+	URL  string `json:"url,omitempty"`
+	// PeerURL is where the member's etcd peers reach it: shown to
+	// servers only.
 	PeerURL string `json:"peerURL,omitempty"`
 	// Status is Ready (registered and a voting member), Learner (joining),
 	// Unreachable (a member whose server has not checked in lately) or

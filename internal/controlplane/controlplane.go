@@ -17,8 +17,10 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	neturl "net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -324,7 +326,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if tcp := l.Addr().(*net.TCPAddr); tcp.IP.IsUnspecified() {
 		url = "https://" + net.JoinHostPort(cmp.Or(cfg.AdvertiseAddress, "127.0.0.1"), strconv.Itoa(tcp.Port))
 	}
-	admin, err := adminConfig(ca, url)
+	admin, err := adminConfig(ctx, st, ca, url, cfg.Name, log)
 	if err == nil {
 		admin.Servers = otherServers(ctx, st, cfg.Name)
 	}
@@ -345,7 +347,8 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	closers = append(closers, func() { audit.Close() })
 	metrics := prometheus.NewRegistry()
 	srv := server.New(server.Config{Store: st, Images: reg, Log: log, Version: cfg.Version, Registry: metrics,
-		CA: ca, Keypair: keypair, NodeCertTTL: cfg.NodeCertTTL, SecretKeys: secretKeys, Audit: audit})
+		CA: ca, Keypair: keypair, NodeCertTTL: cfg.NodeCertTTL, SecretKeys: secretKeys, Audit: audit,
+		ExternalEtcd: len(cfg.Etcd.Endpoints) > 0})
 	s := &Server{cfg: cfg, url: url, ready: make(chan struct{}), done: make(chan struct{}), Store: st, CA: ca, Admin: admin}
 	var wg sync.WaitGroup
 	wg.Add(4)
@@ -473,15 +476,24 @@ func etcdTLSFiles(dir string) *store.EmbeddedTLS {
 	return &store.EmbeddedTLS{
 		CertFile: filepath.Join(dir, "etcd-server.crt"), KeyFile: filepath.Join(dir, "etcd-server.key"),
 		ClientCertFile: filepath.Join(dir, "etcd-client.crt"), ClientKeyFile: filepath.Join(dir, "etcd-client.key"),
-		CAFile: filepath.Join(dir, pki.CACertFile),
+		CAFile: filepath.Join(dir, pki.EtcdCACertFile),
 	}
 }
 
 // etcdCertificates issues the embedded etcd's serving certificate (for
-// loopback and the advertised address) and the certificate this server's
-// etcd client presents, into t's files (keys 0600): etcd speaks only TLS
-// and admits only the cluster's servers.
-func etcdCertificates(ca *pki.CA, t *store.EmbeddedTLS, advertise string) error {
+// loopback and the advertised address, also its peer certificate) and the
+// certificate this server's etcd client presents, into t's files (keys
+// 0600), from the etcd CA, which etcd trusts alone: etcd speaks only TLS
+// and admits only the cluster's servers, never a node's, a user's or an
+// admin's certificate (those come from the cluster CA).
+func etcdCertificates(clusterCA *pki.CA, t *store.EmbeddedTLS, advertise string) error {
+	ca, err := clusterCA.EtcdCA()
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(t.CAFile, ca.CertPEM, 0o644); err != nil {
+		return err
+	}
 	host, _ := os.Hostname()
 	ips := []net.IP{net.IPv4(127, 0, 0, 1)}
 	if ip := net.ParseIP(advertise); ip != nil {
@@ -509,20 +521,69 @@ func etcdCertificates(ca *pki.CA, t *store.EmbeddedTLS, advertise string) error 
 	return nil
 }
 
-// adminConfig issues an admin credential and returns it as a client config.
-func adminConfig(ca *pki.CA, url string) (client.Config, error) {
-	certPEM, keyPEM, err := ca.IssueWithKey(pki.Request{Name: "admin", Groups: []string{pki.GroupAdmins}, TTL: serverValidity})
+// adminConfig issues an admin credential and returns it as a client
+// config. The certificate names this server's admin User (adminUserName,
+// cluster-admin, made at the first start), as a user's certificate names
+// its User: deleting that User revokes every admin.conf this server
+// wrote, and the server's next start makes a new User and admin.conf.
+// The certificate is also in GroupAdmins, which agents admit for logs,
+// exec and metrics.
+func adminConfig(ctx context.Context, st *store.Store, ca *pki.CA, url, server string, log *slog.Logger) (client.Config, error) {
+	u, err := ensureAdminUser(ctx, st, adminUserName(server), log)
+	if err != nil {
+		return client.Config{}, err
+	}
+	name := u.Metadata.Name
+	certPEM, keyPEM, err := ca.IssueWithKey(pki.Request{Name: pki.UserName(name), Groups: []string{pki.GroupUsers, pki.GroupAdmins},
+		URIs: []*neturl.URL{pki.UserURI(name, u.Metadata.UID)}, TTL: serverValidity})
 	if err != nil {
 		return client.Config{}, err
 	}
 	return client.Config{Server: url, CA: string(ca.CertPEM), Certificate: string(certPEM), Key: string(keyPEM)}, nil
 }
 
-// CreateToken stores a new join token for role, valid for ttl, and returns
-// it as users copy it.
-func (s *Server) CreateToken(ctx context.Context, role api.TokenRole, ttl time.Duration, description string) (string, error) {
+// adminUserName is the User that server's admin.conf speaks for.
+func adminUserName(server string) string {
+	name := "admin-" + server
+	if len(name) > 63 {
+		name = strings.TrimRight(name[:63], "-")
+	}
+	return name
+}
+
+// ensureAdminUser returns the User name, made a cluster-admin if it does
+// not exist yet. One that exists keeps its roles: a cluster-admin may
+// have narrowed them, as for any user.
+func ensureAdminUser(ctx context.Context, st *store.Store, name string, log *slog.Logger) (*api.User, error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	u := &api.User{TypeMeta: api.TypeMeta{APIVersion: api.Version, Kind: api.KindUser}, Metadata: api.ObjectMeta{Name: name},
+		Spec: api.UserSpec{Roles: []api.RoleBinding{{Role: api.RoleClusterAdmin}}}}
+	err := st.Create(ctx, u)
+	if err == nil {
+		log.Info("made the admin user of this server's admin.conf (shoal user delete "+name+" revokes it)", "user", name)
+		return u, nil
+	}
+	if !errors.Is(err, store.ErrAlreadyExists) {
+		return nil, fmt.Errorf("admin user %s: %w", name, err)
+	}
+	obj, err := st.Get(ctx, api.MustKind(api.KindUser), "", name)
+	if err != nil {
+		return nil, fmt.Errorf("admin user %s: %w", name, err)
+	}
+	u = obj.(*api.User)
+	if !slices.ContainsFunc(u.Spec.Roles, func(b api.RoleBinding) bool { return b.Role == api.RoleClusterAdmin }) {
+		log.Warn("the admin user of admin.conf is not a cluster-admin; admin.conf can do only what its roles allow", "user", name)
+	}
+	return u, nil
+}
+
+// CreateToken stores a new join token for role, valid for ttl and for
+// uses joins, and returns it as users copy it.
+func (s *Server) CreateToken(ctx context.Context, role api.TokenRole, ttl time.Duration, uses int32, description string) (string, error) {
 	tok := pki.NewToken(s.CA.Fingerprint())
 	obj := api.NewToken(tok.ID, tok.SecretHash(), role, time.Now().Add(ttl), description)
+	obj.Spec.UsesLeft = &uses
 	if err := s.Store.Create(ctx, obj); err != nil {
 		return "", err
 	}

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -248,7 +249,7 @@ func TestServersOnAnExternalEtcdCluster(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tok, err := a.CreateToken(ctx, api.TokenRoleServer, time.Hour, "")
+	tok, err := a.CreateToken(ctx, api.TokenRoleServer, time.Hour, 1, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -298,4 +299,203 @@ func TestServersOnAnExternalEtcdCluster(t *testing.T) {
 	cancel()
 	_ = a.Wait()
 	_ = b.Wait()
+}
+
+// The embedded etcd's client and peer ports admit only servers: a node's,
+// a user's and the admin's certificates, all from the cluster CA, are
+// refused; the server's own etcd certificates are accepted.
+func TestEtcdAdmitsOnlyServers(t *testing.T) {
+	cfg := controlplane.NewConfig()
+	cfg.DataDir, cfg.Listen, cfg.Log = t.TempDir(), "127.0.0.1:0", slog.New(slog.DiscardHandler)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	srv, err := controlplane.Start(ctx, cfg)
+	if err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	defer func() { cancel(); _ = srv.Wait() }()
+	b, err := os.ReadFile(filepath.Join(cfg.DataDir, "etcd", "ports.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ports struct{ Client, Peer int }
+	if err := json.Unmarshal(b, &ports); err != nil {
+		t.Fatal(err)
+	}
+	pkiDir := filepath.Join(cfg.DataDir, "pki")
+	etcdRoots := x509.NewCertPool()
+	caPEM, err := os.ReadFile(filepath.Join(pkiDir, pki.EtcdCACertFile))
+	if err != nil || !etcdRoots.AppendCertsFromPEM(caPEM) {
+		t.Fatalf("read the etcd CA: %v", err)
+	}
+	fromClusterCA := func(name string, groups []string, uri string) tls.Certificate {
+		req := pki.Request{Name: name, Groups: groups, TTL: time.Hour}
+		if uri != "" {
+			req.URIs = []*url.URL{{Scheme: "shoal", Opaque: uri}}
+		}
+		certPEM, keyPEM, err := srv.CA.IssueWithKey(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := tls.X509KeyPair(certPEM, keyPEM)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	admin, err := tls.X509KeyPair([]byte(srv.Admin.Certificate), []byte(srv.Admin.Key))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fromFiles := func(name string) tls.Certificate {
+		c, err := tls.LoadX509KeyPair(filepath.Join(pkiDir, name+".crt"), filepath.Join(pkiDir, name+".key"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	// kvGet reads a key through the client port presenting cert.
+	kvGet := func(cert tls.Certificate) error {
+		cli, err := store.ConnectTLS([]string{fmt.Sprintf("https://127.0.0.1:%d", ports.Client)},
+			&tls.Config{RootCAs: etcdRoots, Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS13})
+		if err != nil {
+			return err
+		}
+		defer cli.Close()
+		gctx, gcancel := context.WithTimeout(ctx, 2*time.Second)
+		defer gcancel()
+		_, err = cli.Get(gctx, "/shoal/", clientv3.WithPrefix(), clientv3.WithLimit(1))
+		return err
+	}
+	// peerGet asks the peer port for its version presenting cert.
+	peerGet := func(cert tls.Certificate) error {
+		hc := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{
+			RootCAs: etcdRoots, Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS13}}}
+		resp, err := hc.Get(fmt.Sprintf("https://127.0.0.1:%d/version", ports.Peer))
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		return nil
+	}
+	refused := map[string]tls.Certificate{
+		"a node's": fromClusterCA(pki.NodeName("n1"), []string{pki.GroupNodes}, "node/n1/uid"),
+		"a user's": fromClusterCA(pki.UserName("u1"), []string{pki.GroupUsers}, "user/u1/uid"),
+		"a server's API certificate from the cluster CA": fromClusterCA("server:h", []string{pki.GroupServers}, ""),
+		"the admin's": admin,
+	}
+	for name, cert := range refused {
+		if err := kvGet(cert); err == nil {
+			t.Errorf("etcd's client port answered %s certificate", name)
+		}
+		if err := peerGet(cert); err == nil {
+			t.Errorf("etcd's peer port answered %s certificate", name)
+		}
+	}
+	if err := kvGet(fromFiles("etcd-client")); err != nil {
+		t.Errorf("etcd's client port refused the server's etcd client certificate: %v", err)
+	}
+	if err := peerGet(fromFiles("etcd-server")); err != nil {
+		t.Errorf("etcd's peer port refused the server's etcd certificate: %v", err)
+	}
+}
+
+// A data dir made before the etcd CA existed (etcd's certificates from the
+// cluster CA, no etcd-ca.crt) starts, with its data.
+func TestDataDirFromBeforeTheEtcdCAStarts(t *testing.T) {
+	cfg := controlplane.NewConfig()
+	cfg.DataDir, cfg.Listen, cfg.Log = t.TempDir(), "127.0.0.1:0", slog.New(slog.DiscardHandler)
+	start := func() (*controlplane.Server, context.CancelFunc) {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		srv, err := controlplane.Start(ctx, cfg)
+		if err != nil {
+			cancel()
+			t.Fatalf("Start: %v", err)
+		}
+		return srv, cancel
+	}
+	srv, stop := start()
+	c, _ := srv.Client()
+	ns := &api.Namespace{TypeMeta: api.TypeMeta{APIVersion: api.Version, Kind: api.KindNamespace}, Metadata: api.ObjectMeta{Name: "kept"}}
+	if err := c.Create(context.Background(), ns); err != nil {
+		t.Fatal(err)
+	}
+	stop()
+	_ = srv.Wait()
+	pkiDir := filepath.Join(cfg.DataDir, "pki")
+	if err := os.Remove(filepath.Join(pkiDir, pki.EtcdCACertFile)); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"etcd-server", "etcd-client"} {
+		certPEM, keyPEM, err := srv.CA.IssueWithKey(pki.Request{Name: name, Groups: []string{pki.GroupServers},
+			IPs: []net.IP{net.IPv4(127, 0, 0, 1)}, DNSNames: []string{"localhost"}, TTL: time.Hour})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = os.WriteFile(filepath.Join(pkiDir, name+".crt"), certPEM, 0o644)
+		_ = os.WriteFile(filepath.Join(pkiDir, name+".key"), keyPEM, 0o600)
+	}
+	srv, stop = start()
+	defer func() { stop(); _ = srv.Wait() }()
+	c, _ = srv.Client()
+	if _, err := c.Get(context.Background(), api.MustKind(api.KindNamespace), "", "kept"); err != nil {
+		t.Fatalf("after the restart: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(pkiDir, pki.EtcdCACertFile)); err != nil {
+		t.Fatalf("no etcd CA after the restart: %v", err)
+	}
+}
+
+// admin.conf's certificate names the server's admin User: deleting it
+// refuses that admin.conf, and the next start writes one that works.
+func TestAdminConfIsRevocable(t *testing.T) {
+	cfg := controlplane.NewConfig()
+	cfg.DataDir, cfg.Listen, cfg.Name, cfg.Log = t.TempDir(), "127.0.0.1:0", "s1", slog.New(slog.DiscardHandler)
+	start := func() (*controlplane.Server, context.CancelFunc) {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		srv, err := controlplane.Start(ctx, cfg)
+		if err != nil {
+			cancel()
+			t.Fatalf("Start: %v", err)
+		}
+		return srv, cancel
+	}
+	ctx := context.Background()
+	srv, stop := start()
+	old, _ := srv.Client()
+	oldConf := srv.Admin
+	users := api.MustKind(api.KindUser)
+	if _, err := old.Get(ctx, users, "", "admin-s1"); err != nil {
+		t.Fatalf("the admin user of admin.conf: %v", err)
+	}
+	if err := old.Delete(ctx, users, "", "admin-s1", client.DeleteOptions{}); err != nil {
+		t.Fatalf("delete the admin user: %v", err)
+	}
+	if _, _, err := old.List(ctx, api.MustKind(api.KindNamespace), "", client.ListOptions{}); err == nil || !strings.Contains(err.Error(), "was revoked") {
+		t.Fatalf("the revoked admin.conf: %v, want revoked", err)
+	}
+	stop()
+	_ = srv.Wait()
+	srv, stop = start()
+	defer func() { stop(); _ = srv.Wait() }()
+	conf, err := client.ReadConfig(filepath.Join(cfg.DataDir, "admin.conf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fresh, err := client.FromConfig(conf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := fresh.List(ctx, api.MustKind(api.KindNamespace), "", client.ListOptions{}); err != nil {
+		t.Fatalf("the admin.conf of the next start: %v", err)
+	}
+	// The old admin.conf stays revoked: the new User has another UID.
+	oldConf.Server, oldConf.Servers = srv.URL(), nil
+	stale, err := client.FromConfig(oldConf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := stale.List(ctx, api.MustKind(api.KindNamespace), "", client.ListOptions{}); err == nil || !strings.Contains(err.Error(), "earlier user of that name") {
+		t.Fatalf("the revoked admin.conf after the restart: %v, want refused", err)
+	}
 }

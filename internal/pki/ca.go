@@ -241,8 +241,11 @@ type Identity struct {
 	// User and UserUID are set for a user certificate.
 	User, UserUID string
 	// Token is the id of the bearer token the request carried instead of
-	// a certificate (a user token), if any.
-	Token string
+	// a certificate (a user token), if any, and TokenUID its object's UID.
+	Token, TokenUID string
+	// NotAfter is when the credential expires: the certificate's NotAfter,
+	// the token's expiry.
+	NotAfter time.Time
 }
 
 // In says whether the identity is in group.
@@ -258,7 +261,7 @@ func (id Identity) In(group string) bool {
 // IdentityOf reads the identity of a certificate that has been verified
 // against the CA.
 func IdentityOf(cert *x509.Certificate) Identity {
-	id := Identity{Name: cert.Subject.CommonName, Groups: cert.Subject.Organization}
+	id := Identity{Name: cert.Subject.CommonName, Groups: cert.Subject.Organization, NotAfter: cert.NotAfter}
 	object := func(kind, name string) string {
 		for _, u := range cert.URIs {
 			if rest, ok := strings.CutPrefix(u.Opaque, kind+"/"+name+"/"); u.Scheme == "shoal" && ok && rest != "" {

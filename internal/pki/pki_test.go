@@ -201,3 +201,53 @@ func TestSealForServers(t *testing.T) {
 		t.Error("InstallCA took a key that is not the CA's")
 	}
 }
+
+// The etcd CA is the same on every holder of the cluster CA key, another
+// cluster's differs, and the cluster CA's certificates do not chain to it.
+func TestEtcdCAIsDerivedFromTheClusterCA(t *testing.T) {
+	dir := t.TempDir()
+	ca, err := LoadOrCreateCA(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e1, err := ca.EtcdCA()
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := LoadOrCreateCA(dir) // another server: the same CA, read from disk
+	if err != nil {
+		t.Fatal(err)
+	}
+	e2, err := again.EtcdCA()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(e1.CertPEM) != string(e2.CertPEM) {
+		t.Fatal("two derivations from one cluster CA made different etcd CAs")
+	}
+	other, _ := LoadOrCreateCA(t.TempDir())
+	e3, _ := other.EtcdCA()
+	if string(e3.CertPEM) == string(e1.CertPEM) {
+		t.Fatal("two clusters share an etcd CA")
+	}
+	if !e1.Cert.IsCA || e1.Fingerprint() == ca.Fingerprint() {
+		t.Fatalf("etcd CA %q: want a CA of its own", e1.Cert.Subject)
+	}
+	key, _ := NewKey()
+	node, err := ca.Issue(Request{PublicKey: key.Public(), Name: NodeName("n1"), Groups: []string{GroupNodes}, TTL: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc, _ := ParseCert(node)
+	if _, err := nc.Verify(x509.VerifyOptions{Roots: e1.Pool(), KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}); err == nil {
+		t.Fatal("a node certificate of the cluster CA verifies against the etcd CA")
+	}
+	srv, err := e2.Issue(Request{PublicKey: key.Public(), Name: "server:h", Groups: []string{GroupServers}, TTL: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc, _ := ParseCert(srv)
+	if _, err := sc.Verify(x509.VerifyOptions{Roots: e1.Pool(), KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}); err != nil {
+		t.Fatalf("a certificate of the etcd CA does not verify against it: %v", err)
+	}
+}

@@ -66,10 +66,6 @@ func (s *Server) Admit(ctx context.Context, obj api.Object) error {
 	return s.admitWrite(ctx, write{objs: []api.Object{obj}})
 }
 
-// identityKey carries a request's authenticated identity from the guard to
-// the admission checks.
-const identityKey ctxKey = 1
-
 // identityOf is the identity a request was authenticated as. A context
 // without one is a server's own (a controller's write) or an in-process
 // test of the handlers without a CA.

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/shoal-dev/shoal/internal/api"
 	"github.com/shoal-dev/shoal/internal/pki"
@@ -50,7 +51,7 @@ func (s *Server) authenticate(r *http.Request) (pki.Identity, error) {
 // nodeCurrent checks that id's Node still exists with the UID its
 // certificate was issued for.
 func (s *Server) nodeCurrent(r *http.Request, id pki.Identity) error {
-	if s.nodeConns.isRevoked(id.NodeUID) {
+	if s.conns.isRevoked(id.NodeUID) {
 		return fmt.Errorf("the certificate of node %q was revoked (the node was removed; join it again with a new token): %w", id.Node, errUnauthenticated)
 	}
 	obj, ok := s.caches[api.KindNode].get("", id.Node)
@@ -81,12 +82,12 @@ func (s *Server) authorize(r *http.Request, id pki.Identity, u *api.User) error 
 		// controllers (a rollback to a template nobody admitted, a
 		// service address of someone else's).
 		return fmt.Errorf("%s may not write the status of %s: status is written by shoal's servers and, for their own Node and Instances, nodes: %w", id.Name, r.URL.Path, errForbidden)
-	case id.In(pki.GroupAdmins):
-		return nil
 	case id.Node != "":
 		return s.authorizeNode(r, id.Node)
 	case u != nil:
-		return s.authorizeUser(r, u)
+		return s.authorizeUser(r, u) // admin.conf's certificates too: they name a User
+	case id.In(pki.GroupAdmins):
+		return fmt.Errorf("admin certificate %q names no User, so it cannot be revoked and is no longer accepted: use the admin.conf a server wrote at its latest start (DATA_DIR/admin.conf): %w", id.Name, errUnauthenticated)
 	}
 	return fmt.Errorf("%s may not %s %s: %w", id.Name, r.Method, r.URL.Path, errForbidden)
 }
@@ -270,12 +271,10 @@ func (s *Server) guard(h http.Handler) http.Handler {
 		if user != nil {
 			ctx = context.WithValue(ctx, userKey, user)
 		}
-		if id.NodeUID != "" {
-			// A node's long requests (watches) end when it is removed.
-			var done func()
-			ctx, done = s.nodeConns.track(ctx, id.NodeUID)
-			defer done()
-		}
+		// Long requests (watches, log follows, exec sessions) end when
+		// the identity is revoked or its credential expires.
+		ctx, done := s.conns.track(ctx, credentialsOf(id), id.NotAfter)
+		defer done()
 		r = r.WithContext(ctx)
 		if r.Method == http.MethodGet || r.Method == http.MethodHead {
 			h.ServeHTTP(w, r)
@@ -287,43 +286,85 @@ func (s *Server) guard(h http.Handler) http.Handler {
 	})
 }
 
-// nodeConns tracks the requests in flight per node certificate (by Node
-// UID), so that removing a node ends them.
-type nodeConns struct {
+// conns tracks the requests in flight per credential — the Node, User or
+// Token object a certificate or bearer token names, by UID — so that
+// deleting the object ends them: watches, log follows and exec sessions
+// stop within moments, on every server (each watches the store for the
+// deletes, see watchRevocations). A revoked UID stays revoked: UIDs are
+// never reused.
+type conns struct {
 	mu      sync.Mutex
-	byUID   map[string]map[*context.CancelFunc]struct{}
+	byUID   map[string]map[*context.CancelFunc]credential
 	revoked map[string]bool
 }
 
-func (n *nodeConns) track(parent context.Context, uid string) (context.Context, func()) {
+// credential is an object whose deletion revokes a request's identity.
+type credential struct {
+	kind      api.Kind
+	name, uid string
+}
+
+// credentialsOf are the objects id's requests depend on.
+func credentialsOf(id pki.Identity) []credential {
+	var out []credential
+	if id.NodeUID != "" {
+		out = append(out, credential{api.KindNode, id.Node, id.NodeUID})
+	}
+	if id.UserUID != "" {
+		out = append(out, credential{api.KindUser, id.User, id.UserUID})
+	}
+	if id.TokenUID != "" {
+		out = append(out, credential{api.KindToken, id.Token, id.TokenUID})
+	}
+	return out
+}
+
+// track returns a context that ends when one of creds is revoked or at
+// expires (when set: the certificate or token runs out), and the func
+// that stops tracking it.
+func (n *conns) track(parent context.Context, creds []credential, expires time.Time) (context.Context, func()) {
+	if len(creds) == 0 && expires.IsZero() {
+		return parent, func() {}
+	}
 	ctx, cancel := context.WithCancel(parent)
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if n.revoked[uid] {
-		cancel()
-		return ctx, func() {}
-	}
-	if n.byUID == nil {
-		n.byUID = map[string]map[*context.CancelFunc]struct{}{}
-	}
-	if n.byUID[uid] == nil {
-		n.byUID[uid] = map[*context.CancelFunc]struct{}{}
+	stopTimer := func() bool { return true }
+	if !expires.IsZero() {
+		stopTimer = time.AfterFunc(time.Until(expires), cancel).Stop
 	}
 	key := &cancel
-	n.byUID[uid][key] = struct{}{}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for _, c := range creds {
+		if n.revoked[c.uid] {
+			cancel()
+			return ctx, func() {}
+		}
+	}
+	if n.byUID == nil {
+		n.byUID = map[string]map[*context.CancelFunc]credential{}
+	}
+	for _, c := range creds {
+		if n.byUID[c.uid] == nil {
+			n.byUID[c.uid] = map[*context.CancelFunc]credential{}
+		}
+		n.byUID[c.uid][key] = c
+	}
 	return ctx, func() {
+		stopTimer()
 		cancel()
 		n.mu.Lock()
-		delete(n.byUID[uid], key)
-		if len(n.byUID[uid]) == 0 {
-			delete(n.byUID, uid)
+		for _, c := range creds {
+			delete(n.byUID[c.uid], key)
+			if len(n.byUID[c.uid]) == 0 {
+				delete(n.byUID, c.uid)
+			}
 		}
 		n.mu.Unlock()
 	}
 }
 
-// revoke ends every request of the node with uid, now and later.
-func (n *nodeConns) revoke(uid string) {
+// revoke ends every request of the credential with uid, now and later.
+func (n *conns) revoke(uid string) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.revoked == nil {
@@ -336,7 +377,36 @@ func (n *nodeConns) revoke(uid string) {
 	delete(n.byUID, uid)
 }
 
-func (n *nodeConns) isRevoked(uid string) bool {
+// revokeGone revokes the tracked credentials of kind that are not among
+// live (a fresh list: they may have been deleted while the watch was
+// away) and that the store no longer holds with their UID. The store is
+// asked because a credential made after the list was taken is missing
+// from it too.
+func (n *conns) revokeGone(ctx context.Context, st *store.Store, kind api.Kind, live []api.Object) {
+	uids := map[string]bool{}
+	for _, o := range live {
+		uids[o.GetMeta().UID] = true
+	}
+	n.mu.Lock()
+	var missing []credential
+	for uid, reqs := range n.byUID {
+		for _, c := range reqs {
+			if c.kind == kind && !uids[uid] {
+				missing = append(missing, c)
+			}
+			break
+		}
+	}
+	n.mu.Unlock()
+	for _, c := range missing {
+		obj, err := st.Get(ctx, api.MustKind(kind), "", c.name)
+		if errors.Is(err, store.ErrNotFound) || err == nil && obj.GetMeta().UID != c.uid {
+			n.revoke(c.uid)
+		}
+	}
+}
+
+func (n *conns) isRevoked(uid string) bool {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	return n.revoked[uid]

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -26,14 +27,19 @@ import (
 
 // tlsEnv is a server with a CA: authentication and authorization on.
 type tlsEnv struct {
-	st     *store.Store // for what only servers write (Instances)
-	srv    *server.Server
-	url    string
-	ca     *pki.CA
-	admin  *http.Client
-	anon   *http.Client
-	audit  *syncBuffer
-	images *registry.Registry
+	st    *store.Store // for what only servers write (Instances), and another server
+	srv   *server.Server
+	url   string
+	ca    *pki.CA
+	admin *http.Client
+	anon  *http.Client
+	// server holds a server's certificate.
+	server *http.Client
+	// serverKP and keys make another server of the cluster (another).
+	serverKP *pki.Keypair
+	keys     *pki.SecretKeys
+	audit    *syncBuffer
+	images   *registry.Registry
 }
 
 // syncBuffer is an audit log the test reads while the server writes.
@@ -86,9 +92,17 @@ func startTLS(t *testing.T) *tlsEnv {
 	hs.Config.ErrorLog = slog.NewLogLogger(slog.DiscardHandler, slog.LevelError)
 	hs.Start()
 	t.Cleanup(hs.Close)
-	e := &tlsEnv{st: st, srv: srv, url: "https://" + hs.Listener.Addr().String(), ca: ca, audit: audit, images: images}
-	e.admin = e.clientAs(issue(t, ca, "admin", []string{pki.GroupAdmins}, nil, time.Hour))
+	e := &tlsEnv{srv: srv, images: images, url: "https://" + hs.Listener.Addr().String(), ca: ca, audit: audit, st: st, serverKP: serverKP, keys: keys}
+	// The admin's certificate names a cluster-admin User, as admin.conf's do.
+	admin := &api.User{TypeMeta: api.TypeMeta{APIVersion: api.Version, Kind: api.KindUser}, Metadata: api.ObjectMeta{Name: "admin-test"},
+		Spec: api.UserSpec{Roles: []api.RoleBinding{{Role: api.RoleClusterAdmin}}}}
+	if err := st.Create(ctx, admin); err != nil {
+		t.Fatal(err)
+	}
+	e.admin = e.clientAs(issue(t, ca, pki.UserName("admin-test"), []string{pki.GroupUsers, pki.GroupAdmins},
+		&pki.Request{URIs: []*url.URL{pki.UserURI("admin-test", admin.Metadata.UID)}}, time.Hour))
 	e.anon = e.clientAs(nil)
+	e.server = e.clientAs(serverKP)
 	return e
 }
 
@@ -161,11 +175,20 @@ func call(t *testing.T, hc *http.Client, method, url string, body any) (int, str
 	return resp.StatusCode, string(out)
 }
 
-// token stores a join token and returns it.
+// token stores a join token (single-use) and returns it.
 func (e *tlsEnv) token(t *testing.T, role api.TokenRole, ttl time.Duration) pki.Token {
+	t.Helper()
+	return e.tokenUses(t, role, ttl, 0)
+}
+
+// tokenUses stores a join token for uses joins (0: unset, one).
+func (e *tlsEnv) tokenUses(t *testing.T, role api.TokenRole, ttl time.Duration, uses int32) pki.Token {
 	t.Helper()
 	tok := pki.NewToken(e.ca.Fingerprint())
 	obj := api.NewToken(tok.ID, tok.SecretHash(), role, time.Now().Add(ttl), "")
+	if uses > 0 {
+		obj.Spec.UsesLeft = &uses
+	}
 	if code, msg := call(t, e.admin, http.MethodPost, e.url+"/api/v1/tokens", obj); code != http.StatusCreated {
 		t.Fatalf("create token: %d %s", code, msg)
 	}
@@ -240,11 +263,12 @@ func TestJoinRefusesBadTokens(t *testing.T) {
 	if _, code, msg := e.join(t, "n1", good.String()); code != http.StatusOK {
 		t.Fatalf("join with a good token: %d %s", code, msg)
 	}
-	if _, code, msg := e.join(t, "n1", good.String()); code != http.StatusConflict || !strings.Contains(msg, "shoal node remove n1") {
+	another := e.token(t, api.TokenRoleAgent, time.Hour)
+	if _, code, msg := e.join(t, "n1", another.String()); code != http.StatusConflict || !strings.Contains(msg, "shoal node remove n1") {
 		t.Errorf("a second join as n1: %d %q, want 409 naming node remove", code, msg)
 	}
 	// A bad public key changes nothing.
-	code, msg := call(t, e.anon, http.MethodPost, e.url+"/api/v1/join", api.JoinRequest{Token: good.String(), Node: "n2", PublicKey: "not a key"})
+	code, msg := call(t, e.anon, http.MethodPost, e.url+"/api/v1/join", api.JoinRequest{Token: another.String(), Node: "n2", PublicKey: "not a key"})
 	if code != http.StatusBadRequest || !strings.Contains(msg, "publicKey") {
 		t.Errorf("join with a bad key: %d %q", code, msg)
 	}
@@ -256,7 +280,7 @@ func TestJoinRefusesBadTokens(t *testing.T) {
 // TestAccessMatrix: who may do what, over every kind of request.
 func TestAccessMatrix(t *testing.T) {
 	e := startTLS(t)
-	tok := e.token(t, api.TokenRoleAgent, time.Hour)
+	tok := e.tokenUses(t, api.TokenRoleAgent, time.Hour, 2)
 	n1, code, msg := e.join(t, "n1", tok.String())
 	if code != http.StatusOK {
 		t.Fatalf("join n1: %d %s", code, msg)
@@ -444,9 +468,13 @@ func TestRemovingANodeRevokesItsCertificate(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Error("the removed node's watch still runs 5s later")
 	}
-	// Joining again under the name works with a token, and the old
-	// certificates stay dead: the new Node has another UID.
-	if _, code, msg := e.join(t, "n1", tok.String()); code != http.StatusOK {
+	// Joining again under the name works with a new token (the first is
+	// spent), and the old certificates stay dead: the new Node has another
+	// UID.
+	if _, code, msg := e.join(t, "n1", tok.String()); code != http.StatusUnauthorized || !strings.Contains(msg, "was used already") {
+		t.Errorf("re-join with the spent token: %d %s, want 401 used already", code, msg)
+	}
+	if _, code, msg := e.join(t, "n1", e.token(t, api.TokenRoleAgent, time.Hour).String()); code != http.StatusOK {
 		t.Fatalf("re-join: %d %s", code, msg)
 	}
 	if code, _ := call(t, renewed, http.MethodGet, e.url+"/api/v1/nodes/n1", nil); code != http.StatusUnauthorized {
@@ -616,7 +644,7 @@ func TestRoleMatrix(t *testing.T) {
 	}
 	// The audit log: writes only, who, what, result; no bodies.
 	log := e.audit.String()
-	for _, want := range []string{`"who":"user:dee"`, `"who":"user:sam","token":"`, `"method":"DELETE","path":"/api/v1/namespaces/web/apps/nothere"`, `"code":403`, `"who":"anonymous"`, `"who":"admin"`} {
+	for _, want := range []string{`"who":"user:dee"`, `"who":"user:sam","token":"`, `"method":"DELETE","path":"/api/v1/namespaces/web/apps/nothere"`, `"code":403`, `"who":"anonymous"`, `"who":"user:admin-test"`} {
 		if !strings.Contains(log, want) {
 			t.Errorf("audit log lacks %s", want)
 		}
@@ -734,10 +762,10 @@ func TestServerJoin(t *testing.T) {
 	}
 	// s2 never started its member: a join after it replaces it (servers
 	// join one at a time; etcd takes one learner).
-	if code, msg := join(serverTok.String(), "s3", "https://127.0.0.1:2"); code != http.StatusOK {
+	if code, msg := join(e.token(t, api.TokenRoleServer, time.Hour).String(), "s3", "https://127.0.0.1:2"); code != http.StatusOK {
 		t.Errorf("a join after one that never started: %d %s", code, msg)
 	}
-	code, body = call(t, e.admin, http.MethodGet, e.url+"/api/v1/servers", nil)
+	code, body = call(t, e.server, http.MethodGet, e.url+"/api/v1/servers", nil)
 	if code != http.StatusOK || strings.Count(body, `"status": "Unstarted"`) != 1 || !strings.Contains(body, "https://127.0.0.1:2") || strings.Contains(body, "https://127.0.0.1:1\"") {
 		t.Errorf("servers after two joins that never started: %d %s", code, body)
 	}

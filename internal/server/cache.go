@@ -68,6 +68,10 @@ func newCaches() map[api.Kind]*objectCache {
 // correct, only slower: everything is read from the store.
 func (s *Server) Run(ctx context.Context) {
 	var wg sync.WaitGroup
+	if s.ca != nil {
+		wg.Add(1)
+		go func() { defer wg.Done(); s.watchRevocations(ctx) }()
+	}
 	if s.ca != nil && s.secretKeys != nil {
 		wg.Add(1)
 		go func() { defer wg.Done(); s.followSecretKeys(ctx) }()
@@ -75,17 +79,17 @@ func (s *Server) Run(ctx context.Context) {
 	for _, kind := range cachedKinds {
 		c := s.caches[kind]
 		k := api.MustKind(kind)
-		update := c.update
+		replace, update := c.replace, c.update
 		if kind == api.KindNode {
 			// A removed node's open requests (its watches) end with it,
 			// whichever server removed it.
+			replace = func(objs []api.Object, rev int64) {
+				c.replace(objs, rev)
+				s.conns.revokeGone(ctx, s.store, kind, objs)
+			}
 			update = func(evs []api.WatchEvent) {
 				c.update(evs)
-				for _, ev := range evs {
-					if ev.Type == api.WatchDeleted {
-						s.nodeConns.revoke(ev.Object.GetMeta().UID)
-					}
-				}
+				s.revokeDeleted(evs)
 			}
 		}
 		wg.Add(1)
@@ -94,7 +98,7 @@ func (s *Server) Run(ctx context.Context) {
 			l := &listwatch.Loop{
 				Name:    "server cache of " + k.Plural,
 				Source:  s.store.Source(k, ""),
-				Replace: c.replace,
+				Replace: replace,
 				Update:  update,
 				Expired: func(err error) bool { return errors.Is(err, store.ErrCompacted) },
 				Log:     s.log,

@@ -2,6 +2,7 @@ package server
 
 import (
 	"bufio"
+	"context"
 	"crypto/tls"
 	"fmt"
 	"io"
@@ -67,6 +68,10 @@ func (s *Server) instanceExec(w http.ResponseWriter, r *http.Request, t target) 
 		return
 	}
 	defer client.Close()
+	// A hijacked connection outlives the request's context: close both
+	// sides when it ends (the caller's identity revoked or expired).
+	stop := context.AfterFunc(r.Context(), func() { client.Close(); agent.Close() })
+	defer stop()
 	_ = client.SetDeadline(time.Time{}) // a session lasts as long as it needs
 	_, _ = io.WriteString(client, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: "+api.ExecUpgrade+"\r\nConnection: Upgrade\r\n\r\n")
 	s.log.Info("exec", "instance", t.ns+"/"+t.name, "node", node.Metadata.Name)

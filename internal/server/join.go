@@ -52,12 +52,28 @@ func (s *Server) join(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) admit(ctx context.Context, req api.JoinRequest) (*api.Credentials, error) {
+	for attempt := 0; ; attempt++ {
+		creds, err := s.admitOnce(ctx, req)
+		// Another join spent a use of the token meanwhile: read it again.
+		if !errors.Is(err, store.ErrConflict) || attempt >= 20 {
+			return creds, err
+		}
+	}
+}
+
+// admitOnce creates the Node and spends one use of the token in one
+// transaction, so a refused join spends nothing and two machines racing
+// for a token's last use cannot both join.
+func (s *Server) admitOnce(ctx context.Context, req api.JoinRequest) (*api.Credentials, error) {
 	stored, err := s.checkToken(ctx, req.Token, "join token")
 	if err != nil {
 		return nil, err
 	}
 	if stored.Spec.Role != api.TokenRoleAgent {
 		return nil, fmt.Errorf("join token %s is for role %s; a node joins with an agent token: %w", stored.Metadata.Name, stored.Spec.Role, errForbidden)
+	}
+	if err := spendJoin(stored); err != nil {
+		return nil, err
 	}
 	pub, err := pki.ParsePublicKey([]byte(req.PublicKey))
 	if err != nil {
@@ -72,7 +88,7 @@ func (s *Server) admit(ctx context.Context, req api.JoinRequest) (*api.Credentia
 	if err := api.Validate(node); err != nil {
 		return nil, err
 	}
-	if err := s.store.Create(ctx, node); errors.Is(err, store.ErrAlreadyExists) {
+	if err := s.store.CreateWith(ctx, node, stored); errors.Is(err, store.ErrAlreadyExists) {
 		return nil, fmt.Errorf("node %q has already joined; to join this machine under that name, remove the old one first (shoal node remove %s): %w", req.Node, req.Node, store.ErrAlreadyExists)
 	} else if err != nil {
 		return nil, err

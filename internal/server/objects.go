@@ -395,7 +395,7 @@ func (s *Server) delete(w http.ResponseWriter, r *http.Request, t target) {
 		var cur api.Object
 		if cur, err = s.store.Get(ctx, t.kind, "", t.name); err == nil {
 			if err = s.store.Delete(ctx, t.kind, "", t.name, rev); err == nil {
-				s.nodeConns.revoke(cur.GetMeta().UID)
+				s.conns.revoke(cur.GetMeta().UID)
 			}
 		}
 	default:

@@ -29,7 +29,11 @@ import (
 // per object (apply).
 type ctxKey int
 
-const userKey ctxKey = 0
+const (
+	userKey ctxKey = iota
+	// identityKey carries the request's pki.Identity.
+	identityKey
+)
 
 // userCurrent checks that id's User still exists with the UID its
 // certificate or token was issued for, and returns it.

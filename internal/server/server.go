@@ -61,6 +61,9 @@ type Config struct {
 	SecretKeys *pki.SecretKeys
 	// Audit, when set, receives a JSON line (AuditRecord) per write.
 	Audit io.Writer
+	// ExternalEtcd says the servers share an external etcd: a joining
+	// server brings no etcd member of its own.
+	ExternalEtcd bool
 }
 
 // Server serves the HTTP API.
@@ -73,13 +76,14 @@ type Server struct {
 	reg     *prometheus.Registry
 	caches  map[api.Kind]*objectCache // see Run
 
-	ca          *pki.CA
-	keypair     *pki.Keypair
-	nodeCertTTL time.Duration
-	nodeConns   nodeConns // requests per node certificate; removed nodes
-	secretKeys  *pki.SecretKeys
-	auditLog    *auditLog
-	quorumCheck quorumCheck
+	ca           *pki.CA
+	keypair      *pki.Keypair
+	nodeCertTTL  time.Duration
+	conns        conns // requests per credential; revoked ones
+	secretKeys   *pki.SecretKeys
+	auditLog     *auditLog
+	quorumCheck  quorumCheck
+	externalEtcd bool
 }
 
 // New returns a Server; mount it with Handler.
@@ -103,6 +107,8 @@ func New(cfg Config) *Server {
 		nodeCertTTL: cmp.Or(cfg.NodeCertTTL, DefaultNodeCertTTL),
 		secretKeys:  cfg.SecretKeys,
 		auditLog:    newAuditLog(cfg.Audit),
+
+		externalEtcd: cfg.ExternalEtcd,
 	}
 }
 

@@ -17,6 +17,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/shoal-dev/shoal/internal/api"
+	"github.com/shoal-dev/shoal/internal/pki"
 	"github.com/shoal-dev/shoal/internal/store"
 )
 
@@ -125,12 +126,28 @@ func (s *Server) joinServer(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) admitServer(ctx context.Context, req api.ServerJoinRequest) (*api.ServerJoinResponse, error) {
+	for attempt := 0; ; attempt++ {
+		resp, err := s.admitServerOnce(ctx, req)
+		// Another join spent a use of the token meanwhile: read it again.
+		if !errors.Is(err, store.ErrConflict) || attempt >= 20 {
+			return resp, err
+		}
+	}
+}
+
+// admitServerOnce checks the request, spends one use of the token (a
+// server token hands over the CA key: one server per use), then adds the
+// member; a member that cannot be added gives the use back.
+func (s *Server) admitServerOnce(ctx context.Context, req api.ServerJoinRequest) (*api.ServerJoinResponse, error) {
 	tok, err := s.checkToken(ctx, req.Token, "join token")
 	if err != nil {
 		return nil, err
 	}
 	if tok.Spec.Role != api.TokenRoleServer {
 		return nil, fmt.Errorf("join token %s is for role %s; a server joins with a server token (shoal token create --role server): %w", tok.Metadata.Name, tok.Spec.Role, errForbidden)
+	}
+	if err := spendJoin(tok); err != nil {
+		return nil, err
 	}
 	if !validServerName(req.Name) {
 		return nil, fmt.Errorf("server join request: name %q: use lowercase letters, digits and '-', at most 63: %w", req.Name, errBadRequest)
@@ -141,8 +158,16 @@ func (s *Server) admitServer(ctx context.Context, req api.ServerJoinRequest) (*a
 	}
 	resp := &api.ServerJoinResponse{CA: string(s.ca.CertPEM), CAKey: string(keyPEM), SecretKeys: string(s.secretKeys.Export())}
 	if req.PeerURL == "" {
+		if !s.externalEtcd {
+			// Else a token would hand over the CA key to a holder that
+			// never shows up among the servers.
+			return nil, fmt.Errorf("server join request: peerURL: required: this cluster's servers run etcd embedded, and a joining server brings a member (its --advertise-address): %w", errBadRequest)
+		}
 		// A server of a cluster on an external etcd: it shares the store
 		// already, and needs only what servers hold.
+		if err := s.store.Update(ctx, tok); err != nil {
+			return nil, err
+		}
 		return resp, nil
 	}
 	if u, err := url.Parse(req.PeerURL); err != nil || u.Scheme != "https" || u.Port() == "" || u.Path != "" {
@@ -169,6 +194,17 @@ func (s *Server) admitServer(ctx context.Context, req api.ServerJoinRequest) (*a
 			return nil, fmt.Errorf("server %q already has peer URL %s: %w", m.Name, req.PeerURL, store.ErrAlreadyExists)
 		}
 	}
+	if err := s.store.Update(ctx, tok); err != nil {
+		return nil, err
+	}
+	refund := func() {
+		_, _ = s.store.Mutate(context.WithoutCancel(ctx), api.MustKind(api.KindToken), "", tok.Metadata.Name, func(o api.Object) error {
+			t := o.(*api.Token)
+			left := t.JoinsLeft() + 1
+			t.Spec.UsesLeft = &left
+			return nil
+		})
+	}
 	// etcd refuses a new member while another is only just connected
 	// ("unhealthy cluster"): servers joining one after the other wait.
 	var added *clientv3.MemberAddResponse
@@ -178,10 +214,12 @@ func (s *Server) admitServer(ctx context.Context, req api.ServerJoinRequest) (*a
 			break
 		}
 		if !errors.Is(err, rpctypes.ErrUnhealthy) || time.Now().After(wait) {
+			refund()
 			return nil, fmt.Errorf("add %s to etcd: %w", req.Name, err)
 		}
 		select {
 		case <-ctx.Done():
+			refund()
 			return nil, ctx.Err()
 		case <-time.After(500 * time.Millisecond):
 		}
@@ -246,10 +284,14 @@ func (s *Server) servers(ctx context.Context) (*api.ServerList, error) {
 	if err != nil {
 		return nil, err
 	}
+	// etcd's URLs are for servers only: nodes and users get the API URLs
+	// they fail over to, and nothing that leads them to etcd.
+	id, _ := ctx.Value(identityKey).(pki.Identity)
+	showEtcd := id.In(pki.GroupServers)
 	out := &api.ServerList{Items: []api.ServerInfo{}}
 	for _, m := range members.Members {
 		info := api.ServerInfo{Name: m.Name, Status: "Ready", Leader: m.Name != "" && m.Name == leader}
-		if len(m.PeerURLs) > 0 {
+		if len(m.PeerURLs) > 0 && showEtcd {
 			info.PeerURL = m.PeerURLs[0]
 		}
 		reg, ok := byName[m.Name]

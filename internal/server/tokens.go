@@ -43,6 +43,23 @@ func (s *Server) checkToken(ctx context.Context, raw, what string) (*api.Token, 
 	return stored, nil
 }
 
+// spendJoin counts one join off a join token that has one left; the
+// caller stores it (compare-and-swap) with what the join creates. A token
+// with none left is refused, saying what to do instead.
+func spendJoin(t *api.Token) error {
+	left := t.JoinsLeft()
+	if left <= 0 {
+		create := "shoal token create"
+		if t.Spec.Role == api.TokenRoleServer {
+			create += " --role server"
+		}
+		return fmt.Errorf("join token %s was used already (a join token serves one join unless it was made with --uses N): create a new one with `%s` (add --uses N to join N machines with it): %w", t.Metadata.Name, create, errUnauthenticated)
+	}
+	left--
+	t.Spec.UsesLeft = &left
+	return nil
+}
+
 // bearerIdentity authenticates a request that carries
 // "Authorization: Bearer TOKEN" instead of a client certificate: a user
 // token makes it that User's request (service accounts, CI).
@@ -62,7 +79,8 @@ func (s *Server) bearerIdentity(r *http.Request) (pki.Identity, bool, error) {
 	if t.Spec.Role != api.TokenRoleUser {
 		return pki.Identity{}, true, fmt.Errorf("bearer token %s is a join token (role %s); API requests take a user token (shoal token create --user NAME): %w", t.Metadata.Name, t.Spec.Role, errUnauthenticated)
 	}
-	return pki.Identity{Name: "user:" + t.Spec.User, User: t.Spec.User, UserUID: t.Spec.UserUID, Token: t.Metadata.Name}, true, nil
+	return pki.Identity{Name: "user:" + t.Spec.User, User: t.Spec.User, UserUID: t.Spec.UserUID,
+		Token: t.Metadata.Name, TokenUID: t.Metadata.UID, NotAfter: t.Spec.ExpiresAt}, true, nil
 }
 
 // bindTokens records, on each user Token in objs, the UID of the User it
