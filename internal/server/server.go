@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/http/pprof"
 	"net/url"
 	"os"
@@ -56,6 +57,9 @@ type Config struct {
 	SecretKeys *pki.SecretKeys
 	// Audit, when set, receives a JSON line (AuditRecord) per write.
 	Audit io.Writer
+	// ClusterCIDR is the range every node's subnet lies inside (the
+	// controllers assign from it); zero checks no range.
+	ClusterCIDR netip.Prefix
 }
 
 // Server serves the HTTP API.
@@ -75,6 +79,7 @@ type Server struct {
 	secretKeys  *pki.SecretKeys
 	auditLog    *auditLog
 	quorumCheck quorumCheck
+	clusterCIDR netip.Prefix
 }
 
 // New returns a Server; mount it with Handler.
@@ -98,6 +103,7 @@ func New(cfg Config) *Server {
 		nodeCertTTL: cmp.Or(cfg.NodeCertTTL, DefaultNodeCertTTL),
 		secretKeys:  cfg.SecretKeys,
 		auditLog:    newAuditLog(cfg.Audit),
+		clusterCIDR: cfg.ClusterCIDR,
 	}
 }
 

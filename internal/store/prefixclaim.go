@@ -149,3 +149,8 @@ func (s *Store) UnclaimPrefix(ctx context.Context, space string, p netip.Prefix,
 	_, err = s.commit(ctx, []clientv3.Cmp{clientv3.Compare(clientv3.Value(k), "=", owner)}, []clientv3.Op{clientv3.OpDelete(k)}, nil)
 	return err
 }
+
+// NodeSubnetClaims is the prefix-claim space of nodes' container subnets
+// (owner: the node's name), shared by the servers that admit a declared
+// subnet and the controller that assigns the others.
+const NodeSubnetClaims = "node-subnets"
