@@ -124,7 +124,8 @@ func overlapsAny(p netip.Prefix, used map[netip.Prefix]string) bool {
 	return false
 }
 
-// releaseSubnet frees the subnets of a node that is gone.
+// releaseSubnet frees the subnets of a node that is gone, and its other
+// claims.
 func (c *Nodes) releaseSubnet(ctx context.Context, name string) error {
 	used, err := c.Store.PrefixClaims(ctx, store.NodeSubnetClaims)
 	if err != nil {
@@ -137,14 +138,17 @@ func (c *Nodes) releaseSubnet(ctx context.Context, name string) error {
 			}
 		}
 	}
-	legacy, err := c.Store.Claims(ctx, legacySubnetClaims)
-	if err != nil {
-		return err
-	}
-	for sn, owner := range legacy {
-		if owner == name {
-			if err := c.Store.Unclaim(ctx, legacySubnetClaims+sn, owner); err != nil {
-				return err
+	// And the WireGuard keys it published (see server.admitOverlayKey).
+	for _, prefix := range []string{legacySubnetClaims, store.OverlayKeyClaims} {
+		claims, err := c.Store.Claims(ctx, prefix)
+		if err != nil {
+			return err
+		}
+		for k, owner := range claims {
+			if owner == name {
+				if err := c.Store.Unclaim(ctx, prefix+k, owner); err != nil {
+					return err
+				}
 			}
 		}
 	}

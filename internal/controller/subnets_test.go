@@ -93,7 +93,11 @@ func TestNodeSubnets(t *testing.T) {
 		})
 	}
 
-	// A node that goes releases its claim; the range is free again.
+	// A node that goes releases its claims; the range (and its WireGuard
+	// key) is free again.
+	if ok, err := h.st.Claim(ctx, store.OverlayKeyClaims+"KEY", "declared"); err != nil || !ok {
+		t.Fatalf("claim a key: %v %v", ok, err)
+	}
 	if err := h.st.Delete(ctx, nodeKind, "", "declared", 0); err != nil {
 		t.Fatal(err)
 	}
@@ -105,5 +109,8 @@ func TestNodeSubnets(t *testing.T) {
 	}
 	if claims, _ := h.st.PrefixClaims(ctx, store.NodeSubnetClaims); claims[netip.MustParsePrefix("10.244.1.128/25")] != "half" {
 		t.Errorf("after node declared left, half's subnet is not claimed for it: %v", claims)
+	}
+	if keys, _ := h.st.Claims(ctx, store.OverlayKeyClaims); len(keys) != 0 {
+		t.Errorf("after node declared left, its key claims stay: %v", keys)
 	}
 }

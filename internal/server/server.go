@@ -80,6 +80,7 @@ type Server struct {
 	auditLog    *auditLog
 	quorumCheck quorumCheck
 	clusterCIDR netip.Prefix
+	overlayKeys overlayKeyCache // see admitOverlayKey
 }
 
 // New returns a Server; mount it with Handler.

@@ -154,3 +154,8 @@ func (s *Store) UnclaimPrefix(ctx context.Context, space string, p netip.Prefix,
 // (owner: the node's name), shared by the servers that admit a declared
 // subnet and the controller that assigns the others.
 const NodeSubnetClaims = "node-subnets"
+
+// OverlayKeyClaims is the claim prefix of the WireGuard public keys nodes
+// publish (key: the base64 key; owner: the node's name), so that no two
+// nodes publish one.
+const OverlayKeyClaims = "overlay-keys/"
