@@ -123,9 +123,13 @@ func nodeFor(name string) node {
 	}
 }
 
+// e2eClusterCIDR is the servers' --cluster-cidr in these tests: the
+// subnets nodeFor gives lie in it (a server refuses any outside).
+const e2eClusterCIDR = "10.214.0.0/16"
+
 func (n node) agentFlags() []string {
 	// Any free overlay port: several agents share this machine.
-	f := []string{"--node-name", n.name, "--runtime-namespace", n.runtimeNS, "--bridge", n.bridge, "--overlay-port", "0", "--cluster-cidr", "10.214.0.0/16"}
+	f := []string{"--node-name", n.name, "--runtime-namespace", n.runtimeNS, "--bridge", n.bridge, "--overlay-port", "0", "--cluster-cidr", e2eClusterCIDR}
 	if n.subnet != "" {
 		f = append(f, "--subnet", n.subnet)
 	}
@@ -260,7 +264,9 @@ func upCluster(t *testing.T, extra ...string) *cluster {
 // serverCluster starts `shoal server` alone; add agents with addAgent.
 func serverCluster(t *testing.T, extra ...string) *cluster {
 	c := &cluster{t: t, ctd: requireRoot(t), dir: shortTempDir(t)}
-	args := []string{"server", "--data-dir", c.dir, "--listen", fmt.Sprintf("127.0.0.1:%d", freePort(t))}
+	// The agents' subnets (nodeFor) lie in the servers' cluster range;
+	// extra may give another.
+	args := []string{"server", "--data-dir", c.dir, "--listen", fmt.Sprintf("127.0.0.1:%d", freePort(t)), "--cluster-cidr", e2eClusterCIDR}
 	c.server = startProc(t, append(args, extra...)...)
 	c.waitReady()
 	t.Cleanup(c.cleanup)

@@ -306,8 +306,9 @@ spec:
 // different one each from the server's cluster range.
 func TestNodesGetTheirOwnSubnets(t *testing.T) {
 	c := serverCluster(t, "--cluster-cidr", "10.216.0.0/16")
-	c.addAgent("s1", "--subnet=server")
-	c.addAgent("s2", "--subnet=server")
+	// The agents are told the servers' range: they route no subnet outside it.
+	c.addAgent("s1", "--subnet=server", "--cluster-cidr", "10.216.0.0/16")
+	c.addAgent("s2", "--subnet=server", "--cluster-cidr", "10.216.0.0/16")
 	c.mustShoal("image", "push", helloV1)
 	c.applyYAML(`
 apiVersion: shoal/v1

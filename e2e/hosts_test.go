@@ -243,7 +243,7 @@ func threeMachines(t *testing.T) (ctd string, ms []*machine, must func(m *machin
 func startServer(t *testing.T, m *machine, extra ...string) {
 	t.Helper()
 	args := append([]string{"server", "--name", "s" + m.name[1:], "--data-dir", m.serverDir,
-		"--listen", m.host.IP + ":7070", "--advertise-address", m.host.IP}, extra...)
+		"--listen", m.host.IP + ":7070", "--advertise-address", m.host.IP, "--cluster-cidr", e2eClusterCIDR}, extra...)
 	m.server = m.host.Start(shoalBin, args...)
 	eventually(t, 60*time.Second, "server on "+m.name+" answers", func() (bool, string) {
 		out, err := shoalOn(m.host, m.conf(), "version")

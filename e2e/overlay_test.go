@@ -17,7 +17,8 @@ import (
 // their own. Every container reaches every other through the WireGuard
 // overlay: the public machines dial each other, the NATed ones dial out
 // and keep their path open, and the two NATed ones reach each other
-// through a public one. Instance addresses, the service address and the
+// through the public one a cluster-admin marked as relay (m1's; m2's is
+// not one, and no node becomes one by its own say). Instance addresses, the service address and the
 // published port answer the same from every machine, and no container
 // packet crosses a wire in the clear.
 func TestOverlayAcrossNAT(t *testing.T) {
@@ -46,6 +47,11 @@ func TestOverlayAcrossNAT(t *testing.T) {
 		out, _ := shoalOn(m1.host, m1.conf(), "get", "nodes")
 		return strings.Count(out, "Ready") == 4 && !strings.Contains(out, "NotReady"), out
 	})
+	// The NATed nodes reach each other through m1's node only once it is
+	// marked as relay.
+	if out := must("node", "relay", m1.node.name); !strings.Contains(out, "node "+m1.node.name+" is a relay") {
+		t.Fatalf("shoal node relay: %s", out)
+	}
 	// Every node published its key; the NATed ones no endpoint.
 	var nodes struct{ Items []*api.Node }
 	if err := json.Unmarshal([]byte(must("get", "nodes", "-o", "json")), &nodes); err != nil {
@@ -56,6 +62,9 @@ func TestOverlayAcrossNAT(t *testing.T) {
 		natted := n.Metadata.Name == m3.node.name || n.Metadata.Name == m4.node.name
 		if ov == nil || ov.PublicKey == "" || (ov.Endpoint == "") != natted {
 			t.Errorf("node %s publishes overlay %+v", n.Metadata.Name, ov)
+		}
+		if n.Spec.Relay != (n.Metadata.Name == m1.node.name) {
+			t.Errorf("node %s: spec.relay %v; only %s's was marked", n.Metadata.Name, n.Spec.Relay, m1.node.name)
 		}
 	}
 

@@ -27,7 +27,7 @@ func (c *cluster) joinServer(name, via, token string) *member {
 	m.conf = filepath.Join(m.dir, "admin.conf")
 	listen := fmt.Sprintf("127.0.0.1:%d", freePort(c.t))
 	m.url = "https://" + listen
-	m.p = startProc(c.t, "server", "--name", name, "--data-dir", m.dir, "--listen", listen, "--join", via, "--token", token)
+	m.p = startProc(c.t, "server", "--name", name, "--data-dir", m.dir, "--listen", listen, "--join", via, "--token", token, "--cluster-cidr", e2eClusterCIDR)
 	c.eventually(60*time.Second, "server "+name+" joins and answers", func() (bool, string) {
 		cfg, err := client.ReadConfig(m.conf)
 		if err != nil {

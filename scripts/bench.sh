@@ -62,7 +62,7 @@ cleanup() {
 trap cleanup EXIT
 
 "$BIN" up --data-dir "$work/data" --listen "127.0.0.1:$port" --containerd-address "$sock" \
-	--runtime-namespace bench --bridge sbench0 --subnet 10.215.0.0/24 >"$work/shoal.log" 2>&1 &
+	--runtime-namespace bench --bridge sbench0 --cluster-cidr 10.215.0.0/16 --subnet 10.215.0.0/24 >"$work/shoal.log" 2>&1 &
 pid=$!
 export SHOAL_CONFIG=$work/data/admin.conf
 for _ in $(seq 1 150); do

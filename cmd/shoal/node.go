@@ -22,12 +22,12 @@ import (
 func newNodeCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "node",
-		Short: "Cordon, drain or remove a node of the cluster, or reset this machine",
+		Short: "Cordon, drain, remove or mark as relay a node of the cluster, or reset this machine",
 	}
 	cmd.AddCommand(newNodeRemoveCmd(g), newNodeResetCmd(),
 		newNodeMarkCmd(g, "cordon", "Keep new instances off a node (its running ones stay)", func(s *api.NodeSpec) { s.Unschedulable = true }),
 		newNodeMarkCmd(g, "uncordon", "Let a cordoned or drained node take instances again", func(s *api.NodeSpec) { s.Unschedulable, s.Draining = false, false }),
-		newNodeDrainCmd(g))
+		newNodeDrainCmd(g), newNodeRelayCmd(g))
 	return cmd
 }
 

@@ -165,7 +165,7 @@ func (o *agentOptions) flags(fs *pflag.FlagSet, standalone bool) {
 		fs.StringVar(&o.token, "token", "", "join token from `shoal token create` (needed the first time only)")
 		fs.StringVar(&o.dataDir, "data-dir", filepath.Join(defaultDataDir, "agent"), "directory for the agent's state and logs")
 		// shoal up takes the server's --cluster-cidr.
-		fs.StringVar(&o.clusterCIDR, "cluster-cidr", controller.DefaultClusterCIDR, "with --network wireguard: the servers' --cluster-cidr, routed into the overlay as a whole so that nothing for a container leaves in the clear; empty: only the known nodes' subnets")
+		fs.StringVar(&o.clusterCIDR, "cluster-cidr", controller.DefaultClusterCIDR, "the servers' --cluster-cidr: other nodes' subnets outside it are ignored, and with --network wireguard it is routed into the overlay as a whole so that nothing for a container leaves in the clear; empty: no range is checked, only the known nodes' subnets are routed")
 		// shoal up takes the server's --port-range.
 		fs.StringVar(&o.portRange, "port-range", api.DefaultPortRange.String(), "node ports this node opens for published ports and hostPorts (the cluster's range, or a narrower one); whatever the servers say, no other port is opened")
 	}
@@ -255,10 +255,11 @@ func runAgent(ctx context.Context, o agentOptions, serverURL string, token func(
 	if o.runtime == "fake" {
 		return runHollowAgent(ctx, o, apiClient, id, dataDir, log)
 	}
-	if o.subnet == "" {
-		if o.subnet, err = agent.Subnet(ctx, apiClient, o.name, o.labels, dataDir); err != nil {
-			return err
-		}
+	declared := o.subnet
+	if o.subnet, err = agent.Subnet(ctx, apiClient, o.name, o.labels, dataDir, declared); err != nil {
+		return err
+	}
+	if declared == "" {
 		log.Info("container subnet from the server", "subnet", o.subnet)
 	}
 	regHost := strings.TrimPrefix(strings.TrimPrefix(serverURL, "http://"), "https://")
@@ -327,10 +328,15 @@ func runAgent(ctx context.Context, o agentOptions, serverURL string, token func(
 	}
 	if ov != nil {
 		cfg.Overlay, cfg.OverlayEndpoint = ov, endpoint
-		if o.clusterCIDR != "" {
-			if cfg.ClusterCIDR, err = netip.ParsePrefix(o.clusterCIDR); err != nil {
-				return fmt.Errorf("--cluster-cidr %q: %w", o.clusterCIDR, err)
-			}
+	}
+	if o.clusterCIDR != "" {
+		if cfg.ClusterCIDR, err = netip.ParsePrefix(o.clusterCIDR); err != nil {
+			return fmt.Errorf("--cluster-cidr %q: %w", o.clusterCIDR, err)
+		}
+		// Other nodes' subnets outside it are ignored: a range that is
+		// not the servers' would cut this node off from every other.
+		if sn, err := netip.ParsePrefix(o.subnet); err == nil && (sn.Bits() < cfg.ClusterCIDR.Bits() || !cfg.ClusterCIDR.Contains(sn.Addr())) {
+			return fmt.Errorf("this node's subnet %s is outside --cluster-cidr %s: give the agent the servers' --cluster-cidr", sn, cfg.ClusterCIDR)
 		}
 	}
 	if o.cpu != "" {

@@ -76,9 +76,11 @@ type Config struct {
 	// OverlayEndpoint is where other nodes reach Overlay (IP:PORT); empty
 	// when nothing can (behind NAT).
 	OverlayEndpoint string
-	// ClusterCIDR, with Overlay, is routed into the device as a whole, so
-	// that a packet for a node not yet known is dropped there rather than
-	// sent in the clear through the default route.
+	// ClusterCIDR is the range every node's subnet lies inside: another
+	// node's subnet outside it is never routed. With Overlay it is routed
+	// into the device as a whole, so that a packet for a node not yet
+	// known is dropped there rather than sent in the clear through the
+	// default route.
 	ClusterCIDR netip.Prefix
 	// Resync is how often each instance's container is inspected without
 	// a prompt (default DefaultResync). Exits are seen from the runtime's

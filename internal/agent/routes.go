@@ -77,9 +77,10 @@ func otherNodes(self string, nodes []*api.Node, onThisMachine func(*api.Node) bo
 }
 
 // plannedRoutes are the host-gw routes this node needs: every other
-// node's subnet via its internal IP.
-func plannedRoutes(self string, nodes []*api.Node, local func(netip.Addr) bool) []route {
-	var out []route
+// node's subnet via its internal IP, of the nodes screenNodes keeps
+// (notes: the others, and why).
+func plannedRoutes(self string, nodes []*api.Node, cluster netip.Prefix, local func(netip.Addr) bool) (out []route, notes []string) {
+	nodes, notes = screenNodes(self, nodes, cluster)
 	others, subnets := otherNodes(self, nodes, func(n *api.Node) bool {
 		ip, err := netip.ParseAddr(n.Status.InternalIP)
 		return err == nil && local(ip)
@@ -90,19 +91,23 @@ func plannedRoutes(self string, nodes []*api.Node, local func(netip.Addr) bool) 
 		}
 	}
 	sortRoutes(out)
-	return out
+	return out, notes
 }
 
 // plannedOverlay is the overlay this node needs: a WireGuard peer per
 // other node that has published a key, and a route into the device for
-// each node's subnet. A peer with an endpoint is dialled, with keepalives
-// so that a NAT in front of this node keeps the path open; a peer without
-// one (behind NAT) is waited for, unless this node is behind NAT too
-// (reachable says whether it published an endpoint): then its subnet
-// goes through the relay, the first ready node (by name) with an
-// endpoint, which forwards between the two. Both ends pick the same relay,
-// so each accepts the other's packets from it.
-func plannedOverlay(self string, nodes []*api.Node, local func(netip.Addr) bool, reachable bool, dev string, src netip.Addr) ([]overlay.Peer, []route) {
+// each node's subnet, of the nodes screenNodes keeps. A peer with an
+// endpoint is dialled, with keepalives so that a NAT in front of this node
+// keeps the path open; a peer without one (behind NAT) is waited for,
+// unless this node is behind NAT too (reachable says whether it published
+// an endpoint): then its subnet goes through the relay, which forwards
+// between the two. The relay is the first ready node (by name) with an
+// endpoint that a cluster-admin marked as one (spec.relay, `shoal node
+// relay`): it decrypts what it forwards, so no node becomes one by its own
+// say. Both ends pick the same relay, so each accepts the other's packets
+// from it. notes say which nodes are left out, and why.
+func plannedOverlay(self string, nodes []*api.Node, cluster netip.Prefix, local func(netip.Addr) bool, reachable bool, dev string, src netip.Addr) ([]overlay.Peer, []route, []string) {
+	nodes, notes := screenNodes(self, nodes, cluster)
 	// A node on this machine publishes one of its addresses as its
 	// endpoint. (Its InternalIP does not tell: nodes behind different
 	// NATs may well share a private address.)
@@ -133,7 +138,7 @@ func plannedOverlay(self string, nodes []*api.Node, local func(netip.Addr) bool,
 		p := peer{node: n, key: k, sn: subnets[i]}
 		if ep, err := netip.ParseAddrPort(ov.Endpoint); err == nil {
 			p.ep = ep
-			if n.Status.Ready && (relay < 0 || n.Metadata.Name < ps[relay].node.Metadata.Name) {
+			if n.Spec.Relay && n.Status.Ready && (relay < 0 || n.Metadata.Name < ps[relay].node.Metadata.Name) {
 				relay = len(ps)
 			}
 		}
@@ -151,7 +156,9 @@ func plannedOverlay(self string, nodes []*api.Node, local func(netip.Addr) bool,
 		case relay >= 0:
 			relayed = append(relayed, p.sn)
 		default:
-			continue // neither end can be reached: no way there
+			// Neither end can be reached: no way there.
+			notes = append(notes, fmt.Sprintf("node %s: behind NAT like this node, and no ready node with an endpoint is marked as a relay (shoal node relay NAME)", p.node.Metadata.Name))
+			continue
 		}
 		routes = append(routes, route{subnet: p.sn, dev: dev, src: src})
 	}
@@ -167,7 +174,7 @@ func plannedOverlay(self string, nodes []*api.Node, local func(netip.Addr) bool,
 	}
 	slices.SortFunc(peers, func(a, b overlay.Peer) int { return strings.Compare(a.PublicKey.String(), b.PublicKey.String()) })
 	sortRoutes(routes)
-	return peers, routes
+	return peers, routes, notes
 }
 
 func sortRoutes(rs []route) {
@@ -179,6 +186,7 @@ func sortRoutes(rs []route) {
 // it. It never removes anything because the server is unreachable.
 func (a *Agent) routeLoop(ctx context.Context) {
 	installed := map[netip.Prefix]route{}
+	var lastNotes []string
 	t := time.NewTicker(overlayRefresh)
 	defer t.Stop()
 	for {
@@ -188,8 +196,11 @@ func (a *Agent) routeLoop(ctx context.Context) {
 			for i, o := range objs {
 				nodes[i] = o.(*api.Node)
 			}
+			var notes []string
 			if ov := a.cfg.Overlay; ov != nil {
-				peers, want := plannedOverlay(a.cfg.NodeName, nodes, isLocalAddr, a.cfg.OverlayEndpoint != "", ov.Name(), ov.Address())
+				var peers []overlay.Peer
+				var want []route
+				peers, want, notes = plannedOverlay(a.cfg.NodeName, nodes, a.cfg.ClusterCIDR, isLocalAddr, a.cfg.OverlayEndpoint != "", ov.Name(), ov.Address())
 				if err := ov.SetPeers(peers); err != nil {
 					a.log.Warn("overlay peers", "err", err)
 				}
@@ -198,7 +209,15 @@ func (a *Agent) routeLoop(ctx context.Context) {
 				}
 				a.syncRoutes(ctx, installed, want)
 			} else {
-				a.syncRoutes(ctx, installed, plannedRoutes(a.cfg.NodeName, nodes, isLocalAddr))
+				var want []route
+				want, notes = plannedRoutes(a.cfg.NodeName, nodes, a.cfg.ClusterCIDR, isLocalAddr)
+				a.syncRoutes(ctx, installed, want)
+			}
+			if !slices.Equal(notes, lastNotes) {
+				for _, n := range notes {
+					a.log.Warn("no route to a node", "why", n)
+				}
+				lastNotes = notes
 			}
 		}
 		select {

@@ -21,14 +21,14 @@ func TestPlannedRoutes(t *testing.T) {
 		return &api.Node{Metadata: api.ObjectMeta{Name: name}, Spec: api.NodeSpec{Subnet: subnet}, Status: api.NodeStatus{InternalIP: ip}}
 	}
 	local := func(a netip.Addr) bool { return a == netip.MustParseAddr("192.168.50.1") }
-	got := plannedRoutes("a", []*api.Node{
+	got, _ := plannedRoutes("a", []*api.Node{
 		node("a", "10.244.0.0/24", "192.168.50.1"), // itself
 		node("c", "10.244.2.0/24", "192.168.50.3"),
 		node("b", "10.244.1.0/24", "192.168.50.2"),
 		node("d", "", "192.168.50.4"),              // no subnet yet
 		node("e", "10.244.4.0/24", ""),             // no address
 		node("f", "10.244.5.0/24", "192.168.50.1"), // another agent on this machine
-	}, local)
+	}, netip.MustParsePrefix("10.244.0.0/16"), local)
 	want := []route{
 		{subnet: netip.MustParsePrefix("10.244.1.0/24"), via: netip.MustParseAddr("192.168.50.2")},
 		{subnet: netip.MustParsePrefix("10.244.2.0/24"), via: netip.MustParseAddr("192.168.50.3")},
@@ -54,11 +54,12 @@ func TestPlannedOverlay(t *testing.T) {
 			Status: api.NodeStatus{InternalIP: ip, Ready: ready, Overlay: &api.NodeOverlay{PublicKey: keys[name].String(), Endpoint: endpoint}}}
 		return n
 	}
+	relay := func(n *api.Node) *api.Node { n.Spec.Relay = true; return n }
 	p := netip.MustParsePrefix
 	local := func(a netip.Addr) bool { return a == netip.MustParseAddr("192.168.50.1") }
 	nodes := []*api.Node{
 		node("a", "10.244.0.0/24", "192.168.50.1", "192.168.50.1:51820", true), // itself
-		node("c", "10.244.2.0/24", "192.168.50.3", "192.168.50.3:51820", true),
+		relay(node("c", "10.244.2.0/24", "192.168.50.3", "192.168.50.3:51820", true)),
 		node("b", "10.244.1.0/24", "192.168.50.2", "192.168.50.2:51820", false),            // not ready: a peer, not a relay
 		node("d", "10.244.3.0/24", "10.0.0.4", "", true),                                   // behind NAT
 		{Metadata: api.ObjectMeta{Name: "e"}, Spec: api.NodeSpec{Subnet: "10.244.4.0/24"}}, // no overlay (host-gw)
@@ -83,7 +84,7 @@ func TestPlannedOverlay(t *testing.T) {
 		}, []string{"10.244.1.0/24", "10.244.2.0/24", "10.244.3.0/24"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			peers, routes := plannedOverlay("a", nodes, local, tc.reachable, "wg0", src)
+			peers, routes, _ := plannedOverlay("a", nodes, p("10.244.0.0/16"), local, tc.reachable, "wg0", src)
 			slices.SortFunc(tc.peers, func(a, b overlay.Peer) int { return strings.Compare(a.PublicKey.String(), b.PublicKey.String()) })
 			if fmt.Sprint(peers) != fmt.Sprint(tc.peers) {
 				t.Errorf("peers\n%v\nwant\n%v", peers, tc.peers)

@@ -27,6 +27,11 @@ type NodeSpec struct {
 	// declared by the agent (--subnet) or assigned by the server from its
 	// cluster range, so that no two nodes share one.
 	Subnet string `json:"subnet,omitempty"`
+	// Relay marks the node, set by a cluster-admin (`shoal node relay`),
+	// as one that forwards overlay traffic between nodes that are both
+	// behind NAT. A relay decrypts what it forwards: only nodes marked so
+	// are ever one.
+	Relay bool `json:"relay,omitempty"`
 }
 
 // NodeAccepts restricts a node to some namespaces, image registries and

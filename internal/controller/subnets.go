@@ -14,43 +14,62 @@ import (
 // each, unless an agent declares its own with --subnet.
 const DefaultClusterCIDR = "10.244.0.0/16"
 
-const subnetClaims = "subnets/"
+// legacySubnetClaims is where claims compared subnets as strings, before
+// prefix claims; only released now.
+const legacySubnetClaims = "subnets/"
 
-// ensureSubnet gives a node a container subnet no other node has. A subnet
-// the agent declared is claimed as it is (a clash is a Warning event on the node);
-// a node without one gets the first free /24 of the cluster range.
+// ensureSubnet gives a node a container subnet that overlaps no other
+// node's. A subnet the node declared must lie inside the cluster range and
+// is claimed as a range (the server admitting the write claimed it
+// already; this claims what came in before that, or by another way); one
+// that cannot be is refused: a Warning event on the node says why, no
+// claim is made, and agents route nothing to it. A node without a subnet
+// gets the first free /24 of the cluster range.
 func (c *Nodes) ensureSubnet(ctx context.Context, node *api.Node) error {
 	name := node.Metadata.Name
-	if sn := node.Spec.Subnet; sn != "" {
-		ok, err := c.Store.Claim(ctx, subnetClaims+sn, name)
-		if err != nil || ok {
-			return err
-		}
-		c.Log.Warn("node declares a subnet another node has", "node", name, "subnet", sn)
-		if c.Events != nil {
-			c.Events.Record(ctx, node, "Warning", "SubnetClash", fmt.Sprintf("subnet %s is another node's too: give this node's agent another --subnet", sn))
-		}
-		return nil
-	}
 	cluster, err := netip.ParsePrefix(c.clusterCIDR())
 	if err != nil || !cluster.Addr().Is4() || cluster.Bits() > 24 {
 		return fmt.Errorf("cluster CIDR %q: want an IPv4 range of /24 or larger", c.clusterCIDR())
 	}
-	used, err := c.Store.Claims(ctx, subnetClaims)
+	cluster = cluster.Masked()
+	used, err := c.Store.PrefixClaims(ctx, store.NodeSubnetClaims)
 	if err != nil {
 		return err
 	}
+	if sn := node.Spec.Subnet; sn != "" {
+		// Claims of this node's other than its subnet were made by a write
+		// that did not happen or an assignment that lost to it.
+		for p, owner := range used {
+			if owner == name && p.String() != sn {
+				if err := c.Store.UnclaimPrefix(ctx, store.NodeSubnetClaims, p, name); err != nil {
+					return err
+				}
+			}
+		}
+		if p, err := netip.ParsePrefix(sn); err == nil && used[p] == name {
+			return nil // claimed already
+		}
+		why, err := c.claimDeclared(ctx, name, sn, cluster)
+		if why != "" {
+			c.Log.Warn("node subnet refused", "node", name, "subnet", sn, "reason", why)
+			c.Events.Record(ctx, node, "Warning", "SubnetRefused", why)
+		}
+		return err
+	}
 	subnet := ""
-	for sn, owner := range used {
+	for p, owner := range used {
 		if owner == name {
-			subnet = sn // claimed before a crash, not yet recorded
+			subnet = p.String() // claimed before a crash, not yet recorded
 		}
 	}
-	for p := netip.PrefixFrom(cluster.Masked().Addr(), 24); subnet == "" && cluster.Contains(p.Addr()); p = nextSlash24(p) {
-		if _, taken := used[p.String()]; taken {
+	for p := netip.PrefixFrom(cluster.Addr(), 24); subnet == "" && cluster.Contains(p.Addr()); p = nextSlash24(p) {
+		if overlapsAny(p, used) {
 			continue
 		}
-		ok, err := c.Store.Claim(ctx, subnetClaims+p.String(), name)
+		ok, err := c.Store.ClaimPrefix(ctx, store.NodeSubnetClaims, p, name)
+		if errors.Is(err, store.ErrConflict) {
+			continue // taken since the list
+		}
 		if err != nil {
 			return err
 		}
@@ -78,16 +97,58 @@ func (c *Nodes) ensureSubnet(ctx context.Context, node *api.Node) error {
 	return err
 }
 
-// releaseSubnet frees the subnets of a node that is gone.
+// claimDeclared claims the subnet a node declared, or says why it cannot
+// be the node's ("" when it is).
+func (c *Nodes) claimDeclared(ctx context.Context, name, declared string, cluster netip.Prefix) (string, error) {
+	sn, err := netip.ParsePrefix(declared)
+	if err != nil || !sn.Addr().Is4() || sn.Masked() != sn {
+		return fmt.Sprintf("spec.subnet %q is not an IPv4 network such as 10.244.3.0/24", declared), nil
+	}
+	if sn.Bits() < cluster.Bits() || !cluster.Contains(sn.Addr()) {
+		return fmt.Sprintf("spec.subnet %s is outside the cluster range %s: no node routes to it; remove the node and join it again with a subnet inside the range, or none", sn, cluster), nil
+	}
+	_, err = c.Store.ClaimPrefix(ctx, store.NodeSubnetClaims, sn, name)
+	var clash *store.PrefixConflict
+	if errors.As(err, &clash) {
+		return fmt.Sprintf("spec.subnet %s overlaps node %s's subnet %s: no node routes to it; remove the node and join it again with a subnet of its own, or none", sn, clash.Owner, clash.Held), nil
+	}
+	return "", err
+}
+
+func overlapsAny(p netip.Prefix, used map[netip.Prefix]string) bool {
+	for q := range used {
+		if p.Overlaps(q) {
+			return true
+		}
+	}
+	return false
+}
+
+// releaseSubnet frees the subnets of a node that is gone, and its other
+// claims.
 func (c *Nodes) releaseSubnet(ctx context.Context, name string) error {
-	used, err := c.Store.Claims(ctx, subnetClaims)
+	used, err := c.Store.PrefixClaims(ctx, store.NodeSubnetClaims)
 	if err != nil {
 		return err
 	}
-	for sn, owner := range used {
+	for p, owner := range used {
 		if owner == name {
-			if err := c.Store.Unclaim(ctx, subnetClaims+sn, owner); err != nil {
+			if err := c.Store.UnclaimPrefix(ctx, store.NodeSubnetClaims, p, name); err != nil {
 				return err
+			}
+		}
+	}
+	// And the WireGuard keys it published (see server.admitOverlayKey).
+	for _, prefix := range []string{legacySubnetClaims, store.OverlayKeyClaims} {
+		claims, err := c.Store.Claims(ctx, prefix)
+		if err != nil {
+			return err
+		}
+		for k, owner := range claims {
+			if owner == name {
+				if err := c.Store.Unclaim(ctx, prefix+k, owner); err != nil {
+					return err
+				}
 			}
 		}
 	}

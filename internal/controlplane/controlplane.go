@@ -348,7 +348,8 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	metrics := prometheus.NewRegistry()
 	srv := server.New(server.Config{Store: st, Images: reg, Log: log, Version: cfg.Version, Registry: metrics,
 		CA: ca, Keypair: keypair, NodeCertTTL: cfg.NodeCertTTL, SecretKeys: secretKeys, Audit: audit,
-		ExternalEtcd: len(cfg.Etcd.Endpoints) > 0})
+		ExternalEtcd: len(cfg.Etcd.Endpoints) > 0,
+		ClusterCIDR:  netip.MustParsePrefix(cfg.ClusterCIDR).Masked()})
 	s := &Server{cfg: cfg, url: url, ready: make(chan struct{}), done: make(chan struct{}), Store: st, CA: ca, Admin: admin}
 	var wg sync.WaitGroup
 	wg.Add(4)

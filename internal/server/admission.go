@@ -36,6 +36,7 @@ var admission = []admissionCheck{
 		return s.authorizeObjects(ctx, w.objs, w.manifest)
 	}},
 	{"node events", func(s *Server, ctx context.Context, w write) error { return s.checkNodeEvents(ctx, w) }},
+	{"node subnets", func(s *Server, ctx context.Context, w write) error { return s.checkNodeSubnets(ctx, w) }},
 	{"namespaces", func(s *Server, ctx context.Context, w write) error { return s.checkNamespaces(ctx, w.objs, w.manifest) }},
 	{"published ports", func(s *Server, ctx context.Context, w write) error { return s.checkPublished(ctx, w.objs, w.manifest) }},
 	{"schedule", func(s *Server, ctx context.Context, w write) error { return s.checkSchedule(ctx, w.objs, w.manifest) }},

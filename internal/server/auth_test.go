@@ -60,7 +60,7 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-func startTLS(t *testing.T) *tlsEnv {
+func startTLS(t *testing.T, opts ...func(*server.Config)) *tlsEnv {
 	t.Helper()
 	st, _ := storetest.Start(t)
 	ctx := ctxT(t, 10*time.Second)
@@ -81,7 +81,11 @@ func startTLS(t *testing.T) *tlsEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := server.New(server.Config{Store: st, Images: images, Log: slog.New(slog.DiscardHandler), Version: "test", CA: ca, Keypair: serverKP, NodeCertTTL: time.Hour, SecretKeys: keys, Audit: audit})
+	cfg := server.Config{Store: st, Images: images, Log: slog.New(slog.DiscardHandler), Version: "test", CA: ca, Keypair: serverKP, NodeCertTTL: time.Hour, SecretKeys: keys, Audit: audit}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	srv := server.New(cfg)
 	rctx, stop := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { srv.Run(rctx); close(done) }()

@@ -88,18 +88,32 @@ func (s *Server) admitOnce(ctx context.Context, req api.JoinRequest) (*api.Crede
 	if err := api.Validate(node); err != nil {
 		return nil, err
 	}
+	if _, err := s.store.Get(ctx, api.MustKind(api.KindNode), "", req.Node); err == nil {
+		return nil, alreadyJoined(req.Node)
+	}
+	release, err := s.admitNodeSubnet(ctx, nil, node)
+	if err != nil {
+		return nil, err
+	}
 	if err := s.store.CreateWith(ctx, node, stored); errors.Is(err, store.ErrAlreadyExists) {
-		return nil, fmt.Errorf("node %q has already joined; to join this machine under that name, remove the old one first (shoal node remove %s): %w", req.Node, req.Node, store.ErrAlreadyExists)
+		release()
+		return nil, alreadyJoined(req.Node)
 	} else if err != nil {
+		release()
 		return nil, err
 	}
 	cert, err := s.ca.Issue(pki.Request{PublicKey: pub, Name: pki.NodeName(node.Metadata.Name), Groups: []string{pki.GroupNodes},
 		URIs: []*url.URL{pki.NodeURI(node.Metadata.Name, node.Metadata.UID)}, TTL: s.nodeCertTTL})
 	if err != nil {
 		_ = s.store.Delete(context.WithoutCancel(ctx), api.MustKind(api.KindNode), "", node.Metadata.Name, node.Metadata.Revision)
+		release()
 		return nil, err
 	}
 	return &api.Credentials{Certificate: string(cert), CA: string(s.ca.CertPEM)}, nil
+}
+
+func alreadyJoined(node string) error {
+	return fmt.Errorf("node %q has already joined; to join this machine under that name, remove the old one first (shoal node remove %s): %w", node, node, store.ErrAlreadyExists)
 }
 
 // userCertTTL is how long a user certificate lasts.

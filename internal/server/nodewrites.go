@@ -2,9 +2,11 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/shoal-dev/shoal/internal/api"
+	"github.com/shoal-dev/shoal/internal/store"
 )
 
 // admitNodeStatus checks what a node says of itself before it is stored.
@@ -79,6 +81,44 @@ func (s *Server) nodeMayActivate(ctx context.Context, node, ns, name string) err
 	})
 	if as == nil || as.Min != 0 || len(app.Spec.Ports) == 0 || hasInstance {
 		return fmt.Errorf("node %q may not activate app %q in namespace %q: a node activates only an App that scales to zero (spec.autoscale.min 0), has a port and has no instance: %w", node, name, ns, errForbidden)
+	}
+	return nil
+}
+
+// admitStatus checks a status write against the stored object cur before
+// the status of obj replaces cur's: a Node may not publish a WireGuard key
+// another node publishes.
+func (s *Server) admitStatus(ctx context.Context, cur, obj api.Object) error {
+	n, ok := cur.(*api.Node)
+	if !ok {
+		return nil
+	}
+	next := *n
+	next.Status = obj.(*api.Node).Status
+	return s.admitOverlayKey(ctx, n, &next)
+}
+
+// checkNodeSubnets runs admitNodeSubnet over the Nodes of a write: a
+// subnet inside the cluster range, overlapping no other node's, never
+// changed once set. (Its claim stays if the write then fails: it is held
+// for that node's name, which is released when the node goes.)
+func (s *Server) checkNodeSubnets(ctx context.Context, w write) error {
+	for _, o := range w.objs {
+		n, ok := o.(*api.Node)
+		if !ok {
+			continue
+		}
+		var cur *api.Node
+		stored, err := s.store.Get(ctx, api.MustKind(api.KindNode), "", n.Metadata.Name)
+		switch {
+		case err == nil:
+			cur = stored.(*api.Node)
+		case !errors.Is(err, store.ErrNotFound):
+			return err
+		}
+		if _, err := s.admitNodeSubnet(ctx, cur, n); err != nil {
+			return err
+		}
 	}
 	return nil
 }

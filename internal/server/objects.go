@@ -281,6 +281,10 @@ func (s *Server) updateStatus(w http.ResponseWriter, r *http.Request, t target) 
 	// Fast path: the stored object from the cache, written back with the
 	// new status if it is still what is stored (one round trip).
 	if cur, ok := s.caches[t.kind.Kind].get(t.ns, t.name); ok {
+		if err := s.admitStatus(r.Context(), cur, obj); err != nil {
+			writeError(w, err)
+			return
+		}
 		api.CopyStatus(obj, cur)
 		err := s.store.Update(r.Context(), cur)
 		if err == nil {
@@ -293,6 +297,9 @@ func (s *Server) updateStatus(w http.ResponseWriter, r *http.Request, t target) 
 		}
 	}
 	out, err := s.store.Mutate(r.Context(), t.kind, t.ns, t.name, func(cur api.Object) error {
+		if err := s.admitStatus(r.Context(), cur, obj); err != nil {
+			return err
+		}
 		api.CopyStatus(obj, cur)
 		return nil
 	})

@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"net/netip"
 	"net/url"
 	"os"
 	"strings"
@@ -64,6 +65,9 @@ type Config struct {
 	// ExternalEtcd says the servers share an external etcd: a joining
 	// server brings no etcd member of its own.
 	ExternalEtcd bool
+	// ClusterCIDR is the range every node's subnet lies inside (the
+	// controllers assign from it); zero checks no range.
+	ClusterCIDR netip.Prefix
 }
 
 // Server serves the HTTP API.
@@ -84,6 +88,8 @@ type Server struct {
 	auditLog     *auditLog
 	quorumCheck  quorumCheck
 	externalEtcd bool
+	clusterCIDR  netip.Prefix
+	overlayKeys  overlayKeyCache // see admitOverlayKey
 }
 
 // New returns a Server; mount it with Handler.
@@ -109,6 +115,7 @@ func New(cfg Config) *Server {
 		auditLog:    newAuditLog(cfg.Audit),
 
 		externalEtcd: cfg.ExternalEtcd,
+		clusterCIDR:  cfg.ClusterCIDR,
 	}
 }
 

@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"net/http"
 	"strings"
@@ -352,5 +353,41 @@ func TestControllerWritesPassAdmission(t *testing.T) {
 	plain.Spec.SecurityContext = nil
 	if err := r.srv.Admit(ctx, plain); err != nil {
 		t.Errorf("Admit(plain) = %v", err)
+	}
+}
+
+// TestNodeSubnetsAndKeysOnEveryPath: the subnet and WireGuard key rules
+// hold on the API's write paths, not only at join: an update may not give
+// a node half of another's /24 or change a set subnet, and a status may
+// not publish another node's key.
+func TestNodeSubnetsAndKeysOnEveryPath(t *testing.T) {
+	r := newTrustRig(t)
+	setSubnet := func(node, subnet string) (int, string) {
+		var n api.Node
+		r.get(t, "/api/v1/nodes/"+node, &n)
+		n.Spec.Subnet = subnet
+		return call(t, r.admin, http.MethodPut, r.url+"/api/v1/nodes/"+node, &n)
+	}
+	if code, msg := setSubnet("n1", "10.244.1.0/24"); code != http.StatusOK {
+		t.Fatalf("n1's subnet: %d %s", code, msg)
+	}
+	if code, msg := setSubnet("n2", "10.244.1.128/25"); code != http.StatusUnprocessableEntity || !strings.Contains(msg, "overlaps node n1's subnet 10.244.1.0/24") {
+		t.Errorf("n2 taking half of n1's /24: %d %s, want 422 naming n1", code, msg)
+	}
+	if code, msg := setSubnet("n1", "10.244.2.0/24"); code != http.StatusUnprocessableEntity || !strings.Contains(msg, "spec.subnet") {
+		t.Errorf("changing n1's subnet: %d %s, want 422", code, msg)
+	}
+	key := base64.StdEncoding.EncodeToString(make([]byte, 32))
+	beat := func(node string) (int, string) {
+		var n api.Node
+		r.get(t, "/api/v1/nodes/"+node, &n)
+		n.Status = api.NodeStatus{Ready: true, LastHeartbeat: time.Now().UTC(), Overlay: &api.NodeOverlay{PublicKey: key, Endpoint: "192.0.2.1:51820"}}
+		return call(t, r.as["node "+node], http.MethodPut, r.url+"/api/v1/nodes/"+node+"/status", &n)
+	}
+	if code, msg := beat("n1"); code != http.StatusOK {
+		t.Fatalf("n1 publishing its key: %d %s", code, msg)
+	}
+	if code, msg := beat("n2"); code != http.StatusUnprocessableEntity || !strings.Contains(msg, "node n1 already publishes WireGuard key") {
+		t.Errorf("n2 publishing n1's key: %d %s, want 422", code, msg)
 	}
 }
