@@ -314,7 +314,7 @@ func (c *cluster) etcdRewrite(key string, change func(*api.App)) {
 	}
 	// etcd speaks TLS only and admits the servers' client certificate.
 	pkiDir := filepath.Join(c.dir, "pki")
-	tlsCfg, err := (&store.EmbeddedTLS{ClientCertFile: filepath.Join(pkiDir, "etcd-client.crt"), ClientKeyFile: filepath.Join(pkiDir, "etcd-client.key"), CAFile: filepath.Join(pkiDir, "ca.crt")}).ClientConfig()
+	tlsCfg, err := (&store.EmbeddedTLS{ClientCertFile: filepath.Join(pkiDir, "etcd-client.crt"), ClientKeyFile: filepath.Join(pkiDir, "etcd-client.key"), CAFile: filepath.Join(pkiDir, "etcd-ca.crt")}).ClientConfig()
 	if err != nil {
 		c.t.Fatal(err)
 	}
