@@ -31,6 +31,8 @@ func httpStatus(err error) (int, string) {
 		return http.StatusUnprocessableEntity, "Invalid"
 	case errors.Is(err, errUnauthenticated):
 		return http.StatusUnauthorized, "Unauthorized"
+	case errors.Is(err, errQuotaExceeded):
+		return http.StatusForbidden, "QuotaExceeded"
 	case errors.Is(err, errForbidden):
 		return http.StatusForbidden, "Forbidden"
 	case errors.Is(err, errTooLarge):
