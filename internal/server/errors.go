@@ -51,6 +51,8 @@ func httpStatus(err error) (int, string) {
 		return http.StatusConflict, "Conflict"
 	case errors.Is(err, store.ErrCompacted):
 		return http.StatusGone, "Expired"
+	case errors.Is(err, errTooManyRequests):
+		return http.StatusTooManyRequests, "TooManyRequests"
 	case errors.Is(err, errNoQuorum):
 		return http.StatusServiceUnavailable, "NoQuorum"
 	}
@@ -59,6 +61,9 @@ func httpStatus(err error) (int, string) {
 
 func writeError(w http.ResponseWriter, err error) {
 	code, _ := httpStatus(err)
+	if ra := (*retryAfter)(nil); errors.As(err, &ra) {
+		w.Header().Set("Retry-After", ra.seconds())
+	}
 	writeJSON(w, code, statusOf(err))
 }
 

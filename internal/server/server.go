@@ -68,6 +68,9 @@ type Config struct {
 	// ClusterCIDR is the range every node's subnet lies inside (the
 	// controllers assign from it); zero checks no range.
 	ClusterCIDR netip.Prefix
+	// Limits bound each identity's request rate and open streams (zero
+	// figures: DefaultLimits). They apply only with a CA.
+	Limits Limits
 }
 
 // Server serves the HTTP API.
@@ -90,6 +93,7 @@ type Server struct {
 	externalEtcd bool
 	clusterCIDR  netip.Prefix
 	overlayKeys  overlayKeyCache // see admitOverlayKey
+	limiter      *limiter        // per identity, and per address failing to authenticate
 }
 
 // New returns a Server; mount it with Handler.
@@ -116,6 +120,7 @@ func New(cfg Config) *Server {
 
 		externalEtcd: cfg.ExternalEtcd,
 		clusterCIDR:  cfg.ClusterCIDR,
+		limiter:      newLimiter(cfg.Limits),
 	}
 }
 
