@@ -53,6 +53,8 @@ func httpStatus(err error) (int, string) {
 		return http.StatusGone, "Expired"
 	case errors.Is(err, errTooManyRequests):
 		return http.StatusTooManyRequests, "TooManyRequests"
+	case errors.Is(err, store.ErrNoSpace):
+		return http.StatusInsufficientStorage, "StoreFull"
 	case errors.Is(err, errNoQuorum):
 		return http.StatusServiceUnavailable, "NoQuorum"
 	}
@@ -70,7 +72,11 @@ func writeError(w http.ResponseWriter, err error) {
 // statusOf is the wire form of err.
 func statusOf(err error) *api.Status {
 	code, reason := httpStatus(err)
-	return &api.Status{Code: code, Reason: reason, Message: err.Error()}
+	msg := err.Error()
+	if errors.Is(err, store.ErrNoSpace) {
+		msg = errNoSpaceHelp + ": " + msg
+	}
+	return &api.Status{Code: code, Reason: reason, Message: msg}
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {

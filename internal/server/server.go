@@ -198,7 +198,9 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "store unavailable: "+err.Error(), http.StatusServiceUnavailable)
 		return
 	}
-	_, _ = io.WriteString(w, "ok\n")
+	// A full store still serves reads and deletes, which is how it is
+	// emptied: /healthz says so but stays 200 (every CLI verb asks it).
+	_, _ = io.WriteString(w, "ok\n"+s.spaceWarning(ctx))
 }
 
 // EnsureDefaultNamespace creates the "default" Namespace if it is missing.
