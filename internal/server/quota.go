@@ -109,28 +109,12 @@ type quotaFigure struct {
 var quotaFigures = []quotaFigure{
 	{"objects", "objects (Apps, Jobs and Secrets)", func(a api.QuotaAmounts) int64 { return a.Objects }, count, false},
 	{"instances", "instances (replicas and parallelism)", func(a api.QuotaAmounts) int64 { return a.Instances }, count, false},
-	{"bytes", "bytes of objects in the store", func(a api.QuotaAmounts) int64 { return a.Bytes }, byteQuantity, false},
+	{"bytes", "bytes of objects in the store", func(a api.QuotaAmounts) int64 { return a.Bytes }, api.FormatBytes, false},
 	{"cpu", "requested CPU", func(a api.QuotaAmounts) int64 { return a.MilliCPU }, api.FormatMilliCPU, true},
-	{"memory", "requested memory", func(a api.QuotaAmounts) int64 { return a.MemoryBytes }, byteQuantity, true},
+	{"memory", "requested memory", func(a api.QuotaAmounts) int64 { return a.MemoryBytes }, api.FormatBytes, true},
 }
 
 func count(n int64) string { return fmt.Sprint(n) }
-
-// byteQuantity writes bytes as a quantity a quota can be set to.
-func byteQuantity(n int64) string {
-	for _, u := range []struct {
-		suffix string
-		size   int64
-	}{{"Gi", 1 << 30}, {"Mi", 1 << 20}, {"Ki", 1 << 10}} {
-		if n >= u.size {
-			if n%u.size == 0 {
-				return fmt.Sprintf("%d%s", n/u.size, u.suffix)
-			}
-			return fmt.Sprintf("%.1f%s", float64(n)/float64(u.size), u.suffix)
-		}
-	}
-	return fmt.Sprint(n)
-}
 
 // exceeded returns the first figure that after takes past limit while
 // growing from before (a write that shrinks a namespace already over a
