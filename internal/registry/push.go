@@ -48,7 +48,7 @@ func (r *Registry) PushTarball(ctx context.Context, in io.Reader, may func(repo 
 	if _, err := writeFile(ctx, upload, in); err != nil {
 		return nil, fmt.Errorf("push: receiving tarball: %w", err)
 	}
-	p := &push{r: r, ctx: ctx, stage: stage, staged: map[v1.Hash]string{}, unpackedLeft: r.maxUnpacked}
+	p := r.newPush(ctx, stage)
 	format, err := archiveFormat(upload)
 	if err == nil && format == formatDocker {
 		err = p.load(func() (io.ReadCloser, error) { return os.Open(upload) })
@@ -93,6 +93,11 @@ func (r *Registry) PushTarball(ctx context.Context, in io.Reader, may func(repo 
 	}
 	sort.Strings(refs)
 	return refs, nil
+}
+
+// newPush starts staging a push (or a copy from a peer) in stage.
+func (r *Registry) newPush(ctx context.Context, stage string) *push {
+	return &push{r: r, ctx: ctx, stage: stage, staged: map[v1.Hash]string{}, unpackedLeft: r.maxUnpacked}
 }
 
 // push is one PushTarball in progress.
