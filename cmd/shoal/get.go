@@ -23,12 +23,15 @@ func newGetCmd(g *globals) *cobra.Command {
 		selector           string
 	)
 	cmd := &cobra.Command{
-		Use:   "get apps|instances|nodes|namespaces|events|secrets|tokens|users|servers [NAME] [-l key=value] [-w]",
+		Use:   "get apps|instances|nodes|namespaces|events|secrets|tokens|users|servers|quota [NAME] [-l key=value] [-w]",
 		Short: "List objects, or show one; -w follows changes",
 		Args:  cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if args[0] == "servers" || args[0] == "server" {
 				return getServers(cmd, g)
+			}
+			if args[0] == "quota" || args[0] == "quotas" {
+				return getQuota(cmd, g, all)
 			}
 			k, err := lookupKind(args[0])
 			if err != nil {

@@ -29,6 +29,7 @@ import (
 	rtcontainerd "github.com/shoal-dev/shoal/internal/runtime/containerd"
 	"github.com/shoal-dev/shoal/internal/runtime/fake"
 	"github.com/shoal-dev/shoal/internal/server"
+	"github.com/shoal-dev/shoal/internal/store"
 	"github.com/spf13/pflag"
 )
 
@@ -48,6 +49,7 @@ type serverOptions struct {
 	etcdCA        string
 	etcdCert      string
 	etcdKey       string
+	etcdQuota     int64
 	gracePeriod   time.Duration
 	serviceCIDR   string
 	clusterCIDR   string
@@ -73,6 +75,7 @@ func (o *serverOptions) flags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.etcdCA, "etcd-cafile", "", "CA of an external etcd's certificates (PEM)")
 	fs.StringVar(&o.etcdCert, "etcd-certfile", "", "client certificate this server presents to an external etcd (PEM)")
 	fs.StringVar(&o.etcdKey, "etcd-keyfile", "", "the key of --etcd-certfile (PEM)")
+	fs.Int64Var(&o.etcdQuota, "etcd-quota-bytes", store.DefaultQuotaBackendBytes, "the embedded etcd's database may grow to this many bytes; past it the store takes only reads and deletes until space is freed (etcd advises at most 8 GiB)")
 	fs.DurationVar(&o.gracePeriod, "node-grace-period", controlplane.DefaultNodeGracePeriod, "a node silent this long is NotReady and its instances are replaced on other nodes")
 	fs.StringVar(&o.serviceCIDR, "service-cidr", controller.DefaultServiceCIDR, "range Apps' stable service addresses come from")
 	fs.StringVar(&o.clusterCIDR, "cluster-cidr", controller.DefaultClusterCIDR, "range nodes' container subnets (a /24 each) come from")
@@ -90,6 +93,7 @@ func runServer(ctx context.Context, o serverOptions, log *slog.Logger, ready fun
 	cfg := controlplane.NewConfig()
 	cfg.DataDir, cfg.Listen, cfg.Etcd.Endpoints = o.dataDir, o.listen, o.etcdEndpoints
 	cfg.Etcd.CAFile, cfg.Etcd.CertFile, cfg.Etcd.KeyFile = o.etcdCA, o.etcdCert, o.etcdKey
+	cfg.Etcd.QuotaBytes = o.etcdQuota
 	cfg.Name, cfg.AdvertiseAddress = o.name, o.advertise
 	cfg.Join = controlplane.JoinConfig{URL: o.join, Token: o.token}
 	cfg.Nodes = controlplane.NodesConfig{LeaseTimeout: o.gracePeriod, LostAfter: o.gracePeriod}

@@ -160,6 +160,8 @@ func run(nodes, instances, perApp int, timeout time.Duration) error {
 	}()
 
 	var b strings.Builder
+	// More instances than a namespace's default quota allows.
+	fmt.Fprintf(&b, "apiVersion: shoal/v1\nkind: Namespace\nmetadata: {name: default}\nspec: {quota: {instances: %d}}\n", max(instances, api.DefaultQuotaInstances))
 	apps := (instances + perApp - 1) / perApp
 	for i := range apps {
 		n := min(perApp, instances-i*perApp)

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // Version is the only apiVersion this server speaks.
@@ -129,9 +130,10 @@ type Namespace struct {
 	Spec     NamespaceSpec `json:"spec,omitzero"`
 }
 
-// NamespaceSpec holds a namespace's policy.
+// NamespaceSpec holds a namespace's policy and quota.
 type NamespaceSpec struct {
 	Policy NamespacePolicy `json:"policy,omitzero"`
+	Quota  Quota           `json:"quota,omitzero"`
 }
 
 // NamespacePolicy loosens the defaults for the namespace's Apps; the zero
@@ -191,7 +193,7 @@ func NewEvent(obj Object, typ, reason, msg, source string) *Event {
 		Object:  string(obj.GetTypeMeta().Kind) + "/" + m.Name,
 		Type:    typ,
 		Reason:  reason,
-		Message: msg,
+		Message: clipMessage(msg),
 		Time:    now,
 		Source:  source,
 	}
@@ -212,4 +214,18 @@ func CopyStatus(from, to Object) {
 	case *Job:
 		o.Status = from.(*Job).Status
 	}
+}
+
+// clipMessage cuts an event's message to MaxEventMessageBytes (on a rune
+// boundary), so a long error still makes an Event that validates.
+func clipMessage(msg string) string {
+	if len(msg) <= MaxEventMessageBytes {
+		return msg
+	}
+	const more = " …"
+	cut := MaxEventMessageBytes - len(more)
+	for cut > 0 && !utf8.RuneStart(msg[cut]) {
+		cut--
+	}
+	return msg[:cut] + more
 }

@@ -2,6 +2,7 @@ package api
 
 import (
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
@@ -160,6 +161,7 @@ func Validate(obj Object) error {
 				v.add(indexPath("spec.policy.allowHostPaths", i), "%s is not a clean absolute path", quote(clipped(hp)))
 			}
 		}
+		v.quota(o.Spec.Quota)
 	case *Secret:
 		v.meta(meta, true, false)
 		size := 0
@@ -227,6 +229,12 @@ func Validate(obj Object) error {
 		v.meta(meta, true, true)
 		if o.Type != "" && o.Type != "Normal" && o.Type != "Warning" {
 			v.add("type", "%s is not supported: use Normal or Warning", quote(o.Type))
+		}
+		if n := len(o.Message); n > MaxEventMessageBytes {
+			v.add("message", "%d bytes; an event's message holds at most %d (1 KiB)", n, MaxEventMessageBytes)
+		}
+		if b, err := json.Marshal(o); err == nil && len(b) > MaxEventBytes {
+			v.add("", "the event is %d bytes; an event holds at most %d (4 KiB) in all", len(b), MaxEventBytes)
 		}
 	}
 	if len(v.errs) == 0 {
@@ -961,4 +969,28 @@ func fieldPath(parent, key string) string {
 
 func indexPath(parent string, i int) string {
 	return parent + "[" + strconv.Itoa(i) + "]"
+}
+
+// quota checks a Namespace's spec.quota: counts not negative, quantities
+// that parse.
+func (v *validator) quota(q Quota) {
+	if q.Objects < 0 {
+		v.add("spec.quota.objects", "must not be negative")
+	}
+	if q.Instances < 0 {
+		v.add("spec.quota.instances", "must not be negative")
+	}
+	for _, f := range []struct{ path, val string }{{"spec.quota.bytes", q.Bytes}, {"spec.quota.memory", q.Memory}} {
+		if f.val == "" {
+			continue
+		}
+		if _, err := ParseMemory(f.val); err != nil {
+			v.add(f.path, "%v", err)
+		}
+	}
+	if q.CPU != "" {
+		if _, err := ParseCPU(q.CPU); err != nil {
+			v.add("spec.quota.cpu", "%v", err)
+		}
+	}
 }

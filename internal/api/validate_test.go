@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 )
 
 func validApp() *App {
@@ -261,6 +262,39 @@ func TestValidate(t *testing.T) {
 			},
 			want: `Event "web..1": metadata.name: "web..1" is not a valid name: use lowercase letters, digits, '-' and '.', starting and ending with a letter or digit, at most 253 characters; ` +
 				`type: "Error" is not supported: use Normal or Warning`,
+		},
+		{
+			name: "namespace quota",
+			obj: func() Object {
+				return &Namespace{TypeMeta: TypeMeta{APIVersion: Version, Kind: KindNamespace}, Metadata: ObjectMeta{Name: "a"},
+					Spec: NamespaceSpec{Quota: Quota{Objects: 10, Instances: 20, Bytes: "1Mi", CPU: "4", Memory: "8Gi"}}}
+			},
+		},
+		{
+			name: "namespace quota out of range",
+			obj: func() Object {
+				return &Namespace{TypeMeta: TypeMeta{APIVersion: Version, Kind: KindNamespace}, Metadata: ObjectMeta{Name: "a"},
+					Spec: NamespaceSpec{Quota: Quota{Objects: -1, Instances: -2, Bytes: "1MB", CPU: "lots", Memory: "-1Gi"}}}
+			},
+			want: `Namespace "a": spec.quota.objects: must not be negative; spec.quota.instances: must not be negative; ` +
+				`spec.quota.bytes: "1MB": not a memory quantity (use Mi/Gi, e.g. 128Mi); spec.quota.memory: "-1Gi": memory must not be negative; ` +
+				`spec.quota.cpu: "lots": not a CPU quantity (use cores like 0.5 or millicores like 500m)`,
+		},
+		{
+			name: "event message too long",
+			obj: func() Object {
+				return &Event{TypeMeta: TypeMeta{APIVersion: Version, Kind: KindEvent}, Metadata: ObjectMeta{Name: "web.1", Namespace: "default"}, Type: "Normal",
+					Message: strings.Repeat("x", MaxEventMessageBytes+1)}
+			},
+			want: `Event "web.1": message: 1025 bytes; an event's message holds at most 1024 (1 KiB)`,
+		},
+		{
+			name: "event too large",
+			obj: func() Object {
+				return &Event{TypeMeta: TypeMeta{APIVersion: Version, Kind: KindEvent}, Metadata: ObjectMeta{Name: "web.1", Namespace: "default"}, Type: "Normal",
+					Reason: strings.Repeat("r", MaxEventBytes)}
+			},
+			want: `Event "web.1": the event is 4269 bytes; an event holds at most 4096 (4 KiB) in all`,
 		},
 		{
 			name: "valid user token",
@@ -535,5 +569,16 @@ func TestValidateResources(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestNewEventClipsItsMessage(t *testing.T) {
+	app := &App{TypeMeta: TypeMeta{APIVersion: Version, Kind: KindApp}, Metadata: ObjectMeta{Name: "web", Namespace: "default"}}
+	ev := NewEvent(app, "Warning", "PullFailed", strings.Repeat("é", MaxEventMessageBytes), "agent/n1")
+	if len(ev.Message) > MaxEventMessageBytes || !utf8.ValidString(ev.Message) || !strings.HasSuffix(ev.Message, " …") {
+		t.Errorf("NewEvent message is %d bytes (valid UTF-8: %v), ending %q; want at most %d, cut with \" …\"", len(ev.Message), utf8.ValidString(ev.Message), ev.Message[len(ev.Message)-8:], MaxEventMessageBytes)
+	}
+	if err := Validate(ev); err != nil {
+		t.Errorf("Validate(NewEvent(long message)) = %v; want nil", err)
 	}
 }

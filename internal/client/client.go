@@ -582,6 +582,15 @@ func (c *Client) ListServers(ctx context.Context) (*api.ServerList, error) {
 	return &out, nil
 }
 
+// Quota reads what namespace ns holds against its quota.
+func (c *Client) Quota(ctx context.Context, ns string) (*api.QuotaUsage, error) {
+	var out api.QuotaUsage
+	if err := c.call(ctx, http.MethodGet, "/api/v1/namespaces/"+url.PathEscape(ns)+"/quota", nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
 // RemoveServer takes a server out of the cluster.
 func (c *Client) RemoveServer(ctx context.Context, name string) error {
 	return c.call(ctx, http.MethodDelete, "/api/v1/servers/"+url.PathEscape(name), nil, nil)

@@ -88,6 +88,10 @@ type EtcdConfig struct {
 	// external etcd over TLS: the CA its certificate chains to, and the
 	// client certificate it presents. Required for https:// endpoints.
 	CAFile, CertFile, KeyFile string
+	// QuotaBytes is the most the embedded etcd's database may grow to
+	// before it takes only reads and deletes (default
+	// store.DefaultQuotaBackendBytes).
+	QuotaBytes int64
 }
 
 // DefaultNodeGracePeriod is how long a node may be silent before it is
@@ -208,7 +212,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	closers = append(closers, unlock)
 	pkiDir, etcdDir := filepath.Join(dataDir, "pki"), filepath.Join(dataDir, "etcd")
-	etcdCfg := store.EmbeddedConfig{Dir: etcdDir, Name: cfg.Name, PeerHost: cfg.AdvertiseAddress, Log: log, TLS: etcdTLSFiles(pkiDir)}
+	etcdCfg := store.EmbeddedConfig{Dir: etcdDir, Name: cfg.Name, PeerHost: cfg.AdvertiseAddress, Log: log, TLS: etcdTLSFiles(pkiDir), QuotaBackendBytes: cfg.Etcd.QuotaBytes}
 	var joined *api.ServerJoinResponse
 	switch {
 	case cfg.Join.URL != "" && len(cfg.Etcd.Endpoints) == 0 && !store.HasData(etcdDir):

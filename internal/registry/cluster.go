@@ -81,7 +81,7 @@ func (r *Registry) store(ctx context.Context, repo string, img v1.Image) error {
 		return err
 	}
 	defer os.RemoveAll(stage)
-	p := &push{r: r, ctx: ctx, stage: stage, staged: map[v1.Hash]string{}}
+	p := r.newPush(ctx, stage)
 	digest, err := p.stageImage(img)
 	if err != nil {
 		return err

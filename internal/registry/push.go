@@ -29,6 +29,14 @@ import (
 // repository the archive names once it is checked and before any tag
 // changes: an error from it fails the push, wrapped, and changes nothing.
 func (r *Registry) PushTarball(ctx context.Context, in io.Reader, may func(repo string) error) ([]string, error) {
+	// Each push spools up to what the caller lets in (and as much again
+	// staged): a bound on pushes at once is a bound on the spool.
+	select {
+	case r.pushSlots <- struct{}{}:
+		defer func() { <-r.pushSlots }()
+	default:
+		return nil, fmt.Errorf("push: %d pushes are being received, the most this server takes at once: try again in a moment: %w", cap(r.pushSlots), ErrBusy)
+	}
 	stage, err := os.MkdirTemp(r.tmpDir(), "push-")
 	if err != nil {
 		return nil, fmt.Errorf("push: %w", err)
@@ -40,7 +48,7 @@ func (r *Registry) PushTarball(ctx context.Context, in io.Reader, may func(repo 
 	if _, err := writeFile(ctx, upload, in); err != nil {
 		return nil, fmt.Errorf("push: receiving tarball: %w", err)
 	}
-	p := &push{r: r, ctx: ctx, stage: stage, staged: map[v1.Hash]string{}}
+	p := r.newPush(ctx, stage)
 	format, err := archiveFormat(upload)
 	if err == nil && format == formatDocker {
 		err = p.load(func() (io.ReadCloser, error) { return os.Open(upload) })
@@ -87,6 +95,11 @@ func (r *Registry) PushTarball(ctx context.Context, in io.Reader, may func(repo 
 	return refs, nil
 }
 
+// newPush starts staging a push (or a copy from a peer) in stage.
+func (r *Registry) newPush(ctx context.Context, stage string) *push {
+	return &push{r: r, ctx: ctx, stage: stage, staged: map[v1.Hash]string{}, unpackedLeft: r.maxUnpacked}
+}
+
 // push is one PushTarball in progress.
 type push struct {
 	r      *Registry
@@ -94,6 +107,47 @@ type push struct {
 	stage  string
 	staged map[v1.Hash]string // verified blobs waiting in stage
 	tags   []pushedTag
+	// unpackedLeft is how much more the push's layers may decompress to.
+	unpackedLeft int64
+}
+
+// ErrBusy says the registry is receiving as many pushes as it takes at
+// once; trying again later may succeed.
+var ErrBusy = errors.New("image store busy")
+
+// errUnpackedTooLarge stops a layer's decompression past the push's
+// limit.
+var errUnpackedTooLarge = errors.New("decompresses past the limit")
+
+// unpackLimit counts what a push's layers decompress to.
+type unpackLimit struct {
+	r io.Reader
+	p *push
+}
+
+func (u unpackLimit) Read(b []byte) (int, error) {
+	n, err := u.r.Read(b)
+	if u.p.unpackedLeft -= int64(n); u.p.unpackedLeft < 0 {
+		return n, errUnpackedTooLarge
+	}
+	return n, err
+}
+
+// tooUnpacked is the error of a layer that took the push past its limit.
+func (p *push) tooUnpacked(desc v1.Descriptor) error {
+	return invalid("layer %s: the push's layers decompress to more than %s, the most this server takes in one push (a guard against compression bombs): push the images one at a time, or make them smaller",
+		desc.Digest, humanBytes(p.r.maxUnpacked))
+}
+
+// humanBytes writes n as "8 GiB", "64 MiB" or bytes.
+func humanBytes(n int64) string {
+	switch {
+	case n >= 1<<30 && n%(1<<30) == 0:
+		return fmt.Sprintf("%d GiB", n>>30)
+	case n >= 1<<20 && n%(1<<20) == 0:
+		return fmt.Sprintf("%d MiB", n>>20)
+	}
+	return fmt.Sprintf("%d bytes", n)
 }
 
 type pushedTag struct {
@@ -242,7 +296,7 @@ func (p *push) stageLayer(img v1.Image, desc v1.Descriptor, diffID v1.Hash) erro
 	}
 	defer done()
 	h := sha256.New()
-	content := io.TeeReader(ctxReader{p.ctx, zr}, h)
+	content := io.TeeReader(ctxReader{p.ctx, unpackLimit{zr, p}}, h)
 	tr := tar.NewReader(content)
 	for {
 		hdr, err := tr.Next()
@@ -252,6 +306,9 @@ func (p *push) stageLayer(img v1.Image, desc v1.Descriptor, diffID v1.Hash) erro
 		if err != nil {
 			if ctxErr := p.ctx.Err(); ctxErr != nil {
 				return ctxErr
+			}
+			if errors.Is(err, errUnpackedTooLarge) {
+				return p.tooUnpacked(desc)
 			}
 			return invalid("layer %s (%s): not a tar archive: %v", desc.Digest, compression, err)
 		}
@@ -263,6 +320,9 @@ func (p *push) stageLayer(img v1.Image, desc v1.Descriptor, diffID v1.Hash) erro
 	if _, err := io.Copy(io.Discard, content); err != nil {
 		if ctxErr := p.ctx.Err(); ctxErr != nil {
 			return ctxErr
+		}
+		if errors.Is(err, errUnpackedTooLarge) {
+			return p.tooUnpacked(desc)
 		}
 		return invalid("layer %s: decompressing %s: %v", desc.Digest, compression, err)
 	}

@@ -41,6 +41,29 @@ type Registry struct {
 	// cluster, when set, shares tags with the other servers and supplies
 	// images this store lacks (SetCluster).
 	cluster Cluster
+	// pushSlots holds one token per push being received; maxUnpacked
+	// bounds what one push's layers decompress to (SetPushLimits).
+	pushSlots   chan struct{}
+	maxUnpacked int64
+}
+
+// Defaults of SetPushLimits.
+const (
+	DefaultMaxUnpackedBytes = 8 << 30
+	DefaultConcurrentPushes = 2
+)
+
+// SetPushLimits bounds pushes: at most concurrent received at once (more
+// are refused with ErrBusy), and the layers of one decompressing to at
+// most unpacked bytes (a compression bomb fills nodes' disks when they
+// unpack it). Zero keeps a default. Call it before the first push.
+func (r *Registry) SetPushLimits(unpacked int64, concurrent int) {
+	if unpacked > 0 {
+		r.maxUnpacked = unpacked
+	}
+	if concurrent > 0 {
+		r.pushSlots = make(chan struct{}, concurrent)
+	}
 }
 
 // New opens (creating if needed) the image store in dir.
@@ -48,7 +71,7 @@ func New(dir string, log *slog.Logger) (*Registry, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	r := &Registry{dir: dir, log: log}
+	r := &Registry{dir: dir, log: log, pushSlots: make(chan struct{}, DefaultConcurrentPushes), maxUnpacked: DefaultMaxUnpackedBytes}
 	for _, d := range []string{r.blobDir(), r.repoRoot()} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return nil, fmt.Errorf("image store: %w", err)

@@ -45,6 +45,9 @@ var admission = []admissionCheck{
 	{"namespace policy", func(s *Server, ctx context.Context, w write) error { return s.checkPolicy(ctx, w.objs, w.manifest) }},
 	{"secrets", func(s *Server, ctx context.Context, w write) error { return s.sealSecrets(ctx, w.objs) }},
 	{"tokens", func(s *Server, ctx context.Context, w write) error { return s.bindTokens(ctx, w.objs, w.manifest) }},
+	// Last: it counts the objects as they will be stored (images pinned,
+	// Secrets sealed, replicas kept).
+	{"namespace quota", func(s *Server, ctx context.Context, w write) error { return s.checkQuota(ctx, w) }},
 }
 
 // admitWrite runs the admission list over w.

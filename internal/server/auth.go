@@ -235,8 +235,17 @@ func (s *Server) guard(h http.Handler) http.Handler {
 			return
 		}
 		if r.Method == http.MethodPost && (r.URL.Path == "/api/v1/join" || r.URL.Path == "/api/v1/servers/join") {
+			// An address that keeps failing is refused before anything
+			// is done or audited for it.
+			if err := s.limiter.failing(r); err != nil {
+				writeError(w, err)
+				return
+			}
 			rec := &statusRecorder{ResponseWriter: w, code: http.StatusOK}
 			h.ServeHTTP(rec, r)
+			if rec.code >= 400 && rec.code < 500 {
+				s.limiter.failure(r)
+			}
 			s.audit(r, pki.Identity{}, rec.code)
 			return
 		}
@@ -253,6 +262,21 @@ func (s *Server) guard(h http.Handler) http.Handler {
 		if err == nil && id.User != "" {
 			user, err = s.userCurrent(r.Context(), id)
 		}
+		if errors.Is(err, errUnauthenticated) {
+			if lerr := s.limiter.failing(r); lerr != nil {
+				writeError(w, lerr) // not audited: the address floods
+				return
+			}
+			s.limiter.failure(r)
+		}
+		limited := func() {}
+		if err == nil {
+			if limited, err = s.limiter.admit(r, id, user); err != nil {
+				writeError(w, err) // not audited: nothing was done
+				return
+			}
+		}
+		defer limited()
 		if err == nil {
 			err = s.authorize(r, id, user)
 		}

@@ -68,6 +68,8 @@ func newCaches() map[api.Kind]*objectCache {
 // correct, only slower: everything is read from the store.
 func (s *Server) Run(ctx context.Context) {
 	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); s.watchSpace(ctx) }()
 	if s.ca != nil {
 		wg.Add(1)
 		go func() { defer wg.Done(); s.watchRevocations(ctx) }()

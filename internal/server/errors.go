@@ -31,6 +31,8 @@ func httpStatus(err error) (int, string) {
 		return http.StatusUnprocessableEntity, "Invalid"
 	case errors.Is(err, errUnauthenticated):
 		return http.StatusUnauthorized, "Unauthorized"
+	case errors.Is(err, errQuotaExceeded):
+		return http.StatusForbidden, "QuotaExceeded"
 	case errors.Is(err, errForbidden):
 		return http.StatusForbidden, "Forbidden"
 	case errors.Is(err, errTooLarge):
@@ -49,6 +51,10 @@ func httpStatus(err error) (int, string) {
 		return http.StatusConflict, "Conflict"
 	case errors.Is(err, store.ErrCompacted):
 		return http.StatusGone, "Expired"
+	case errors.Is(err, errTooManyRequests):
+		return http.StatusTooManyRequests, "TooManyRequests"
+	case errors.Is(err, store.ErrNoSpace):
+		return http.StatusInsufficientStorage, "StoreFull"
 	case errors.Is(err, errNoQuorum):
 		return http.StatusServiceUnavailable, "NoQuorum"
 	}
@@ -57,13 +63,20 @@ func httpStatus(err error) (int, string) {
 
 func writeError(w http.ResponseWriter, err error) {
 	code, _ := httpStatus(err)
+	if ra := (*retryAfter)(nil); errors.As(err, &ra) {
+		w.Header().Set("Retry-After", ra.seconds())
+	}
 	writeJSON(w, code, statusOf(err))
 }
 
 // statusOf is the wire form of err.
 func statusOf(err error) *api.Status {
 	code, reason := httpStatus(err)
-	return &api.Status{Code: code, Reason: reason, Message: err.Error()}
+	msg := err.Error()
+	if errors.Is(err, store.ErrNoSpace) {
+		msg = errNoSpaceHelp + ": " + msg
+	}
+	return &api.Status{Code: code, Reason: reason, Message: msg}
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/shoal-dev/shoal/internal/api"
 	"github.com/shoal-dev/shoal/internal/registry"
@@ -20,6 +21,10 @@ func (s *Server) pushImage(w http.ResponseWriter, r *http.Request) {
 	refs, err := s.images.PushTarball(r.Context(), http.MaxBytesReader(w, r.Body, MaxImageBytes), s.mayPush(r.Context()))
 	if errors.Is(err, errForbidden) {
 		writeError(w, err)
+		return
+	}
+	if errors.Is(err, registry.ErrBusy) {
+		writeError(w, &retryAfter{fmt.Errorf("%v: %w", err, errTooManyRequests), 5 * time.Second})
 		return
 	}
 	if err != nil {

@@ -7,11 +7,24 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/shoal-dev/shoal/internal/api"
+	"github.com/shoal-dev/shoal/internal/store"
 )
 
 type metrics struct {
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
+	noSpace  prometheus.Gauge
+	dbSize   prometheus.Gauge
+}
+
+// setSpace records what the store says of its space.
+func (m *metrics) setSpace(sp store.Space) {
+	v := 0.0
+	if sp.NoSpace {
+		v = 1
+	}
+	m.noSpace.Set(v)
+	m.dbSize.Set(float64(sp.DBSize))
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -25,8 +38,16 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help:    "API request latency (watch and log streams excluded).",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 4, 8),
 		}, []string{"method", "route"}),
+		noSpace: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "shoal_store_nospace",
+			Help: "1 while etcd's NOSPACE alarm is raised: the store takes only reads and deletes.",
+		}),
+		dbSize: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "shoal_store_db_size_bytes",
+			Help: "The largest etcd member's database file.",
+		}),
 	}
-	reg.MustRegister(m.requests, m.duration)
+	reg.MustRegister(m.requests, m.duration, m.noSpace, m.dbSize)
 	return m
 }
 

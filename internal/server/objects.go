@@ -33,6 +33,10 @@ func parseTarget(path string) (target, error) {
 	}
 	p = p[2:]
 	var t target
+	if len(p) == 3 && p[0] == "namespaces" && p[2] == "quota" {
+		// Not a kind: what the namespace holds against its quota.
+		return target{kind: api.MustKind(api.KindNamespace), name: p[1], sub: "quota"}, nil
+	}
 	if p[0] == "namespaces" && len(p) >= 3 {
 		t.ns = p[1]
 		p = p[2:]
@@ -86,6 +90,8 @@ func (s *Server) objects(w http.ResponseWriter, r *http.Request) {
 		s.update(w, r, t)
 	case t.sub == "" && r.Method == http.MethodDelete:
 		s.delete(w, r, t)
+	case t.sub == "quota" && r.Method == http.MethodGet:
+		s.getQuota(w, r, t)
 	case t.sub == "status" && r.Method == http.MethodPut:
 		s.updateStatus(w, r, t)
 	case t.sub == "scale" && (r.Method == http.MethodPut || r.Method == http.MethodPost) && t.kind.Kind == api.KindApp:
@@ -366,7 +372,12 @@ func (s *Server) scale(w http.ResponseWriter, r *http.Request, t target) {
 		}
 		n := sc.Replicas
 		app.Spec.Replicas = &n
-		return api.Validate(app)
+		if err := api.Validate(app); err != nil {
+			return err
+		}
+		// A scale is a write of the App: more replicas ask more of the
+		// namespace's quota.
+		return s.checkQuota(r.Context(), write{objs: []api.Object{app}})
 	})
 	if err != nil {
 		writeError(w, err)

@@ -133,7 +133,7 @@ func (s *Server) authorizeUser(r *http.Request, u *api.User) error {
 	}
 	verb := verbOf(r, t)
 	if !t.kind.Namespaced {
-		if read && t.sub == "" && (t.kind.Kind == api.KindNode || t.kind.Kind == api.KindNamespace) {
+		if read && (t.sub == "" && t.kind.Kind == api.KindNode || (t.sub == "" || t.sub == "quota") && t.kind.Kind == api.KindNamespace) {
 			return nil
 		}
 		return fmt.Errorf("user %q may not %s %s: that takes cluster-admin (%s): %w", name, verb, describeTarget(t), describeRoles(u), errForbidden)

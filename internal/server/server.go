@@ -68,6 +68,9 @@ type Config struct {
 	// ClusterCIDR is the range every node's subnet lies inside (the
 	// controllers assign from it); zero checks no range.
 	ClusterCIDR netip.Prefix
+	// Limits bound each identity's request rate and open streams (zero
+	// figures: DefaultLimits). They apply only with a CA.
+	Limits Limits
 }
 
 // Server serves the HTTP API.
@@ -90,6 +93,7 @@ type Server struct {
 	externalEtcd bool
 	clusterCIDR  netip.Prefix
 	overlayKeys  overlayKeyCache // see admitOverlayKey
+	limiter      *limiter        // per identity, and per address failing to authenticate
 }
 
 // New returns a Server; mount it with Handler.
@@ -116,6 +120,7 @@ func New(cfg Config) *Server {
 
 		externalEtcd: cfg.ExternalEtcd,
 		clusterCIDR:  cfg.ClusterCIDR,
+		limiter:      newLimiter(cfg.Limits),
 	}
 }
 
@@ -193,7 +198,9 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "store unavailable: "+err.Error(), http.StatusServiceUnavailable)
 		return
 	}
-	_, _ = io.WriteString(w, "ok\n")
+	// A full store still serves reads and deletes, which is how it is
+	// emptied: /healthz says so but stays 200 (every CLI verb asks it).
+	_, _ = io.WriteString(w, "ok\n"+s.spaceWarning(ctx))
 }
 
 // EnsureDefaultNamespace creates the "default" Namespace if it is missing.

@@ -41,6 +41,9 @@ type EmbeddedConfig struct {
 	// TLS, when set, makes etcd speak TLS only, to clients and peers, and
 	// admit only clients with a certificate from CAFile.
 	TLS *EmbeddedTLS
+	// QuotaBackendBytes is the most the database may grow to before etcd
+	// raises its NOSPACE alarm (default DefaultQuotaBackendBytes).
+	QuotaBackendBytes int64
 }
 
 // EmbeddedTLS names the PEM files of an embedded etcd's TLS: its serving
@@ -153,6 +156,9 @@ func StartEmbedded(ctx context.Context, cfg EmbeddedConfig) (*Embedded, error) {
 	ec.LogLevel = "error"
 	ec.MaxTxnOps = 2048
 	ec.MaxRequestBytes = 24 << 20
+	// Past the quota etcd takes only reads and deletes (Store.Space says
+	// so, Store.Reclaim recovers) instead of filling the disk.
+	ec.QuotaBackendBytes = cmp.Or(cfg.QuotaBackendBytes, DefaultQuotaBackendBytes)
 	// Keep an hour of history so watchers that reconnect can resume.
 	ec.AutoCompactionMode = "periodic"
 	ec.AutoCompactionRetention = "1h"

@@ -139,6 +139,16 @@ func encode(obj api.Object) (string, error) {
 	return strings.TrimSuffix(buf.String(), "\n"), err
 }
 
+// StoredSize is how many bytes obj takes as a stored value (the key and
+// etcd's own overhead aside): what a namespace's bytes quota counts.
+func StoredSize(obj api.Object) int {
+	v, err := encode(obj)
+	if err != nil {
+		return 0
+	}
+	return len(v)
+}
+
 func decode(k api.KindInfo, value []byte, modRev int64) (api.Object, error) {
 	obj := k.New()
 	if err := json.Unmarshal(value, obj); err != nil {
