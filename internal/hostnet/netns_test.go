@@ -61,31 +61,49 @@ func TestEgressInNetworkNamespaces(t *testing.T) {
 	lan.run(t, "ip link set lan1 up")
 	lan.run(t, "ip route add 10.244.1.0/24 via 192.168.77.1")
 
+	// A hostPort (or kernel-forwarded published port) of the node, led to
+	// c2 as the portmap plugin does.
+	node.run(t, "iptables -w -t nat -A PREROUTING -p tcp --dport 30090 -m addrtype --dst-type LOCAL -j DNAT --to-destination 10.244.1.3:8080")
+	// A service address without a ready endpoint, led to the service
+	// proxy's own listener on the bridge address, as the proxy does.
+	node.run(t, "iptables -w -t nat -A PREROUTING -i br0 -d 10.96.0.10/32 -p tcp --dport 80 -j DNAT --to-destination 10.244.1.1:41234")
+
 	type target struct {
 		name  string
-		where *netns
-		pkt   Packet
+		where *netns // listens at pkt.Dst:pkt.Port; nil: someone else does
+		pkt   Packet // as the filter rules see it, after DNAT
+		via   string // where c1 dials, if not pkt.Dst:pkt.Port
 		allow bool
 	}
 	targets := []target{
-		{"another container of the node", c2, out("10.244.1.3", "tcp", 8080), true},
-		{"a container of another node", lan, out("10.244.2.5", "tcp", 8080), true},
-		{"the internet", lan, out("203.0.113.5", "tcp", 80), true},
-		{"cloud metadata", lan, out("169.254.169.254", "tcp", 80), false},
-		{"a machine of the node's LAN", lan, out("192.168.77.2", "tcp", 8080), false},
-		{"DNS on the bridge address (tcp)", node, toNode("10.244.1.1", "tcp", 53), true},
-		{"DNS on the bridge address (udp)", node, toNode("10.244.1.1", "udp", 53), true},
-		{"a service of the node on the bridge address", node, toNode("10.244.1.1", "tcp", 8080), false},
-		{"a service of the node on its LAN address", node, toNode("192.168.77.1", "tcp", 2222), false},
-		{"a published port of the node", node, toNode("192.168.77.1", "tcp", 30080), true},
+		{"another container of the node", c2, out("10.244.1.3", "tcp", 8080), "", true},
+		{"a container of another node", lan, out("10.244.2.5", "tcp", 8080), "", true},
+		{"the internet", lan, out("203.0.113.5", "tcp", 80), "", true},
+		{"cloud metadata", lan, out("169.254.169.254", "tcp", 80), "", false},
+		{"a machine of the node's LAN", lan, out("192.168.77.2", "tcp", 8080), "", false},
+		{"DNS on the bridge address (tcp)", node, toNode("10.244.1.1", "tcp", 53), "", true},
+		{"DNS on the bridge address (udp)", node, toNode("10.244.1.1", "udp", 53), "", true},
+		{"a service of the node on the bridge address", node, toNode("10.244.1.1", "tcp", 8080), "", false},
+		{"a service of the node on its LAN address", node, toNode("192.168.77.1", "tcp", 2222), "", false},
+		{"a published port of the node", node, toNode("192.168.77.1", "tcp", 30080), "", true},
+		{"a hostPort of the node, DNATed to a container", nil, out("10.244.1.3", "tcp", 8080), "192.168.77.1:30090", true},
+		{"a service address led to the proxy's listener", node, Packet{ToNode: true, Dst: addr("10.244.1.1"), Proto: "tcp", Port: 41234, State: DNATed}, "10.96.0.10:80", true},
+		{"the proxy's listener without a service address", nil, toNode("10.244.1.1", "tcp", 41234), "", false},
 	}
 	for _, tg := range targets {
-		tg.where.listen(t, tg.pkt.Proto, netip.AddrPortFrom(tg.pkt.Dst, tg.pkt.Port))
+		if tg.where != nil {
+			tg.where.listen(t, tg.pkt.Proto, netip.AddrPortFrom(tg.pkt.Dst, tg.pkt.Port))
+		}
 	}
+	c1.listen(t, "tcp", netip.MustParseAddrPort("10.244.1.2:8080"))
 	check := func(phase string, want func(target) bool) {
 		t.Helper()
 		for _, tg := range targets {
-			err := c1.dial(tg.pkt.Proto, netip.AddrPortFrom(tg.pkt.Dst, tg.pkt.Port))
+			dst := netip.AddrPortFrom(tg.pkt.Dst, tg.pkt.Port)
+			if tg.via != "" {
+				dst = netip.MustParseAddrPort(tg.via)
+			}
+			err := c1.dial(tg.pkt.Proto, dst)
 			switch {
 			case want(tg) && err != nil:
 				t.Errorf("%s: %s (%s %s:%d) unreachable from a container: %v", phase, tg.name, tg.pkt.Proto, tg.pkt.Dst, tg.pkt.Port, err)
@@ -94,6 +112,13 @@ func TestEgressInNetworkNamespaces(t *testing.T) {
 			case !want(tg) && !errors.Is(err, syscall.EHOSTUNREACH) && !errors.Is(err, syscall.ECONNREFUSED):
 				t.Errorf("%s: %s: %v, want it refused at once (host unreachable: admin-prohibited)", phase, tg.name, err)
 			}
+		}
+		// Connections to a container from elsewhere, and their replies.
+		if err := node.dial("tcp", netip.MustParseAddrPort("10.244.1.2:8080")); err != nil {
+			t.Errorf("%s: the node (a probe) reaching a container: %v", phase, err)
+		}
+		if err := lan.dial("tcp", netip.MustParseAddrPort("192.168.77.1:30090")); err != nil {
+			t.Errorf("%s: a LAN client reaching a container's hostPort: %v", phase, err)
 		}
 	}
 	all := func(target) bool { return true }
