@@ -157,8 +157,8 @@ func newNodeResetCmd() *cobra.Command {
 		Short: "Remove what shoal made on this machine: containers, images, network namespaces, bridge, iptables rules, routes, agent state",
 		Long: `Removes, for the agent that ran with the same flags: every container of its
 containerd namespace (tasks, snapshots, network namespaces, IPs, port rules),
-the namespace's images and the namespace itself, the bridge and its
-masquerade rule, the overlay's masquerade rule, the service-proxy chains, the routes agents install, and
+the namespace's images and the namespace itself, the bridge, its
+masquerade rule and its egress rules (SHOAL-EGRESS-BRIDGE, SHOAL-HOST-BRIDGE), the overlay's masquerade rule, the service-proxy chains, the routes agents install, and
 the agent's data directory. Stop the agent first. Safe to run again.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {

@@ -23,6 +23,7 @@ import (
 	"github.com/shoal-dev/shoal/internal/client"
 	"github.com/shoal-dev/shoal/internal/controller"
 	"github.com/shoal-dev/shoal/internal/controlplane"
+	"github.com/shoal-dev/shoal/internal/hostnet"
 	"github.com/shoal-dev/shoal/internal/netproxy"
 	"github.com/shoal-dev/shoal/internal/overlay"
 	"github.com/shoal-dev/shoal/internal/pki"
@@ -271,11 +272,15 @@ func runAgent(ctx context.Context, o agentOptions, serverURL string, token func(
 	for _, h := range o.insecure {
 		registries[h] = "http://" + h
 	}
+	// What containers reach: other containers, not the host beyond DNS
+	// and published ports, not private ranges outside the cluster.
+	network := rtcontainerd.NetworkConfig{Bridge: o.bridge, Subnet: o.subnet, ClusterCIDR: o.clusterCIDR,
+		NodePorts: hostnet.PortRange{First: uint16(owner.PortRange.Min), Last: uint16(owner.PortRange.Max)}}
 	drv, err := rtcontainerd.New(ctx, rtcontainerd.Config{
 		Address:    o.containerdAddress,
 		Namespace:  o.runtimeNamespace,
 		StateDir:   filepath.Join(dataDir, "runtime"),
-		Network:    rtcontainerd.NetworkConfig{Bridge: o.bridge, Subnet: o.subnet},
+		Network:    network,
 		Registries: registries,
 		// The cluster's own registry is the server: the node's certificate
 		// pulls from it.

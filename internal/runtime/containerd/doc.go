@@ -16,7 +16,10 @@
 //	host ports: a listening socket on each, held by the driver (see portHolds)
 //
 // Per network, New installs one masquerade rule for the subnet's outbound
-// traffic (ensureMasquerade); it is left in place when the driver stops.
+// traffic (ensureMasquerade) and the egress rules of hostnet.EgressPlan
+// (what containers reach of the node and past it; IPv6 is off on the
+// bridge, so they cannot be gone around); both are left in place when
+// the driver stops, and Reset removes them.
 //
 // Everything outside containerd is named from the id alone, so Remove can
 // clean up after a crash in the middle of Create. Start re-creates a

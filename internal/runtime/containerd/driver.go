@@ -17,6 +17,7 @@ import (
 	"github.com/containerd/errdefs"
 	"golang.org/x/sys/unix"
 
+	"github.com/shoal-dev/shoal/internal/hostnet"
 	"github.com/shoal-dev/shoal/internal/runtime"
 )
 
@@ -68,6 +69,14 @@ type NetworkConfig struct {
 	Bridge     string // Linux bridge name, at most 15 bytes
 	Subnet     string // IPv4 CIDR the containers' addresses come from
 	PluginDirs []string
+	// ClusterCIDR holds every node's container subnet (the servers'
+	// --cluster-cidr): containers reach it past the node. Empty: among
+	// the private ranges, only Subnet (see hostnet.EgressPlan).
+	ClusterCIDR string
+	// NodePorts is the node owner's publish range: the TCP ports of the
+	// node itself that its containers reach (published ports the service
+	// proxy answers). Zero: none.
+	NodePorts hostnet.PortRange
 }
 
 func (c *Config) setDefaults() error {
@@ -109,6 +118,11 @@ func (c *Config) setDefaults() error {
 	}
 	if p.Bits() > 30 {
 		return fmt.Errorf("subnet %q is too small for containers", c.Network.Subnet)
+	}
+	if c.Network.ClusterCIDR != "" {
+		if cl, err := netip.ParsePrefix(c.Network.ClusterCIDR); err != nil || !cl.Addr().Is4() {
+			return fmt.Errorf("cluster range %q: want an IPv4 CIDR like 10.244.0.0/16", c.Network.ClusterCIDR)
+		}
 	}
 	return nil
 }

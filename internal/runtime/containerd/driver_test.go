@@ -21,6 +21,7 @@ import (
 	"github.com/containerd/errdefs"
 
 	"github.com/shoal-dev/shoal/internal/api"
+	"github.com/shoal-dev/shoal/internal/hostnet"
 	"github.com/shoal-dev/shoal/internal/runtime"
 	"github.com/shoal-dev/shoal/internal/runtime/containerd"
 	"github.com/shoal-dev/shoal/internal/runtime/containerd/containerdtest"
@@ -68,6 +69,25 @@ func TestDriver(t *testing.T) {
 		newDriver(t, cfgA)
 		if n := countLines(natRules(t), rule); n != 1 {
 			t.Errorf("%d copies of %s after a second New, want 1", n, rule)
+		}
+	})
+
+	t.Run("New installs the egress rules once, and no IPv6 on the bridge", func(t *testing.T) {
+		newDriver(t, cfgA)
+		rules := filterRules(t)
+		for _, j := range []string{"FORWARD", "INPUT"} {
+			if n := strings.Count(rules, "-A "+j+" -i "+netA.Bridge+" "); n != 1 {
+				t.Errorf("%d jumps from %s for %s, want 1:\n%s", n, j, netA.Bridge, rules)
+			}
+		}
+		for _, c := range []string{hostnet.ForwardChain(netA.Bridge), hostnet.HostChain(netA.Bridge)} {
+			if !strings.Contains(rules, "-N "+c+"\n") {
+				t.Errorf("no chain %s:\n%s", c, rules)
+			}
+		}
+		b, err := os.ReadFile("/proc/sys/net/ipv6/conf/" + netA.Bridge + "/disable_ipv6")
+		if err == nil && strings.TrimSpace(string(b)) != "1" {
+			t.Errorf("IPv6 on bridge %s: disable_ipv6 = %s", netA.Bridge, b)
 		}
 	})
 

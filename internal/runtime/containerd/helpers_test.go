@@ -141,7 +141,7 @@ func newDriver(t *testing.T, cfg containerd.Config) *containerd.Driver {
 
 // resetOnCleanup resets the test's own driver namespace and network with
 // containerd.Reset once the test is over, and checks that it left nothing:
-// no namespace, bridge or masquerade rule.
+// no namespace, bridge, masquerade or egress rule.
 func resetOnCleanup(t *testing.T, address, namespace string, net containerd.NetworkConfig) {
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -155,6 +155,9 @@ func resetOnCleanup(t *testing.T, address, namespace string, net containerd.Netw
 		}
 		if n := countLines(natRules(t), masqueradeRule(net)); n != 0 {
 			t.Errorf("%d masquerade rules for %s after Reset", n, net.Bridge)
+		}
+		if rules := filterRules(t); strings.Contains(rules, "-i "+net.Bridge+" ") || strings.Contains(rules, "-"+net.Bridge+"\n") {
+			t.Errorf("egress rules for %s after Reset:\n%s", net.Bridge, rules)
 		}
 		out, err := exec.Command("ctr", "--address", address, "namespaces", "ls", "-q").Output()
 		if err != nil {
@@ -375,4 +378,15 @@ func ipamFiles(t *testing.T, dir string) []string {
 // leftovers of a killed one.
 func testNamespace(name string) string {
 	return fmt.Sprintf("shoal-test-%s-%d", name, os.Getpid())
+}
+
+// filterRules is the host's iptables filter table, where the egress rules
+// are.
+func filterRules(t *testing.T) string {
+	t.Helper()
+	out, err := exec.Command("iptables", "-w", "-t", "filter", "-S").CombinedOutput()
+	if err != nil {
+		t.Fatalf("iptables -S: %v\n%s", err, out)
+	}
+	return string(out)
 }

@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strings"
 
@@ -125,8 +127,26 @@ func ensureBridge(ctx context.Context, bridge, subnet string) error {
 			return fmt.Errorf("address bridge %s: %v: %s", bridge, err, strings.TrimSpace(string(out)))
 		}
 	}
+	// No IPv6 on the bridge: the egress rules are IPv4's, and a link-local
+	// IPv6 address would let containers reach the host's services past
+	// them. (Containers still talk to each other on the bridge.)
+	if err := disableIPv6(bridge); err != nil {
+		return err
+	}
 	if out, err := exec.CommandContext(ctx, "ip", "link", "set", bridge, "up").CombinedOutput(); err != nil {
 		return fmt.Errorf("bring bridge %s up: %v: %s", bridge, err, strings.TrimSpace(string(out)))
+	}
+	return nil
+}
+
+// disableIPv6 turns IPv6 off on dev, where the kernel has IPv6 at all.
+func disableIPv6(dev string) error {
+	f := filepath.Join("/proc/sys/net/ipv6/conf", dev, "disable_ipv6")
+	if _, err := os.Stat(f); err != nil {
+		return nil // no IPv6 in this kernel
+	}
+	if err := os.WriteFile(f, []byte("1"), 0o644); err != nil {
+		return fmt.Errorf("turn IPv6 off on bridge %s: %w", dev, err)
 	}
 	return nil
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"golang.org/x/sys/unix"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,6 +16,7 @@ import (
 	types100 "github.com/containernetworking/cni/pkg/types/100"
 	"github.com/containernetworking/cni/pkg/version"
 
+	"github.com/shoal-dev/shoal/internal/hostnet"
 	"github.com/shoal-dev/shoal/internal/runtime"
 )
 
@@ -64,8 +66,8 @@ func newNetwork(cfg Config) (*network, error) {
 }
 
 // ensureHost makes the node's side of the network: the IPAM directory, the
-// bridge with the subnet's gateway address, and the masquerade rule.
-// Reset undoes it.
+// bridge with the subnet's gateway address, the masquerade rule, and the
+// egress rules (what containers may reach). Reset undoes it.
 func (n *network) ensureHost(ctx context.Context, cfg Config) error {
 	if err := os.MkdirAll(n.ipamDir(), 0o700); err != nil {
 		return err
@@ -73,7 +75,19 @@ func (n *network) ensureHost(ctx context.Context, cfg Config) error {
 	if err := ensureBridge(ctx, cfg.Network.Bridge, cfg.Network.Subnet); err != nil {
 		return err
 	}
-	return ensureMasquerade(ctx, cfg.Network.Subnet, cfg.Network.Bridge)
+	if err := ensureMasquerade(ctx, cfg.Network.Subnet, cfg.Network.Bridge); err != nil {
+		return err
+	}
+	ec := hostnet.EgressConfig{Bridge: cfg.Network.Bridge, NodePorts: cfg.Network.NodePorts}
+	ec.Subnet, _ = netip.ParsePrefix(cfg.Network.Subnet) // checked by setDefaults
+	if cfg.Network.ClusterCIDR != "" {
+		ec.Cluster, _ = netip.ParsePrefix(cfg.Network.ClusterCIDR)
+	}
+	plan, err := hostnet.EgressPlan(ec)
+	if err != nil {
+		return err
+	}
+	return hostnet.Tables{}.Apply(ctx, plan)
 }
 
 // bridgeConfList is the conflist for the node's bridge: a gateway bridge

@@ -19,13 +19,15 @@ import (
 	"github.com/containerd/errdefs"
 	"github.com/opencontainers/go-digest"
 
+	"github.com/shoal-dev/shoal/internal/hostnet"
 	"github.com/shoal-dev/shoal/internal/iptables"
 )
 
 // Reset removes from this host everything a driver with cfg made: every
 // container of its namespace with its task, snapshot, network namespace,
 // IP and port rules; the namespace's images, content and the namespace
-// itself; the bridge and its masquerade rule; the state directory. It is
+// itself; the bridge, its masquerade rule and its egress rules; the state
+// directory. It is
 // `shoal node reset`'s part for the runtime, like `kubeadm reset`, and safe
 // to run again. cfg.Network.Subnet may be empty.
 //
@@ -55,6 +57,9 @@ func Reset(ctx context.Context, cfg Config) error {
 		}
 	}
 	if err := removeMasquerade(ctx, cfg.Network.Bridge); err != nil {
+		errs = append(errs, err)
+	}
+	if err := (hostnet.Tables{}).Reset(ctx, cfg.Network.Bridge); err != nil {
 		errs = append(errs, err)
 	}
 	if err := removeIdleHostportChains(ctx); err != nil {

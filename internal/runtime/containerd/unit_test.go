@@ -96,6 +96,8 @@ func TestConfigValidation(t *testing.T) {
 		{"v6 subnet", func(c *Config) { c.Network.Subnet = "fd00::/64" }, "IPv4 CIDR"},
 		{"tiny subnet", func(c *Config) { c.Network.Subnet = "10.0.0.0/31" }, "too small"},
 		{"bad namespace", func(c *Config) { c.Namespace = "a/b" }, "namespace"},
+		{"bad cluster range", func(c *Config) { c.Network.ClusterCIDR = "10.244.0.0" }, `cluster range "10.244.0.0": want an IPv4 CIDR`},
+		{"v6 cluster range", func(c *Config) { c.Network.ClusterCIDR = "fd00::/48" }, "cluster range"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
