@@ -228,6 +228,16 @@ func Validate(obj Object) error {
 		if o.Type != "" && o.Type != "Normal" && o.Type != "Warning" {
 			v.add("type", "%s is not supported: use Normal or Warning", quote(o.Type))
 		}
+		// Terminals show events: no field may steer one (text.go); a
+		// message may span lines.
+		for _, f := range []struct {
+			path, s string
+			lines   bool
+		}{{"object", o.Object, false}, {"reason", o.Reason, false}, {"source", o.Source, false}, {"message", o.Message, true}} {
+			if c := terminalControlIn(f.s, f.lines); c != "" {
+				v.add(f.path, "holds a character a terminal acts on (%s): escape it (api.EscapeTerminal)", c)
+			}
+		}
 	}
 	if len(v.errs) == 0 {
 		return nil
