@@ -52,8 +52,9 @@ test-unit:
 bench: deps build
 	@scripts/bench.sh
 
+# Every fuzz target, FUZZTIME each (default 20s): scripts/fuzz.sh.
 fuzz:
-	$(GO) test ./internal/api -run '^$$' -fuzz FuzzDecode -fuzztime 60s
+	@GO=$(GO) FUZZTIME=$(or $(FUZZTIME),20s) scripts/fuzz.sh
 
 clean:
 	rm -rf bin build

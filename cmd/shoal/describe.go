@@ -114,7 +114,8 @@ func printEvents(cmd *cobra.Command, c *client.Client, ns, object string, relate
 	tw := tabwriter.NewWriter(w, 0, 4, 3, ' ', 0)
 	fmt.Fprintln(tw, "  AGE\tTYPE\tOBJECT\tREASON\tMESSAGE")
 	for _, ev := range evs {
-		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", age(ev.Time), ev.Type, ev.Object, ev.Reason, ev.Message)
+		cells := escapeCells([]string{age(ev.Time), ev.Type, ev.Object, ev.Reason, ev.Message})
+		fmt.Fprintln(tw, "  "+strings.Join(cells, "\t"))
 	}
 	return tw.Flush()
 }
@@ -202,7 +203,8 @@ func printSection(w io.Writer, title string, v any) error {
 		return err
 	}
 	fmt.Fprintf(w, "%s:\n", title)
-	for _, line := range strings.Split(strings.TrimRight(string(b), "\n"), "\n") {
+	// YAML quotes C0 controls, not bidi overrides (term.go).
+	for _, line := range strings.Split(strings.TrimRight(api.EscapeTerminalText(string(b)), "\n"), "\n") {
 		fmt.Fprintf(w, "  %s\n", line)
 	}
 	return nil

@@ -362,7 +362,11 @@ func columns(k api.Kind, wide bool) []string {
 	return []string{"NAME", "AGE"}
 }
 
-func rowOf(o api.Object, wide bool) []string {
+// rowOf is o's table row, each cell one line that cannot steer a
+// terminal (term.go).
+func rowOf(o api.Object, wide bool) []string { return escapeCells(rawRowOf(o, wide)) }
+
+func rawRowOf(o api.Object, wide bool) []string {
 	m := o.GetMeta()
 	age := age(m.CreatedAt)
 	switch v := o.(type) {

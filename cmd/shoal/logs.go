@@ -15,6 +15,7 @@ import (
 
 func newLogsCmd(g *globals) *cobra.Command {
 	var opts client.LogOptions
+	var raw bool
 	cmd := &cobra.Command{
 		Use:   "logs INSTANCE|app/NAME|job/NAME",
 		Short: "Print an instance's output (every instance's, prefixed, for app/NAME and job/NAME)",
@@ -26,6 +27,11 @@ func newLogsCmd(g *globals) *cobra.Command {
 			}
 			ctx := cmd.Context()
 			out := cmd.OutOrStdout()
+			if !raw && isTerminal(out) {
+				tw := &termWriter{w: out}
+				defer tw.Close()
+				out = tw
+			}
 			app, isApp := strings.CutPrefix(args[0], "app/")
 			job, isJob := strings.CutPrefix(args[0], "job/")
 			if isApp || isJob {
@@ -77,6 +83,7 @@ func newLogsCmd(g *globals) *cobra.Command {
 	cmd.Flags().BoolVarP(&opts.Follow, "follow", "f", false, "keep streaming new output")
 	cmd.Flags().IntVar(&opts.Tail, "tail", -1, "lines from the end to show (-1: all)")
 	cmd.Flags().BoolVarP(&opts.Previous, "previous", "p", false, "the output of the previous run (before the last restart)")
+	cmd.Flags().BoolVar(&raw, "raw", false, "on a terminal too, print the output byte for byte (colours, and whatever else the instance sends your terminal); piped output always is")
 	return cmd
 }
 

@@ -11,6 +11,8 @@ import (
 	"syscall"
 
 	"github.com/spf13/cobra"
+
+	"github.com/shoal-dev/shoal/internal/api"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -25,7 +27,8 @@ func main() {
 		if errors.As(err, &ee) {
 			os.Exit(int(ee)) // the exit code of a command run by exec: it said what it had to
 		}
-		fmt.Fprintln(os.Stderr, "error:", err)
+		// Errors may quote what a node or an instance said (term.go).
+		fmt.Fprintln(os.Stderr, "error:", api.EscapeTerminalText(err.Error()))
 		os.Exit(1)
 	}
 }

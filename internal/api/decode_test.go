@@ -520,7 +520,8 @@ func TestEncodeRoundTripAwkwardStrings(t *testing.T) {
 		event := &Event{
 			TypeMeta: TypeMeta{APIVersion: Version, Kind: KindEvent},
 			Metadata: ObjectMeta{Name: "e", Namespace: "default"},
-			Object:   s, Reason: s, Message: s, Source: s,
+			// Events refuse what steers a terminal (text.go).
+			Object: EscapeTerminal(s), Reason: EscapeTerminal(s), Message: EscapeTerminalText(s), Source: EscapeTerminal(s),
 		}
 		for _, obj := range []Object{app, event} {
 			for _, format := range []string{"json", "yaml"} {

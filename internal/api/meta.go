@@ -190,10 +190,12 @@ func NewEvent(obj Object, typ, reason, msg, source string) *Event {
 			Name:      fmt.Sprintf("%s.%x", strings.ToLower(m.Name), now.UnixNano()),
 			Namespace: ns,
 		},
-		Object:  string(obj.GetTypeMeta().Kind) + "/" + m.Name,
-		Type:    typ,
-		Reason:  reason,
-		Message: clipMessage(msg),
+		Object: string(obj.GetTypeMeta().Kind) + "/" + m.Name,
+		Type:   typ,
+		// What a container or a program said may hold terminal
+		// controls; validation refuses them (text.go).
+		Reason:  EscapeTerminal(reason),
+		Message: clipMessage(EscapeTerminalText(msg)),
 		Time:    now,
 		Source:  source,
 	}

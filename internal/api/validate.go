@@ -236,6 +236,16 @@ func Validate(obj Object) error {
 		if b, err := json.Marshal(o); err == nil && len(b) > MaxEventBytes {
 			v.add("", "the event is %d bytes; an event holds at most %d (4 KiB) in all", len(b), MaxEventBytes)
 		}
+		// Terminals show events: no field may steer one (text.go); a
+		// message may span lines.
+		for _, f := range []struct {
+			path, s string
+			lines   bool
+		}{{"object", o.Object, false}, {"reason", o.Reason, false}, {"source", o.Source, false}, {"message", o.Message, true}} {
+			if c := terminalControlIn(f.s, f.lines); c != "" {
+				v.add(f.path, "holds a character a terminal acts on (%s): escape it (api.EscapeTerminal)", c)
+			}
+		}
 	}
 	if len(v.errs) == 0 {
 		return nil

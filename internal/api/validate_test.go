@@ -297,6 +297,23 @@ func TestValidate(t *testing.T) {
 			want: `Event "web.1": the event is 4269 bytes; an event holds at most 4096 (4 KiB) in all`,
 		},
 		{
+			name: "event steering a terminal",
+			obj: func() Object {
+				return &Event{TypeMeta: TypeMeta{APIVersion: Version, Kind: KindEvent}, Metadata: ObjectMeta{Name: "web.1", Namespace: "default"}, Type: "Warning",
+					Object: "Instance/web-1", Reason: "Exit\rOK", Message: "died\x1b]0;owned\x07", Source: "agent/n\u202e1"}
+			},
+			want: `Event "web.1": reason: holds a character a terminal acts on (U+000D at byte 4): escape it (api.EscapeTerminal); ` +
+				`source: holds a character a terminal acts on (U+202E at byte 7): escape it (api.EscapeTerminal); ` +
+				`message: holds a character a terminal acts on (U+001B at byte 4): escape it (api.EscapeTerminal)`,
+		},
+		{
+			name: "event of several lines, made by NewEvent from a hostile message",
+			obj: func() Object {
+				in := &Instance{TypeMeta: TypeMeta{APIVersion: Version, Kind: KindInstance}, Metadata: ObjectMeta{Name: "web-1", Namespace: "default"}}
+				return NewEvent(in, "Warning", "ProbeFailed\n", "line 1\n\tline 2\x1b[2J\x9b", "agent/n1")
+			},
+		},
+		{
 			name: "valid user token",
 			obj: func() Object {
 				tok := NewToken(strings.Repeat("ab", 8), strings.Repeat("0", 64), TokenRoleUser, time.Now().Add(time.Hour), "")

@@ -35,7 +35,7 @@ type entry struct {
 
 // layerOf makes a layer of entries, compressed with "gzip", "zstd" or
 // "none".
-func layerOf(t *testing.T, comp string, entries ...entry) v1.Layer {
+func layerOf(t testing.TB, comp string, entries ...entry) v1.Layer {
 	t.Helper()
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
@@ -81,7 +81,7 @@ func layerOf(t *testing.T, comp string, entries ...entry) v1.Layer {
 }
 
 // ociImage is an OCI image of layers for arch.
-func ociImage(t *testing.T, arch string, layers ...v1.Layer) v1.Image {
+func ociImage(t testing.TB, arch string, layers ...v1.Layer) v1.Image {
 	t.Helper()
 	img := mutate.MediaType(empty.Image, types.OCIManifestSchema1)
 	img = mutate.ConfigMediaType(img, types.OCIConfigJSON)
@@ -106,7 +106,7 @@ func ociImage(t *testing.T, arch string, layers ...v1.Layer) v1.Image {
 // ociArchive writes an OCI image layout holding each of items (a v1.Image
 // or v1.ImageIndex) under its ref.name, and tars it as podman's
 // oci-archive does.
-func ociArchive(t *testing.T, items map[string]any) []byte {
+func ociArchive(t testing.TB, items map[string]any) []byte {
 	t.Helper()
 	dir := t.TempDir()
 	p, err := layout.Write(dir, empty.Index)
@@ -136,7 +136,7 @@ func ociArchive(t *testing.T, items map[string]any) []byte {
 	return tarDir(t, dir)
 }
 
-func tarDir(t *testing.T, dir string) []byte {
+func tarDir(t testing.TB, dir string) []byte {
 	t.Helper()
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)

@@ -285,7 +285,7 @@ func (s *Server) guard(h http.Handler) http.Handler {
 				s.log.Info("refused", "who", id.Name, "method", r.Method, "path", r.URL.Path, "err", err)
 			}
 			writeError(w, err)
-			if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			if auditVerb(r) != "" {
 				code, _ := httpStatus(err)
 				s.audit(r, id, code)
 			}
@@ -299,14 +299,22 @@ func (s *Server) guard(h http.Handler) http.Handler {
 		// the identity is revoked or its credential expires.
 		ctx, done := s.conns.track(ctx, credentialsOf(id), id.NotAfter)
 		defer done()
-		r = r.WithContext(ctx)
-		if r.Method == http.MethodGet || r.Method == http.MethodHead {
-			h.ServeHTTP(w, r)
+		verb := auditVerb(r)
+		if verb == "" {
+			h.ServeHTTP(w, r.WithContext(ctx))
 			return
 		}
+		// Handlers may add to the line (an exec session's start, end
+		// and exit code); the result is what the response said unless
+		// they set it (101: the session began).
+		audit := auditRecord(r, id, verb)
+		r = r.WithContext(context.WithValue(ctx, auditKey{}, audit))
 		rec := &statusRecorder{ResponseWriter: w, code: http.StatusOK}
 		h.ServeHTTP(rec, r)
-		s.audit(r, id, rec.code)
+		if audit.Code == 0 {
+			audit.Code = rec.code
+		}
+		s.writeAudit(audit)
 	})
 }
 

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -75,10 +76,52 @@ func (s *Server) instanceExec(w http.ResponseWriter, r *http.Request, t target) 
 	_ = client.SetDeadline(time.Time{}) // a session lasts as long as it needs
 	_, _ = io.WriteString(client, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: "+api.ExecUpgrade+"\r\nConnection: Upgrade\r\n\r\n")
 	s.log.Info("exec", "instance", t.ns+"/"+t.name, "node", node.Metadata.Name)
+	started := time.Now().UTC()
+	audit := auditOf(r.Context())
+	if audit != nil {
+		audit.Code = http.StatusSwitchingProtocols
+		audit.Phase = "start"
+		s.writeAudit(audit) // a session is on record while it lasts
+	}
 	// The client's side ending (its stdin, or the client itself) is passed
 	// on; the session is over when the agent's side ends.
 	go func() { _, _ = io.Copy(agent, buf.Reader); closeWrite(agent) }()
-	_, _ = io.Copy(client, agentR)
+	exit, why := relayFrames(client, agentR)
+	if audit != nil {
+		// The guard writes the end line when this returns.
+		audit.Phase, audit.Started, audit.Duration = "end", &started, time.Since(started).Round(time.Millisecond).String()
+		audit.ExitCode, audit.Error = exit, why
+	}
+}
+
+// relayFrames copies the agent's frames to the client until the session
+// ends, and returns the command's exit code when an exit frame said it,
+// or the message of an error frame (or of a broken stream) instead.
+func relayFrames(client io.Writer, agent io.Reader) (*int32, string) {
+	for {
+		typ, payload, err := api.ReadFrame(agent)
+		if errors.Is(err, io.EOF) {
+			return nil, "the session ended without an exit code"
+		}
+		if err != nil {
+			return nil, err.Error()
+		}
+		if err := api.WriteFrame(client, typ, payload); err != nil {
+			return nil, "the client went away: " + err.Error()
+		}
+		switch typ {
+		case api.FrameExit:
+			if code, err := api.ParseExit(payload); err == nil {
+				return &code, ""
+			}
+			return nil, "a malformed exit frame"
+		case api.FrameError:
+			if len(payload) > 512 {
+				payload = append(payload[:512:512], "…"...) // the agent's words, bounded
+			}
+			return nil, string(payload)
+		}
+	}
 }
 
 func closeWrite(c net.Conn) {

@@ -36,9 +36,9 @@ func (s *Server) join(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	var req api.JoinRequest
-	if err := json.Unmarshal(b, &req); err != nil {
-		writeError(w, fmt.Errorf("join request: %v: %w", err, errBadRequest))
+	req, err := decodeJoinRequest(b)
+	if err != nil {
+		writeError(w, err)
 		return
 	}
 	creds, err := s.admit(r.Context(), req)
@@ -75,17 +75,8 @@ func (s *Server) admitOnce(ctx context.Context, req api.JoinRequest) (*api.Crede
 	if err := spendJoin(stored); err != nil {
 		return nil, err
 	}
-	pub, err := pki.ParsePublicKey([]byte(req.PublicKey))
+	node, pub, err := joinNode(req)
 	if err != nil {
-		return nil, fmt.Errorf("join request: publicKey: %v: %w", err, errBadRequest)
-	}
-	node := &api.Node{
-		TypeMeta: api.TypeMeta{APIVersion: api.Version, Kind: api.KindNode},
-		Metadata: api.ObjectMeta{Name: req.Node, Labels: req.Labels},
-		Spec:     api.NodeSpec{Subnet: req.Subnet},
-		Status:   api.NodeStatus{Accepts: req.Accepts},
-	}
-	if err := api.Validate(node); err != nil {
 		return nil, err
 	}
 	if _, err := s.store.Get(ctx, api.MustKind(api.KindNode), "", req.Node); err == nil {
@@ -110,6 +101,35 @@ func (s *Server) admitOnce(ctx context.Context, req api.JoinRequest) (*api.Crede
 		return nil, err
 	}
 	return &api.Credentials{Certificate: string(cert), CA: string(s.ca.CertPEM)}, nil
+}
+
+// decodeJoinRequest reads the body of a join: anyone may send one, so it
+// is fuzzed (FuzzJoinRequest).
+func decodeJoinRequest(b []byte) (api.JoinRequest, error) {
+	var req api.JoinRequest
+	if err := json.Unmarshal(b, &req); err != nil {
+		return api.JoinRequest{}, fmt.Errorf("join request: %v: %w", err, errBadRequest)
+	}
+	return req, nil
+}
+
+// joinNode is the Node a join request asks for and the key its
+// certificate is for.
+func joinNode(req api.JoinRequest) (*api.Node, crypto.PublicKey, error) {
+	pub, err := pki.ParsePublicKey([]byte(req.PublicKey))
+	if err != nil {
+		return nil, nil, fmt.Errorf("join request: publicKey: %v: %w", err, errBadRequest)
+	}
+	node := &api.Node{
+		TypeMeta: api.TypeMeta{APIVersion: api.Version, Kind: api.KindNode},
+		Metadata: api.ObjectMeta{Name: req.Node, Labels: req.Labels},
+		Spec:     api.NodeSpec{Subnet: req.Subnet},
+		Status:   api.NodeStatus{Accepts: req.Accepts},
+	}
+	if err := api.Validate(node); err != nil {
+		return nil, nil, err
+	}
+	return node, pub, nil
 }
 
 func alreadyJoined(node string) error {

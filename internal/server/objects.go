@@ -360,9 +360,9 @@ func (s *Server) scale(w http.ResponseWriter, r *http.Request, t target) {
 		writeError(w, err)
 		return
 	}
-	var sc api.Scale
-	if err := json.Unmarshal(b, &sc); err != nil {
-		writeError(w, fmt.Errorf("scale body: %v: %w", err, errBadRequest))
+	sc, err := decodeScale(b)
+	if err != nil {
+		writeError(w, err)
 		return
 	}
 	out, err := s.store.Mutate(r.Context(), t.kind, t.ns, t.name, func(o api.Object) error {
@@ -384,6 +384,15 @@ func (s *Server) scale(w http.ResponseWriter, r *http.Request, t target) {
 		return
 	}
 	writeJSON(w, http.StatusOK, out)
+}
+
+// decodeScale reads the body of a scale (fuzzed: FuzzScale).
+func decodeScale(b []byte) (api.Scale, error) {
+	var sc api.Scale
+	if err := json.Unmarshal(b, &sc); err != nil {
+		return api.Scale{}, fmt.Errorf("scale body: %v: %w", err, errBadRequest)
+	}
+	return sc, nil
 }
 
 // delete removes an object. Instances are torn down gracefully: they are
