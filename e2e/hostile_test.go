@@ -190,14 +190,7 @@ spec:
 	taken := listenNodePort(t)
 	defer taken.Close()
 	go func() {
-		for {
-			conn, err := taken.Accept()
-			if err != nil {
-				return
-			}
-			_, _ = conn.Write([]byte("HTTP/1.0 200 OK\r\n\r\nmine\n"))
-			conn.Close()
-		}
+		_ = http.Serve(taken, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("mine\n")) }))
 	}()
 	takenPort := taken.Addr().(*net.TCPAddr).Port
 	grab := c.writeFile(`apiVersion: shoal/v1

@@ -314,7 +314,8 @@ func runAgent(ctx context.Context, o agentOptions, serverURL string, token func(
 	if ov != nil {
 		defer ov.Close()
 	}
-	proxy, err := netproxy.New(netproxy.Config{Client: apiClient, Log: log, BridgeIP: gw, Bridge: o.bridge, NodeName: o.name, PortRange: owner.PortRange})
+	clusterCIDR, _ := netip.ParsePrefix(o.clusterCIDR) // checked below, before anything runs
+	proxy, err := netproxy.New(netproxy.Config{Client: apiClient, Log: log, BridgeIP: gw, Bridge: o.bridge, NodeName: o.name, PortRange: owner.PortRange, ClusterCIDR: clusterCIDR})
 	if err != nil {
 		return err
 	}

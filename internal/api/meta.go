@@ -151,7 +151,16 @@ type NamespacePolicy struct {
 	// AllowHostPaths are the node paths (and what is below them) Apps may
 	// mount as volumes; "/" allows any. None by default.
 	AllowHostPaths []string `json:"allowHostPaths,omitempty"`
+	// Isolation is IsolationNamespace to cut the namespace's containers
+	// off from every other namespace's, on every node (both ways, services
+	// included); "" (the default) lets containers of all namespaces reach
+	// each other.
+	Isolation string `json:"isolation,omitempty"`
 }
+
+// IsolationNamespace is the NamespacePolicy.Isolation that separates a
+// namespace's containers from other namespaces'.
+const IsolationNamespace = "namespace"
 
 // GetMeta returns the object's metadata.
 func (o *Namespace) GetMeta() *ObjectMeta { return &o.Metadata }

@@ -161,6 +161,9 @@ func Validate(obj Object) error {
 				v.add(indexPath("spec.policy.allowHostPaths", i), "%s is not a clean absolute path", quote(clipped(hp)))
 			}
 		}
+		if iso := o.Spec.Policy.Isolation; iso != "" && iso != IsolationNamespace {
+			v.add("spec.policy.isolation", "%s is not an isolation: want %q (cut off from other namespaces) or none", quote(clipped(iso)), IsolationNamespace)
+		}
 		v.quota(o.Spec.Quota)
 	case *Secret:
 		v.meta(meta, true, false)

@@ -281,6 +281,21 @@ func TestValidate(t *testing.T) {
 				`spec.quota.cpu: "lots": not a CPU quantity (use cores like 0.5 or millicores like 500m)`,
 		},
 		{
+			name: "namespace isolated",
+			obj: func() Object {
+				return &Namespace{TypeMeta: TypeMeta{APIVersion: Version, Kind: KindNamespace}, Metadata: ObjectMeta{Name: "a"},
+					Spec: NamespaceSpec{Policy: NamespacePolicy{Isolation: IsolationNamespace}}}
+			},
+		},
+		{
+			name: "namespace isolation unknown",
+			obj: func() Object {
+				return &Namespace{TypeMeta: TypeMeta{APIVersion: Version, Kind: KindNamespace}, Metadata: ObjectMeta{Name: "a"},
+					Spec: NamespaceSpec{Policy: NamespacePolicy{Isolation: "Namespace"}}}
+			},
+			want: `Namespace "a": spec.policy.isolation: "Namespace" is not an isolation: want "namespace" (cut off from other namespaces) or none`,
+		},
+		{
 			name: "event message too long",
 			obj: func() Object {
 				return &Event{TypeMeta: TypeMeta{APIVersion: Version, Kind: KindEvent}, Metadata: ObjectMeta{Name: "web.1", Namespace: "default"}, Type: "Normal",

@@ -49,12 +49,18 @@ type Rule struct {
 	// related to one) or DNATed (a connection whose destination a nat
 	// rule of the node rewrote).
 	State State
+	Src   netip.Prefix
 	Dst   netip.Prefix
+	// NotIn matches packets that did not come in on this interface.
+	NotIn string
 	Proto string // "tcp" or "udp"
 	Ports PortRange
 	// Reject refuses the packet; otherwise it returns to the built-in
 	// chain, where the host's own rules decide as before.
 	Reject bool
+	// Jump, when set, sends the packet to that chain: a RETURN there (or
+	// its end) comes back to the next rule here.
+	Jump string
 }
 
 // State is a conntrack state a rule matches.
@@ -138,6 +144,8 @@ type Packet struct {
 	// ToNode: Dst is one of the node's own addresses (the packet goes to
 	// INPUT, not FORWARD).
 	ToNode bool
+	Src    netip.Addr // a container's; only the isolation rules look at it
+	In     string     // the interface it came in on; only the isolation rules look at it
 	Dst    netip.Addr
 	Proto  string
 	Port   uint16
@@ -164,6 +172,10 @@ func (r Rule) matches(p Packet) bool {
 	switch {
 	case r.State != AnyState && r.State != p.State:
 		return false
+	case r.Src.IsValid() && !r.Src.Contains(p.Src):
+		return false
+	case r.NotIn != "" && r.NotIn == p.In:
+		return false
 	case r.Dst.IsValid() && !r.Dst.Contains(p.Dst):
 		return false
 	case r.Proto != "" && r.Proto != p.Proto:
@@ -177,8 +189,14 @@ func (r Rule) matches(p Packet) bool {
 // args is the rule as `iptables -S CHAIN` prints it, after "-A CHAIN".
 func (r Rule) args() []string {
 	var a []string
+	if r.Src.IsValid() {
+		a = append(a, "-s", r.Src.String())
+	}
 	if r.Dst.IsValid() {
 		a = append(a, "-d", r.Dst.String())
+	}
+	if r.NotIn != "" {
+		a = append(a, "!", "-i", r.NotIn)
 	}
 	if r.Proto != "" {
 		a = append(a, "-p", r.Proto)
@@ -196,7 +214,10 @@ func (r Rule) args() []string {
 	case DNATed:
 		a = append(a, "-m", "conntrack", "--ctstate", "DNAT")
 	}
-	if r.Reject {
+	switch {
+	case r.Jump != "":
+		return append(a, "-j", r.Jump)
+	case r.Reject:
 		return append(a, "-j", "REJECT", "--reject-with", "icmp-admin-prohibited")
 	}
 	return append(a, "-j", "RETURN")

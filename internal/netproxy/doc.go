@@ -20,12 +20,16 @@
 //     program of the node listens on is never taken over, and a port
 //     outside the owner's range (Config.PortRange) is never opened; both
 //     are logged and told in an Event on the Node;
+//   - the namespace isolation rules (hostnet.PlanIsolation) from the
+//     Namespaces with policy.isolation: namespace and their instances'
+//     addresses, debounced, removed when Run returns; connections the
+//     proxy carries itself are refused across an isolation too;
 //   - the balancer behind all of them: least connections with round-robin
 //     ties, a short dial timeout and a retry on the next endpoint, so an
 //     instance that dies before its readiness is withdrawn costs nothing to
 //     a client that is only opening a connection.
 //
-// It reads Nodes, Apps and Instances through the public API (list, then
+// It reads Nodes, Apps, Instances and Namespaces through the public API (list, then
 // watch; relist on any error) and never writes them: serviceIPs are
 // assigned by the control plane, readiness by the agents. An instance's
 // address counts (as an endpoint, or for DNS) only inside the subnet of the

@@ -3,6 +3,7 @@ package netproxy
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/netip"
@@ -11,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/shoal-dev/shoal/internal/hostnet"
 	ipt "github.com/shoal-dev/shoal/internal/iptables"
 )
 
@@ -266,8 +268,8 @@ func safeComment(s string) string {
 }
 
 // Reset removes the nat chains and jumps a proxy for bridge made (chain
-// empty: the default name), as `shoal node reset` does after the agent has
-// stopped. It is safe to run again.
+// empty: the default name), and its isolation rules, as `shoal node
+// reset` does after the agent has stopped. It is safe to run again.
 func Reset(ctx context.Context, bridge, chain string) error {
 	if chain == "" {
 		chain = DefaultChainName(bridge)
@@ -276,7 +278,7 @@ func Reset(ctx context.Context, bridge, chain string) error {
 		return nil // no iptables: no rules
 	}
 	t := &iptables{chain: chain, bridge: bridge, log: slog.New(slog.DiscardHandler)}
-	return t.cleanup(ctx)
+	return errors.Join(t.cleanup(ctx), hostnet.Tables{}.ResetIsolation(ctx, bridge))
 }
 
 // DefaultChainName is the nat chain of the proxy for bridge.

@@ -273,6 +273,11 @@ func (p *Proxy) handle(ctx context.Context, c *net.TCPConn, k svcKey) {
 	}
 	go func() {
 		defer p.conns.done(c)
+		if from := addrOf(c.RemoteAddr()); p.isolatedFrom(from, k.ns) {
+			p.log.Debug("connection across a namespace isolation refused", "service", k, "from", c.RemoteAddr())
+			abort(c)
+			return
+		}
 		pl := p.pool(k)
 		if pl == nil {
 			p.log.Debug("connection for a gone service", "service", k, "from", c.RemoteAddr())

@@ -15,6 +15,7 @@ import (
 
 	"github.com/shoal-dev/shoal/internal/api"
 	"github.com/shoal-dev/shoal/internal/client"
+	"github.com/shoal-dev/shoal/internal/hostnet"
 )
 
 // Config wires a Proxy.
@@ -46,6 +47,10 @@ type Config struct {
 	// NodeName is the node's, for the events that say why a published
 	// port was not opened.
 	NodeName string
+	// ClusterCIDR is the servers' --cluster-cidr: an isolated namespace's
+	// containers neither reach nor are reached from an address in it that
+	// is not theirs. Zero: every known node's subnet.
+	ClusterCIDR netip.Prefix
 	// PortRange is the ports this node opens as published ports (its
 	// owner's --port-range; default api.DefaultPortRange). A port outside
 	// it, or one another program on the node listens on, is not opened.
@@ -59,7 +64,8 @@ type Proxy struct {
 	bridgeIP netip.Addr
 	dialer   net.Dialer
 	dns      *dnsServer
-	rules    ruleWriter // nil: no iptables (tests without root)
+	rules    ruleWriter      // nil: no iptables (tests without root)
+	iso      isolationWriter // nil: no isolation rules (tests without root)
 
 	mu       sync.Mutex
 	apps     map[string]*api.App      // by namespace/name; the last view from the server
@@ -67,11 +73,13 @@ type Proxy struct {
 	subnets  map[string]netip.Prefix  // node name -> its spec.subnet
 	badIPs   map[string]string        // instance key -> the IP outside its node's subnet, logged once
 	listed   map[api.Kind]bool        // kinds listed at least once
+	isolated map[string]bool          // namespaces with policy.isolation: namespace
 	services map[svcKey]service
 	pools    map[svcKey]*pool
 
 	table   atomic.Pointer[dnsTable]
 	kick    chan struct{}
+	isoKick chan struct{} // the isolation rules' view changed
 	conns   connSet
 	traffic traffic
 	// record sends an Event (nil: none are sent).
@@ -144,6 +152,7 @@ func New(cfg Config) (*Proxy, error) {
 		p.cfg.Upstream, p.dns.upstream = ups, ups
 	}
 	p.rules = &iptables{chain: cfg.ChainName, bridge: cfg.Bridge, publish: p.cfg.PublishAddress, log: p.log}
+	p.iso = hostnet.Tables{}
 	if cfg.NodeName != "" {
 		p.record = func(ev *api.Event) {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -186,9 +195,11 @@ func newProxy(cfg Config) (*Proxy, error) {
 		subnets:  map[string]netip.Prefix{},
 		badIPs:   map[string]string{},
 		listed:   map[api.Kind]bool{},
+		isolated: map[string]bool{},
 		services: map[svcKey]service{},
 		pools:    map[svcKey]*pool{},
 		kick:     make(chan struct{}, 1),
+		isoKick:  make(chan struct{}, 1),
 	}
 	p.dns = &dnsServer{log: log, table: &p.table, upstream: cfg.Upstream, timeout: upstreamTimeout}
 	p.table.Store(&dnsTable{})
@@ -244,6 +255,10 @@ func (p *Proxy) Run(ctx context.Context) error {
 		run(func() { p.watchLoop(ctx, appKind) })
 		run(func() { p.watchLoop(ctx, instanceKind) })
 		run(func() { p.watchLoop(ctx, nodeKind) })
+		run(func() { p.watchLoop(ctx, nsKind) })
+	}
+	if p.iso != nil {
+		run(func() { p.isolationLoop(ctx) })
 	}
 	r.loop(ctx)
 

@@ -13,6 +13,7 @@ var (
 	appKind      = api.MustKind(api.KindApp)
 	instanceKind = api.MustKind(api.KindInstance)
 	nodeKind     = api.MustKind(api.KindNode)
+	nsKind       = api.MustKind(api.KindNamespace)
 )
 
 // watchLoop keeps one kind's view current. A failed list leaves the last
@@ -54,17 +55,25 @@ func (p *Proxy) replace(kind api.Kind, objs []api.Object) {
 				p.setNodeLocked(n)
 			}
 		}
+	case api.KindNamespace:
+		p.isolated = map[string]bool{}
+		for _, o := range objs {
+			if ns, ok := o.(*api.Namespace); ok {
+				p.setNamespaceLocked(ns, false)
+			}
+		}
 	}
 	p.listed[kind] = true
 	p.recomputeLocked()
 	p.mu.Unlock()
 	p.poke()
+	p.pokeIsolation()
 }
 
 // update applies watch events.
 func (p *Proxy) update(events []api.WatchEvent) {
 	p.mu.Lock()
-	changed := false
+	changed, isolation := false, false
 	for _, ev := range events {
 		switch o := ev.Object.(type) {
 		case *api.App:
@@ -92,6 +101,8 @@ func (p *Proxy) update(events []api.WatchEvent) {
 			}
 			now, has := p.subnets[o.Metadata.Name]
 			changed = changed || had != has || old != now
+		case *api.Namespace:
+			isolation = p.setNamespaceLocked(o, ev.Type == api.WatchDeleted) || isolation
 		}
 	}
 	if changed {
@@ -100,5 +111,8 @@ func (p *Proxy) update(events []api.WatchEvent) {
 	p.mu.Unlock()
 	if changed {
 		p.poke()
+	}
+	if changed || isolation {
+		p.pokeIsolation()
 	}
 }

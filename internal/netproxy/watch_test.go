@@ -15,19 +15,20 @@ import (
 )
 
 // fakeAPI speaks the list and watch wire format of the shoal server for
-// Nodes, Apps and Instances, and can be taken down.
+// Nodes, Apps, Instances and Namespaces, and can be taken down.
 type fakeAPI struct {
 	mu    sync.Mutex
 	down  bool
 	nodes []*api.Node
 	apps  []*api.App
 	insts []*api.Instance
+	nss   []*api.Namespace
 	cut   chan struct{}          // closed to break every open watch
 	lines map[string]chan []byte // watch lines per plural
 }
 
 func newFakeAPI(t *testing.T) (*fakeAPI, *httptest.Server) {
-	f := &fakeAPI{cut: make(chan struct{}), lines: map[string]chan []byte{"apps": make(chan []byte, 16), "instances": make(chan []byte, 16), "nodes": make(chan []byte, 16)}}
+	f := &fakeAPI{cut: make(chan struct{}), lines: map[string]chan []byte{"apps": make(chan []byte, 16), "instances": make(chan []byte, 16), "nodes": make(chan []byte, 16), "namespaces": make(chan []byte, 16)}}
 	srv := httptest.NewServer(http.HandlerFunc(f.serve))
 	t.Cleanup(srv.Close)
 	return f, srv
@@ -43,6 +44,8 @@ func (f *fakeAPI) serve(w http.ResponseWriter, r *http.Request) {
 		items = f.insts
 	case "nodes":
 		items = f.nodes
+	case "namespaces":
+		items = f.nss
 	}
 	body, _ := json.Marshal(map[string]any{"items": items, "revision": 1})
 	f.mu.Unlock()
@@ -82,6 +85,8 @@ func (f *fakeAPI) event(t *testing.T, typ string, obj api.Object) {
 		plural = "instances"
 	case *api.Node:
 		plural = "nodes"
+	case *api.Namespace:
+		plural = "namespaces"
 	}
 	f.lines[plural] <- b
 }
