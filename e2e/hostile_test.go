@@ -226,8 +226,8 @@ spec:
 	watcherConf := filepath.Join(shortTempDir(t), "watcher.conf")
 	c.mustShoal("user", "create", "watcher", "--role", "viewer", "--token", "--ttl", "1h", "-o", watcherConf)
 	watch := exec.Command(shoalBin, "--config", watcherConf, "get", "instances", "-w")
-	var wout bytes.Buffer
-	watch.Stdout, watch.Stderr = &wout, &wout
+	wout := &syncWriter{buf: &bytes.Buffer{}}
+	watch.Stdout, watch.Stderr = wout, wout
 	if err := watch.Start(); err != nil {
 		t.Fatal(err)
 	}
