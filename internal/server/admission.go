@@ -150,3 +150,15 @@ func (s *Server) instance(ctx context.Context, ns, name string) *api.Instance {
 	}
 	return obj.(*api.Instance)
 }
+
+// templateOf is the pod template an App or a Job carries (nil for other
+// kinds): what the policy, image and port checks look at.
+func templateOf(o api.Object) *api.Template {
+	switch v := o.(type) {
+	case *api.App:
+		return &v.Spec.Template
+	case *api.Job:
+		return &v.Spec.Template
+	}
+	return nil
+}

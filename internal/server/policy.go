@@ -29,13 +29,8 @@ func (s *Server) checkPolicy(ctx context.Context, objs []api.Object, manifest bo
 		}
 	}
 	for i, o := range objs {
-		var tmpl *api.Template
-		switch v := o.(type) {
-		case *api.App:
-			tmpl = &v.Spec.Template
-		case *api.Job:
-			tmpl = &v.Spec.Template
-		default:
+		tmpl := templateOf(o)
+		if tmpl == nil {
 			continue
 		}
 		meta := o.GetMeta()

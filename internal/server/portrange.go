@@ -70,14 +70,8 @@ func (s *Server) clusterPortRange(ctx context.Context) (api.PortRange, error) {
 func (s *Server) checkPortRange(ctx context.Context, objs []api.Object, manifest bool) error {
 	var r api.PortRange
 	for i, o := range objs {
-		var t *api.Template
-		var kind api.Kind
-		switch o := o.(type) {
-		case *api.App:
-			t, kind = &o.Spec.Template, api.KindApp
-		case *api.Job:
-			t, kind = &o.Spec.Template, api.KindJob
-		default:
+		t, kind := templateOf(o), o.GetTypeMeta().Kind
+		if t == nil {
 			continue
 		}
 		if !bindsNodePorts(t) {

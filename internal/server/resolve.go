@@ -22,13 +22,8 @@ import (
 // would break its signature (shoal apply --sign-key pins before signing).
 func (s *Server) resolveImages(ctx context.Context, objs []api.Object) error {
 	for i, o := range objs {
-		var t *api.Template
-		switch v := o.(type) {
-		case *api.App:
-			t = &v.Spec.Template
-		case *api.Job:
-			t = &v.Spec.Template
-		default:
+		t := templateOf(o)
+		if t == nil {
 			continue
 		}
 		repo, tag, digest, ok := api.LocalImage(t.Image)
