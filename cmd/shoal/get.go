@@ -447,7 +447,7 @@ func rawRowOf(o api.Object, wide bool) []string {
 			ready = "Ready"
 		}
 		// Requested of allocatable (capacity less the owner's reserve).
-		alloc := v.Status.Allocatable()
+		alloc := v.Allocatable()
 		r := []string{m.Name, ready, fmt.Sprint(v.Status.Instances),
 			api.FormatMilliCPU(v.Status.Allocated.MilliCPU) + "/" + api.FormatMilliCPU(alloc.MilliCPU),
 			api.FormatBytes(v.Status.Allocated.MemoryBytes) + "/" + api.FormatBytes(alloc.MemoryBytes), age}

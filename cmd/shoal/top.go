@@ -70,7 +70,7 @@ func topNodes(w io.Writer, nodes []*api.Node) {
 	fmt.Fprintln(w, "NAME\tCPU\tCPU%\tMEMORY\tMEMORY%\tINSTANCES\tSAMPLED")
 	for _, n := range nodes {
 		st := &n.Status
-		alloc := st.Allocatable()
+		alloc := n.Allocatable()
 		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%d\t%s\n", n.Metadata.Name, api.FormatMilliCPU(st.Used.MilliCPU), percent(st.Used.MilliCPU, alloc.MilliCPU),
 			api.FormatBytes(st.Used.MemoryBytes), percent(st.Used.MemoryBytes, alloc.MemoryBytes), len(st.Usage), sampled(st.UsageAt))
 	}

@@ -11,8 +11,11 @@ import (
 	"time"
 )
 
-// guard admits, when the agent serves TLS, only the cluster's servers and
-// admins: they reach logs, exec and metrics; nothing else does.
+// guard admits, when the agent serves TLS, only the cluster's servers to
+// logs and exec (users reach them through a server, which checks their
+// role and revocation and audits them), and admins to metrics too (for a
+// scraper): an admin certificate a server has revoked opens no log or
+// shell here, and nothing else reaches the agent.
 func (a *Agent) guard(h http.Handler) http.Handler {
 	if a.cfg.TLS == nil {
 		return h
@@ -23,8 +26,15 @@ func (a *Agent) guard(h http.Handler) http.Handler {
 			return
 		}
 		id := pki.IdentityOf(r.TLS.VerifiedChains[0][0])
-		if !id.In(pki.GroupServers) && !id.In(pki.GroupAdmins) {
-			http.Error(w, id.Name+" may not reach a node's agent: only servers and admins may", http.StatusForbidden)
+		metrics := r.Method == http.MethodGet && r.URL.Path == "/metrics"
+		switch {
+		case id.In(pki.GroupServers):
+		case metrics && id.In(pki.GroupAdmins):
+		case id.In(pki.GroupAdmins):
+			http.Error(w, id.Name+" may not reach a node's logs or exec directly: use shoal logs and shoal exec, through a server", http.StatusForbidden)
+			return
+		default:
+			http.Error(w, id.Name+" may not reach a node's agent: only servers (and admins, for metrics) may", http.StatusForbidden)
 			return
 		}
 		h.ServeHTTP(w, r)

@@ -32,6 +32,12 @@ type NodeSpec struct {
 	// behind NAT. A relay decrypts what it forwards: only nodes marked so
 	// are ever one.
 	Relay bool `json:"relay,omitempty"`
+	// Capacity caps what placement offers the node, whatever its agent
+	// reports later: the servers record the capacity it reports first
+	// (at its join), and from then on only a cluster-admin changes it
+	// (apply the Node). A node that reports more is offered no more; one
+	// that reports less is offered what it reports.
+	Capacity NodeResources `json:"capacity,omitzero"`
 }
 
 // NodeAccepts restricts a node to some namespaces, image registries and
@@ -110,12 +116,19 @@ type NodeOverlay struct {
 	Endpoint string `json:"endpoint,omitempty"`
 }
 
-// Allocatable is what placement may reserve on the node: its capacity
-// less what its owner keeps.
-func (s *NodeStatus) Allocatable() NodeResources {
+// Allocatable is what placement may reserve on the node: the capacity it
+// reports, no more than its spec's cap, less what its owner keeps.
+func (n *Node) Allocatable() NodeResources {
+	capped := func(reported, limit int64) int64 {
+		if limit > 0 && limit < reported {
+			return limit
+		}
+		return reported
+	}
+	st := &n.Status
 	return NodeResources{
-		MilliCPU:    max(s.Capacity.MilliCPU-s.Reserved.MilliCPU, 0),
-		MemoryBytes: max(s.Capacity.MemoryBytes-s.Reserved.MemoryBytes, 0),
+		MilliCPU:    max(capped(st.Capacity.MilliCPU, n.Spec.Capacity.MilliCPU)-st.Reserved.MilliCPU, 0),
+		MemoryBytes: max(capped(st.Capacity.MemoryBytes, n.Spec.Capacity.MemoryBytes)-st.Reserved.MemoryBytes, 0),
 	}
 }
 

@@ -531,8 +531,8 @@ func etcdCertificates(clusterCA *pki.CA, t *store.EmbeddedTLS, advertise string)
 // cluster-admin, made at the first start), as a user's certificate names
 // its User: deleting that User revokes every admin.conf this server
 // wrote, and the server's next start makes a new User and admin.conf.
-// The certificate is also in GroupAdmins, which agents admit for logs,
-// exec and metrics.
+// The certificate is also in GroupAdmins, which agents admit for metrics
+// (a scraper); logs and exec on a node go through a server.
 func adminConfig(ctx context.Context, st *store.Store, ca *pki.CA, url, server string, log *slog.Logger) (client.Config, error) {
 	u, err := ensureAdminUser(ctx, st, adminUserName(server), log)
 	if err != nil {

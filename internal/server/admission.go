@@ -67,21 +67,34 @@ func (s *Server) admitWrite(ctx context.Context, w write) error {
 // admitted). The object may be changed as an apply's would be (replicas
 // kept for an autoscaled App).
 func (s *Server) Admit(ctx context.Context, obj api.Object) error {
-	return s.admitWrite(ctx, write{objs: []api.Object{obj}})
+	return s.admitWrite(asServer(ctx), write{objs: []api.Object{obj}})
 }
 
-// identityOf is the identity a request was authenticated as. A context
-// without one is a server's own (a controller's write) or an in-process
-// test of the handlers without a CA.
+// identityOf is the identity a request was authenticated as; a server's
+// own writes (asServer) and requests that reach no guard carry none.
 func identityOf(ctx context.Context) (pki.Identity, bool) {
 	id, ok := ctx.Value(identityKey).(pki.Identity)
 	return id, ok
 }
 
-// writtenByServer says whether ctx is a server's own write.
+type serverWriteKey struct{}
+
+// asServer marks ctx as a server's own write: a controller's, through
+// Admit, or any request of an in-process test of the handlers without a
+// CA (guard). Nothing else is one: a context that merely lacks an
+// identity is not.
+func asServer(ctx context.Context) context.Context {
+	return context.WithValue(ctx, serverWriteKey{}, true)
+}
+
+// writtenByServer says whether ctx is a server's own write: marked so, or
+// authenticated as a server.
 func writtenByServer(ctx context.Context) bool {
+	if marked, _ := ctx.Value(serverWriteKey{}).(bool); marked {
+		return true
+	}
 	id, ok := identityOf(ctx)
-	return !ok || id.In(pki.GroupServers)
+	return ok && id.In(pki.GroupServers)
 }
 
 // checkWritableKinds refuses what only shoal writes: Instances (the
@@ -93,6 +106,10 @@ func checkWritableKinds(ctx context.Context, w write) error {
 		return nil
 	}
 	id, _ := identityOf(ctx)
+	who := id.Name
+	if who == "" {
+		who = "an unauthenticated request"
+	}
 	for i, o := range w.objs {
 		kind, m := o.GetTypeMeta().Kind, o.GetMeta()
 		if kind != api.KindInstance && (kind != api.KindEvent || id.Node != "") {
@@ -106,7 +123,7 @@ func checkWritableKinds(ctx context.Context, w write) error {
 		if kind == api.KindEvent {
 			what = "shoal's servers and nodes record events"
 		}
-		return fmt.Errorf("%s: %s may not write %s objects: shoal writes them itself (%s): %w", where, id.Name, kind, what, errForbidden)
+		return fmt.Errorf("%s: %s may not write %s objects: shoal writes them itself (%s): %w", where, who, kind, what, errForbidden)
 	}
 	return nil
 }

@@ -227,7 +227,11 @@ func describeTarget(t target) string {
 // guard wraps h with authentication and authorization; public paths pass.
 func (s *Server) guard(h http.Handler) http.Handler {
 	if s.ca == nil {
-		return h // no CA: in-process tests of the handlers alone
+		// No CA: in-process tests of the handlers alone, where every
+		// request is the server's own.
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			h.ServeHTTP(w, r.WithContext(asServer(r.Context())))
+		})
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method == http.MethodGet && r.URL.Path == "/healthz" {

@@ -87,7 +87,8 @@ func (s *Server) nodeMayActivate(ctx context.Context, node, ns, name string) err
 
 // admitStatus checks a status write against the stored object cur before
 // the status of obj replaces cur's: a Node may not publish a WireGuard key
-// another node publishes.
+// another node publishes. A Node's first reported capacity becomes its
+// spec's cap (recordCapacity).
 func (s *Server) admitStatus(ctx context.Context, cur, obj api.Object) error {
 	n, ok := cur.(*api.Node)
 	if !ok {
@@ -95,7 +96,26 @@ func (s *Server) admitStatus(ctx context.Context, cur, obj api.Object) error {
 	}
 	next := *n
 	next.Status = obj.(*api.Node).Status
-	return s.admitOverlayKey(ctx, n, &next)
+	if err := s.admitOverlayKey(ctx, n, &next); err != nil {
+		return err
+	}
+	recordCapacity(n, &next.Status)
+	return nil
+}
+
+// recordCapacity sets cur's spec.capacity, when it has none, to the
+// capacity st reports: what a node said at its join is what placement
+// offers it at most from then on, so a node cannot attract more
+// instances by reporting a larger machine later (only a cluster-admin
+// raises the cap). Each figure is recorded once, on its own.
+func recordCapacity(cur *api.Node, st *api.NodeStatus) {
+	c := &cur.Spec.Capacity
+	if c.MilliCPU == 0 {
+		c.MilliCPU = st.Capacity.MilliCPU
+	}
+	if c.MemoryBytes == 0 {
+		c.MemoryBytes = st.Capacity.MemoryBytes
+	}
 }
 
 // checkNodeSubnets runs admitNodeSubnet over the Nodes of a write: a

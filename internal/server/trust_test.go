@@ -391,3 +391,55 @@ func TestNodeSubnetsAndKeysOnEveryPath(t *testing.T) {
 		t.Errorf("n2 publishing n1's key: %d %s, want 422", code, msg)
 	}
 }
+
+// TestNodeCannotGrowItsCapacity: what a node reports at its join is the
+// most placement offers it; reporting a larger machine later changes
+// nothing until a cluster-admin raises the cap (which the node may not).
+func TestNodeCannotGrowItsCapacity(t *testing.T) {
+	r := newTrustRig(t)
+	n1 := r.as["node n1"]
+	heartbeat := func(cpu int64) {
+		t.Helper()
+		var node api.Node
+		r.get(t, "/api/v1/nodes/n1", &node)
+		node.Status = api.NodeStatus{Ready: true, LastHeartbeat: time.Now().UTC(),
+			Capacity: api.NodeResources{MilliCPU: cpu, MemoryBytes: 4 << 30}}
+		if code, msg := call(t, n1, http.MethodPut, r.url+"/api/v1/nodes/n1/status", &node); code != http.StatusOK {
+			t.Fatalf("heartbeat: %d %s", code, msg)
+		}
+	}
+	allocatable := func() api.NodeResources {
+		var node api.Node
+		r.get(t, "/api/v1/nodes/n1", &node)
+		return node.Allocatable()
+	}
+	heartbeat(2000)
+	if got := allocatable(); got.MilliCPU != 2000 || got.MemoryBytes != 4<<30 {
+		t.Fatalf("after the first report: allocatable %+v, want 2 CPUs and 4 GiB", got)
+	}
+	heartbeat(1_000_000)
+	if got := allocatable(); got.MilliCPU != 2000 {
+		t.Fatalf("n1 reported 1000 CPUs and is offered %d millicpu, want the 2000 it joined with", got.MilliCPU)
+	}
+	heartbeat(1000) // a smaller machine is offered what it reports
+	if got := allocatable(); got.MilliCPU != 1000 {
+		t.Fatalf("n1 reported 1 CPU and is offered %d millicpu", got.MilliCPU)
+	}
+
+	raise := func(c *http.Client) (int, string) {
+		var node api.Node
+		r.get(t, "/api/v1/nodes/n1", &node)
+		node.Spec.Capacity.MilliCPU = 8000
+		return call(t, c, http.MethodPut, r.url+"/api/v1/nodes/n1", &node)
+	}
+	if code, _ := raise(n1); code != http.StatusForbidden {
+		t.Fatalf("n1 raised its own cap: %d, want 403", code)
+	}
+	if code, msg := raise(r.admin); code != http.StatusOK {
+		t.Fatalf("the cluster-admin could not raise n1's cap: %d %s", code, msg)
+	}
+	heartbeat(8000)
+	if got := allocatable(); got.MilliCPU != 8000 {
+		t.Fatalf("after the cluster-admin raised the cap: %d millicpu, want 8000", got.MilliCPU)
+	}
+}
