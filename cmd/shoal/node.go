@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/shoal-dev/shoal/internal/node"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,11 +12,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/shoal-dev/shoal/internal/agent"
 	"github.com/shoal-dev/shoal/internal/api"
 	"github.com/shoal-dev/shoal/internal/client"
-	"github.com/shoal-dev/shoal/internal/netproxy"
-	"github.com/shoal-dev/shoal/internal/overlay"
 	rtcontainerd "github.com/shoal-dev/shoal/internal/runtime/containerd"
 )
 
@@ -166,25 +164,8 @@ the agent's data directory. Stop the agent first. Safe to run again.`,
 			if os.Geteuid() != 0 {
 				return errors.New("node reset changes the host's network and containers: run it as root")
 			}
-			var errs []error
-			err := rtcontainerd.Reset(ctx, rtcontainerd.Config{
-				Address:   address,
-				Namespace: namespace,
-				StateDir:  filepath.Join(dataDir, "runtime"),
-				Network:   rtcontainerd.NetworkConfig{Bridge: bridge},
-			})
-			errs = append(errs, err)
-			errs = append(errs, netproxy.Reset(ctx, bridge, ""))
-			// The overlay device goes with its agent's process; its
-			// masquerade rule stays if the agent was killed.
-			errs = append(errs, overlay.Reset(overlayDevice(bridge)))
-			if routes {
-				errs = append(errs, agent.ResetRoutes(ctx))
-			}
-			if err := errors.Join(errs...); err != nil {
-				return fmt.Errorf("node reset left something behind: %w", err)
-			}
-			if err := os.RemoveAll(dataDir); err != nil {
+			if err := node.Reset(ctx, node.ResetConfig{DataDir: dataDir, ContainerdAddress: address,
+				RuntimeNamespace: namespace, Bridge: bridge, Routes: routes}); err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "node reset: containerd namespace %q, bridge %s and %s removed\n", namespace, bridge, dataDir)

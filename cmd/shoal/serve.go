@@ -4,31 +4,21 @@ import (
 	"bytes"
 	"cmp"
 	"context"
-	"crypto/sha256"
-	"crypto/tls"
-	"encoding/hex"
-	"errors"
 	"fmt"
+	"github.com/shoal-dev/shoal/internal/node"
 	"log/slog"
-	"net"
-	"net/netip"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/shoal-dev/shoal/internal/agent"
 	"github.com/shoal-dev/shoal/internal/api"
-	"github.com/shoal-dev/shoal/internal/client"
 	"github.com/shoal-dev/shoal/internal/controller"
 	"github.com/shoal-dev/shoal/internal/controlplane"
-	"github.com/shoal-dev/shoal/internal/hostnet"
-	"github.com/shoal-dev/shoal/internal/netproxy"
 	"github.com/shoal-dev/shoal/internal/overlay"
 	"github.com/shoal-dev/shoal/internal/pki"
 	rtcontainerd "github.com/shoal-dev/shoal/internal/runtime/containerd"
-	"github.com/shoal-dev/shoal/internal/runtime/fake"
 	"github.com/shoal-dev/shoal/internal/server"
 	"github.com/shoal-dev/shoal/internal/store"
 	"github.com/spf13/pflag"
@@ -239,247 +229,40 @@ func (o *agentOptions) ownerPolicy() (agent.OwnerPolicy, error) {
 // runAgent runs a node agent against the server at serverURL until ctx ends.
 // token is asked for only when the node has not joined yet.
 func runAgent(ctx context.Context, o agentOptions, serverURL string, token func() (string, error), log *slog.Logger) error {
-	dataDir, err := filepath.Abs(o.dataDir)
+	c, err := o.config(serverURL, token, log)
 	if err != nil {
 		return err
 	}
-	if o.runtime != "containerd" && o.runtime != "fake" {
-		return fmt.Errorf("--runtime %q: use containerd or fake", o.runtime)
-	}
+	return node.Run(ctx, c)
+}
+
+// config turns the agent's flags into the node's Config.
+func (o *agentOptions) config(serverURL string, token func() (string, error), log *slog.Logger) (node.Config, error) {
 	owner, err := o.ownerPolicy()
 	if err != nil {
-		return err
+		return node.Config{}, err
 	}
-	id, err := joinedIdentity(ctx, o, serverURL, token, owner.Accepts(), filepath.Join(dataDir, "pki"))
-	if err != nil {
-		return err
-	}
-	go id.RotateLoop(ctx, serverURL, log)
-	apiClient := client.NewTLS(serverURL, id.ClientTLS())
-	go agent.FollowServers(ctx, apiClient, dataDir, log)
-	if o.runtime == "fake" {
-		return runHollowAgent(ctx, o, apiClient, id, dataDir, log)
-	}
-	declared := o.subnet
-	if o.subnet, err = agent.Subnet(ctx, apiClient, o.name, o.labels, dataDir, declared); err != nil {
-		return err
-	}
-	if declared == "" {
-		log.Info("container subnet from the server", "subnet", o.subnet)
-	}
-	regHost := strings.TrimPrefix(strings.TrimPrefix(serverURL, "http://"), "https://")
-	registries := map[string]string{"shoal.local": "https://" + regHost}
-	for _, h := range o.insecure {
-		registries[h] = "http://" + h
-	}
-	// What containers reach: other containers, not the host beyond DNS
-	// and published ports, not private ranges outside the cluster.
-	network := rtcontainerd.NetworkConfig{Bridge: o.bridge, Subnet: o.subnet, ClusterCIDR: o.clusterCIDR,
-		NodePorts: hostnet.PortRange{First: uint16(owner.PortRange.Min), Last: uint16(owner.PortRange.Max)}}
-	drv, err := rtcontainerd.New(ctx, rtcontainerd.Config{
-		Address:    o.containerdAddress,
-		Namespace:  o.runtimeNamespace,
-		StateDir:   filepath.Join(dataDir, "runtime"),
-		Network:    network,
-		Registries: registries,
-		// The cluster's own registry is the server: the node's certificate
-		// pulls from it.
-		RegistryTLS: map[string]*tls.Config{"shoal.local": id.ClientTLS()},
-		// Any server of the cluster serves every image.
-		RegistryMirrors: func(host string) []string {
-			if host != "shoal.local" {
-				return nil
-			}
-			return apiClient.Servers()
-		},
-		// No logger process per container: the shim appends to the log
-		// file and the agent rotates it (a shoal logger costs ~28 MB RSS
-		// per container).
-	})
-	if err != nil {
-		return err
-	}
-	defer drv.Close()
-	gw, err := rtcontainerd.GatewayIP(o.subnet)
-	if err != nil {
-		return err
-	}
-	if o.nodeIP == "" {
-		o.nodeIP = agent.DetectInternalIP()
-	}
-	ov, endpoint, err := o.openOverlay(dataDir, gw, id, log)
-	if err != nil {
-		return err
-	}
-	if ov != nil {
-		defer ov.Close()
-	}
-	clusterCIDR, _ := netip.ParsePrefix(o.clusterCIDR) // checked below, before anything runs
-	proxy, err := netproxy.New(netproxy.Config{Client: apiClient, Log: log, BridgeIP: gw, Bridge: o.bridge, NodeName: o.name, PortRange: owner.PortRange, ClusterCIDR: clusterCIDR})
-	if err != nil {
-		return err
-	}
-	cfg := agent.Config{
-		Traffic:    proxy.Traffic,
-		DNSServers: []string{gw},
-		Subnet:     o.subnet,
-		InternalIP: o.nodeIP,
-		Routes:     o.network == agent.NetworkHostGW,
-		NodeName:   o.name,
-		Labels:     o.labels,
-		Client:     apiClient,
-		Driver:     drv,
-		DataDir:    dataDir,
-		Listen:     o.listen,
-		TLS:        id.ServerTLS(),
-		Owner:      owner,
-		Log:        log,
-		Version:    version,
-	}
-	if ov != nil {
-		cfg.Overlay, cfg.OverlayEndpoint = ov, endpoint
-	}
-	if o.clusterCIDR != "" {
-		if cfg.ClusterCIDR, err = netip.ParsePrefix(o.clusterCIDR); err != nil {
-			return fmt.Errorf("--cluster-cidr %q: %w", o.clusterCIDR, err)
-		}
-		// Other nodes' subnets outside it are ignored: a range that is
-		// not the servers' would cut this node off from every other.
-		if sn, err := netip.ParsePrefix(o.subnet); err == nil && (sn.Bits() < cfg.ClusterCIDR.Bits() || !cfg.ClusterCIDR.Contains(sn.Addr())) {
-			return fmt.Errorf("this node's subnet %s is outside --cluster-cidr %s: give the agent the servers' --cluster-cidr", sn, cfg.ClusterCIDR)
-		}
+	c := node.Config{
+		Server: serverURL, Token: token, DataDir: o.dataDir, Name: o.name, Labels: o.labels, Runtime: o.runtime,
+		ContainerdAddress: o.containerdAddress, RuntimeNamespace: o.runtimeNamespace, Bridge: o.bridge,
+		Subnet: o.subnet, Listen: o.listen, InsecureRegistries: o.insecure, NodeIP: o.nodeIP,
+		Network: o.network, OverlayPort: o.overlayPort, OverlayEndpoint: o.overlayEndpoint,
+		ClusterCIDR: o.clusterCIDR, Owner: owner, Forget: o.forget, Version: version, Log: log,
 	}
 	if o.cpu != "" {
-		if cfg.MilliCPU, err = parseCPUFlag(o.cpu); err != nil {
-			return err
+		if c.MilliCPU, err = parseCPUFlag(o.cpu); err != nil {
+			return c, err
 		}
 	}
 	if o.memory != "" {
-		if cfg.MemoryBytes, err = parseMemoryFlag(o.memory); err != nil {
-			return err
+		if c.MemoryBytes, err = parseMemoryFlag(o.memory); err != nil {
+			return c, err
 		}
 	}
-	if cfg.Reserved, err = parseReserve(o.reserve); err != nil {
-		return err
+	if c.Reserved, err = parseReserve(o.reserve); err != nil {
+		return c, err
 	}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	proxyDone := make(chan error, 1)
-	go func() { proxyDone <- proxy.Run(ctx) }()
-	err = agent.New(cfg).Run(ctx)
-	cancel()
-	if perr := <-proxyDone; err == nil && perr != nil && !errors.Is(perr, context.Canceled) {
-		err = fmt.Errorf("service proxy: %w", perr)
-	}
-	return err
-}
-
-// openOverlay opens the node's WireGuard device when --network is
-// wireguard, and says where other nodes reach it. Its key is kept in the
-// node's pki directory and replaced whenever the node's certificate is.
-func (o *agentOptions) openOverlay(dataDir, gw string, id *agent.Identity, log *slog.Logger) (*overlay.Device, string, error) {
-	switch o.network {
-	case agent.NetworkWireGuard:
-	case agent.NetworkHostGW, agent.NetworkNone:
-		return nil, "", nil
-	default:
-		return nil, "", fmt.Errorf("--network %q: use wireguard, host-gw or none", o.network)
-	}
-	if o.overlayEndpoint != "" && o.overlayEndpoint != "none" {
-		if _, err := netip.ParseAddrPort(o.overlayEndpoint); err != nil {
-			return nil, "", fmt.Errorf("--overlay-endpoint %q: want IP:PORT or none", o.overlayEndpoint)
-		}
-	}
-	keyFile := filepath.Join(dataDir, "pki", "wireguard.key")
-	key, err := overlay.LoadOrCreateKey(keyFile)
-	if err != nil {
-		return nil, "", fmt.Errorf("overlay key: %w", err)
-	}
-	dev, err := overlay.Open(overlay.Config{Name: overlayDevice(o.bridge), Port: o.overlayPort, PrivateKey: key, Address: netip.MustParseAddr(gw), Log: log})
-	if err != nil {
-		return nil, "", fmt.Errorf("%w (or run with --network host-gw on one trusted link)", err)
-	}
-	id.OnRenew(func() {
-		k, err := overlay.NewKey()
-		if err == nil {
-			err = overlay.SaveKey(keyFile, k)
-		}
-		if err == nil {
-			err = dev.SetPrivateKey(k)
-		}
-		if err != nil {
-			log.Warn("overlay key rotation", "err", err)
-			return
-		}
-		log.Info("overlay key rotated with the node's certificate", "publicKey", k.Public())
-	})
-	endpoint := o.overlayEndpoint
-	switch {
-	case endpoint == "none":
-		endpoint = ""
-	case endpoint == "" && o.nodeIP != "":
-		endpoint = net.JoinHostPort(o.nodeIP, strconv.Itoa(dev.Port()))
-	}
-	log.Info("overlay up", "device", dev.Name(), "port", dev.Port(), "endpoint", endpoint, "publicKey", dev.PublicKey())
-	return dev, endpoint, nil
-}
-
-// overlayDevice names the node's WireGuard device after its bridge, so
-// that agents sharing a machine (tests) do not share one.
-func overlayDevice(bridge string) string {
-	if n := "wg-" + bridge; len(n) <= 15 {
-		return n
-	}
-	h := sha256.Sum256([]byte(bridge))
-	return "wg-" + hex.EncodeToString(h[:6])
-}
-
-// joinedIdentity returns the node's credentials, joining the cluster with
-// a token first when the node has none.
-func joinedIdentity(ctx context.Context, o agentOptions, serverURL string, token func() (string, error), accepts api.NodeAccepts, dir string) (*agent.Identity, error) {
-	tok := ""
-	if _, err := os.Stat(filepath.Join(dir, "node.crt")); errors.Is(err, os.ErrNotExist) && token != nil {
-		var err error
-		if tok, err = token(); err != nil {
-			return nil, err
-		}
-	}
-	req := api.JoinRequest{Token: tok, Node: o.name, Labels: o.labels, Subnet: o.subnet, Accepts: accepts}
-	id, err := agent.LoadOrJoin(ctx, serverURL, req, dir)
-	if errors.Is(err, agent.ErrAlreadyJoined) && o.forget != nil {
-		// This machine's own node from an earlier `shoal up` whose agent
-		// state was reset: the server is ours, so the old Node goes.
-		if err := o.forget(ctx, o.name); err != nil {
-			return nil, err
-		}
-		id, err = agent.LoadOrJoin(ctx, serverURL, req, dir)
-	}
-	return id, err
-}
-
-// runHollowAgent runs a node whose runtime is in memory: it registers,
-// heartbeats, and reports its instances Running like a real node, with no
-// container, network or proxy, so one machine can stand in for many.
-func runHollowAgent(ctx context.Context, o agentOptions, c *client.Client, id *agent.Identity, dataDir string, log *slog.Logger) error {
-	cfg := agent.Config{
-		NodeName: o.name, Labels: o.labels, Client: c, Driver: fake.NewHollow(), DataDir: dataDir,
-		Listen: o.listen, TLS: id.ServerTLS(), Log: log, Version: version, DrainDelay: -1,
-	}
-	var err error
-	if o.cpu != "" {
-		if cfg.MilliCPU, err = parseCPUFlag(o.cpu); err != nil {
-			return err
-		}
-	}
-	if o.memory != "" {
-		if cfg.MemoryBytes, err = parseMemoryFlag(o.memory); err != nil {
-			return err
-		}
-	}
-	if cfg.Reserved, err = parseReserve(o.reserve); err != nil {
-		return err
-	}
-	return agent.New(cfg).Run(ctx)
+	return c, nil
 }
 
 // parseReserve reads --reserve cpu=…,memory=….
