@@ -9,10 +9,12 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/shoal-dev/shoal/internal/api"
 	"github.com/shoal-dev/shoal/internal/client"
+	"github.com/shoal-dev/shoal/internal/listwatch"
 	"github.com/shoal-dev/shoal/internal/overlay"
 )
 
@@ -183,54 +185,169 @@ func sortRoutes(rs []route) {
 
 // routeLoop keeps the node's way to the other nodes' subnets in step with
 // the cluster: host-gw routes, or the overlay's peers and the routes into
-// it. It never removes anything because the server is unreachable.
+// it. It follows the Nodes through a watch, and plans again only when
+// what routing reads of them changed (a heartbeat changes nothing of it),
+// or every routeResync. It never removes anything because the server is
+// unreachable: the last view stays.
 func (a *Agent) routeLoop(ctx context.Context) {
+	view := &routeView{nodes: map[string]*api.Node{}}
+	changed := make(chan struct{}, 1)
+	poke := func() {
+		select {
+		case changed <- struct{}{}:
+		default:
+		}
+	}
+	l := &listwatch.Loop{
+		Name:   "nodes, for routes",
+		Source: a.cfg.Client.Source(nodeKind, "", client.ListOptions{}),
+		Replace: func(objs []api.Object, _ int64) {
+			view.replace(objs)
+			poke() // a list is rare (the start, a lost watch): plan from it
+		},
+		Update: func(events []api.WatchEvent) {
+			if view.update(events) {
+				poke()
+			}
+		},
+		Expired: client.Expired,
+		Log:     a.log,
+	}
+	go l.Run(ctx)
+
 	installed := map[netip.Prefix]route{}
 	var lastNotes []string
-	t := time.NewTicker(overlayRefresh)
+	planned := false
+	t := time.NewTicker(routeResync)
 	defer t.Stop()
 	for {
-		objs, _, err := a.cfg.Client.List(ctx, nodeKind, "", client.ListOptions{})
-		if err == nil {
-			nodes := make([]*api.Node, len(objs))
-			for i, o := range objs {
-				nodes[i] = o.(*api.Node)
-			}
-			var notes []string
-			if ov := a.cfg.Overlay; ov != nil {
-				var peers []overlay.Peer
-				var want []route
-				peers, want, notes = plannedOverlay(a.cfg.NodeName, nodes, a.cfg.ClusterCIDR, isLocalAddr, a.cfg.OverlayEndpoint != "", ov.Name(), ov.Address())
-				if err := ov.SetPeers(peers); err != nil {
-					a.log.Warn("overlay peers", "err", err)
-				}
-				if a.cfg.ClusterCIDR.IsValid() {
-					want = append(want, route{subnet: a.cfg.ClusterCIDR, dev: ov.Name(), src: ov.Address()})
-				}
-				a.syncRoutes(ctx, installed, want)
-			} else {
-				var want []route
-				want, notes = plannedRoutes(a.cfg.NodeName, nodes, a.cfg.ClusterCIDR, isLocalAddr)
-				a.syncRoutes(ctx, installed, want)
-			}
-			if !slices.Equal(notes, lastNotes) {
-				for _, n := range notes {
-					a.log.Warn("no route to a node", "why", n)
-				}
-				lastNotes = notes
-			}
-		}
 		select {
 		case <-ctx.Done():
 			return
+		case <-changed:
 		case <-t.C:
+			if !planned {
+				continue // nothing listed yet: nothing to plan from
+			}
+		}
+		notes := a.planRoutes(ctx, installed, view.list())
+		planned = true
+		if !slices.Equal(notes, lastNotes) {
+			for _, n := range notes {
+				a.log.Warn("no route to a node", "why", n)
+			}
+			lastNotes = notes
 		}
 	}
 }
 
-// overlayRefresh is how often the node list is read for new nodes, moved
-// ones and rotated keys.
-const overlayRefresh = 3 * time.Second
+// routeView is the Nodes as route planning last saw them.
+type routeView struct {
+	mu    sync.Mutex
+	nodes map[string]*api.Node
+}
+
+// set keeps n (nil: the node is gone) and says whether routing sees the
+// node differently now.
+func (v *routeView) set(name string, n *api.Node) bool {
+	old, had := v.nodes[name]
+	switch {
+	case n == nil && !had:
+		return false
+	case n == nil:
+		delete(v.nodes, name)
+		return true
+	}
+	v.nodes[name] = n
+	return !had || routingOf(old) != routingOf(n)
+}
+
+// replace installs a list.
+func (v *routeView) replace(objs []api.Object) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	seen := map[string]bool{}
+	for _, o := range objs {
+		n := o.(*api.Node)
+		seen[n.Metadata.Name] = true
+		v.set(n.Metadata.Name, n)
+	}
+	for name := range v.nodes {
+		if !seen[name] {
+			v.set(name, nil)
+		}
+	}
+}
+
+// update applies watch events and says whether routing must plan again.
+func (v *routeView) update(events []api.WatchEvent) bool {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	dirty := false
+	for _, ev := range events {
+		n := ev.Object.(*api.Node)
+		name := n.Metadata.Name
+		if ev.Type == api.WatchDeleted {
+			n = nil
+		}
+		dirty = v.set(name, n) || dirty
+	}
+	return dirty
+}
+
+// list is the nodes by name.
+func (v *routeView) list() []*api.Node {
+	v.mu.Lock()
+	out := make([]*api.Node, 0, len(v.nodes))
+	for _, n := range v.nodes {
+		out = append(out, n)
+	}
+	v.mu.Unlock()
+	slices.SortFunc(out, func(x, y *api.Node) int { return strings.Compare(x.Metadata.Name, y.Metadata.Name) })
+	return out
+}
+
+// planRoutes plans the node's routes (and the overlay's peers) from the
+// nodes and installs them; it returns why some node cannot be reached.
+func (a *Agent) planRoutes(ctx context.Context, installed map[netip.Prefix]route, nodes []*api.Node) []string {
+	var notes []string
+	if ov := a.cfg.Overlay; ov != nil {
+		var peers []overlay.Peer
+		var want []route
+		peers, want, notes = plannedOverlay(a.cfg.NodeName, nodes, a.cfg.ClusterCIDR, isLocalAddr, a.cfg.OverlayEndpoint != "", ov.Name(), ov.Address())
+		if err := ov.SetPeers(peers); err != nil {
+			a.log.Warn("overlay peers", "err", err)
+		}
+		if a.cfg.ClusterCIDR.IsValid() {
+			want = append(want, route{subnet: a.cfg.ClusterCIDR, dev: ov.Name(), src: ov.Address()})
+		}
+		a.syncRoutes(ctx, installed, want)
+		return notes
+	}
+	var want []route
+	want, notes = plannedRoutes(a.cfg.NodeName, nodes, a.cfg.ClusterCIDR, isLocalAddr)
+	a.syncRoutes(ctx, installed, want)
+	return notes
+}
+
+// routing is what route planning reads of a Node: a change in anything
+// else (a heartbeat, figures, allocations) plans nothing again.
+type routing struct {
+	subnet, internalIP, key, endpoint string
+	ready, relay                      bool
+}
+
+func routingOf(n *api.Node) routing {
+	r := routing{subnet: n.Spec.Subnet, internalIP: n.Status.InternalIP, ready: n.Status.Ready, relay: n.Spec.Relay}
+	if ov := n.Status.Overlay; ov != nil {
+		r.key, r.endpoint = ov.PublicKey, ov.Endpoint
+	}
+	return r
+}
+
+// routeResync is how often the routes are planned again though no Node
+// changed what routing reads (a repair, not the way changes arrive).
+const routeResync = 30 * time.Second
 
 func (a *Agent) syncRoutes(ctx context.Context, installed map[netip.Prefix]route, want []route) {
 	keep := map[netip.Prefix]bool{}

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/shoal-dev/shoal/internal/api"
 	"github.com/shoal-dev/shoal/internal/overlay"
@@ -156,5 +157,62 @@ func TestSyncRoutes(t *testing.T) {
 	a.syncRoutes(ctx, installed, nil)
 	if got := run("-n", ns, "route", "show", "proto", routeProto); strings.TrimSpace(got) != "" {
 		t.Fatalf("route left behind: %q", got)
+	}
+}
+
+// TestRouteViewPlansOnlyWhatRoutingReads: a heartbeat (or any change
+// routing does not read) plans nothing again; a new node, a moved subnet,
+// a rotated key, a relay mark, readiness and a removal do.
+func TestRouteViewPlansOnlyWhatRoutingReads(t *testing.T) {
+	node := func(name string, edit func(*api.Node)) *api.Node {
+		n := &api.Node{Metadata: api.ObjectMeta{Name: name}, Spec: api.NodeSpec{Subnet: "10.244.1.0/24"},
+			Status: api.NodeStatus{Ready: true, InternalIP: "192.0.2.1", Overlay: &api.NodeOverlay{PublicKey: "k1", Endpoint: "192.0.2.1:51820"}}}
+		if edit != nil {
+			edit(n)
+		}
+		return n
+	}
+	v := &routeView{nodes: map[string]*api.Node{}}
+	v.replace([]api.Object{node("n1", nil)})
+	for _, tc := range []struct {
+		name string
+		ev   api.WatchEvent
+		want bool
+	}{
+		{"a heartbeat", api.WatchEvent{Type: api.WatchModified, Object: node("n1", func(n *api.Node) {
+			n.Status.LastHeartbeat = time.Now()
+			n.Status.Usage = []api.InstanceUsage{{Instance: "a-1", MilliCPU: 5}}
+			n.Status.Allocated.MilliCPU = 100
+		})}, false},
+		{"a new node", api.WatchEvent{Type: api.WatchAdded, Object: node("n2", nil)}, true},
+		{"a moved subnet", api.WatchEvent{Type: api.WatchModified, Object: node("n2", func(n *api.Node) { n.Spec.Subnet = "10.244.2.0/24" })}, true},
+		{"the same again", api.WatchEvent{Type: api.WatchModified, Object: node("n2", func(n *api.Node) { n.Spec.Subnet = "10.244.2.0/24" })}, false},
+		{"a rotated key", api.WatchEvent{Type: api.WatchModified, Object: node("n1", func(n *api.Node) { n.Status.Overlay.PublicKey = "k2" })}, true},
+		{"a new endpoint", api.WatchEvent{Type: api.WatchModified, Object: node("n1", func(n *api.Node) {
+			n.Status.Overlay.PublicKey = "k2"
+			n.Status.Overlay.Endpoint = "192.0.2.9:51820"
+		})}, true},
+		{"marked a relay", api.WatchEvent{Type: api.WatchModified, Object: node("n1", func(n *api.Node) {
+			n.Status.Overlay = &api.NodeOverlay{PublicKey: "k2", Endpoint: "192.0.2.9:51820"}
+			n.Spec.Relay = true
+		})}, true},
+		{"not ready", api.WatchEvent{Type: api.WatchModified, Object: node("n2", func(n *api.Node) {
+			n.Spec.Subnet = "10.244.2.0/24"
+			n.Status.Ready = false
+		})}, true},
+		{"removed", api.WatchEvent{Type: api.WatchDeleted, Object: node("n2", nil)}, true},
+		{"removed again", api.WatchEvent{Type: api.WatchDeleted, Object: node("n2", nil)}, false},
+	} {
+		if got := v.update([]api.WatchEvent{tc.ev}); got != tc.want {
+			t.Errorf("%s: plans again %v, want %v", tc.name, got, tc.want)
+		}
+	}
+	if got := v.list(); len(got) != 1 || got[0].Metadata.Name != "n1" || !got[0].Spec.Relay {
+		t.Errorf("view after the events: %+v", got)
+	}
+	// A list replaces the view: nodes it lacks are gone.
+	v.replace([]api.Object{node("n3", nil)})
+	if got := v.list(); len(got) != 1 || got[0].Metadata.Name != "n3" {
+		t.Errorf("view after a list: %+v", got)
 	}
 }
