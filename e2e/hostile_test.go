@@ -141,8 +141,9 @@ spec:
 		t.Errorf("the server's own etcd certificate: %v", err)
 	}
 
-	// 4. node1's owner uncordons and relabels its node: a node writes only
-	// its status.
+	// 4. node1's owner uncordons and relabels its node, marks it a relay
+	// (which would decrypt other nodes' traffic) and raises its capacity
+	// cap: a node writes only its status.
 	c.mustShoal("node", "cordon", "node1")
 	nodeHTTP := nodeClient(t, nodePKI)
 	var n api.Node
@@ -152,12 +153,15 @@ spec:
 	}
 	n.Spec.Unschedulable = false
 	n.Metadata.Labels = map[string]string{"tier": "trusted"}
+	n.Spec.Relay = true
+	n.Spec.Capacity.MilliCPU = 1_000_000
 	b, _ := json.Marshal(&n)
 	code, body = do(t, nodeHTTP, http.MethodPut, c.url+"/api/v1/nodes/node1", string(b))
 	if code != http.StatusForbidden || !strings.Contains(body, "writes only its status") {
 		t.Errorf("node1 uncordoning itself: %d %s, want 403", code, body)
 	}
-	if got := c.mustShoal("get", "node", "node1", "-o", "json"); !strings.Contains(got, `"unschedulable": true`) || strings.Contains(got, "trusted") {
+	if got := c.mustShoal("get", "node", "node1", "-o", "json"); !strings.Contains(got, `"unschedulable": true`) || strings.Contains(got, "trusted") ||
+		strings.Contains(got, `"relay": true`) || strings.Contains(got, "1000000") {
 		t.Errorf("node1 changed its own spec:\n%s", got)
 	}
 	c.mustShoal("node", "uncordon", "node1")
