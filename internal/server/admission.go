@@ -2,10 +2,12 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/shoal-dev/shoal/internal/api"
 	"github.com/shoal-dev/shoal/internal/pki"
+	"github.com/shoal-dev/shoal/internal/store"
 )
 
 // A write is the objects of one request (or one controller write) on
@@ -15,6 +17,9 @@ type write struct {
 	// manifest: the objects are a manifest's documents, which errors
 	// number from 1.
 	manifest bool
+	// guards, when set, collect what the checks read that the write must
+	// find unmoved when it is stored (a namespace's quota: writeGuarded).
+	guards *[]store.Guard
 }
 
 // admissionCheck is one step of the admission list.
@@ -58,6 +63,29 @@ func (s *Server) admitWrite(ctx context.Context, w write) error {
 		}
 	}
 	return nil
+}
+
+// writeGuarded stores a write that passed admission through fn, under the
+// guards its checks took: if another write moved one meanwhile (two
+// applies to one namespace at once, each checked against its quota before
+// the other was stored), the quota is checked again, against what is
+// stored now, and the write retried; it is refused once it no longer fits.
+func (s *Server) writeGuarded(ctx context.Context, w write, fn func(st *store.Store) error) error {
+	const attempts = 8
+	for i := 0; ; i++ {
+		var guards []store.Guard
+		if w.guards != nil {
+			guards = *w.guards
+		}
+		err := fn(s.store.Guarded(guards...))
+		if !errors.Is(err, store.ErrGuardMoved) || i == attempts-1 {
+			return err
+		}
+		*w.guards = nil
+		if err := s.checkQuota(ctx, w); err != nil {
+			return err
+		}
+	}
 }
 
 // Admit runs the admission list over an object a controller is about to

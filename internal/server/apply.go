@@ -5,6 +5,7 @@ import (
 	"net/http"
 
 	"github.com/shoal-dev/shoal/internal/api"
+	"github.com/shoal-dev/shoal/internal/store"
 )
 
 // MaxApplyDocuments bounds the objects in one apply, which become one
@@ -30,18 +31,23 @@ func (s *Server) apply(w http.ResponseWriter, r *http.Request) {
 	if err == nil {
 		err = checkApplicable(objs)
 	}
+	wr := write{objs: objs, manifest: true, guards: new([]store.Guard)}
 	if err == nil {
-		err = s.admitWrite(r.Context(), write{objs: objs, manifest: true})
+		err = s.admitWrite(r.Context(), wr)
 	}
 	if err != nil {
 		writeError(w, err)
 		return
 	}
-	apply := s.store.Apply
+	var res []store.ApplyResult
 	if dryRun != "" {
-		apply = s.store.DryRunApply
+		res, err = s.store.DryRunApply(r.Context(), objs)
+	} else {
+		err = s.writeGuarded(r.Context(), wr, func(st *store.Store) (err error) {
+			res, err = st.Apply(r.Context(), objs)
+			return err
+		})
 	}
-	res, err := apply(r.Context(), objs)
 	if err != nil {
 		writeError(w, err)
 		return

@@ -47,7 +47,7 @@ func httpStatus(err error) (int, string) {
 		return http.StatusConflict, "NotEmpty"
 	case errors.Is(err, errAutoscaled):
 		return http.StatusConflict, "Autoscaled"
-	case errors.Is(err, store.ErrConflict):
+	case errors.Is(err, store.ErrConflict), errors.Is(err, store.ErrGuardMoved):
 		return http.StatusConflict, "Conflict"
 	case errors.Is(err, store.ErrCompacted):
 		return http.StatusGone, "Expired"

@@ -217,15 +217,16 @@ func checkTarget(obj api.Object, t target) error {
 
 func (s *Server) create(w http.ResponseWriter, r *http.Request, t target) {
 	obj, err := s.decodeBody(r, t)
+	wr := write{objs: []api.Object{obj}, guards: new([]store.Guard)}
 	if err == nil {
-		err = s.admitWrite(r.Context(), write{objs: []api.Object{obj}})
+		err = s.admitWrite(r.Context(), wr)
 	}
 	if err == nil {
 		if t.kind.Kind == api.KindEvent {
 			// Events expire: they explain recent history, not state.
 			err = s.store.CreateWithTTL(r.Context(), obj, api.EventTTL)
 		} else {
-			err = s.store.Create(r.Context(), obj)
+			err = s.writeGuarded(r.Context(), wr, func(st *store.Store) error { return st.Create(r.Context(), obj) })
 		}
 	}
 	if err != nil {
@@ -248,14 +249,15 @@ func (s *Server) update(w http.ResponseWriter, r *http.Request, t target) {
 		return
 	}
 	cur, err := s.store.Get(r.Context(), t.kind, t.ns, t.name)
+	wr := write{objs: []api.Object{obj}, guards: new([]store.Guard)}
 	if err == nil {
 		api.CopyStatus(cur, obj)
 		m, cm := obj.GetMeta(), cur.GetMeta()
 		m.UID, m.CreatedAt, m.DeletedAt = cm.UID, cm.CreatedAt, cm.DeletedAt
-		err = s.admitWrite(r.Context(), write{objs: []api.Object{obj}})
+		err = s.admitWrite(r.Context(), wr)
 	}
 	if err == nil {
-		err = s.store.Update(r.Context(), obj)
+		err = s.writeGuarded(r.Context(), wr, func(st *store.Store) error { return st.Update(r.Context(), obj) })
 	}
 	if err != nil {
 		writeError(w, err)

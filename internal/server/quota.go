@@ -177,14 +177,17 @@ func (s *Server) quotaOf(ctx context.Context, ns string, declared map[string]*ap
 	return obj.(*api.Namespace).Spec.Quota, nil
 }
 
+// quotaGuard is the guard every quota-checked write to ns takes.
+func quotaGuard(ns string) string { return "quota/" + ns }
+
 // checkQuota refuses a write that would take a namespace past its quota:
 // the namespace's stored objects with the write's in place of theirs
 // (an update replaces, it does not add). Servers' own writes pass: what
 // the controllers write follows from what was admitted.
 //
-// The check reads, then the write is stored: two writes at the same
-// moment may both pass and overshoot by what they add; the per-identity
-// request rate bounds how far.
+// The check takes the namespace's quota guard first (w.guards): two
+// writes checked at the same moment cannot both be stored, the second is
+// checked again against what the first stored (writeGuarded).
 func (s *Server) checkQuota(ctx context.Context, w write) error {
 	if writtenByServer(ctx) {
 		return nil
@@ -204,6 +207,14 @@ func (s *Server) checkQuota(ctx context.Context, w write) error {
 		q, err := s.quotaOf(ctx, ns, declared)
 		if err != nil {
 			return err
+		}
+		if w.guards != nil {
+			// Before what it guards is read.
+			rev, err := s.store.GuardRevision(ctx, quotaGuard(ns))
+			if err != nil {
+				return err
+			}
+			*w.guards = append(*w.guards, store.Guard{Name: quotaGuard(ns), Revision: rev})
 		}
 		stored, err := s.storedUsage(ctx, ns)
 		if err != nil {

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -125,4 +126,54 @@ func TestEventTooLargeIsRefused(t *testing.T) {
 func itoa(n int) string {
 	b, _ := json.Marshal(n)
 	return string(b)
+}
+
+// TestQuotaHoldsUnderConcurrentWrites: writes checked against a quota at
+// the same moment cannot all be stored past it: the quota's guard lets
+// one through and checks the others again against what it stored.
+func TestQuotaHoldsUnderConcurrentWrites(t *testing.T) {
+	e := startTLS(t)
+	ns := "apiVersion: shoal/v1\nkind: Namespace\nmetadata: {name: web}\nspec: {quota: {objects: 3}}\n"
+	if code, msg := call(t, e.admin, http.MethodPost, e.url+"/api/v1/apply", ns); code != http.StatusOK {
+		t.Fatalf("namespace: %d %s", code, msg)
+	}
+	var users []*http.Client
+	for _, name := range []string{"dee", "dan", "dot", "dax"} {
+		users = append(users, e.user(t, name, api.RoleBinding{Role: api.RoleDeployer, Namespace: "web"}))
+	}
+	const writers = 12
+	codes := make(chan int, writers)
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			name := "a" + itoa(i)
+			doc := "apiVersion: shoal/v1\nkind: App\nmetadata: {name: " + name + ", namespace: web}\nspec: {image: nginx}\n"
+			code, msg := call(t, users[i%len(users)], http.MethodPost, e.url+"/api/v1/apply", doc)
+			if code != http.StatusOK && code != http.StatusForbidden {
+				t.Errorf("apply %s: %d %s", name, code, msg)
+			}
+			codes <- code
+		}()
+	}
+	close(start)
+	wg.Wait()
+	close(codes)
+	ok := 0
+	for c := range codes {
+		if c == http.StatusOK {
+			ok++
+		}
+	}
+	var list struct{ Items []json.RawMessage }
+	_, body := call(t, e.admin, http.MethodGet, e.url+"/api/v1/namespaces/web/apps", nil)
+	if err := json.Unmarshal([]byte(body), &list); err != nil {
+		t.Fatal(err)
+	}
+	if ok != 3 || len(list.Items) != 3 {
+		t.Errorf("%d concurrent applies of one object each under a quota of 3 objects: %d accepted, %d stored; want 3 and 3", writers, ok, len(list.Items))
+	}
 }

@@ -25,6 +25,9 @@ type Store struct {
 	// fence, when set, is a condition every write must meet as well: the
 	// controllers' view of the store writes only while its server leads.
 	fence *fence
+	// guards, when set, must not have moved since they were read, and
+	// every write moves them (Guarded).
+	guards []Guard
 
 	leaseMu sync.Mutex
 	leases  map[time.Duration]sharedLease // for CreateWithTTL
@@ -46,7 +49,7 @@ func New(cli *clientv3.Client) *Store {
 // instead of the wall clock (tests that drive controllers with an
 // injected clock).
 func (s *Store) WithClock(now func() time.Time) *Store {
-	return &Store{cli: s.cli, now: now, fence: s.fence}
+	return &Store{cli: s.cli, now: now, fence: s.fence, guards: s.guards}
 }
 
 type fence struct {
@@ -58,7 +61,7 @@ type fence struct {
 // still exists with create revision rev (a leader's election key); once it
 // does not, writes fail with ErrNotLeader. Reads are unchanged.
 func (s *Store) Fenced(key string, rev int64) *Store {
-	return &Store{cli: s.cli, now: s.now, fence: &fence{key, rev}}
+	return &Store{cli: s.cli, now: s.now, fence: &fence{key, rev}, guards: s.guards}
 }
 
 // commit runs one write transaction, with the fence if there is one. A
@@ -67,9 +70,19 @@ func (s *Store) commit(ctx context.Context, cmps []clientv3.Cmp, then, els []cli
 	if s.fence != nil {
 		cmps = append(cmps, clientv3.Compare(clientv3.CreateRevision(s.fence.key), "=", s.fence.rev))
 	}
+	if len(s.guards) > 0 {
+		gc, gp := s.guardOps()
+		cmps, then = append(cmps[:len(cmps):len(cmps)], gc...), append(then[:len(then):len(then)], gp...)
+	}
 	resp, err := s.cli.Txn(ctx).If(cmps...).Then(then...).Else(els...).Commit()
-	if err != nil || resp.Succeeded || s.fence == nil {
+	if err != nil || resp.Succeeded {
 		return resp, err
+	}
+	if err := s.guardsMoved(ctx); err != nil {
+		return nil, err
+	}
+	if s.fence == nil {
+		return resp, nil
 	}
 	f, err := s.cli.Get(ctx, s.fence.key)
 	if err != nil {
