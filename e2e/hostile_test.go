@@ -18,10 +18,9 @@ import (
 	"testing"
 	"time"
 
-	clientv3 "go.etcd.io/etcd/client/v3"
-
 	"github.com/shoal-dev/shoal/internal/api"
 	"github.com/shoal-dev/shoal/internal/client"
+	"github.com/shoal-dev/shoal/internal/store/storetest"
 )
 
 // TestHostileTenantAndNodeOwner plays a hostile tenant (a deployer of
@@ -308,14 +307,12 @@ func do(t *testing.T, hc *http.Client, method, url, body string) (int, string) {
 // etcdPut writes a key to etcd at endpoint presenting kp. The server's
 // certificate is not checked: what is tested is whether etcd admits kp.
 func etcdPut(endpoint string, kp tls.Certificate, key string) error {
-	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{endpoint}, DialTimeout: 3 * time.Second,
-		TLS: &tls.Config{Certificates: []tls.Certificate{kp}, InsecureSkipVerify: true}})
+	raw, err := storetest.Connect([]string{endpoint}, &tls.Config{Certificates: []tls.Certificate{kp}, InsecureSkipVerify: true})
 	if err != nil {
 		return err
 	}
-	defer cli.Close()
+	defer raw.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	_, err = cli.Put(ctx, key, `{"spec":{"roles":[{"role":"cluster-admin"}]}}`)
-	return err
+	return raw.Put(ctx, key, `{"spec":{"roles":[{"role":"cluster-admin"}]}}`)
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/shoal-dev/shoal/internal/api"
 	"github.com/shoal-dev/shoal/internal/image"
 	"github.com/shoal-dev/shoal/internal/store"
+	"github.com/shoal-dev/shoal/internal/store/storetest"
 )
 
 const hardenedApps = `
@@ -318,24 +319,24 @@ func (c *cluster) etcdRewrite(key string, change func(*api.App)) {
 	if err != nil {
 		c.t.Fatal(err)
 	}
-	cli, err := store.ConnectTLS([]string{fmt.Sprintf("https://127.0.0.1:%d", ports.Client)}, tlsCfg)
+	raw, err := storetest.Connect([]string{fmt.Sprintf("https://127.0.0.1:%d", ports.Client)}, tlsCfg)
 	if err != nil {
 		c.t.Fatal(err)
 	}
-	defer cli.Close()
+	defer raw.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	resp, err := cli.Get(ctx, key)
-	if err != nil || len(resp.Kvs) != 1 {
-		c.t.Fatalf("etcd get %s: %v %v", key, resp, err)
+	val, ok, err := raw.Get(ctx, key)
+	if err != nil || !ok {
+		c.t.Fatalf("etcd get %s: found %v, %v", key, ok, err)
 	}
 	var a api.App
-	if err := json.Unmarshal(resp.Kvs[0].Value, &a); err != nil {
+	if err := json.Unmarshal(val, &a); err != nil {
 		c.t.Fatal(err)
 	}
 	change(&a)
 	out, _ := json.Marshal(&a)
-	if _, err := cli.Put(ctx, key, string(out)); err != nil {
+	if err := raw.Put(ctx, key, string(out)); err != nil {
 		c.t.Fatal(err)
 	}
 }

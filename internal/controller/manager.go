@@ -11,8 +11,6 @@ import (
 
 	"github.com/shoal-dev/shoal/internal/api"
 	"github.com/shoal-dev/shoal/internal/store"
-	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.etcd.io/etcd/client/v3/concurrency"
 )
 
 // Config tunes the controllers.
@@ -87,30 +85,17 @@ func Run(ctx context.Context, cfg Config) error {
 }
 
 func lead(ctx context.Context, cfg Config) error {
-	sess, err := concurrency.NewSession(cfg.Store.Client(), concurrency.WithTTL(electionTTL), concurrency.WithContext(ctx))
+	term, err := cfg.Store.Election(electionPrefix).Campaign(ctx, cfg.Identity, electionTTL*time.Second)
 	if err != nil {
 		return err
 	}
-	defer sess.Close()
-	// A previous run of this same server (killed before its lease
-	// expired) would otherwise hold leadership for up to the lease TTL.
-	if resp, err := cfg.Store.Client().Get(ctx, electionPrefix+"/", clientv3.WithPrefix()); err == nil {
-		for _, kv := range resp.Kvs {
-			if string(kv.Value) == cfg.Identity && clientv3.LeaseID(kv.Lease) != sess.Lease() {
-				_, _ = cfg.Store.Client().Revoke(ctx, clientv3.LeaseID(kv.Lease))
-			}
-		}
-	}
-	el := concurrency.NewElection(sess, electionPrefix)
-	if err := el.Campaign(ctx, cfg.Identity); err != nil {
-		return err
-	}
+	defer term.Close()
 	cfg.Log.Info("controllers leading", "identity", cfg.Identity)
 	lctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	go func() {
 		select {
-		case <-sess.Done():
+		case <-term.Done():
 			cancel()
 		case <-lctx.Done():
 		}
@@ -119,14 +104,14 @@ func lead(ctx context.Context, cfg Config) error {
 	// session expire while a reconcile is under way, its writes fail
 	// instead of racing the next leader's.
 	fenced := cfg
-	fenced.Store = cfg.Store.Fenced(el.Key(), el.Rev())
+	fenced.Store = term.Store()
 	runControllers(lctx, fenced)
 	if ctx.Err() == nil {
 		return errLostSession
 	}
 	resign, rcancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer rcancel()
-	_ = el.Resign(resign)
+	_ = term.Resign(resign)
 	return nil
 }
 

@@ -4,12 +4,13 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/shoal-dev/shoal/internal/api"
-	clientv3 "go.etcd.io/etcd/client/v3"
+	"github.com/shoal-dev/shoal/internal/store"
 )
 
 // noDuplicateSlots is a tracker check: two live instances of one revision
@@ -158,10 +159,11 @@ func TestLeaderLosesSession(t *testing.T) {
 	h.apply(newApp("web", 4, "web:1"))
 	h.waitRunning("web", 4, 20*time.Second)
 
-	first, lease := h.leaderLease()
+	held := h.holder()
+	first := held.Identity
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if _, err := h.st.Client().Revoke(ctx, lease); err != nil {
+	if err := h.st.Election(electionPrefix).Evict(ctx, held); err != nil {
 		t.Fatalf("revoke the leader's lease: %v", err)
 	}
 	// The old leader learns of it only at its next keep-alive, so for a
@@ -169,15 +171,15 @@ func TestLeaderLosesSession(t *testing.T) {
 	// both, and must still make each replica once.
 	h.setReplicas("web", 6)
 	h.eventually(10*time.Second, "the other server leading after "+first+" lost its session", func() (bool, string) {
-		l, _ := h.leaderLease()
+		l := h.leader()
 		return l != "" && l != first, fmt.Sprintf("leader %q", l)
 	})
-	second, _ := h.leaderLease()
+	second := h.leader()
 	h.waitRunning("web", 6, 20*time.Second)
 
 	stops[second]()
 	h.eventually(15*time.Second, first+" leading again once "+second+" stopped", func() (bool, string) {
-		l, _ := h.leaderLease()
+		l := h.leader()
 		return l == first, fmt.Sprintf("leader %q", l)
 	})
 	h.setReplicas("web", 3)
@@ -197,15 +199,15 @@ func TestRestartedServerReclaimsItsLeadership(t *testing.T) {
 	h.addNodes(3)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	cli := h.st.Client()
-	lease, err := cli.Grant(ctx, 120)
+	// The killed run: it won a campaign on a 120 s session, then stopped
+	// renewing it without resigning.
+	killed, kill := context.WithCancel(ctx)
+	term, err := h.st.Election(electionPrefix).Campaign(killed, "server-0", 120*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
-	stale := fmt.Sprintf("%s/%x", electionPrefix, lease.ID)
-	if _, err := cli.Put(ctx, stale, "server-0", clientv3.WithLease(lease.ID)); err != nil {
-		t.Fatal(err)
-	}
+	stale := term.Key()
+	kill()
 
 	start := time.Now()
 	h.runControllers(h.config("server-0"))
@@ -214,7 +216,8 @@ func TestRestartedServerReclaimsItsLeadership(t *testing.T) {
 	if d := time.Since(start); d > 10*time.Second {
 		t.Errorf("restarted server took %s to lead; its stale lease had 120s left", d.Round(time.Second))
 	}
-	if resp, err := cli.Get(ctx, stale); err != nil || len(resp.Kvs) != 0 {
+	cands, err := h.st.Election(electionPrefix).Candidates(ctx)
+	if err != nil || slices.ContainsFunc(cands, func(c store.Candidate) bool { return c.Key == stale }) {
 		t.Errorf("the stale election key of the killed run is still there (err %v)", err)
 	}
 }
@@ -242,21 +245,21 @@ func (h *harness) cutAfter(stop func(), appName string, n int, typ api.WatchEven
 // leader returns the identity holding the controllers' election, or "".
 func (h *harness) leader() string {
 	h.t.Helper()
-	l, _ := h.leaderLease()
-	return l
+	return h.holder().Identity
 }
 
-// leaderLease returns the leader's identity and the lease of its session.
-func (h *harness) leaderLease() (string, clientv3.LeaseID) {
+// holder returns the candidate holding the controllers' election (zero
+// when nobody campaigns).
+func (h *harness) holder() store.Candidate {
 	h.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	resp, err := h.st.Client().Get(ctx, electionPrefix+"/", clientv3.WithFirstCreate()...)
+	cands, err := h.st.Election(electionPrefix).Candidates(ctx)
 	if err != nil {
 		h.t.Fatalf("read election: %v", err)
 	}
-	if len(resp.Kvs) == 0 {
-		return "", 0
+	if len(cands) == 0 {
+		return store.Candidate{}
 	}
-	return string(resp.Kvs[0].Value), clientv3.LeaseID(resp.Kvs[0].Lease)
+	return cands[0]
 }

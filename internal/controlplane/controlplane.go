@@ -29,7 +29,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/shoal-dev/shoal/internal/api"
-	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/shoal-dev/shoal/internal/client"
 	"github.com/shoal-dev/shoal/internal/controller"
@@ -245,13 +244,13 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 				return nil, fmt.Errorf("etcd TLS (--etcd-cafile, --etcd-certfile, --etcd-keyfile): %w", err)
 			}
 		}
-		cli, err := store.ConnectTLS(cfg.Etcd.Endpoints, tlsCfg)
+		ext, err := store.Connect(cfg.Etcd.Endpoints, tlsCfg)
 		if err != nil {
 			undo()
 			return nil, fmt.Errorf("connect to etcd %v: %w", cfg.Etcd.Endpoints, err)
 		}
-		closers = append(closers, func() { cli.Close() })
-		st = store.New(cli)
+		closers = append(closers, func() { ext.Close() })
+		st = ext
 	} else {
 		etcdTLS := etcdCfg.TLS
 		if err := etcdCertificates(ca, etcdTLS, cfg.AdvertiseAddress); err != nil {
@@ -278,7 +277,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 			}
 			log.Info("this server's etcd member is a voting member")
 		}
-		st = store.New(e.Client)
+		st = e.Store()
 	}
 	ictx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	err = claimStore(ictx, st, ca)
@@ -290,7 +289,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if err == nil {
 		var ports api.PortRange
 		var changed bool
-		if ports, changed, err = server.InitPortRange(ictx, st.Client(), cfg.PortRange, cfg.PortRangeSet); err == nil {
+		if ports, changed, err = st.InitPortRange(ictx, cfg.PortRange, cfg.PortRangeSet); err == nil {
 			if changed {
 				log.Warn("the cluster's publish range changed for every server (--port-range)", "range", ports.String())
 			} else {
@@ -360,7 +359,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	go func() { defer wg.Done(); images.replicate(ctx, reg, log) }()
 	go func() {
 		defer wg.Done()
-		server.Register(ctx, st.Client(), server.Registration{Name: cfg.Name, URL: url, Version: cfg.Version}, log)
+		st.Register(ctx, store.Registration{Name: cfg.Name, URL: url, Version: cfg.Version}, log)
 	}()
 	go func() { defer wg.Done(); srv.Run(ctx) }()
 	go func() {
@@ -389,28 +388,17 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	return s, nil
 }
 
-// clusterCAKey holds, in the store, the fingerprint of the CA of the
-// cluster whose store it is.
-const clusterCAKey = "/shoal-cluster/ca"
-
 // claimStore records this server's CA as the store's, or checks that it
 // is: a server with a CA of its own (one started on a shared external
 // etcd without --join) must not serve the cluster's state.
 func claimStore(ctx context.Context, st *store.Store, ca *pki.CA) error {
 	fp := ca.Fingerprint()
-	cli := st.Client()
-	resp, err := cli.Txn(ctx).
-		If(clientv3.Compare(clientv3.CreateRevision(clusterCAKey), "=", 0)).
-		Then(clientv3.OpPut(clusterCAKey, fp)).
-		Else(clientv3.OpGet(clusterCAKey)).Commit()
+	held, err := st.ClaimClusterCA(ctx, fp)
 	if err != nil {
 		return fmt.Errorf("the store: %w", err)
 	}
-	if resp.Succeeded {
-		return nil
-	}
-	if kvs := resp.Responses[0].GetResponseRange().Kvs; len(kvs) > 0 && string(kvs[0].Value) != fp {
-		return fmt.Errorf("the store belongs to a cluster with another CA (%.12s…; this server's is %.12s…): join that cluster with --join URL --token (a token from `shoal token create --role server`)", kvs[0].Value, fp)
+	if held != fp {
+		return fmt.Errorf("the store belongs to a cluster with another CA (%.12s…; this server's is %.12s…): join that cluster with --join URL --token (a token from `shoal token create --role server`)", held, fp)
 	}
 	return nil
 }
@@ -429,7 +417,7 @@ const shutdownGrace = 5 * time.Second
 func otherServers(ctx context.Context, st *store.Store, self string) []string {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	regs, err := server.Registrations(ctx, st.Client())
+	regs, err := st.Registrations(ctx)
 	if err != nil {
 		return nil
 	}

@@ -21,7 +21,7 @@ import (
 	"github.com/shoal-dev/shoal/internal/controlplane"
 	"github.com/shoal-dev/shoal/internal/pki"
 	"github.com/shoal-dev/shoal/internal/store"
-	clientv3 "go.etcd.io/etcd/client/v3"
+	"github.com/shoal-dev/shoal/internal/store/storetest"
 )
 
 func TestValidate(t *testing.T) {
@@ -109,14 +109,14 @@ func TestStartAndWait(t *testing.T) {
 		"plain":              {fmt.Sprintf("http://127.0.0.1:%d", p.Client), nil},
 		"TLS without a cert": {fmt.Sprintf("https://127.0.0.1:%d", p.Client), &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS13}},
 	} {
-		cli, err := store.ConnectTLS([]string{cl.url}, cl.tls)
+		raw, err := storetest.Connect([]string{cl.url}, cl.tls)
 		if err != nil {
 			continue
 		}
 		gctx, gcancel := context.WithTimeout(ctx, 2*time.Second)
-		_, err = cli.Get(gctx, "/shoal/", clientv3.WithPrefix())
+		_, _, err = raw.Get(gctx, "/shoal/")
 		gcancel()
-		cli.Close()
+		raw.Close()
 		if err == nil {
 			t.Errorf("etcd answered a %s client", name)
 		}
@@ -356,15 +356,15 @@ func TestEtcdAdmitsOnlyServers(t *testing.T) {
 	}
 	// kvGet reads a key through the client port presenting cert.
 	kvGet := func(cert tls.Certificate) error {
-		cli, err := store.ConnectTLS([]string{fmt.Sprintf("https://127.0.0.1:%d", ports.Client)},
+		raw, err := storetest.Connect([]string{fmt.Sprintf("https://127.0.0.1:%d", ports.Client)},
 			&tls.Config{RootCAs: etcdRoots, Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS13})
 		if err != nil {
 			return err
 		}
-		defer cli.Close()
+		defer raw.Close()
 		gctx, gcancel := context.WithTimeout(ctx, 2*time.Second)
 		defer gcancel()
-		_, err = cli.Get(gctx, "/shoal/", clientv3.WithPrefix(), clientv3.WithLimit(1))
+		_, _, err = raw.Get(gctx, "/shoal/")
 		return err
 	}
 	// peerGet asks the peer port for its version presenting cert.

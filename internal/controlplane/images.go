@@ -9,16 +9,9 @@ import (
 	"strings"
 	"time"
 
-	clientv3 "go.etcd.io/etcd/client/v3"
-
 	"github.com/shoal-dev/shoal/internal/registry"
-	"github.com/shoal-dev/shoal/internal/server"
 	"github.com/shoal-dev/shoal/internal/store"
 )
-
-// imageTagsPrefix is where the cluster's image tags live in the store
-// ("repo:tag" -> manifest digest).
-const imageTagsPrefix = "/shoal-images/tags/"
 
 // imageCluster lets this server's image store share tags with the other
 // servers and copy from their stores (registry.Cluster).
@@ -37,26 +30,18 @@ func newImageCluster(st *store.Store, self string, tlsCfg *tls.Config) *imageClu
 func (c *imageCluster) Tag(ctx context.Context, repo, tag string) (string, bool) {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
-	resp, err := c.st.Client().Get(ctx, imageTagsPrefix+repo+":"+tag)
-	if err != nil || len(resp.Kvs) == 0 {
-		return "", false
-	}
-	return string(resp.Kvs[0].Value), true
+	digest, ok, err := c.st.ImageTag(ctx, repo, tag)
+	return digest, ok && err == nil
 }
 
 func (c *imageCluster) SetTags(ctx context.Context, tags map[string]string) error {
-	ops := make([]clientv3.Op, 0, len(tags))
-	for t, d := range tags {
-		ops = append(ops, clientv3.OpPut(imageTagsPrefix+t, d))
-	}
-	_, err := c.st.Client().Txn(ctx).Then(ops...).Commit()
-	return err
+	return c.st.SetImageTags(ctx, tags)
 }
 
 func (c *imageCluster) Peers(ctx context.Context) []string {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
-	regs, err := server.Registrations(ctx, c.st.Client())
+	regs, err := c.st.Registrations(ctx)
 	if err != nil {
 		return nil
 	}
@@ -76,9 +61,7 @@ func (c *imageCluster) Transport() http.RoundTripper { return c.tr }
 // replicateEvery (images whose only copy was on a server that was down),
 // until ctx ends.
 func (c *imageCluster) replicate(ctx context.Context, reg *registry.Registry, log *slog.Logger) {
-	cli := c.st.Client()
-	ensure := func(key, digest string) bool {
-		ref := strings.TrimPrefix(key, imageTagsPrefix)
+	ensure := func(ref, digest string) bool {
 		i := strings.LastIndexByte(ref, ':')
 		if i < 0 {
 			return true
@@ -92,24 +75,20 @@ func (c *imageCluster) replicate(ctx context.Context, reg *registry.Registry, lo
 		return true
 	}
 	for ctx.Err() == nil {
-		resp, err := cli.Get(ctx, imageTagsPrefix, clientv3.WithPrefix())
-		if err == nil {
-			for _, kv := range resp.Kvs {
-				ensure(string(kv.Key), string(kv.Value))
+		wctx, cancel := context.WithTimeout(ctx, replicateEvery)
+		err := c.st.FollowImageTags(wctx, func(ref, digest string, pushed bool) {
+			if !pushed {
+				ensure(ref, digest)
+				return
 			}
-			wctx, cancel := context.WithTimeout(ctx, replicateEvery)
-			for wr := range cli.Watch(clientv3.WithRequireLeader(wctx), imageTagsPrefix, clientv3.WithPrefix(), clientv3.WithRev(resp.Header.Revision+1)) {
-				for _, ev := range wr.Events {
-					if ev.Type == clientv3.EventTypePut {
-						// The pushing server is the one that has it; a
-						// moment after the tag, it serves it.
-						for try := 0; try < 5 && !ensure(string(ev.Kv.Key), string(ev.Kv.Value)) && wctx.Err() == nil; try++ {
-							time.Sleep(time.Second)
-						}
-					}
-				}
+			// The pushing server is the one that has it; a moment after
+			// the tag, it serves it.
+			for try := 0; try < 5 && !ensure(ref, digest) && wctx.Err() == nil; try++ {
+				time.Sleep(time.Second)
 			}
-			cancel()
+		})
+		cancel()
+		if err == nil || ctx.Err() != nil {
 			continue
 		}
 		select {

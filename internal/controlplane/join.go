@@ -73,9 +73,6 @@ func joinCluster(ctx context.Context, j JoinConfig, name string, etcd *store.Emb
 // secretKeysFile holds, in DATA_DIR/pki, the keys that seal Secrets.
 const secretKeysFile = "secret-keys.json"
 
-// notInSync is etcd's answer while a learner is still catching up.
-var notInSync = regexp.MustCompile(`not in sync|learner`)
-
 // promote makes this server's learner member a voting one, through the
 // other members, as soon as it has caught up with the leader.
 func promote(ctx context.Context, joined *api.ServerJoinResponse, tlsCfg *tls.Config) error {
@@ -83,21 +80,21 @@ func promote(ctx context.Context, joined *api.ServerJoinResponse, tlsCfg *tls.Co
 	if err != nil {
 		return fmt.Errorf("member id %q: %w", joined.MemberID, err)
 	}
-	cli, err := store.ConnectTLS(joined.ClientURLs, tlsCfg)
+	st, err := store.Connect(joined.ClientURLs, tlsCfg)
 	if err != nil {
 		return err
 	}
-	defer cli.Close()
+	defer st.Close()
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
 	for {
 		rctx, rcancel := context.WithTimeout(ctx, 5*time.Second)
-		_, err := cli.MemberPromote(rctx, id)
+		err := st.PromoteMember(rctx, id)
 		rcancel()
-		if err == nil || strings.Contains(err.Error(), "not a learner") {
+		if err == nil {
 			return nil
 		}
-		if !notInSync.MatchString(err.Error()) && !errors.Is(err, context.DeadlineExceeded) {
+		if !errors.Is(err, store.ErrLearnerBehind) && !errors.Is(err, context.DeadlineExceeded) {
 			return fmt.Errorf("promote this server's etcd member: %w", err)
 		}
 		select {

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/shoal-dev/shoal/internal/api"
-	"github.com/shoal-dev/shoal/internal/server"
 )
 
 // Published ports and hostPorts must be inside the cluster's publish range:
@@ -74,12 +73,11 @@ func TestPortsOutsideTheClusterRangeAreRefused(t *testing.T) {
 func TestClusterPortRangeIsStored(t *testing.T) {
 	e := start(t)
 	ctx := ctxT(t, 20*time.Second)
-	cli := e.store.Client()
-	first, changed, err := server.InitPortRange(ctx, cli, api.PortRange{Min: 20000, Max: 20999}, false)
+	first, changed, err := e.store.InitPortRange(ctx, api.PortRange{Min: 20000, Max: 20999}, false)
 	if err != nil || first != (api.PortRange{Min: 20000, Max: 20999}) || changed {
 		t.Fatalf("first server: %v changed %v, %v; want 20000-20999 stored", first, changed, err)
 	}
-	second, changed, err := server.InitPortRange(ctx, cli, api.DefaultPortRange, false)
+	second, changed, err := e.store.InitPortRange(ctx, api.DefaultPortRange, false)
 	if err != nil || second != first || changed {
 		t.Fatalf("a server without --port-range: %v changed %v, %v; want the stored 20000-20999 kept", second, changed, err)
 	}
@@ -89,7 +87,7 @@ func TestClusterPortRangeIsStored(t *testing.T) {
 		t.Fatalf("publish 20080 inside the stored range: %d %s", code, body)
 	}
 
-	third, changed, err := server.InitPortRange(ctx, cli, api.DefaultPortRange, true)
+	third, changed, err := e.store.InitPortRange(ctx, api.DefaultPortRange, true)
 	if err != nil || third != api.DefaultPortRange || !changed {
 		t.Fatalf("a server given --port-range 30000-32767: %v changed %v, %v; want it stored", third, changed, err)
 	}

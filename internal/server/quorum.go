@@ -4,13 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
-	"net/url"
 	"sync"
 	"time"
-
-	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
-	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
 // errNoQuorum marks a request the store cannot answer now: it has no
@@ -50,67 +45,15 @@ func (s *Server) quorum(ctx context.Context) error {
 }
 
 func (s *Server) checkQuorum(ctx context.Context) error {
-	cli := s.store.Client()
-	eps := cli.Endpoints()
-	// Only a member's own word that it has no leader counts: a slow
-	// answer on a busy machine, or a caller that went away, is no
-	// evidence, and the request goes on to find out for itself.
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 3*time.Second)
-	defer cancel()
-	var st *clientv3.StatusResponse
-	leaderless := false
-	for _, ep := range eps {
-		ectx, ecancel := context.WithTimeout(ctx, time.Second)
-		resp, err := cli.Status(ectx, ep)
-		ecancel()
-		switch {
-		case err == nil && resp.Leader != 0:
-			return nil // any member that knows a leader will do
-		case err == nil:
-			leaderless = true
-			if st == nil {
-				st = resp
-			}
-		case errors.Is(err, rpctypes.ErrNoLeader):
-			leaderless = true
-		}
-	}
-	if !leaderless {
+	q, err := s.store.Quorum(ctx)
+	switch {
+	case !q.Leaderless:
 		return nil
-	}
-	members, err := cli.MemberList(ctx, clientv3.WithSerializable())
-	if err != nil {
+	case err != nil:
 		return fmt.Errorf("no quorum: the store has no leader (%v): %w", err, errNoQuorum)
-	}
-	voters, reachable := 0, 0
-	for _, m := range members.Members {
-		if m.IsLearner {
-			continue
-		}
-		voters++
-		if st != nil && m.ID == st.Header.MemberId || peerReachable(m.PeerURLs) {
-			reachable++
-		}
-	}
-	if reachable > voters/2 {
-		return fmt.Errorf("no leader: %d of %d servers reachable, electing one; try again in a moment: %w", reachable, voters, errNoQuorum)
+	case q.Reachable > q.Voters/2:
+		return fmt.Errorf("no leader: %d of %d servers reachable, electing one; try again in a moment: %w", q.Reachable, q.Voters, errNoQuorum)
 	}
 	return fmt.Errorf("no quorum: %d of %d servers reachable (%d needed); running containers keep running: %w",
-		reachable, voters, voters/2+1, errNoQuorum)
-}
-
-// peerReachable says whether one of a member's peer URLs takes a TCP
-// connection.
-func peerReachable(urls []string) bool {
-	for _, u := range urls {
-		p, err := url.Parse(u)
-		if err != nil {
-			continue
-		}
-		if c, err := net.DialTimeout("tcp", p.Host, 300*time.Millisecond); err == nil {
-			c.Close()
-			return true
-		}
-	}
-	return false
+		q.Reachable, q.Voters, q.Voters/2+1, errNoQuorum)
 }

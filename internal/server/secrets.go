@@ -9,8 +9,6 @@ import (
 	"net/http"
 	"time"
 
-	clientv3 "go.etcd.io/etcd/client/v3"
-
 	"github.com/shoal-dev/shoal/internal/api"
 	"github.com/shoal-dev/shoal/internal/store"
 )
@@ -171,9 +169,6 @@ func (s *Server) rotateSecretKey(w http.ResponseWriter, r *http.Request) {
 // key only servers can derive (from the CA key): a key one server makes
 // (rotate-key) reaches the others, and an etcd dump alone opens nothing.
 
-// secretKeysKey is where the servers' secret keys are kept in the store.
-const secretKeysKey = "/shoal-secret-keys"
-
 const secretKeysPurpose = "secret keys"
 
 // publishSecretKeys stores this server's secret keys for the others.
@@ -185,15 +180,13 @@ func (s *Server) publishSecretKeys(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	_, err = s.store.Client().Put(ctx, secretKeysKey, string(sealed))
-	return err
+	return s.store.PutSecretKeys(ctx, sealed)
 }
 
 // followSecretKeys takes in the keys other servers publish, and publishes
 // the union when this server knows a key the stored set lacks, until ctx
 // ends.
 func (s *Server) followSecretKeys(ctx context.Context) {
-	cli := s.store.Client()
 	take := func(sealed []byte) error {
 		plain, err := s.ca.OpenForServers(sealed, secretKeysPurpose)
 		if err != nil {
@@ -210,33 +203,12 @@ func (s *Server) followSecretKeys(ctx context.Context) {
 		return nil
 	}
 	for ctx.Err() == nil {
-		err := func() error {
-			resp, err := cli.Get(ctx, secretKeysKey)
-			if err != nil {
-				return err
+		err := s.store.FollowSecretKeys(ctx, func(sealed []byte) error {
+			if sealed == nil {
+				return s.publishSecretKeys(ctx)
 			}
-			if len(resp.Kvs) == 0 {
-				err = s.publishSecretKeys(ctx)
-			} else {
-				err = take(resp.Kvs[0].Value)
-			}
-			if err != nil {
-				return err
-			}
-			for wr := range cli.Watch(clientv3.WithRequireLeader(ctx), secretKeysKey, clientv3.WithRev(resp.Header.Revision+1)) {
-				if err := wr.Err(); err != nil {
-					return err
-				}
-				for _, ev := range wr.Events {
-					if ev.Type == clientv3.EventTypePut {
-						if err := take(ev.Kv.Value); err != nil {
-							return err
-						}
-					}
-				}
-			}
-			return nil
-		}()
+			return take(sealed)
+		})
 		if err != nil && ctx.Err() == nil {
 			s.log.Warn("following the servers' secret keys; retrying", "err", err)
 		}

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	clientv3 "go.etcd.io/etcd/client/v3"
+	"github.com/shoal-dev/shoal/internal/store/storetest"
 
 	"github.com/shoal-dev/shoal/internal/api"
 	"github.com/shoal-dev/shoal/internal/client"
@@ -20,22 +20,17 @@ const secretDoc = "apiVersion: shoal/v1\nkind: Secret\nmetadata: {name: db}\nspe
 // them.
 func (e *testEnv) dump(t *testing.T) string {
 	t.Helper()
-	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{e.etcd.Endpoint}, DialTimeout: 5 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cli.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	resp, err := cli.Get(ctx, "", clientv3.WithPrefix())
+	kvs, err := storetest.Dial(t, e.etcd).Dump(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var b strings.Builder
-	for _, kv := range resp.Kvs {
-		b.Write(kv.Key)
+	for _, kv := range kvs {
+		b.WriteString(kv.Key)
 		b.WriteByte(' ')
-		b.Write(kv.Value)
+		b.WriteString(kv.Value)
 		b.WriteByte('\n')
 	}
 	return b.String()

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net/http"
 	"net/url"
 	"slices"
@@ -13,84 +12,15 @@ import (
 	"strings"
 	"time"
 
-	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
-	clientv3 "go.etcd.io/etcd/client/v3"
-
 	"github.com/shoal-dev/shoal/internal/api"
 	"github.com/shoal-dev/shoal/internal/pki"
 	"github.com/shoal-dev/shoal/internal/store"
 )
 
 // A cluster's servers are the members of its etcd cluster (embedded
-// etcd: every server runs one). A server checks in under
-// RegistrationPrefix/NAME with a short lease while it runs, so the others
-// know where its API is and that it lives; the controllers' leader is the
-// holder of their election.
-
-// RegistrationPrefix is where running servers check in.
-const RegistrationPrefix = "/shoal-servers/"
-
-// registrationTTL is how long a server's check-in outlives it (seconds).
-const registrationTTL = 10
-
-// Registration is what a running server says of itself.
-type Registration struct {
-	Name    string `json:"name"`
-	URL     string `json:"url"`
-	Version string `json:"version"`
-}
-
-// Register keeps reg checked in until ctx ends, renewing it (and writing
-// it again after a lost lease) for as long as the store answers.
-func Register(ctx context.Context, cli *clientv3.Client, reg Registration, log *slog.Logger) {
-	val, _ := json.Marshal(reg)
-	for ctx.Err() == nil {
-		err := func() error {
-			lease, err := cli.Grant(ctx, registrationTTL)
-			if err != nil {
-				return err
-			}
-			if _, err := cli.Put(ctx, RegistrationPrefix+reg.Name, string(val), clientv3.WithLease(lease.ID)); err != nil {
-				return err
-			}
-			ka, err := cli.KeepAlive(ctx, lease.ID)
-			if err != nil {
-				return err
-			}
-			for range ka {
-			}
-			return errors.New("lease lost")
-		}()
-		if ctx.Err() != nil {
-			// Leave at once rather than when the lease runs out.
-			dctx, cancel := context.WithTimeout(context.Background(), time.Second)
-			_, _ = cli.Delete(dctx, RegistrationPrefix+reg.Name)
-			cancel()
-			return
-		}
-		log.Warn("server check-in lost; renewing", "err", err)
-		select {
-		case <-ctx.Done():
-		case <-time.After(time.Second):
-		}
-	}
-}
-
-// Registrations are the servers checked in now.
-func Registrations(ctx context.Context, cli *clientv3.Client) ([]Registration, error) {
-	resp, err := cli.Get(ctx, RegistrationPrefix, clientv3.WithPrefix())
-	if err != nil {
-		return nil, err
-	}
-	out := make([]Registration, 0, len(resp.Kvs))
-	for _, kv := range resp.Kvs {
-		var reg Registration
-		if json.Unmarshal(kv.Value, &reg) == nil {
-			out = append(out, reg)
-		}
-	}
-	return out, nil
-}
+// etcd: every server runs one). A server checks in while it runs
+// (store.Register), so the others know where its API is and that it
+// lives; the controllers' leader is the holder of their election.
 
 // maxServerJoinBytes bounds a server join request.
 const maxServerJoinBytes = 16 << 10
@@ -173,20 +103,19 @@ func (s *Server) admitServerOnce(ctx context.Context, req api.ServerJoinRequest)
 	if u, err := url.Parse(req.PeerURL); err != nil || u.Scheme != "https" || u.Port() == "" || u.Path != "" {
 		return nil, fmt.Errorf("server join request: peerURL %q: want https://ADDRESS:PORT: %w", req.PeerURL, errBadRequest)
 	}
-	cli := s.store.Client()
-	list, err := cli.MemberList(ctx)
+	list, err := s.store.Members(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("etcd members: %w", err)
+		return nil, err
 	}
-	for _, m := range list.Members {
+	for _, m := range list {
 		switch {
 		case m.Name == req.Name:
 			return nil, fmt.Errorf("a server named %q is already a member; remove it first (shoal server remove %s) or pick another --name: %w", req.Name, req.Name, store.ErrAlreadyExists)
-		case m.Name == "" && m.IsLearner:
+		case m.Name == "" && m.Learner:
 			// A join that never started its member (etcd takes one learner
 			// at a time): servers join one after the other, so it is an
 			// abandoned one. Replace it.
-			if _, err := cli.MemberRemove(ctx, m.ID); err != nil {
+			if err := s.store.RemoveMember(ctx, m.ID); err != nil {
 				return nil, fmt.Errorf("remove the unstarted member at %v: %w", m.PeerURLs, err)
 			}
 			s.log.Warn("removed an etcd learner that never started", "peer", m.PeerURLs)
@@ -207,13 +136,14 @@ func (s *Server) admitServerOnce(ctx context.Context, req api.ServerJoinRequest)
 	}
 	// etcd refuses a new member while another is only just connected
 	// ("unhealthy cluster"): servers joining one after the other wait.
-	var added *clientv3.MemberAddResponse
+	var added store.Member
+	var members []store.Member
 	for wait := time.Now().Add(30 * time.Second); ; {
-		added, err = cli.MemberAddAsLearner(ctx, []string{req.PeerURL})
+		added, members, err = s.store.AddLearner(ctx, req.PeerURL)
 		if err == nil {
 			break
 		}
-		if !errors.Is(err, rpctypes.ErrUnhealthy) || time.Now().After(wait) {
+		if !errors.Is(err, store.ErrUnhealthy) || time.Now().After(wait) {
 			refund()
 			return nil, fmt.Errorf("add %s to etcd: %w", req.Name, err)
 		}
@@ -224,11 +154,11 @@ func (s *Server) admitServerOnce(ctx context.Context, req api.ServerJoinRequest)
 		case <-time.After(500 * time.Millisecond):
 		}
 	}
-	resp.MemberID = strconv.FormatUint(added.Member.ID, 16)
+	resp.MemberID = strconv.FormatUint(added.ID, 16)
 	var initial []string
-	for _, m := range added.Members {
+	for _, m := range members {
 		name := m.Name
-		if m.ID == added.Member.ID {
+		if m.ID == added.ID {
 			name = req.Name
 		} else {
 			resp.ClientURLs = append(resp.ClientURLs, m.ClientURLs...)
@@ -267,16 +197,15 @@ func (s *Server) listServers(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) servers(ctx context.Context) (*api.ServerList, error) {
-	cli := s.store.Client()
-	members, err := cli.MemberList(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("etcd members: %w", err)
-	}
-	regs, err := Registrations(ctx, cli)
+	members, err := s.store.Members(ctx)
 	if err != nil {
 		return nil, err
 	}
-	byName := map[string]Registration{}
+	regs, err := s.store.Registrations(ctx)
+	if err != nil {
+		return nil, err
+	}
+	byName := map[string]store.Registration{}
 	for _, reg := range regs {
 		byName[reg.Name] = reg
 	}
@@ -289,7 +218,7 @@ func (s *Server) servers(ctx context.Context) (*api.ServerList, error) {
 	id, _ := ctx.Value(identityKey).(pki.Identity)
 	showEtcd := id.In(pki.GroupServers)
 	out := &api.ServerList{Items: []api.ServerInfo{}}
-	for _, m := range members.Members {
+	for _, m := range members {
 		info := api.ServerInfo{Name: m.Name, Status: "Ready", Leader: m.Name != "" && m.Name == leader}
 		if len(m.PeerURLs) > 0 && showEtcd {
 			info.PeerURL = m.PeerURLs[0]
@@ -299,7 +228,7 @@ func (s *Server) servers(ctx context.Context) (*api.ServerList, error) {
 		switch {
 		case m.Name == "":
 			info.Status = "Unstarted"
-		case m.IsLearner:
+		case m.Learner:
 			info.Status = "Learner"
 		case !ok:
 			info.Status = "Unreachable"
@@ -315,25 +244,24 @@ func (s *Server) servers(ctx context.Context) (*api.ServerList, error) {
 // check-in goes.
 func (s *Server) removeServer(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
-	cli := s.store.Client()
-	members, err := cli.MemberList(r.Context())
+	members, err := s.store.Members(r.Context())
 	if err != nil {
-		writeError(w, fmt.Errorf("etcd members: %w", err))
+		writeError(w, err)
 		return
 	}
-	for _, m := range members.Members {
+	for _, m := range members {
 		if m.Name != name {
 			continue
 		}
-		if len(members.Members) == 1 {
+		if len(members) == 1 {
 			writeError(w, fmt.Errorf("server %q is the cluster's only one: %w", name, errBadRequest))
 			return
 		}
-		if _, err := cli.MemberRemove(r.Context(), m.ID); err != nil {
+		if err := s.store.RemoveMember(r.Context(), m.ID); err != nil {
 			writeError(w, fmt.Errorf("remove server %q from etcd: %w", name, err))
 			return
 		}
-		_, _ = cli.Delete(r.Context(), RegistrationPrefix+name)
+		_ = s.store.Unregister(r.Context(), name)
 		s.log.Info("server removed", "server", name)
 		writeJSON(w, http.StatusOK, api.Status{Code: http.StatusOK, Message: fmt.Sprintf("server %s removed", name)})
 		return

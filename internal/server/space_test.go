@@ -13,6 +13,7 @@ import (
 
 	"github.com/shoal-dev/shoal/internal/server"
 	"github.com/shoal-dev/shoal/internal/store"
+	"github.com/shoal-dev/shoal/internal/store/storetest"
 )
 
 // TestStoreOutOfSpaceIsSurfaced: with etcd's NOSPACE alarm raised,
@@ -25,7 +26,7 @@ func TestStoreOutOfSpaceIsSurfaced(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(e.Close)
-	st := store.New(e.Client)
+	st := e.Store()
 	if err := server.EnsureDefaultNamespace(ctx, st); err != nil {
 		t.Fatal(err)
 	}
@@ -45,11 +46,12 @@ func TestStoreOutOfSpaceIsSurfaced(t *testing.T) {
 		t.Fatalf("healthz of a new store: %d %q; want ok without a warning", code, body)
 	}
 	value := strings.Repeat("x", 256<<10)
+	raw := storetest.Dial(t, e)
 	for i := 0; ; i++ {
 		if i == 64 {
 			t.Fatal("16 MiB into a 2 MiB store raised no alarm")
 		}
-		if _, err := e.Client.Put(context.Background(), fmt.Sprintf("/shoal/filler/%d", i), value); err != nil {
+		if err := raw.Put(context.Background(), fmt.Sprintf("/shoal/filler/%d", i), value); err != nil {
 			break
 		}
 	}

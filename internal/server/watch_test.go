@@ -12,6 +12,7 @@ import (
 
 	"github.com/shoal-dev/shoal/internal/api"
 	"github.com/shoal-dev/shoal/internal/client"
+	"github.com/shoal-dev/shoal/internal/store/storetest"
 )
 
 // next returns the next non-bookmark event, failing the test on a closed
@@ -126,7 +127,7 @@ func TestWatchCompactedRevisionIsGone(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.etcd.Client.Compact(ctx, rev); err != nil {
+	if err := storetest.Dial(t, e.etcd).Compact(ctx, rev); err != nil {
 		t.Fatalf("compact: %v", err)
 	}
 

@@ -68,8 +68,8 @@ func (t *EmbeddedTLS) ClientConfig() (*tls.Config, error) {
 
 // Embedded is a running etcd member inside this process.
 type Embedded struct {
-	etcd   *embed.Etcd
-	Client *clientv3.Client
+	etcd *embed.Etcd
+	cli  *clientv3.Client
 	// Endpoint is the client URL other processes may use.
 	Endpoint string
 	// PeerURL is where the other members reach this one.
@@ -195,7 +195,7 @@ func StartEmbedded(ctx context.Context, cfg EmbeddedConfig) (*Embedded, error) {
 			return nil, ctx.Err()
 		}
 	}
-	cli, err := ConnectTLS([]string{clientURL.String()}, clientTLS)
+	cli, err := dial([]string{clientURL.String()}, clientTLS)
 	if err != nil {
 		e.Close()
 		return nil, fmt.Errorf("connect to embedded etcd: %w", err)
@@ -203,7 +203,7 @@ func StartEmbedded(ctx context.Context, cfg EmbeddedConfig) (*Embedded, error) {
 	if cfg.Log != nil {
 		cfg.Log.Info("embedded etcd ready", "dir", cfg.Dir, "endpoint", clientURL.String())
 	}
-	em := &Embedded{etcd: e, Client: cli, Endpoint: clientURL.String(), PeerURL: peerURL.String(), ID: uint64(e.Server.MemberID())}
+	em := &Embedded{etcd: e, cli: cli, Endpoint: clientURL.String(), PeerURL: peerURL.String(), ID: uint64(e.Server.MemberID())}
 	if !cfg.Existing { // a learner that just joined was added with it
 		if err := em.updatePeerURL(ctx); err != nil {
 			em.Close()
@@ -219,13 +219,13 @@ func StartEmbedded(ctx context.Context, cfg EmbeddedConfig) (*Embedded, error) {
 func (e *Embedded) updatePeerURL(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	resp, err := e.Client.MemberList(ctx)
+	resp, err := e.cli.MemberList(ctx)
 	if err != nil {
 		return fmt.Errorf("etcd members: %w", err)
 	}
 	for _, m := range resp.Members {
 		if m.ID == e.ID && !slices.Equal(m.PeerURLs, []string{e.PeerURL}) {
-			if _, err := e.Client.MemberUpdate(ctx, m.ID, []string{e.PeerURL}); err != nil {
+			if _, err := e.cli.MemberUpdate(ctx, m.ID, []string{e.PeerURL}); err != nil {
 				return fmt.Errorf("record this member's new peer URL %s: %w", e.PeerURL, err)
 			}
 		}
@@ -236,17 +236,26 @@ func (e *Embedded) updatePeerURL(ctx context.Context) error {
 // Close stops the client and the etcd server; closing again does nothing.
 func (e *Embedded) Close() {
 	e.closeOnce.Do(func() {
-		e.Client.Close()
+		e.cli.Close()
 		e.etcd.Close()
 	})
 }
 
-// Connect returns a client for an external etcd cluster.
-func Connect(endpoints []string) (*clientv3.Client, error) { return ConnectTLS(endpoints, nil) }
+// Store is a Store over this member (its own client, which Close closes).
+func (e *Embedded) Store() *Store { return newStore(e.cli) }
 
-// ConnectTLS returns a client for an etcd cluster that speaks TLS (cfg)
-// or, with cfg nil, plain gRPC.
-func ConnectTLS(endpoints []string, cfg *tls.Config) (*clientv3.Client, error) {
+// Connect returns a Store over an etcd cluster that speaks TLS (cfg) or,
+// with cfg nil, plain gRPC (an external etcd; a joining server's view of
+// the cluster it joins). Close it when done.
+func Connect(endpoints []string, cfg *tls.Config) (*Store, error) {
+	cli, err := dial(endpoints, cfg)
+	if err != nil {
+		return nil, err
+	}
+	return newStore(cli), nil
+}
+
+func dial(endpoints []string, cfg *tls.Config) (*clientv3.Client, error) {
 	return clientv3.New(clientv3.Config{
 		Endpoints:   endpoints,
 		TLS:         cfg,

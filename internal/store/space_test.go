@@ -22,7 +22,7 @@ func TestNoSpaceIsSurfacedAndReclaimed(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer e.Close()
-	st := store.New(e.Client)
+	st := e.Store()
 	if sp, err := st.Space(ctx); err != nil || sp.NoSpace {
 		t.Fatalf("Space of a new store = %+v, %v; want no alarm", sp, err)
 	}
@@ -31,7 +31,7 @@ func TestNoSpaceIsSurfacedAndReclaimed(t *testing.T) {
 	var written []string
 	for i := range 64 {
 		key := fmt.Sprintf("/shoal/filler/%d", i)
-		if _, err := e.Client.Put(ctx, key, value); err != nil {
+		if _, err := e.Client().Put(ctx, key, value); err != nil {
 			full = err
 			break
 		}
@@ -44,7 +44,7 @@ func TestNoSpaceIsSurfacedAndReclaimed(t *testing.T) {
 		t.Fatalf("Space of the full store = %+v, %v; want NoSpace", sp, err)
 	}
 	for _, k := range written {
-		if _, err := e.Client.Delete(ctx, k); err != nil {
+		if _, err := e.Client().Delete(ctx, k); err != nil {
 			t.Fatalf("delete %s while the alarm is raised: %v", k, err)
 		}
 	}
@@ -54,7 +54,7 @@ func TestNoSpaceIsSurfacedAndReclaimed(t *testing.T) {
 	if sp, err := st.Space(ctx); err != nil || sp.NoSpace {
 		t.Fatalf("Space after Reclaim = %+v, %v; want no alarm", sp, err)
 	}
-	if _, err := e.Client.Put(ctx, "/shoal/filler/after", "ok"); err != nil {
+	if _, err := e.Client().Put(ctx, "/shoal/filler/after", "ok"); err != nil {
 		t.Errorf("a write after Reclaim: %v", err)
 	}
 }

@@ -40,10 +40,14 @@ type sharedLease struct {
 	granted time.Time
 }
 
-// New returns a Store over an etcd client.
-func New(cli *clientv3.Client) *Store {
+// newStore returns a Store over an etcd client.
+func newStore(cli *clientv3.Client) *Store {
 	return &Store{cli: cli, now: time.Now}
 }
+
+// Close closes the store's connection to etcd (that of an Embedded
+// member closes with it).
+func (s *Store) Close() error { return s.cli.Close() }
 
 // WithClock returns a view of the store that stamps createdAt from now
 // instead of the wall clock (tests that drive controllers with an
@@ -93,9 +97,6 @@ func (s *Store) commit(ctx context.Context, cmps []clientv3.Cmp, then, els []cli
 	}
 	return resp, nil
 }
-
-// Client returns the underlying etcd client (for leader election).
-func (s *Store) Client() *clientv3.Client { return s.cli }
 
 // Key returns the etcd key of an object.
 func Key(k api.KindInfo, ns, name string) string {
@@ -580,20 +581,4 @@ func (s *Store) Unclaim(ctx context.Context, key, value string) error {
 	_, err := s.commit(ctx, []clientv3.Cmp{clientv3.Compare(clientv3.Value(k), "=", value)},
 		[]clientv3.Op{clientv3.OpDelete(k)}, nil)
 	return err
-}
-
-// ControllersElection is the election whose holder runs the controllers.
-const ControllersElection = "/shoal-election/controllers"
-
-// Leader is the value (the server's name) of the oldest candidate of an
-// election, who holds it; "" when nobody campaigns.
-func (s *Store) Leader(ctx context.Context, election string) (string, error) {
-	resp, err := s.cli.Get(ctx, election+"/", clientv3.WithFirstCreate()...)
-	if err != nil {
-		return "", err
-	}
-	if len(resp.Kvs) == 0 {
-		return "", nil
-	}
-	return string(resp.Kvs[0].Value), nil
 }

@@ -178,7 +178,7 @@ func TestWatchCompactedRevision(t *testing.T) {
 		}
 	}
 	_, rev, _ := s.List(ctx, apps, "")
-	if _, err := e.Client.Compact(ctx, rev); err != nil {
+	if _, err := e.Client().Compact(ctx, rev); err != nil {
 		t.Fatal(err)
 	}
 	ev := <-s.Watch(ctx, apps, "", 1)
@@ -252,7 +252,7 @@ func TestObjectsWithTTLShareALease(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	leases, err := e.Client.Leases(ctx)
+	leases, err := e.Client().Leases(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -264,7 +264,7 @@ func TestObjectsWithTTLShareALease(t *testing.T) {
 func TestFencedWritesStopWhenTheFenceGoes(t *testing.T) {
 	s, e := storetest.Start(t)
 	ctx := context.Background()
-	put, err := e.Client.Put(ctx, "/leader", "me")
+	put, err := e.Client().Put(ctx, "/leader", "me")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -275,7 +275,7 @@ func TestFencedWritesStopWhenTheFenceGoes(t *testing.T) {
 	if err := f.Create(ctx, newApp("a", 1)); !errors.Is(err, store.ErrAlreadyExists) {
 		t.Fatalf("an ordinary failure under a fence: %v, want ErrAlreadyExists", err)
 	}
-	if _, err := e.Client.Delete(ctx, "/leader"); err != nil {
+	if _, err := e.Client().Delete(ctx, "/leader"); err != nil {
 		t.Fatal(err)
 	}
 	if err := f.Create(ctx, newApp("b", 1)); !errors.Is(err, store.ErrNotLeader) {
@@ -285,7 +285,7 @@ func TestFencedWritesStopWhenTheFenceGoes(t *testing.T) {
 		t.Fatalf("a fenced-off write was stored: %v", err)
 	}
 	// A new leader's key with the same name is not the old fence either.
-	if _, err := e.Client.Put(ctx, "/leader", "other"); err != nil {
+	if _, err := e.Client().Put(ctx, "/leader", "other"); err != nil {
 		t.Fatal(err)
 	}
 	if err := f.Delete(ctx, apps, "default", "a", 0); !errors.Is(err, store.ErrNotLeader) {

@@ -1,4 +1,7 @@
-// Package storetest starts a real embedded etcd for tests.
+// Package storetest starts a real embedded etcd for tests, and gives
+// tests that must reach under the store (an attacker's raw etcd writes, a
+// compaction, an etcd dump) a raw client: the only etcd client outside
+// package store, and for tests only.
 package storetest
 
 import (
@@ -16,5 +19,5 @@ func Start(t testing.TB) (*store.Store, *store.Embedded) {
 		t.Fatalf("start embedded etcd: %v", err)
 	}
 	t.Cleanup(e.Close)
-	return store.New(e.Client), e
+	return e.Store(), e
 }
