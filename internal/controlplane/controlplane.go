@@ -94,11 +94,6 @@ type EtcdConfig struct {
 	QuotaBytes int64
 }
 
-// DefaultNodeGracePeriod is how long a node may be silent before it is
-// NotReady and its instances are replaced elsewhere (Swarm takes about
-// 15 s; Kubernetes 40-50 s, then 300 s more before pods move).
-const DefaultNodeGracePeriod = 10 * time.Second
-
 // NodesConfig is how the control plane judges nodes.
 type NodesConfig struct {
 	// LeaseTimeout marks a silent node not ready; LostAfter replaces its
@@ -111,7 +106,7 @@ func NewConfig() Config {
 	return Config{
 		DataDir:       "/var/lib/shoal",
 		Listen:        "127.0.0.1:7070",
-		Nodes:         NodesConfig{LeaseTimeout: DefaultNodeGracePeriod, LostAfter: DefaultNodeGracePeriod},
+		Nodes:         NodesConfig{LeaseTimeout: api.DefaultNodeGracePeriod, LostAfter: api.DefaultNodeGracePeriod},
 		ServiceCIDR:   controller.DefaultServiceCIDR,
 		ClusterCIDR:   controller.DefaultClusterCIDR,
 		PortRange:     api.DefaultPortRange,
