@@ -1,11 +1,3 @@
-// Package controlplane starts one shoal server: its data directory and
-// lock, the store (embedded etcd, or an external cluster), the default
-// namespace, the image registry, the API listener and admin.conf, and the
-// controllers (which run while this server leads). It follows the shape of
-// etcd's embed package: NewConfig, Validate, Start, then Ready and Wait.
-//
-// It owns start-up order and shutdown only; what each part does lives in
-// its own package (store, server, controller, registry).
 package controlplane
 
 import (

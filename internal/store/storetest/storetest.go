@@ -1,4 +1,3 @@
-// Package storetest starts a real embedded etcd for tests.
 package storetest
 
 import (

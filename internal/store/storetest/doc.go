@@ -1,0 +1,2 @@
+// Package storetest starts a real embedded etcd for tests.
+package storetest
