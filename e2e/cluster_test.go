@@ -28,6 +28,7 @@ import (
 	"github.com/shoal-dev/shoal/internal/image"
 	"github.com/shoal-dev/shoal/internal/pki"
 	"github.com/shoal-dev/shoal/internal/runtime/containerd/containerdtest"
+	"github.com/shoal-dev/shoal/internal/testutil"
 )
 
 // Built once in TestMain.
@@ -260,7 +261,7 @@ func upCluster(t *testing.T, extra ...string) *cluster {
 	c.dir = dir
 	c.nodes = []node{n}
 	// A fixed port, so that a restarted server is where its agents expect it.
-	listen := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	listen := fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t))
 	args := append([]string{"up", "--data-dir", c.dir, "--listen", listen, "--containerd-address", c.ctd}, n.agentFlags()...)
 	c.server = startProc(t, append(args, extra...)...)
 	c.waitReady()
@@ -273,7 +274,7 @@ func serverCluster(t *testing.T, extra ...string) *cluster {
 	c := &cluster{t: t, ctd: requireRoot(t), dir: shortTempDir(t)}
 	// The agents' subnets (nodeFor) lie in the servers' cluster range;
 	// extra may give another.
-	args := []string{"server", "--data-dir", c.dir, "--listen", fmt.Sprintf("127.0.0.1:%d", freePort(t)), "--cluster-cidr", e2eClusterCIDR}
+	args := []string{"server", "--data-dir", c.dir, "--listen", fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t)), "--cluster-cidr", e2eClusterCIDR}
 	c.server = startProc(t, append(args, extra...)...)
 	c.waitReady()
 	t.Cleanup(c.cleanup)
@@ -499,21 +500,11 @@ func (c *cluster) eventually(timeout time.Duration, what string, f func() (bool,
 	eventually(c.t, timeout, what, f)
 }
 
+// eventually polls f every 150ms: e2e conditions run the CLI or ask a
+// server that is busy starting containers.
 func eventually(t *testing.T, timeout time.Duration, what string, f func() (bool, string)) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	last := ""
-	for {
-		ok, msg := f()
-		if ok {
-			return
-		}
-		last = msg
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s; last seen: %s", timeout, what, last)
-		}
-		time.Sleep(150 * time.Millisecond)
-	}
+	testutil.EventuallyEvery(t, timeout, 150*time.Millisecond, what, f)
 }
 
 // shortTempDir is under /tmp with a short name: unix socket paths inside
@@ -585,16 +576,6 @@ func listenNodePort(t *testing.T) net.Listener {
 func freeNodePort(t *testing.T) int {
 	t.Helper()
 	l := listenNodePort(t)
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
-// freePort finds a free TCP port on the host for a listen address.
-func freePort(t *testing.T) int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port
 }

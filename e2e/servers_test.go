@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/shoal-dev/shoal/internal/client"
+	"github.com/shoal-dev/shoal/internal/testutil"
 )
 
 // member is one more server of a cluster, started with --join.
@@ -25,7 +26,7 @@ func (c *cluster) joinServer(name, via, token string) *member {
 	c.t.Helper()
 	m := &member{name: name, dir: shortTempDir(c.t)}
 	m.conf = filepath.Join(m.dir, "admin.conf")
-	listen := fmt.Sprintf("127.0.0.1:%d", freePort(c.t))
+	listen := fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(c.t))
 	m.url = "https://" + listen
 	m.p = startProc(c.t, "server", "--name", name, "--data-dir", m.dir, "--listen", listen, "--join", via, "--token", token, "--cluster-cidr", e2eClusterCIDR)
 	c.eventually(60*time.Second, "server "+name+" joins and answers", func() (bool, string) {

@@ -67,7 +67,7 @@ func (o *serverOptions) flags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.etcdCert, "etcd-certfile", "", "client certificate this server presents to an external etcd (PEM)")
 	fs.StringVar(&o.etcdKey, "etcd-keyfile", "", "the key of --etcd-certfile (PEM)")
 	fs.Int64Var(&o.etcdQuota, "etcd-quota-bytes", store.DefaultQuotaBackendBytes, "the embedded etcd's database may grow to this many bytes; past it the store takes only reads and deletes until space is freed (etcd advises at most 8 GiB)")
-	fs.DurationVar(&o.gracePeriod, "node-grace-period", controlplane.DefaultNodeGracePeriod, "a node silent this long is NotReady and its instances are replaced on other nodes")
+	fs.DurationVar(&o.gracePeriod, "node-grace-period", api.DefaultNodeGracePeriod, "a node silent this long is NotReady and its instances are replaced on other nodes")
 	fs.StringVar(&o.serviceCIDR, "service-cidr", controller.DefaultServiceCIDR, "range Apps' stable service addresses come from")
 	fs.StringVar(&o.clusterCIDR, "cluster-cidr", controller.DefaultClusterCIDR, "range nodes' container subnets (a /24 each) come from")
 	fs.StringVar(&o.portRange, "port-range", api.DefaultPortRange.String(), "node ports that published ports and hostPorts may use, for the whole cluster: the first server stores it, and a server given this flag changes it for all")

@@ -99,6 +99,11 @@ type Config struct {
 	DNSServers []string
 }
 
+// DefaultHeartbeat is the default Config.Heartbeat: three or more renewals
+// within the servers' grace period (api.DefaultNodeGracePeriod), so one
+// slow write does not make a node lost.
+const DefaultHeartbeat = 3 * time.Second
+
 // DefaultResync is the default Config.Resync.
 const DefaultResync = 10 * time.Second
 
@@ -132,9 +137,7 @@ type Agent struct {
 // New returns an agent; call Run.
 func New(cfg Config) *Agent {
 	if cfg.Heartbeat == 0 {
-		// Three or more heartbeats within the servers' grace period
-		// (10 s by default): one slow write does not make a node lost.
-		cfg.Heartbeat = 3 * time.Second
+		cfg.Heartbeat = DefaultHeartbeat
 	}
 	if cfg.Listen == "" {
 		cfg.Listen = "127.0.0.1:0"

@@ -1,7 +1,11 @@
-// Package agent is the node side of shoal: it registers its Node, renews
-// the node's lease, watches the Instances bound to it through the public
-// API, makes the container runtime match them, and reports what it
-// observes back. It also serves the instances' log files.
+// Package agent is the node side of shoal: it joins the cluster (its own
+// key, a certificate the servers issue), registers its Node, renews the
+// node's lease, watches the Instances bound to it through the public API,
+// makes the container runtime match them, and reports what it observes
+// back with its containers' use. It enforces its owner's policy itself
+// (admit.go, hostpath.go: namespaces, registries, signers, privileges,
+// host paths) and fails closed; it routes to the other nodes' subnets
+// (routes.go, peers.go) and serves its instances' logs and exec sessions.
 //
 // Each Instance on the node has one worker goroutine that owns its
 // container from first pull to final removal:

@@ -15,6 +15,7 @@ import (
 
 	"github.com/shoal-dev/shoal/internal/api"
 	"github.com/shoal-dev/shoal/internal/overlay"
+	"github.com/shoal-dev/shoal/internal/testutil"
 )
 
 func TestPlannedRoutes(t *testing.T) {
@@ -107,15 +108,7 @@ func TestPlannedOverlay(t *testing.T) {
 // TestSyncRoutes installs and removes real routes, in a network namespace
 // of the test's own.
 func TestSyncRoutes(t *testing.T) {
-	if testing.Short() {
-		t.Skip("-short: routes need root")
-	}
-	if os.Geteuid() != 0 {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("routes need root")
-		}
-		t.Skip("routes need root")
-	}
+	testutil.RequireRoot(t, "installs routes in a network namespace")
 	ns := fmt.Sprintf("shoal-rt-%d", os.Getpid())
 	run := func(args ...string) string {
 		t.Helper()

@@ -13,6 +13,12 @@ type Node struct {
 // GetMeta returns the object's metadata.
 func (o *Node) GetMeta() *ObjectMeta { return &o.Metadata }
 
+// DefaultNodeGracePeriod is how long a node may be silent before servers
+// mark it NotReady and replace its instances elsewhere (Swarm takes about
+// 15 s; Kubernetes 40-50 s, then 300 s more before pods move). Agents
+// renew their lease several times within it.
+const DefaultNodeGracePeriod = 10 * time.Second
+
 // NodeSpec is what the node's owner declares.
 type NodeSpec struct {
 	// Unschedulable keeps new instances off the node (`shoal node

@@ -1,7 +1,9 @@
 // Package controller runs shoal's reconcilers: the app controller (Apps to
-// Instances, rollouts), the binder (pending Instances to Nodes, through the
-// pure scheduler package) and the node controller (lost nodes, their
-// Instances replaced).
+// Instances, rollouts, service addresses, scheduled changes), the binder
+// (pending Instances to Nodes, through the pure scheduler package), the
+// node controller (silent nodes not ready, lost ones' Instances replaced,
+// subnets), the job controller (runs to completion, cron runs) and the
+// autoscaler (replicas from the load the nodes report).
 //
 // Every reconciler follows one contract: Reconcile(ctx, key) reads the
 // current state from the store and acts on the difference with the desired

@@ -15,6 +15,7 @@ import (
 	"github.com/shoal-dev/shoal/internal/api"
 	"github.com/shoal-dev/shoal/internal/store"
 	"github.com/shoal-dev/shoal/internal/store/storetest"
+	"github.com/shoal-dev/shoal/internal/testutil"
 )
 
 // The tests in this package run the controllers against a real embedded
@@ -186,17 +187,7 @@ func summary(ins []*api.Instance) string {
 // what cond last reported seeing.
 func (h *harness) eventually(timeout time.Duration, want string, cond func() (ok bool, seen string)) {
 	h.t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		ok, seen := cond()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			h.t.Fatalf("after %s: want %s; seen %s", timeout, want, seen)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	testutil.Eventually(h.t, timeout, want, cond)
 }
 
 // waitRunning waits until the App has exactly n instances in the store, all

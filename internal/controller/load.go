@@ -11,12 +11,17 @@ import (
 
 // NodeLoad reads Apps' load from the Nodes' status, where agents publish
 // their instances' use and their proxies' traffic. It reads the Node list
-// at most once per half second, whatever the number of Apps.
+// at most once per MaxAge, whatever the number of Apps.
 type NodeLoad struct {
 	Store *store.Store
+	// MaxAge is how long one Node list answers every App; half a second
+	// if zero.
+	MaxAge time.Duration
 
-	mu    sync.Mutex
-	at    time.Time
+	mu sync.Mutex
+	at time.Time
+	// nodes is never written once listed: the autoscaler's workers read
+	// it outside mu, so a fresh list gets a fresh slice.
 	nodes []*api.Node
 }
 
@@ -55,17 +60,21 @@ func (l *NodeLoad) Load(ctx context.Context, ns, app string) (AppLoad, error) {
 func (l *NodeLoad) list(ctx context.Context) ([]*api.Node, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if time.Since(l.at) < 500*time.Millisecond {
+	maxAge := l.MaxAge
+	if maxAge == 0 {
+		maxAge = 500 * time.Millisecond
+	}
+	if time.Since(l.at) < maxAge {
 		return l.nodes, nil
 	}
 	objs, _, err := l.Store.List(ctx, nodeKind, "")
 	if err != nil {
 		return nil, err
 	}
-	l.nodes = l.nodes[:0]
+	nodes := make([]*api.Node, 0, len(objs))
 	for _, o := range objs {
-		l.nodes = append(l.nodes, o.(*api.Node))
+		nodes = append(nodes, o.(*api.Node))
 	}
-	l.at = time.Now()
-	return l.nodes, nil
+	l.nodes, l.at = nodes, time.Now()
+	return nodes, nil
 }

@@ -44,10 +44,10 @@ func (c *Config) defaults() {
 		c.Resync = 30 * time.Second
 	}
 	if c.LeaseTimeout == 0 {
-		c.LeaseTimeout = 15 * time.Second
+		c.LeaseTimeout = api.DefaultNodeGracePeriod
 	}
 	if c.LostAfter == 0 {
-		c.LostAfter = 60 * time.Second
+		c.LostAfter = api.DefaultNodeGracePeriod
 	}
 	if c.Identity == "" {
 		c.Identity, _ = os.Hostname()

@@ -1,11 +1,3 @@
-// Package controlplane starts one shoal server: its data directory and
-// lock, the store (embedded etcd, or an external cluster), the default
-// namespace, the image registry, the API listener and admin.conf, and the
-// controllers (which run while this server leads). It follows the shape of
-// etcd's embed package: NewConfig, Validate, Start, then Ready and Wait.
-//
-// It owns start-up order and shutdown only; what each part does lives in
-// its own package (store, server, controller, registry).
 package controlplane
 
 import (
@@ -93,11 +85,6 @@ type EtcdConfig struct {
 	QuotaBytes int64
 }
 
-// DefaultNodeGracePeriod is how long a node may be silent before it is
-// NotReady and its instances are replaced elsewhere (Swarm takes about
-// 15 s; Kubernetes 40-50 s, then 300 s more before pods move).
-const DefaultNodeGracePeriod = 10 * time.Second
-
 // NodesConfig is how the control plane judges nodes.
 type NodesConfig struct {
 	// LeaseTimeout marks a silent node not ready; LostAfter replaces its
@@ -110,7 +97,7 @@ func NewConfig() Config {
 	return Config{
 		DataDir:       "/var/lib/shoal",
 		Listen:        "127.0.0.1:7070",
-		Nodes:         NodesConfig{LeaseTimeout: DefaultNodeGracePeriod, LostAfter: DefaultNodeGracePeriod},
+		Nodes:         NodesConfig{LeaseTimeout: api.DefaultNodeGracePeriod, LostAfter: api.DefaultNodeGracePeriod},
 		ServiceCIDR:   controller.DefaultServiceCIDR,
 		ClusterCIDR:   controller.DefaultClusterCIDR,
 		PortRange:     api.DefaultPortRange,

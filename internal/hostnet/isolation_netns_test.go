@@ -6,12 +6,13 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"os"
 	"os/exec"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/shoal-dev/shoal/internal/testutil"
 )
 
 // TestIsolationInNetworkNamespaces applies the isolation plan to a node
@@ -30,9 +31,7 @@ import (
 // the cluster and the other node's own address still reach x1. Lifting
 // the isolation, and Reset, let everything through again.
 func TestIsolationInNetworkNamespaces(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: makes network namespaces and writes their iptables rules")
-	}
+	testutil.RequireRoot(t, "makes network namespaces and writes their iptables rules")
 	for _, tool := range []string{"unshare", "nsenter", "ip", "iptables", "iptables-restore", "sysctl"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			t.Skipf("needs %s", tool)

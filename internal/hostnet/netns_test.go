@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/shoal-dev/shoal/internal/testutil"
 )
 
 // TestEgressInNetworkNamespaces applies the plan to a node of network
@@ -30,9 +32,7 @@ import (
 // and dials from c1: before the rules everything answers, with them what
 // the plan's model says and nothing else, and after Reset everything again.
 func TestEgressInNetworkNamespaces(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: makes network namespaces and writes their iptables rules")
-	}
+	testutil.RequireRoot(t, "makes network namespaces and writes their iptables rules")
 	for _, tool := range []string{"unshare", "nsenter", "ip", "iptables", "iptables-restore"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			t.Skipf("needs %s", tool)

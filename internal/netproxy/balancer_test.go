@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/shoal-dev/shoal/internal/api"
+	"github.com/shoal-dev/shoal/internal/testutil"
 )
 
 func TestPickLeastConnectionsRoundRobinTies(t *testing.T) {
@@ -99,7 +100,7 @@ func echoServer(t *testing.T, name string) (addr string, accepted *atomic.Int32,
 
 // deadAddr is a loopback address where nothing listens.
 func deadAddr(t *testing.T) string {
-	return "127.0.0.1:" + strconv.Itoa(freePort(t, "127.0.0.1"))
+	return "127.0.0.1:" + strconv.Itoa(testutil.FreePort(t))
 }
 
 func TestDialRetriesRefusedEndpoint(t *testing.T) {
@@ -171,8 +172,8 @@ func (c *lineConn) roundTrip(t *testing.T, line string) string {
 func TestRemovedEndpointDrains(t *testing.T) {
 	a, _, _ := echoServer(t, "a")
 	b, _, _ := echoServer(t, "b")
-	pub := freePort(t, "127.0.0.1")
-	p, err := newProxy(Config{BridgeIP: "127.0.0.1", Bridge: "lo", DNSPort: freePort(t, "127.0.0.1"), PublishAddress: "127.0.0.1", PortRange: anyPort, Log: testLogger(t)})
+	pub := testutil.FreePort(t)
+	p, err := newProxy(Config{BridgeIP: "127.0.0.1", Bridge: "lo", DNSPort: testutil.FreePort(t), PublishAddress: "127.0.0.1", PortRange: anyPort, Log: testLogger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}

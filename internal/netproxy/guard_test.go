@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/shoal-dev/shoal/internal/api"
+	"github.com/shoal-dev/shoal/internal/testutil"
 )
 
 // fakeRules records what the reconciler would write to the nat table.
@@ -52,11 +53,11 @@ func (f *fakeRules) published() []int32 {
 func TestPublishedPortsOnlyInRangeAndFree(t *testing.T) {
 	// Ports the kernel hands out are free; the range is made around two of
 	// them, and a third is kept outside it.
-	free, busy := freePort(t, "127.0.0.1"), freePort(t, "127.0.0.1")
+	free, busy := testutil.FreePort(t), testutil.FreePort(t)
 	r := api.PortRange{Min: int32(min(free, busy)), Max: int32(max(free, busy))}
-	outside := freePort(t, "127.0.0.1")
+	outside := testutil.FreePort(t)
 	for r.Contains(int32(outside)) {
-		outside = freePort(t, "127.0.0.1")
+		outside = testutil.FreePort(t)
 	}
 	// Another program of the node listens on busy.
 	other, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(busy))
@@ -75,7 +76,7 @@ func TestPublishedPortsOnlyInRangeAndFree(t *testing.T) {
 		}
 	}()
 
-	p, err := newProxy(Config{BridgeIP: "127.0.0.1", Bridge: "lo", DNSPort: freePort(t, "127.0.0.1"), PublishAddress: "127.0.0.1", NodeName: "n1", PortRange: r, Log: testLogger(t)})
+	p, err := newProxy(Config{BridgeIP: "127.0.0.1", Bridge: "lo", DNSPort: testutil.FreePort(t), PublishAddress: "127.0.0.1", NodeName: "n1", PortRange: r, Log: testLogger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}

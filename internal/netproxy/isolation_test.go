@@ -11,6 +11,7 @@ import (
 	"github.com/shoal-dev/shoal/internal/api"
 	"github.com/shoal-dev/shoal/internal/client"
 	"github.com/shoal-dev/shoal/internal/hostnet"
+	"github.com/shoal-dev/shoal/internal/testutil"
 )
 
 // fakeIsolation records the isolation plans the proxy writes.
@@ -47,7 +48,7 @@ func TestIsolationFollowsMembership(t *testing.T) {
 	f.insts = []*api.Instance{a1, stray, testInstance("b", "web", "web-1", "10.244.1.6:8080")}
 	f.nss = []*api.Namespace{testNamespace("a", api.IsolationNamespace), testNamespace("b", "")}
 
-	p, err := newProxy(Config{Client: client.New(srv.URL), BridgeIP: "127.0.0.1", Bridge: "lo", DNSPort: freePort(t, "127.0.0.1"),
+	p, err := newProxy(Config{Client: client.New(srv.URL), BridgeIP: "127.0.0.1", Bridge: "lo", DNSPort: testutil.FreePort(t),
 		ClusterCIDR: netip.MustParsePrefix("10.244.0.0/16"), Log: testLogger(t)})
 	if err != nil {
 		t.Fatal(err)

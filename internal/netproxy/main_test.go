@@ -49,42 +49,11 @@ func helperGet(url, dnsServer string) int {
 	return 0
 }
 
-// requireRoot skips a test that needs root, except under CI=true where not
-// being able to run it is a failure.
-func requireRoot(t *testing.T) {
-	t.Helper()
-	if testing.Short() || os.Geteuid() != 0 {
-		cannot(t, "needs root")
-	}
-}
-
-func cannot(t *testing.T, format string, args ...any) {
-	t.Helper()
-	if testing.Short() {
-		t.Skipf("-short: "+format, args...)
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatalf(format, args...)
-	}
-	t.Skipf(format, args...)
-}
-
 func testLogger(t *testing.T) *slog.Logger {
 	if testing.Verbose() {
 		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 	return slog.New(slog.DiscardHandler)
-}
-
-// freePort returns a TCP port that was free on host a moment ago.
-func freePort(t *testing.T, host string) int {
-	t.Helper()
-	l, err := net.Listen("tcp4", net.JoinHostPort(host, "0"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
 
 // startProxy runs p until the test ends and waits for Run to return then.

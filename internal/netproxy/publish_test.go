@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/shoal-dev/shoal/internal/api"
+	"github.com/shoal-dev/shoal/internal/testutil"
 )
 
 // TestPublishedPortZeroFailedRequests sends 2,000 requests, each on a new
@@ -36,8 +37,8 @@ func TestPublishedPortZeroFailedRequests(t *testing.T) {
 		t.Cleanup(servers[name].Close)
 	}
 	dead := deadAddr(t)
-	pub := freePort(t, "127.0.0.1")
-	p, err := newProxy(Config{BridgeIP: "127.0.0.1", Bridge: "lo", DNSPort: freePort(t, "127.0.0.1"), PublishAddress: "127.0.0.1", PortRange: anyPort, Log: testLogger(t)})
+	pub := testutil.FreePort(t)
+	p, err := newProxy(Config{BridgeIP: "127.0.0.1", Bridge: "lo", DNSPort: testutil.FreePort(t), PublishAddress: "127.0.0.1", PortRange: anyPort, Log: testLogger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/shoal-dev/shoal/internal/api"
+	"github.com/shoal-dev/shoal/internal/testutil"
 )
 
 // dropper accepts connections, reads the request and closes without a
@@ -44,8 +45,8 @@ func TestIdempotentRequestsAreReplayedOnAnotherInstance(t *testing.T) {
 		fmt.Fprint(w, "good")
 	}))
 	t.Cleanup(good.Close)
-	pub := freePort(t, "127.0.0.1")
-	p, err := newProxy(Config{BridgeIP: "127.0.0.1", Bridge: "lo", DNSPort: freePort(t, "127.0.0.1"), PublishAddress: "127.0.0.1", PortRange: anyPort, Log: testLogger(t)})
+	pub := testutil.FreePort(t)
+	p, err := newProxy(Config{BridgeIP: "127.0.0.1", Bridge: "lo", DNSPort: testutil.FreePort(t), PublishAddress: "127.0.0.1", PortRange: anyPort, Log: testLogger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/shoal-dev/shoal/internal/api"
+	"github.com/shoal-dev/shoal/internal/testutil"
 )
 
 // testNet is a network namespace behind a veth pair, standing in for a
@@ -38,10 +39,10 @@ func run(t *testing.T, name string, args ...string) error {
 
 func newTestNet(t *testing.T) *testNet {
 	t.Helper()
-	requireRoot(t)
+	testutil.RequireRoot(t, "")
 	for _, tool := range []string{"ip", "iptables", "iptables-restore"} {
 		if _, err := exec.LookPath(tool); err != nil {
-			cannot(t, "%s not found: %v", tool, err)
+			testutil.Unavailable(t, "%s not found: %v", tool, err)
 		}
 	}
 	var rb [2]byte
@@ -58,7 +59,7 @@ func newTestNet(t *testing.T) *testNet {
 	}
 	peer := "snp" + id + "c"
 	if err := run(t, "ip", "netns", "add", n.ns); err != nil {
-		cannot(t, "cannot make a network namespace: %v", err)
+		testutil.Unavailable(t, "cannot make a network namespace: %v", err)
 	}
 	t.Cleanup(func() {
 		if err := run(t, "ip", "netns", "del", n.ns); err != nil {
@@ -66,7 +67,7 @@ func newTestNet(t *testing.T) *testNet {
 		}
 	})
 	if err := run(t, "ip", "link", "add", n.hostIf, "type", "veth", "peer", "name", peer, "netns", n.ns); err != nil {
-		cannot(t, "cannot make a veth pair: %v", err)
+		testutil.Unavailable(t, "cannot make a veth pair: %v", err)
 	}
 	t.Cleanup(func() { _ = run(t, "ip", "link", "del", n.hostIf) })
 	for _, args := range [][]string{
@@ -131,7 +132,7 @@ func TestServiceIP(t *testing.T) {
 	defer backend.Close()
 
 	chain := "SHOAL-T-" + strings.TrimPrefix(n.hostIf, "snp")
-	dnsPort := freePort(t, n.hostIP)
+	dnsPort := testutil.FreePortOn(t, n.hostIP)
 	p, err := newProxy(Config{BridgeIP: n.hostIP, Bridge: n.hostIf, DNSPort: dnsPort, ChainName: chain, Log: testLogger(t)})
 	if err != nil {
 		t.Fatal(err)
@@ -247,8 +248,8 @@ func TestPublishedPortModes(t *testing.T) {
 	defer backend.Close()
 
 	chain := "SHOAL-T-" + strings.TrimPrefix(n.hostIf, "snp")
-	pub := freePort(t, "0.0.0.0")
-	p, err := newProxy(Config{BridgeIP: n.hostIP, Bridge: n.hostIf, DNSPort: freePort(t, n.hostIP), ChainName: chain, PortRange: anyPort, Log: testLogger(t)})
+	pub := testutil.FreePortOn(t, "0.0.0.0")
+	p, err := newProxy(Config{BridgeIP: n.hostIP, Bridge: n.hostIf, DNSPort: testutil.FreePortOn(t, n.hostIP), ChainName: chain, PortRange: anyPort, Log: testLogger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/shoal-dev/shoal/internal/api"
 	"github.com/shoal-dev/shoal/internal/client"
+	"github.com/shoal-dev/shoal/internal/testutil"
 )
 
 // fakeAPI speaks the list and watch wire format of the shoal server for
@@ -127,7 +128,7 @@ func TestWatchFollowsAndSurvivesTheServer(t *testing.T) {
 	f.apps = []*api.App{testApp("default", "web", "10.96.0.10", 80, 0)}
 	f.insts = []*api.Instance{inst}
 
-	p, err := newProxy(Config{Client: client.New(srv.URL), BridgeIP: "127.0.0.1", Bridge: "lo", DNSPort: freePort(t, "127.0.0.1"), Log: testLogger(t)})
+	p, err := newProxy(Config{Client: client.New(srv.URL), BridgeIP: "127.0.0.1", Bridge: "lo", DNSPort: testutil.FreePort(t), Log: testLogger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}

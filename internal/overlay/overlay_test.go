@@ -14,6 +14,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/shoal-dev/shoal/internal/testutil"
 )
 
 func TestKeys(t *testing.T) {
@@ -202,12 +204,7 @@ func helper(v string) int {
 // reached once its keepalive has told the other where it is. A source
 // address the sending peer does not own is dropped.
 func TestTwoNodesTalkThroughTheOverlay(t *testing.T) {
-	if os.Geteuid() != 0 {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("needs root (CI=true)")
-		}
-		t.Skip("needs root")
-	}
+	testutil.RequireRoot(t, "")
 	a, b := newNetns(t, "a"), newNetns(t, "b")
 	veth := fmt.Sprintf("shov%d", os.Getpid()%10000)
 	run(t, "ip", "link", "add", veth, "netns", a.name, "type", "veth", "peer", "name", "eth0", "netns", b.name)

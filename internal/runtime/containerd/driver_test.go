@@ -25,6 +25,7 @@ import (
 	"github.com/shoal-dev/shoal/internal/runtime"
 	"github.com/shoal-dev/shoal/internal/runtime/containerd"
 	"github.com/shoal-dev/shoal/internal/runtime/containerd/containerdtest"
+	"github.com/shoal-dev/shoal/internal/testutil"
 )
 
 // The test networks: away from the default 10.213.0.0/24 so a real agent on
@@ -58,7 +59,7 @@ func TestDriver(t *testing.T) {
 	defer cancel()
 	logDir := t.TempDir()
 	logPath := filepath.Join(logDir, "web.log")
-	hostPort := freePort(t)
+	hostPort := testutil.FreePort(t)
 	removeOnCleanup(t, d, "web")
 
 	t.Run("New installs one masquerade rule for the subnet, once", func(t *testing.T) {
@@ -181,7 +182,7 @@ func TestDriver(t *testing.T) {
 		if got := httpGet(t, fmt.Sprintf("http://127.0.0.1:%d/", hostPort)); got != "hello from web-0\n" {
 			t.Errorf("GET 127.0.0.1:%d = %q", hostPort, got)
 		}
-		waitFor(t, 5*time.Second, "log lines", func() (bool, string) {
+		testutil.Eventually(t, 5*time.Second, "log lines", func() (bool, string) {
 			s := readFile(t, logPath)
 			return strings.Contains(s, "starting on web-0:8080") && strings.Contains(s, "stderr works"), s
 		})
@@ -274,7 +275,7 @@ func TestDriver(t *testing.T) {
 		defer l.Close()
 		taken := l.Addr().(*net.TCPAddr).Port
 		for _, hp := range []int{taken, hostPort} { // a host process's port, then web's
-			free := freePort(t)
+			free := testutil.FreePort(t)
 			_, err := d.Create(ctx, runtime.Spec{ID: "clash", Image: testImage,
 				Ports: []runtime.PortMapping{
 					{ContainerPort: 8081, HostPort: int32(free), Protocol: "tcp"},
@@ -297,7 +298,7 @@ func TestDriver(t *testing.T) {
 		var logs bytes.Buffer
 		cfg := cfgA
 		cfg.Logger = slog.New(slog.NewTextHandler(&logs, nil))
-		tcpPort, udpPort := freePort(t), freeUDPPort(t)
+		tcpPort, udpPort := testutil.FreePort(t), freeUDPPort(t)
 		removeOnCleanup(t, d, "held")
 
 		// A driver of its own, to restart it below. Its New cannot take
@@ -365,7 +366,7 @@ func TestDriver(t *testing.T) {
 		if st.State != runtime.StateExited || st.ExitCode != 0 || st.ExitedAt.IsZero() || st.OOMKilled {
 			t.Errorf("after Stop: %+v, want exited 0 with exit time", st)
 		}
-		waitFor(t, 5*time.Second, "SIGTERM in the log", func() (bool, string) {
+		testutil.Eventually(t, 5*time.Second, "SIGTERM in the log", func() (bool, string) {
 			s := readFile(t, logPath)
 			return strings.Contains(s, "got SIGTERM"), s
 		})
@@ -415,7 +416,7 @@ func TestDriver(t *testing.T) {
 		if !strings.Contains(prev, "got SIGTERM") {
 			t.Errorf("previous log = %q, want the first run's output", prev)
 		}
-		waitFor(t, 5*time.Second, "new run's log", func() (bool, string) {
+		testutil.Eventually(t, 5*time.Second, "new run's log", func() (bool, string) {
 			s := readFile(t, logPath)
 			return strings.Contains(s, "starting on") && !strings.Contains(s, "got SIGTERM"), s
 		})
@@ -427,7 +428,7 @@ func TestDriver(t *testing.T) {
 		if err := syscall.Kill(int(web.Pid), syscall.SIGKILL); err != nil {
 			t.Fatalf("kill %d: %v", web.Pid, err)
 		}
-		waitFor(t, 10*time.Second, "an exit event for web", func() (bool, string) {
+		testutil.Eventually(t, 10*time.Second, "an exit event for web", func() (bool, string) {
 			return exits.count("web") > before, fmt.Sprint(exits.all())
 		})
 		st := waitState(t, d, "web", runtime.StateExited, 10*time.Second)
@@ -559,7 +560,7 @@ func TestDriver(t *testing.T) {
 				t.Errorf("A lists B's container %+v", s)
 			}
 		}
-		waitFor(t, 5*time.Second, "B's log file", func() (bool, string) {
+		testutil.Eventually(t, 5*time.Second, "B's log file", func() (bool, string) {
 			s := readFile(t, filepath.Join(cfgB.StateDir, "logs", "web.log"))
 			return strings.Contains(s, "starting on"), s
 		})
@@ -578,7 +579,7 @@ func TestDriver(t *testing.T) {
 			removeOnCleanup(t, d, id)
 			t0 := time.Now()
 			if _, err := d.Create(ctx, runtime.Spec{ID: id, Image: testImage, MilliCPU: 100, MemoryBytes: 32 << 20,
-				Ports: []runtime.PortMapping{{ContainerPort: 8080, HostPort: int32(freePort(t))}}}); err != nil {
+				Ports: []runtime.PortMapping{{ContainerPort: 8080, HostPort: int32(testutil.FreePort(t))}}}); err != nil {
 				t.Fatal(err)
 			}
 			t1 := time.Now()
@@ -609,7 +610,7 @@ func TestDriver(t *testing.T) {
 	})
 
 	t.Run("Remove cleans up after a Create that crashed half-way", func(t *testing.T) {
-		port := freePort(t)
+		port := testutil.FreePort(t)
 		if _, err := d.Create(ctx, runtime.Spec{ID: "half", Image: testImage,
 			Ports: []runtime.PortMapping{{ContainerPort: 8080, HostPort: int32(port)}}}); err != nil {
 			t.Fatal(err)

@@ -29,6 +29,7 @@ import (
 
 	"github.com/shoal-dev/shoal/internal/runtime"
 	"github.com/shoal-dev/shoal/internal/runtime/containerd"
+	"github.com/shoal-dev/shoal/internal/testutil"
 )
 
 // testImage is the reference the tests use; "shoal.local" resolves to the
@@ -214,27 +215,10 @@ func removeOnCleanup(t *testing.T, d *containerd.Driver, id string) {
 	})
 }
 
-// waitFor polls cond every 50ms until it holds or timeout passes; cond
-// returns a description of what it saw, for the failure message.
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		ok, saw := cond()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("waited %v for %s; last saw: %s", timeout, what, saw)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
 func waitState(t *testing.T, d *containerd.Driver, id string, want runtime.State, timeout time.Duration) runtime.Status {
 	t.Helper()
 	var st runtime.Status
-	waitFor(t, timeout, fmt.Sprintf("%s to be %s", id, want), func() (bool, string) {
+	testutil.Eventually(t, timeout, fmt.Sprintf("%s to be %s", id, want), func() (bool, string) {
 		var err error
 		st, err = d.Inspect(context.Background(), id)
 		if err != nil {
@@ -251,7 +235,7 @@ var httpClient = &http.Client{Timeout: 2 * time.Second}
 func httpGet(t *testing.T, url string) string {
 	t.Helper()
 	var body string
-	waitFor(t, 10*time.Second, "GET "+url, func() (bool, string) {
+	testutil.Eventually(t, 10*time.Second, "GET "+url, func() (bool, string) {
 		resp, err := httpClient.Get(url)
 		if err != nil {
 			return false, err.Error()
@@ -265,16 +249,6 @@ func httpGet(t *testing.T, url string) string {
 		return resp.StatusCode == http.StatusOK, resp.Status + " " + body
 	})
 	return body
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
 
 func freeUDPPort(t *testing.T) int {

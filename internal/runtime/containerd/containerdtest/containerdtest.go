@@ -1,7 +1,3 @@
-// Package containerdtest gives tests a real containerd: the one named by
-// $SHOAL_CONTAINERD_ADDRESS, or a private one started for the test (the
-// same way scripts/containerd.sh does) and stopped when it ends. It never
-// uses or disturbs a system containerd.
 package containerdtest
 
 import (
@@ -20,6 +16,8 @@ import (
 
 	containerd "github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/pkg/namespaces"
+
+	"github.com/shoal-dev/shoal/internal/testutil"
 )
 
 // EnvAddress names an already running containerd to use instead of
@@ -38,11 +36,11 @@ func Start(t testing.TB) (address string) {
 	}
 	for _, bin := range []string{"containerd", "containerd-shim-runc-v2", "runc"} {
 		if _, err := exec.LookPath(bin); err != nil {
-			unavailable(t, fmt.Sprintf("containerd not installed: run make deps (%s not in PATH)", bin))
+			testutil.Unavailable(t, "containerd not installed: run make deps (%s not in PATH)", bin)
 		}
 	}
 	if os.Geteuid() != 0 {
-		unavailable(t, "containerd needs root: run the test as root or set "+EnvAddress)
+		testutil.Unavailable(t, "containerd needs root: run the test as root or set %s", EnvAddress)
 	}
 
 	// Not t.TempDir(): its path can be too long for a unix socket.
@@ -57,14 +55,6 @@ func Start(t testing.TB) (address string) {
 	}
 	t.Cleanup(func() { d.stop(t) })
 	return d.socket()
-}
-
-func unavailable(t testing.TB, reason string) {
-	t.Helper()
-	if os.Getenv("CI") == "true" {
-		t.Fatal(reason)
-	}
-	t.Skip(reason)
 }
 
 // config mirrors scripts/containerd.sh: everything under dir, no CRI.

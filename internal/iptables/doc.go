@@ -1,0 +1,3 @@
+// Package iptables holds what more than one part of shoal needs to read
+// iptables' own output.
+package iptables
