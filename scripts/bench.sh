@@ -4,8 +4,12 @@
 #   scheduler: N placements/s (10000 instances on 1000 nodes)
 #   apply20: shoal S s, containerd floor F s, ratio R
 #   apply20 at cpu 10m: the same with a 10m CPU limit (a CFS quota of
-#          1000/100000): a container's own limit must not slow its start
-#   control plane: instances/s to Running on 1000 hollow nodes, API p99
+#          1000/100000): a container's own limit must not slow its start;
+#          and shoal at 10m against shoal at 50m
+#   control plane: instances/s to Running on 1000 hollow nodes, API p99s,
+#          the server's peak RSS; the API's p50/p99/max and failed probes
+#          (open loop); etcd's write rate at idle before and after the run
+#          (BENCH_LARGE=1: the same lines for 5000 nodes, 50000 instances)
 #   memory: all-in-one (server + agent) RSS M MB at idle with 20 instances
 #   proxy: the same small GETs sent straight to one instance, through its
 #          service address, through a published port on the node's address
@@ -15,7 +19,8 @@
 #          elsewhere (three simulated machines)
 #
 # The floor is measured in the same script on the same machine: 20 parallel
-# `ctr run -d` of the same image in a containerd namespace of its own.
+# `ctr run -d` of the same image in a containerd namespace of its own, each
+# given its CPU quota once started, as shoal's are.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=$PWD/bin/shoal
@@ -25,8 +30,15 @@ sched=$(go test -run '^$' -bench BenchmarkSchedule10kOn1k -benchtime 3x -cpu 1 .
 	awk '/placements\/s/ { for (i = 1; i <= NF; i++) if ($(i+1) == "placements/s") print $i }' | tail -n 1)
 printf 'scheduler: %.0f placements/s (10000 instances on 1000 nodes)\n' "$sched"
 
-# 1b. The control plane alone: one server, 1000 hollow agents, 10000 instances.
-go run ./hack/hollowbench -nodes 1000 -instances 10000
+# 1b. The control plane alone: one server, 1000 hollow agents, 10000
+# instances (BENCH_NODES, BENCH_INSTANCES); with BENCH_LARGE=1 also 5000
+# and 50000 (BENCH_LARGE_NODES, BENCH_LARGE_INSTANCES).
+HB=$PWD/bin/hollowbench
+go build -o "$HB" ./hack/hollowbench
+"$HB" -nodes "${BENCH_NODES:-1000}" -instances "${BENCH_INSTANCES:-10000}"
+if [ "${BENCH_LARGE:-0}" = 1 ]; then
+	"$HB" -nodes "${BENCH_LARGE_NODES:-5000}" -instances "${BENCH_LARGE_INSTANCES:-50000}" -timeout 2h
+fi
 
 # 2. apply --wait of 20 hello replicas on one node, against the floor.
 make -s images >/dev/null
@@ -83,11 +95,38 @@ $S delete app warm >/dev/null
 for _ in $(seq 1 100); do [ -z "$($S get instances -o name 2>/dev/null)" ] && break; sleep 0.2; done
 
 # apply20 MILLICPU LABEL: 20 replicas with that CPU limit through shoal,
-# then 20 parallel `ctr run -d` of the same image with the same CFS quota
-# and memory limit, no network (the floor).
+# then 20 parallel `ctr run -d` of the same image with the same memory
+# limit, no network (the floor). The floor gets its CPU limit as shoal's
+# containers do (internal/runtime/containerd cpuLimit): started
+# unthrottled, the CFS quota set right after the start; started under a
+# 10m quota, runc's own setup inside the container takes seconds.
 ctr --address "$sock" -n bench-floor images import build/images/hello-v1.tar >/dev/null
+# cpu_quota CGROUP QUOTA: the quota (µs per 100 ms) of a running
+# container's cgroup, written where runc's update writes it.
+cpu_quota() {
+	if [ -f /sys/fs/cgroup/cgroup.controllers ]; then
+		echo "$2 100000" >"/sys/fs/cgroup$1/cpu.max"
+	else
+		echo 100000 >"/sys/fs/cgroup/cpu$1/cpu.cfs_period_us"
+		echo "$2" >"/sys/fs/cgroup/cpu$1/cpu.cfs_quota_us"
+	fi
+}
+# floor20 MILLICPU: seconds for 20 parallel starts with that CPU limit.
+floor20() {
+	local mcpu=$1 t0 t1 floor=() id
+	t0=$(date +%s.%N)
+	for i in $(seq 1 20); do
+		id=floor-$$-$mcpu-$i
+		(ctr --address "$sock" -n bench-floor run -d --null-io --memory-limit $((32 << 20)) --cgroup "/bench-floor/$id" \
+			shoal.local/hello:v1 "$id" >/dev/null && cpu_quota "/bench-floor/$id" $((mcpu * 100))) &
+		floor+=($!)
+	done
+	for p in "${floor[@]}"; do wait "$p"; done
+	t1=$(date +%s.%N)
+	awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }'
+}
 apply20() {
-	local mcpu=$1 label=$2
+	local mcpu=$1
 	cat >"$work/bench20.yaml" <<YAML
 apiVersion: shoal/v1
 kind: App
@@ -97,28 +136,20 @@ spec:
   replicas: 20
   resources: {cpu: ${mcpu}m, memory: 32Mi}
 YAML
-	local t0 t1 shoal_s floor_s
+	local t0 t1
 	t0=$(date +%s.%N)
 	$S apply -f "$work/bench20.yaml" --wait --timeout 5m >/dev/null
 	t1=$(date +%s.%N)
-	shoal_s=$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')
 	$S delete app bench20 >/dev/null
 	for _ in $(seq 1 150); do [ -z "$($S get instances -o name 2>/dev/null)" ] && break; sleep 0.2; done
-
-	t0=$(date +%s.%N)
-	local floor=()
-	for i in $(seq 1 20); do
-		ctr --address "$sock" -n bench-floor run -d --null-io --memory-limit $((32 << 20)) --cpu-quota $((mcpu * 100)) --cpu-period 100000 \
-			shoal.local/hello:v1 "floor-$$-$mcpu-$i" >/dev/null &
-		floor+=($!)
-	done
-	wait "${floor[@]}"
-	t1=$(date +%s.%N)
-	floor_s=$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')
-	awk -v l="$label" -v s="$shoal_s" -v f="$floor_s" 'BEGIN { printf "%s: shoal %.2f s, containerd floor %.2f s, ratio %.2f\n", l, s, f, s / f }'
+	awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }'
 }
-apply20 50 apply20
-apply20 10 "apply20 at cpu 10m"
+shoal50=$(apply20 50)
+floor50=$(floor20 50)
+awk -v s="$shoal50" -v f="$floor50" 'BEGIN { printf "apply20: shoal %.2f s, containerd floor %.2f s, ratio %.2f (cpu 50m; the floor started unthrottled, its quota set after the start, as shoal does)\n", s, f, s / f }'
+shoal10=$(apply20 10)
+floor10=$(floor20 10)
+awk -v s="$shoal10" -v f="$floor10" -v s50="$shoal50" 'BEGIN { printf "apply20 at cpu 10m: shoal %.2f s, containerd floor %.2f s, ratio %.2f (the floor started as shoal starts: unthrottled, quota after); shoal at 10m against shoal at 50m: ratio %.2f\n", s, f, s / f, s / s50 }'
 $S apply -f "$work/bench20.yaml" --wait --timeout 5m >/dev/null
 
 # 3. Resident memory at idle with the 20 instances running.
