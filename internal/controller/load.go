@@ -2,22 +2,18 @@ package controller
 
 import (
 	"context"
-	"sync"
 	"time"
 
 	"github.com/shoal-dev/shoal/internal/api"
-	"github.com/shoal-dev/shoal/internal/store"
+	"github.com/shoal-dev/shoal/internal/listwatch"
 )
 
 // NodeLoad reads Apps' load from the Nodes' status, where agents publish
-// their instances' use and their proxies' traffic. It reads the Node list
-// at most once per half second, whatever the number of Apps.
+// their instances' use and their proxies' traffic, as the controllers'
+// cache of Nodes holds it: the autoscaler asks once per App per second,
+// and no ask lists the Nodes from the store.
 type NodeLoad struct {
-	Store *store.Store
-
-	mu    sync.Mutex
-	at    time.Time
-	nodes []*api.Node
+	Nodes *listwatch.Cache
 }
 
 // staleAfter is how old a node's figures may be to count: a node that
@@ -25,14 +21,11 @@ type NodeLoad struct {
 const staleAfter = 15 * time.Second
 
 // Load implements LoadSource.
-func (l *NodeLoad) Load(ctx context.Context, ns, app string) (AppLoad, error) {
-	nodes, err := l.list(ctx)
-	if err != nil {
-		return AppLoad{}, err
-	}
+func (l *NodeLoad) Load(_ context.Context, ns, app string) (AppLoad, error) {
 	var out AppLoad
 	now := time.Now()
-	for _, n := range nodes {
+	for _, o := range l.Nodes.List("") {
+		n := o.(*api.Node)
 		if !n.Status.Ready || now.Sub(n.Status.LastHeartbeat) > staleAfter {
 			continue
 		}
@@ -50,22 +43,4 @@ func (l *NodeLoad) Load(ctx context.Context, ns, app string) (AppLoad, error) {
 		}
 	}
 	return out, nil
-}
-
-func (l *NodeLoad) list(ctx context.Context) ([]*api.Node, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if time.Since(l.at) < 500*time.Millisecond {
-		return l.nodes, nil
-	}
-	objs, _, err := l.Store.List(ctx, nodeKind, "")
-	if err != nil {
-		return nil, err
-	}
-	l.nodes = l.nodes[:0]
-	for _, o := range objs {
-		l.nodes = append(l.nodes, o.(*api.Node))
-	}
-	l.at = time.Now()
-	return l.nodes, nil
 }
