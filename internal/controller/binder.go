@@ -104,11 +104,6 @@ func (b *Binder) Reconcile(ctx context.Context, _ string) error {
 	})
 	snap := scheduler.NewSnapshot(nodes, placed)
 	var firstErr error
-	type binding struct {
-		in   *api.Instance
-		node string
-		req  scheduler.Request
-	}
 	var plan []binding
 	for _, in := range pending {
 		req := RequestOf(in)
@@ -130,16 +125,17 @@ func (b *Binder) Reconcile(ctx context.Context, _ string) error {
 		}
 		plan = append(plan, binding{in, node, req})
 	}
-	// The plan in transactions of Batch instances (etcd bounds the
-	// operations of one); when an instance of a chunk changed since it was
-	// read, that chunk is bound one by one so that the others still go
-	// through.
+	// The plan in transactions of Batch instances at most, and about
+	// bindTxnBytes (etcd bounds the operations and the bytes of one); when
+	// an instance of a chunk changed since it was read, that chunk is bound
+	// one by one so that the others still go through.
 	batch := b.Batch
 	if batch <= 0 {
 		batch = bindBatch(0)
 	}
-	for start := 0; start < len(plan); start += batch {
-		chunk := plan[start:min(start+batch, len(plan))]
+	for _, chunk := range chunks(plan, batch, func(p binding) string { return p.req.App }, func(p binding) int {
+		return store.StoredSize(bound(p.in, p.node))
+	}) {
 		objs := make([]api.Object, len(chunk))
 		for i, p := range chunk {
 			objs[i] = bound(p.in, p.node)
@@ -161,6 +157,45 @@ func (b *Binder) Reconcile(ctx context.Context, _ string) error {
 		}
 	}
 	return firstErr
+}
+
+// binding is one instance of a plan and the node it goes to.
+type binding struct {
+	in   *api.Instance
+	node string
+	req  scheduler.Request
+}
+
+// bindTxnBytes is about how many bytes of bindings one transaction
+// carries: inside etcd's default request limit (1.5 MiB), whatever the
+// store's etcd.
+const bindTxnBytes = 1 << 20
+
+// chunks cuts plan into runs of at most n whose sizes add up to about
+// bindTxnBytes at most (one binding alone may be bigger). The size of
+// one binding per group (an App's instances share their template) stands
+// for all of the group's.
+func chunks[T any](plan []T, n int, group func(T) string, size func(T) int) [][]T {
+	sizes := map[string]int{}
+	var out [][]T
+	start, bytes := 0, 0
+	for i, p := range plan {
+		g := group(p)
+		sz, ok := sizes[g]
+		if !ok {
+			sz = size(p) + 256 // names and figures vary a little
+			sizes[g] = sz
+		}
+		if i > start && (i-start >= n || bytes+sz > bindTxnBytes) {
+			out = append(out, plan[start:i])
+			start, bytes = i, 0
+		}
+		bytes += sz
+	}
+	if start < len(plan) {
+		out = append(out, plan[start:])
+	}
+	return out
 }
 
 // bindBatch is how many bindings fit one transaction of an etcd that

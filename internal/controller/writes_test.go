@@ -197,3 +197,29 @@ func TestBinderIgnoresHeartbeats(t *testing.T) {
 		t.Error("a node joining or leaving must wake the binder")
 	}
 }
+
+// Bindings are cut by count and by bytes: big instances go in smaller
+// transactions, and one bigger than the budget goes alone.
+func TestBindChunks(t *testing.T) {
+	lens := func(cs [][]int) []int {
+		var out []int
+		for _, c := range cs {
+			out = append(out, len(c))
+		}
+		return out
+	}
+	plan := make([]int, 25)
+	one := func(int) string { return "app" }
+	small := func(int) int { return 1000 }
+	if got := lens(chunks(plan, 10, one, small)); fmt.Sprint(got) != "[10 10 5]" {
+		t.Errorf("25 small bindings in batches of 10: %v", got)
+	}
+	big := func(int) int { return bindTxnBytes / 4 } // with the margin, 3 fit
+	if got := lens(chunks(plan[:7], 100, one, big)); fmt.Sprint(got) != "[3 3 1]" {
+		t.Errorf("7 bindings of a quarter of the budget each: %v", got)
+	}
+	huge := func(int) int { return 2 * bindTxnBytes }
+	if got := lens(chunks(plan[:2], 100, one, huge)); fmt.Sprint(got) != "[1 1]" {
+		t.Errorf("2 bindings each over the budget: %v", got)
+	}
+}
