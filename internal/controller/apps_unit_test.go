@@ -21,13 +21,15 @@ func TestAppsConcurrentDecisionsMakeNoDuplicates(t *testing.T) {
 	defer cancel()
 	h.apply(newApp("web", 3, "web:1"))
 	c := &Apps{Store: h.st, Log: slog.New(slog.DiscardHandler)}
-	a, _, err := c.ensureRevision(ctx, h.getApp("web"))
+	ch, err := newAppChange(h.getApp("web"))
 	if err != nil {
 		t.Fatal(err)
 	}
+	c.ensureRevision(ctx, ch)
+	a := ch.app
 	// Both decide from the same (empty) list of instances.
 	for i := 0; i < 2; i++ {
-		if err := c.scale(ctx, a, nil); err != nil {
+		if _, err := c.scale(ctx, a, nil); err != nil {
 			t.Fatalf("scale %d: %v", i, err)
 		}
 	}

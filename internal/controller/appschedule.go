@@ -2,13 +2,11 @@ package controller
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"time"
 
 	"github.com/shoal-dev/shoal/internal/api"
-	"github.com/shoal-dev/shoal/internal/store"
 )
 
 // maxScheduleHistory is how many applied scheduled changes an App lists.
@@ -34,31 +32,32 @@ type dueChange struct {
 // added at 15:00 does not apply yesterday's 20:00). When several ticks of
 // one change passed while the control plane was away, only the latest
 // applies; changes apply in the order of their ticks.
-func (c *Apps) applySchedule(ctx context.Context, app *api.App) (*api.App, error) {
+func (c *Apps) applySchedule(ctx context.Context, ch *appChange) {
+	app := ch.app
 	if len(app.Spec.Schedule) == 0 && len(app.Status.Scheduled) == 0 {
-		return app, nil
+		return
 	}
 	now := c.now()
 	var due []dueChange
 	seen := map[string]time.Time{}
 	var next time.Time
 	dirty := len(app.Status.Scheduled) != len(app.Spec.Schedule)
-	for _, ch := range app.Spec.Schedule {
-		k := ch.Key()
+	for _, sc := range app.Spec.Schedule {
+		k := sc.Key()
 		last, ok := app.Status.Scheduled[k]
 		if !ok {
 			last, dirty = now, true
 		}
 		var tick time.Time
-		for t, n := ch.NextAfter(last), 0; !t.IsZero() && !t.After(now) && n < maxTicks; t, n = ch.NextAfter(t), n+1 {
+		for t, n := sc.NextAfter(last), 0; !t.IsZero() && !t.After(now) && n < maxTicks; t, n = sc.NextAfter(t), n+1 {
 			tick = t
 		}
 		if !tick.IsZero() {
-			due = append(due, dueChange{tick, k, ch})
+			due = append(due, dueChange{tick, k, sc})
 			last, dirty = tick, true
 		}
 		seen[k] = last
-		if t := ch.NextAfter(now); !t.IsZero() && (next.IsZero() || t.Before(next)) {
+		if t := sc.NextAfter(now); !t.IsZero() && (next.IsZero() || t.Before(next)) {
 			next = t
 		}
 	}
@@ -66,69 +65,48 @@ func (c *Apps) applySchedule(ctx context.Context, app *api.App) (*api.App, error
 		c.Requeue(nsKey(app.Metadata.Namespace, app.Metadata.Name), next.Sub(now)+50*time.Millisecond)
 	}
 	if !dirty {
-		return app, nil
+		return
 	}
 	slices.SortStableFunc(due, func(a, b dueChange) int { return a.at.Compare(b.at) })
-	var applied []dueChange
-	var refused []string
-	obj, err := c.Store.Mutate(ctx, appKind, app.Metadata.Namespace, app.Metadata.Name, func(o api.Object) error {
-		a := o.(*api.App)
-		applied, refused = applied[:0], refused[:0]
-		imageSet := false
-		for _, d := range due {
-			if last, ok := a.Status.Scheduled[d.key]; ok && !last.Before(d.at) {
-				continue // applied meanwhile (by an earlier leader)
-			}
-			set := d.ch.Set
-			if set.Replicas != nil {
-				r := *set.Replicas
-				a.Spec.Replicas = &r
-			}
-			if set.Image != "" && set.Image != a.Spec.Image {
-				prev := a.Spec.Image
-				a.Spec.Image = set.Image
-				if err := c.admit(ctx, a); err != nil {
-					// The namespace's policy no longer admits the
-					// template (or never did): the tick is spent, the
-					// image stays.
-					a.Spec.Image = prev
-					refused = append(refused, fmt.Sprintf("%s: image %s refused: %v", d.ch.When(), set.Image, err))
-				} else {
-					imageSet = true
-				}
-			}
-			if set.Paused != nil {
-				a.Spec.Update.Paused = *set.Paused
-			}
-			a.Status.ScheduleHistory = append(a.Status.ScheduleHistory, api.ScheduledRecord{At: d.at, Change: d.ch.When() + ": " + set.String()})
-			applied = append(applied, d)
+	a := app
+	imageSet := false
+	var last *dueChange
+	for _, d := range due {
+		set := d.ch.Set
+		if set.Replicas != nil {
+			r := *set.Replicas
+			a.Spec.Replicas = &r
 		}
-		if n := len(a.Status.ScheduleHistory); n > maxScheduleHistory {
-			a.Status.ScheduleHistory = a.Status.ScheduleHistory[n-maxScheduleHistory:]
+		if set.Image != "" && set.Image != a.Spec.Image {
+			prev := a.Spec.Image
+			a.Spec.Image = set.Image
+			if err := c.admit(ctx, a); err != nil {
+				// The namespace's policy no longer admits the template
+				// (or never did): the tick is spent, the image stays.
+				a.Spec.Image = prev
+				ch.record("Warning", "ScheduledChangeRefused", fmt.Sprintf("%s: image %s refused: %v", d.ch.When(), set.Image, err))
+			} else {
+				imageSet = true
+			}
 		}
-		a.Status.Scheduled = seen
-		// A release set by the schedule is a new revision at once, and
-		// says so in the rollout history (unless rollouts are held).
-		if imageSet && a.Status.Revision > 0 && a.Status.TemplateHash != api.TemplateHash(a) && c.holdReason(a, now) == "" {
-			newRevision(a, now)
-			d := applied[len(applied)-1]
-			a.Status.History[len(a.Status.History)-1].Cause = "schedule: " + d.ch.When() + ": " + d.ch.Set.String()
+		if set.Paused != nil {
+			a.Spec.Update.Paused = *set.Paused
 		}
-		return nil
-	})
-	if errors.Is(err, store.ErrNotFound) {
-		return app, nil
+		a.Status.ScheduleHistory = append(a.Status.ScheduleHistory, api.ScheduledRecord{At: d.at, Change: d.ch.When() + ": " + set.String()})
+		ch.record("Normal", "Scheduled", fmt.Sprintf("%s (%s): set %s", d.ch.When(), d.at.Format(time.RFC3339), d.ch.Set.String()))
+		last = &d
 	}
-	if err != nil {
-		return nil, err
+	if n := len(a.Status.ScheduleHistory); n > maxScheduleHistory {
+		a.Status.ScheduleHistory = a.Status.ScheduleHistory[n-maxScheduleHistory:]
 	}
-	for _, d := range applied {
-		c.Events.Record(ctx, obj, "Normal", "Scheduled", fmt.Sprintf("%s (%s): set %s", d.ch.When(), d.at.Format(time.RFC3339), d.ch.Set.String()))
+	a.Status.Scheduled = seen
+	// A release set by the schedule is a new revision at once, and says
+	// so in the rollout history (unless rollouts are held).
+	if imageSet && a.Status.Revision > 0 && a.Status.TemplateHash != api.TemplateHash(a) && c.holdReason(a, now) == "" {
+		newRevision(a, now)
+		a.Status.History[len(a.Status.History)-1].Cause = "schedule: " + last.ch.When() + ": " + last.ch.Set.String()
 	}
-	for _, why := range refused {
-		c.Events.Record(ctx, obj, "Warning", "ScheduledChangeRefused", why)
-	}
-	return obj.(*api.App), nil
+	ch.dirty = true
 }
 
 // holdReason says why a new revision of a may not roll out now: rollouts

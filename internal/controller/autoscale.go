@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"slices"
 	"sync"
 	"time"
 
@@ -48,6 +49,9 @@ type Autoscaler struct {
 	Now func() time.Time
 	// Period is how often an App is looked at (default 1 s).
 	Period time.Duration
+	// Cache, when set, is what the autoscaler reads (the manager's); nil
+	// reads the store.
+	Cache *Caches
 
 	mu    sync.Mutex
 	recs  map[string][]recommendation
@@ -76,7 +80,8 @@ func (c *Autoscaler) now() time.Time {
 // Reconcile implements Reconciler for key "namespace/app".
 func (c *Autoscaler) Reconcile(ctx context.Context, key string) error {
 	ns, name := splitKey(key)
-	obj, err := c.Store.Get(ctx, appKind, ns, name)
+	r := readerOf(c.Cache, c.Store)
+	obj, err := r.get(ctx, api.KindApp, ns, name)
 	if errors.Is(err, store.ErrNotFound) {
 		c.forget(key)
 		return nil
@@ -111,7 +116,7 @@ func (c *Autoscaler) Reconcile(ctx context.Context, key string) error {
 	}
 	st := api.AutoscaleStatus{CPUPercent: cpuPct, RequestsPerSecond: math.Round(load.RequestsPerSecond*10) / 10, Desired: final, UpdatedAt: now}
 	if prev := app.Status.Autoscale; prev != nil {
-		st.LastScaleTime, st.Decisions = prev.LastScaleTime, prev.Decisions
+		st.LastScaleTime, st.Decisions = prev.LastScaleTime, slices.Clone(prev.Decisions) // prev is the cache's
 		// Figures alone are written at most every 5 s.
 		if final == current && prev.Desired == final && now.Sub(prev.UpdatedAt) < 5*time.Second {
 			return nil
@@ -126,7 +131,7 @@ func (c *Autoscaler) Reconcile(ctx context.Context, key string) error {
 			st.Decisions = st.Decisions[n-maxDecisions:]
 		}
 	}
-	_, err = c.Store.Mutate(ctx, appKind, ns, name, func(o api.Object) error {
+	written, err := c.Store.Mutate(ctx, appKind, ns, name, func(o api.Object) error {
 		a := o.(*api.App)
 		if a.Spec.Autoscale == nil {
 			return nil
@@ -141,6 +146,9 @@ func (c *Autoscaler) Reconcile(ctx context.Context, key string) error {
 	})
 	if errors.Is(err, store.ErrNotFound) {
 		return nil
+	}
+	if err == nil {
+		r.wrote(api.KindApp, written.GetMeta().Revision)
 	}
 	if err == nil && decision != "" {
 		c.Log.Info("autoscaled", "app", key, "from", current, "to", final, "why", why)

@@ -7,6 +7,7 @@ import (
 	"github.com/distribution/reference"
 	"log/slog"
 	"sort"
+	"time"
 
 	"github.com/shoal-dev/shoal/internal/api"
 	"github.com/shoal-dev/shoal/internal/scheduler"
@@ -14,13 +15,23 @@ import (
 )
 
 // Binder places pending Instances on Nodes. It is the one writer of
-// bindings: each round reads every node and instance, asks the pure
-// scheduler for a plan against that snapshot, and commits each binding with
-// compare-and-swap, so nothing is ever bound twice or over-committed.
+// bindings: each round reads every node and instance (from the caches,
+// once they hold its own last bindings), asks the pure scheduler for a
+// plan for every pending instance against that snapshot, and commits the
+// plan in transactions of Batch bindings, each with compare-and-swap, so
+// nothing is ever bound twice or over-committed.
 type Binder struct {
 	Store  *store.Store
 	Log    *slog.Logger
 	Events *Recorder
+	// Cache, when set, is what the binder reads (the manager's); nil
+	// reads the store.
+	Cache *Caches
+	// Batch is how many bindings one transaction carries (0:
+	// bindBatch(0), which any etcd takes).
+	Batch int
+	// Every is how often a round runs without an event (0: never).
+	Every time.Duration
 }
 
 // bindKey is the single key the binder's queue uses: every change triggers
@@ -29,11 +40,14 @@ const bindKey = "all"
 
 // Reconcile implements Reconciler; the key is ignored.
 func (b *Binder) Reconcile(ctx context.Context, _ string) error {
-	nodeObjs, _, err := b.Store.List(ctx, nodeKind, "")
+	r := readerOf(b.Cache, b.Store)
+	nodeObjs, err := r.list(ctx, api.KindNode, "")
 	if err != nil {
 		return err
 	}
-	instObjs, _, err := b.Store.List(ctx, instanceKind, "")
+	// Waits for the bindings of the last round: an instance bound then
+	// but seen pending now would free the room it takes.
+	instObjs, err := r.list(ctx, api.KindInstance, "")
 	if err != nil {
 		return err
 	}
@@ -90,11 +104,6 @@ func (b *Binder) Reconcile(ctx context.Context, _ string) error {
 	})
 	snap := scheduler.NewSnapshot(nodes, placed)
 	var firstErr error
-	type binding struct {
-		in   *api.Instance
-		node string
-		req  scheduler.Request
-	}
 	var plan []binding
 	for _, in := range pending {
 		req := RequestOf(in)
@@ -109,31 +118,37 @@ func (b *Binder) Reconcile(ctx context.Context, _ string) error {
 		}
 		node, perr := snap.Place(req)
 		if perr != nil {
-			if err := b.setUnschedulable(ctx, in, perr.Error()); err != nil && firstErr == nil {
+			if err := b.setUnschedulable(ctx, r, in, perr.Error()); err != nil && firstErr == nil {
 				firstErr = err
 			}
 			continue
 		}
 		plan = append(plan, binding{in, node, req})
 	}
-	// The plan in transactions of bindChunk instances (etcd bounds the
-	// operations of one); when an instance of a chunk changed since it was
-	// read, that chunk is bound one by one so that the others still go
-	// through.
-	for start := 0; start < len(plan); start += bindChunk {
-		chunk := plan[start:min(start+bindChunk, len(plan))]
+	// The plan in transactions of Batch instances at most, and about
+	// bindTxnBytes (etcd bounds the operations and the bytes of one); when
+	// an instance of a chunk changed since it was read, that chunk is bound
+	// one by one so that the others still go through.
+	batch := b.Batch
+	if batch <= 0 {
+		batch = bindBatch(0)
+	}
+	for _, chunk := range chunks(plan, batch, func(p binding) string { return p.req.App }, func(p binding) int {
+		return store.StoredSize(bound(p.in, p.node))
+	}) {
 		objs := make([]api.Object, len(chunk))
 		for i, p := range chunk {
 			objs[i] = bound(p.in, p.node)
 		}
 		if err := b.Store.UpdateAll(ctx, objs); err == nil {
+			r.wrote(api.KindInstance, objs[0].GetMeta().Revision)
 			for _, p := range chunk {
 				b.Events.Record(ctx, p.in, "Normal", "Scheduled", "placed on node "+p.node)
 			}
 			continue
 		}
 		for _, p := range chunk {
-			if err := b.bind(ctx, p.in, p.node); err != nil {
+			if err := b.bind(ctx, r, p.in, p.node); err != nil {
 				snap.Release(p.node, p.req)
 				if firstErr == nil {
 					firstErr = err
@@ -144,9 +159,54 @@ func (b *Binder) Reconcile(ctx context.Context, _ string) error {
 	return firstErr
 }
 
-// bindChunk is how many bindings one transaction carries: two operations
-// each, well inside the embedded etcd's 2,048.
-const bindChunk = 500
+// binding is one instance of a plan and the node it goes to.
+type binding struct {
+	in   *api.Instance
+	node string
+	req  scheduler.Request
+}
+
+// bindTxnBytes is about how many bytes of bindings one transaction
+// carries: inside etcd's default request limit (1.5 MiB), whatever the
+// store's etcd.
+const bindTxnBytes = 1 << 20
+
+// chunks cuts plan into runs of at most n whose sizes add up to about
+// bindTxnBytes at most (one binding alone may be bigger). The size of
+// one binding per group (an App's instances share their template) stands
+// for all of the group's.
+func chunks[T any](plan []T, n int, group func(T) string, size func(T) int) [][]T {
+	sizes := map[string]int{}
+	var out [][]T
+	start, bytes := 0, 0
+	for i, p := range plan {
+		g := group(p)
+		sz, ok := sizes[g]
+		if !ok {
+			sz = size(p) + 256 // names and figures vary a little
+			sizes[g] = sz
+		}
+		if i > start && (i-start >= n || bytes+sz > bindTxnBytes) {
+			out = append(out, plan[start:i])
+			start, bytes = i, 0
+		}
+		bytes += sz
+	}
+	if start < len(plan) {
+		out = append(out, plan[start:])
+	}
+	return out
+}
+
+// bindBatch is how many bindings fit one transaction of an etcd that
+// takes maxTxnOps operations (0: etcd's default, 128): each is one
+// compare and one put, and the leader's fence is one more compare.
+func bindBatch(maxTxnOps int) int {
+	if maxTxnOps <= 0 {
+		maxTxnOps = 128
+	}
+	return max(maxTxnOps-1, 1)
+}
 
 // bound returns a copy of in bound to node.
 func bound(in *api.Instance, node string) *api.Instance {
@@ -158,7 +218,7 @@ func bound(in *api.Instance, node string) *api.Instance {
 	return &out
 }
 
-func (b *Binder) bind(ctx context.Context, in *api.Instance, node string) error {
+func (b *Binder) bind(ctx context.Context, r reader, in *api.Instance, node string) error {
 	in = bound(in, node)
 	if err := b.Store.Update(ctx, in); err != nil {
 		if errors.Is(err, store.ErrNotFound) {
@@ -166,25 +226,28 @@ func (b *Binder) bind(ctx context.Context, in *api.Instance, node string) error 
 		}
 		return fmt.Errorf("bind %s to %s: %w", in.Metadata.Name, node, err)
 	}
+	r.wrote(api.KindInstance, in.Metadata.Revision)
 	b.Log.Debug("instance bound", "instance", in.Metadata.Name, "node", node)
 	b.Events.Record(ctx, in, "Normal", "Scheduled", "placed on node "+node)
 	return nil
 }
 
-func (b *Binder) setUnschedulable(ctx context.Context, in *api.Instance, msg string) error {
+func (b *Binder) setUnschedulable(ctx context.Context, r reader, in *api.Instance, msg string) error {
 	if in.Status.Message == msg {
 		return nil
 	}
-	in.Status.Phase = api.PhasePending
-	in.Status.Message = msg
-	err := b.Store.Update(ctx, in)
+	cp := *in // in is the cache's
+	cp.Status.Phase = api.PhasePending
+	cp.Status.Message = msg
+	err := b.Store.Update(ctx, &cp)
 	switch {
 	case errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrConflict):
 		return nil // changed meanwhile; the next round looks again
 	case err != nil:
 		return err
 	}
-	b.Events.Record(ctx, in, "Warning", "FailedScheduling", msg)
+	r.wrote(api.KindInstance, cp.Metadata.Revision)
+	b.Events.Record(ctx, &cp, "Warning", "FailedScheduling", msg)
 	return nil
 }
 

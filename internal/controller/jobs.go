@@ -1,7 +1,6 @@
 package controller
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -34,6 +33,9 @@ type Jobs struct {
 	Requeue func(key string, d time.Duration)
 	// Now is the clock (tests inject one); nil is time.Now.
 	Now func() time.Time
+	// Cache, when set, is what the controller reads (the manager's); nil
+	// reads the store.
+	Cache *Caches
 }
 
 // maxJobBackoff caps the wait before a failed instance is replaced.
@@ -58,7 +60,7 @@ func (c *Jobs) Reconcile(ctx context.Context, key string) error {
 	if name == "" {
 		return nil
 	}
-	obj, err := c.Store.Get(ctx, jobKind, ns, name)
+	obj, err := readerOf(c.Cache, c.Store).get(ctx, api.KindJob, ns, name)
 	if errors.Is(err, store.ErrNotFound) {
 		return c.deleted(ctx, ns, name)
 	}
@@ -80,7 +82,7 @@ func (c *Jobs) deleted(ctx context.Context, ns, name string) error {
 		return err
 	}
 	for _, in := range insts {
-		if err := removeInstance(ctx, c.Store, in); err != nil {
+		if err := removeInstance(ctx, c.Store, c.Cache, in); err != nil {
 			return err
 		}
 	}
@@ -97,8 +99,7 @@ func (c *Jobs) deleted(ctx context.Context, ns, name string) error {
 }
 
 func (c *Jobs) instancesOf(ctx context.Context, ns, job string) ([]*api.Instance, error) {
-	mark := []byte(`"job":` + strconv.Quote(job))
-	objs, _, err := c.Store.ListFiltered(ctx, instanceKind, ns, func(raw []byte) bool { return bytes.Contains(raw, mark) })
+	objs, err := readerOf(c.Cache, c.Store).byIndex(ctx, api.KindInstance, indexOwner, jobOwnerKey(ns, job))
 	if err != nil {
 		return nil, err
 	}
@@ -113,8 +114,7 @@ func (c *Jobs) instancesOf(ctx context.Context, ns, job string) ([]*api.Instance
 
 // runsOf are the runs of scheduled Job parent, oldest first.
 func (c *Jobs) runsOf(ctx context.Context, ns, parent string) ([]*api.Job, error) {
-	mark := []byte(`"` + api.LabelCronJob + `":` + strconv.Quote(parent))
-	objs, _, err := c.Store.ListFiltered(ctx, jobKind, ns, func(raw []byte) bool { return bytes.Contains(raw, mark) })
+	objs, err := readerOf(c.Cache, c.Store).byIndex(ctx, api.KindJob, indexCronJob, nsKey(ns, parent))
 	if err != nil {
 		return nil, err
 	}
@@ -210,9 +210,13 @@ func (c *Jobs) reconcileRun(ctx context.Context, key string, job *api.Job) error
 			if t.used[name] {
 				continue
 			}
-			err := c.Store.Create(ctx, newJobInstance(job, name))
+			in := newJobInstance(job, name)
+			err := c.Store.Create(ctx, in)
 			if err != nil && !errors.Is(err, store.ErrAlreadyExists) {
 				return err
+			}
+			if err == nil {
+				readerOf(c.Cache, c.Store).wrote(api.KindInstance, in.Metadata.Revision)
 			}
 			t.used[name] = true
 			t.active++
@@ -227,7 +231,7 @@ func (c *Jobs) reconcileRun(ctx context.Context, key string, job *api.Job) error
 		// instances, or surplus ones).
 		for _, in := range insts {
 			if live(in) && !in.Status.Phase.Terminal() || in.Status.Phase == api.PhaseFailed && live(in) && in.Spec.Template.RestartPolicy == api.RestartOnFailure {
-				if err := removeInstance(ctx, c.Store, in); err != nil {
+				if err := removeInstance(ctx, c.Store, c.Cache, in); err != nil {
 					return err
 				}
 				t.active--
@@ -255,12 +259,15 @@ func (c *Jobs) writeStatus(ctx context.Context, job *api.Job, st api.JobStatus) 
 	if jobStatusSame(&job.Status, &st) {
 		return nil
 	}
-	_, err := c.Store.Mutate(ctx, jobKind, job.Metadata.Namespace, job.Metadata.Name, func(o api.Object) error {
+	written, err := c.Store.Mutate(ctx, jobKind, job.Metadata.Namespace, job.Metadata.Name, func(o api.Object) error {
 		o.(*api.Job).Status = st
 		return nil
 	})
 	if errors.Is(err, store.ErrNotFound) {
 		return nil
+	}
+	if err == nil {
+		readerOf(c.Cache, c.Store).wrote(api.KindJob, written.GetMeta().Revision)
 	}
 	return err
 }
@@ -357,6 +364,7 @@ func (c *Jobs) reconcileSchedule(ctx context.Context, key string, job *api.Job) 
 			err := c.Store.Create(ctx, run)
 			switch {
 			case err == nil:
+				readerOf(c.Cache, c.Store).wrote(api.KindJob, run.Metadata.Revision)
 				c.Events.Record(ctx, job, "Normal", "Started", fmt.Sprintf("run %s for %s", run.Metadata.Name, due.Format(time.RFC3339)))
 				active = append(active, run)
 			case errors.Is(err, store.ErrAlreadyExists):
@@ -458,6 +466,7 @@ func deref32(p *int32, def int32) int32 {
 // removeInstance tears an instance down: an unplaced one is deleted at
 // once, a placed one is marked so its agent stops the container and then
 // deletes it.
-func removeInstance(ctx context.Context, st *store.Store, in *api.Instance) error {
-	return (&Apps{Store: st}).remove(ctx, in)
+func removeInstance(ctx context.Context, st *store.Store, cache *Caches, in *api.Instance) error {
+	_, err := (&Apps{Store: st, Cache: cache}).remove(ctx, in)
+	return err
 }

@@ -5,7 +5,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"log/slog"
 	"os"
-	"slices"
 	"sync"
 	"time"
 
@@ -33,6 +32,10 @@ type Config struct {
 	// Admit, if set, is the servers' admission list, which the templates
 	// controllers write themselves pass (Apps.Admit).
 	Admit func(ctx context.Context, obj api.Object) error
+	// MaxTxnOps is how many operations the store's etcd takes in one
+	// transaction (its --max-txn-ops; 0: etcd's default, 128). The binder
+	// commits its bindings in transactions this size.
+	MaxTxnOps int
 	// Metrics, if set, receives shoal_controller_reconciles_total.
 	Metrics prometheus.Registerer
 
@@ -121,144 +124,52 @@ func (e errString) Error() string { return string(e) }
 
 const errLostSession = errString("election session expired")
 
+// runControllers runs every controller until ctx ends: one set of caches
+// fed by the store, each controller's queue woken by the triggers it
+// declares (Triggers), and its workers reconciling what the queue hands out.
 func runControllers(ctx context.Context, cfg Config) {
+	caches := NewCaches(cfg.Store)
 	events := &Recorder{Store: cfg.Store, Log: cfg.Log, Source: "controller"}
-	apps := &Apps{Store: cfg.Store, Log: cfg.Log, Events: events, ServiceCIDR: cfg.ServiceCIDR, Admit: cfg.Admit}
-	binder := &Binder{Store: cfg.Store, Log: cfg.Log, Events: events}
-	nodes := &Nodes{Store: cfg.Store, Log: cfg.Log, Events: events, LeaseTimeout: cfg.LeaseTimeout, LostAfter: cfg.LostAfter, ClusterCIDR: cfg.ClusterCIDR,
-		Since: time.Now()}
-	jobs := &Jobs{Store: cfg.Store, Log: cfg.Log, Events: events}
-	autoscaler := &Autoscaler{Store: cfg.Store, Log: cfg.Log, Events: events, Load: &NodeLoad{Store: cfg.Store}, Period: time.Second}
 	appQ, bindQ, nodeQ, jobQ, autoQ := newQueue(), newQueue(), newQueue(), newQueue(), newQueue()
-	autoscaler.Requeue = autoQ.addAfter
-	apps.Requeue = appQ.addAfter
-	jobs.Requeue = jobQ.addAfter
-	drains := &drainingNodes{}
-	apps.Draining = drains.has
+	apps := &Apps{Store: cfg.Store, Log: cfg.Log, Events: events, ServiceCIDR: cfg.ServiceCIDR, Admit: cfg.Admit,
+		Cache: caches, Requeue: appQ.addAfter, Draining: drainingIn(caches)}
+	binder := &Binder{Store: cfg.Store, Log: cfg.Log, Events: events, Cache: caches, Batch: bindBatch(cfg.MaxTxnOps),
+		Every: cfg.LeaseTimeout / 3}
+	nodes := &Nodes{Store: cfg.Store, Log: cfg.Log, Events: events, LeaseTimeout: cfg.LeaseTimeout, LostAfter: cfg.LostAfter, ClusterCIDR: cfg.ClusterCIDR,
+		Since: time.Now(), Cache: caches}
+	jobs := &Jobs{Store: cfg.Store, Log: cfg.Log, Events: events, Cache: caches, Requeue: jobQ.addAfter}
+	autoscaler := &Autoscaler{Store: cfg.Store, Log: cfg.Log, Events: events, Load: &NodeLoad{Nodes: caches.Of(api.KindNode)},
+		Period: time.Second, Cache: caches, Requeue: autoQ.addAfter}
+	managed := []struct {
+		name    string
+		r       triggered
+		q       *queue
+		workers int
+	}{
+		{"apps", apps, appQ, 4},
+		{"binder", binder, bindQ, 1},
+		{"nodes", nodes, nodeQ, 1},
+		{"jobs", jobs, jobQ, 2},
+		{"autoscaler", autoscaler, autoQ, 2},
+	}
 
 	var wg sync.WaitGroup
 	spawn := func(f func()) {
 		wg.Add(1)
 		go func() { defer wg.Done(); f() }()
 	}
-	spawn(func() { run(ctx, "apps", apps, appQ, 4, cfg) })
-	spawn(func() { run(ctx, "binder", binder, bindQ, 1, cfg) })
-	spawn(func() { run(ctx, "nodes", nodes, nodeQ, 1, cfg) })
-	spawn(func() { run(ctx, "jobs", jobs, jobQ, 2, cfg) })
-	spawn(func() { run(ctx, "autoscaler", autoscaler, autoQ, 2, cfg) })
-	spawn(func() {
-		watchKind(ctx, cfg.Store, jobKind, cfg.Resync, cfg.Log, func(o api.Object) {
-			m := o.GetMeta()
-			jobQ.add(nsKey(m.Namespace, m.Name))
-			if parent := m.Labels[api.LabelCronJob]; parent != "" {
-				jobQ.add(nsKey(m.Namespace, parent))
-			}
-		})
-	})
-
-	spawn(func() {
-		watchKind(ctx, cfg.Store, appKind, cfg.Resync, cfg.Log, func(o api.Object) {
-			appQ.add(nsKey(o.GetMeta().Namespace, o.GetMeta().Name))
-			if o.(*api.App).Spec.Autoscale != nil {
-				autoQ.add(nsKey(o.GetMeta().Namespace, o.GetMeta().Name))
-			}
-		})
-	})
-	spawn(func() {
-		watchKind(ctx, cfg.Store, instanceKind, cfg.Resync, cfg.Log, func(o api.Object) {
-			in := o.(*api.Instance)
-			if in.Spec.Job != "" {
-				jobQ.add(nsKey(in.Metadata.Namespace, in.Spec.Job))
-			} else {
-				appQ.add(nsKey(in.Metadata.Namespace, in.Spec.App))
-			}
-			if in.Spec.Node == "" || !live(in) || in.Status.Phase.Terminal() {
-				bindQ.add(bindKey)
-			}
-		})
-	})
-	// A changed Secret rolls the Apps that use it: reconcile them.
-	spawn(func() {
-		watchKind(ctx, cfg.Store, api.MustKind(api.KindSecret), cfg.Resync, cfg.Log, func(o api.Object) {
-			ns, name := o.GetMeta().Namespace, o.GetMeta().Name
-			objs, _, err := cfg.Store.List(ctx, appKind, ns)
-			if err != nil {
-				return
-			}
-			for _, a := range objs {
-				if slices.Contains(a.(*api.App).Spec.Template.SecretNames(), name) {
-					appQ.add(nsKey(ns, a.GetMeta().Name))
-				}
-			}
-		})
-	})
-	spawn(func() {
-		watchKind(ctx, cfg.Store, nodeKind, cfg.Resync, cfg.Log, func(o api.Object) {
-			nodeQ.add(o.GetMeta().Name)
-			bindQ.add(bindKey)
-			n := o.(*api.Node)
-			if drains.set(n.Metadata.Name, n.Spec.Draining && n.Metadata.DeletedAt.IsZero()) {
-				// A drain began or ended: every App may have instances there.
-				objs, _, err := cfg.Store.List(ctx, appKind, "")
-				if err != nil {
-					return
-				}
-				for _, a := range objs {
-					appQ.add(nsKey(a.GetMeta().Namespace, a.GetMeta().Name))
-				}
-			}
-		})
-	})
-	// Heartbeats going silent produce no event: look at every node often.
-	spawn(func() {
-		t := time.NewTicker(cfg.LeaseTimeout / 3)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				objs, _, err := cfg.Store.List(ctx, nodeKind, "")
-				if err != nil {
-					continue
-				}
-				for _, o := range objs {
-					nodeQ.add(o.GetMeta().Name)
-				}
-				bindQ.add(bindKey)
+	for _, m := range managed {
+		for _, t := range m.r.Triggers() {
+			if err := t.install(ctx, caches, m.q, spawn); err != nil {
+				cfg.Log.Error("controller trigger not installed", "controller", m.name, "err", err)
 			}
 		}
-	})
+	}
+	spawn(func() { caches.Run(ctx, cfg.Resync, cfg.Log) })
+	if caches.WaitSynced(ctx) == nil {
+		for _, m := range managed {
+			spawn(func() { run(ctx, m.name, m.r, m.q, m.workers, cfg) })
+		}
+	}
 	wg.Wait()
-}
-
-// drainingNodes are the nodes being drained, as the node watch last saw
-// them.
-type drainingNodes struct {
-	mu sync.Mutex
-	m  map[string]bool
-}
-
-// set records whether node drains and says whether that changed.
-func (d *drainingNodes) set(node string, draining bool) bool {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.m[node] == draining {
-		return false
-	}
-	if d.m == nil {
-		d.m = map[string]bool{}
-	}
-	if draining {
-		d.m[node] = true
-	} else {
-		delete(d.m, node)
-	}
-	return true
-}
-
-func (d *drainingNodes) has(node string) bool {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.m[node]
 }

@@ -28,6 +28,9 @@ type Nodes struct {
 	// longer than that. Heartbeats could not be written while there was no
 	// leader (no quorum), and every node must not look lost when it is back.
 	Since time.Time
+	// Cache, when set, is what the controller reads (the manager's); nil
+	// reads the store.
+	Cache *Caches
 	now   func() time.Time
 }
 
@@ -46,8 +49,9 @@ func (c *Nodes) Reconcile(ctx context.Context, name string) error {
 	if c.now != nil {
 		now = c.now
 	}
+	r := readerOf(c.Cache, c.Store)
 	var node *api.Node
-	obj, err := c.Store.Get(ctx, nodeKind, "", name)
+	obj, err := r.get(ctx, api.KindNode, "", name)
 	switch {
 	case err == nil:
 		node = obj.(*api.Node)
@@ -65,7 +69,7 @@ func (c *Nodes) Reconcile(ctx context.Context, name string) error {
 	if node != nil {
 		silent = c.silence(node, now())
 		if node.Status.Ready && silent > c.LeaseTimeout {
-			_, err := c.Store.Mutate(ctx, nodeKind, "", name, func(o api.Object) error {
+			written, err := c.Store.Mutate(ctx, nodeKind, "", name, func(o api.Object) error {
 				n := o.(*api.Node)
 				if c.silence(n, now()) <= c.LeaseTimeout {
 					return errStale
@@ -78,6 +82,7 @@ func (c *Nodes) Reconcile(ctx context.Context, name string) error {
 				return err
 			}
 			if err == nil {
+				r.wrote(api.KindNode, written.GetMeta().Revision)
 				c.Log.Warn("node not ready", "node", name, "silent", silent.Round(time.Second))
 				c.Events.Record(ctx, node, "Warning", "NodeNotReady", fmt.Sprintf("no heartbeat for %s", silent.Round(time.Second)))
 			}
@@ -87,7 +92,7 @@ func (c *Nodes) Reconcile(ctx context.Context, name string) error {
 		return nil
 	}
 	// Lost (or deleted) node: release its instances.
-	objs, _, err := c.Store.List(ctx, instanceKind, "")
+	objs, err := r.byIndex(ctx, api.KindInstance, indexNode, name)
 	if err != nil {
 		return err
 	}

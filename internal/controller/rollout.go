@@ -2,12 +2,10 @@ package controller
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
 	"github.com/shoal-dev/shoal/internal/api"
-	"github.com/shoal-dev/shoal/internal/store"
 )
 
 // LabelHash is the label carrying the template hash an Instance runs; it
@@ -98,49 +96,38 @@ func (c *Apps) advanceRollout(app *api.App, st *api.AppStatus, old int32, now ti
 	return nil
 }
 
-// rollBack returns the App's spec to a good revision's template; the next
-// reconcile sees a new template and replaces the failed instances the
-// usual way, with the old (still serving) instances becoming current again.
-func (c *Apps) rollBack(ctx context.Context, app *api.App, to *api.RevisionRecord, why string) error {
-	failed := app.Status.Revision
-	var refused error
-	_, err := c.Store.Mutate(ctx, appKind, app.Metadata.Namespace, app.Metadata.Name, func(o api.Object) error {
-		a := o.(*api.App)
-		if a.Status.TemplateHash != app.Status.TemplateHash {
-			return errStale
+// rollBack returns the App's spec to a good revision's template (in ch,
+// written with the rest of the reconcile); the next reconcile sees a new
+// template and replaces the failed instances the usual way, with the old
+// (still serving) instances becoming current again.
+func (c *Apps) rollBack(ctx context.Context, ch *appChange, to *api.RevisionRecord, why string) {
+	a := ch.app
+	failed := a.Status.Revision
+	cand := *a
+	cand.Spec.Template, cand.Spec.Placement = to.Template, to.Placement
+	if refused := c.admit(ctx, &cand); refused != nil {
+		// The good revision's template is no longer admitted (the
+		// namespace's policy changed): stay failed, and say why (once).
+		msg := fmt.Sprintf("%s; automatic rollback to revision %d refused: %v", why, to.Revision, refused)
+		if a.Status.Message == msg && a.Status.Rollout == api.RolloutFailed {
+			return
 		}
-		cand := *a
-		cand.Spec.Template, cand.Spec.Placement = to.Template, to.Placement
-		if refused = c.admit(ctx, &cand); refused != nil {
-			// The good revision's template is no longer admitted (the
-			// namespace's policy changed): stay failed, and say why.
-			msg := fmt.Sprintf("%s; automatic rollback to revision %d refused: %v", why, to.Revision, refused)
-			if a.Status.Message == msg && a.Status.Rollout == api.RolloutFailed {
-				return errStale // said already: no write, no reconcile again
-			}
-			a.Status.Rollout, a.Status.Message = api.RolloutFailed, msg
-			return nil
-		}
-		a.Spec.Template = to.Template
-		a.Spec.Placement = to.Placement
-		a.Status.Rollout = api.RolloutFailed
-		a.Status.RollbackTo = to.Revision
-		a.Status.Message = why
-		return nil
+		a.Status.Rollout, a.Status.Message = api.RolloutFailed, msg
+		ch.dirty = true
+		ch.record("Warning", "RollbackRefused", fmt.Sprintf("revision %d failed (%s); rollback to revision %d refused: %v", failed, why, to.Revision, refused))
+		return
+	}
+	a.Spec.Template = to.Template
+	a.Spec.Placement = to.Placement
+	a.Status.Rollout = api.RolloutFailed
+	a.Status.RollbackTo = to.Revision
+	a.Status.Message = why
+	ch.dirty = true
+	ch.record("Warning", "RolledBack", fmt.Sprintf("revision %d failed (%s); rolling back to revision %d", failed, why, to.Revision))
+	key := a.Metadata.Namespace + "/" + a.Metadata.Name
+	ch.after = append(ch.after, func() {
+		c.Log.Warn("rollout failed; rolling back", "app", key, "failed", failed, "to", to.Revision, "why", why)
 	})
-	if errors.Is(err, errStale) || errors.Is(err, store.ErrNotFound) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	if refused != nil {
-		c.Events.Record(ctx, app, "Warning", "RollbackRefused", fmt.Sprintf("revision %d failed (%s); rollback to revision %d refused: %v", failed, why, to.Revision, refused))
-		return nil
-	}
-	c.Log.Warn("rollout failed; rolling back", "app", app.Metadata.Namespace+"/"+app.Metadata.Name, "failed", failed, "to", to.Revision, "why", why)
-	c.Events.Record(ctx, app, "Warning", "RolledBack", fmt.Sprintf("revision %d failed (%s); rolling back to revision %d", failed, why, to.Revision))
-	return nil
 }
 
 // admit runs the servers' admission over a template the controller is

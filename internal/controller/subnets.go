@@ -80,7 +80,7 @@ func (c *Nodes) ensureSubnet(ctx context.Context, node *api.Node) error {
 	if subnet == "" {
 		return fmt.Errorf("cluster CIDR %s has no free /24 left for node %s", cluster, name)
 	}
-	_, err = c.Store.Mutate(ctx, nodeKind, "", name, func(o api.Object) error {
+	written, err := c.Store.Mutate(ctx, nodeKind, "", name, func(o api.Object) error {
 		n := o.(*api.Node)
 		if n.Spec.Subnet != "" {
 			return errStale
@@ -92,6 +92,7 @@ func (c *Nodes) ensureSubnet(ctx context.Context, node *api.Node) error {
 		return nil
 	}
 	if err == nil {
+		readerOf(c.Cache, c.Store).wrote(api.KindNode, written.GetMeta().Revision)
 		c.Log.Info("node subnet assigned", "node", name, "subnet", subnet)
 	}
 	return err

@@ -353,7 +353,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		defer wg.Done()
 		_ = controller.Run(ctx, controller.Config{Store: st, Log: log, Metrics: metrics, Identity: cfg.Name,
 			LeaseTimeout: cfg.Nodes.LeaseTimeout, LostAfter: cfg.Nodes.LostAfter, ServiceCIDR: cfg.ServiceCIDR, ClusterCIDR: cfg.ClusterCIDR,
-			Admit: srv.Admit})
+			Admit: srv.Admit, MaxTxnOps: maxTxnOps(cfg)})
 	}()
 	log.Info("shoal server listening", "url", url, "data", dataDir, "config", filepath.Join(dataDir, "admin.conf"))
 	close(s.ready)
@@ -613,4 +613,14 @@ func lockDataDir(dir string) (unlock func(), err error) {
 		return nil, fmt.Errorf("another shoal server is using %s (see %s); stop it first or pick another --data-dir", dir, path)
 	}
 	return func() { f.Close() }, nil
+}
+
+// maxTxnOps is how many operations one transaction of the store's etcd
+// takes: the embedded one's, or (unknown) etcd's default for an external
+// one.
+func maxTxnOps(cfg Config) int {
+	if len(cfg.Etcd.Endpoints) > 0 {
+		return 0
+	}
+	return store.EmbeddedMaxTxnOps
 }

@@ -14,7 +14,9 @@ import (
 
 // objectCache is the server's view of one kind's stored objects, kept by
 // one watch on the store, for the kinds every agent reads and writes all
-// the time (Instances, Nodes):
+// the time (Instances, Nodes). The objects are a listwatch.Cache (the
+// view the controllers keep too); what the server adds is the recent
+// history and the watches served from it:
 //
 //   - status writes start from it: the stored object is taken from here
 //     and written back with its new status in one compare-and-swap, one
@@ -30,10 +32,11 @@ import (
 // It keeps the last maxHistory changes, so a watch can resume from a
 // recent revision; older ones get 410 and list again.
 type objectCache struct {
-	mu      sync.Mutex
-	objs    map[string]api.Object // by namespace/name
+	objs *listwatch.Cache
+
+	mu      sync.Mutex // history, subscriptions and their revisions
 	synced  bool
-	rev     int64            // the store revision the cache reflects
+	rev     int64            // the store revision the history reflects
 	since   int64            // history holds every change after since
 	history []api.WatchEvent // oldest first
 	subs    map[*subscription]struct{}
@@ -59,7 +62,7 @@ var cachedKinds = []api.Kind{api.KindInstance, api.KindNode}
 func newCaches() map[api.Kind]*objectCache {
 	m := map[api.Kind]*objectCache{}
 	for _, k := range cachedKinds {
-		m[k] = &objectCache{subs: map[*subscription]struct{}{}}
+		m[k] = &objectCache{objs: listwatch.NewCache(), subs: map[*subscription]struct{}{}}
 	}
 	return m
 }
@@ -114,32 +117,22 @@ func (s *Server) Run(ctx context.Context) {
 	}
 }
 
-func cacheKey(ns, name string) string { return ns + "/" + name }
-
 // replace installs a list. Watches served so far cannot know what changed
 // between the old view and this one: they end, and their clients list
 // again.
 func (c *objectCache) replace(objs []api.Object, rev int64) {
-	m := make(map[string]api.Object, len(objs))
-	for _, o := range objs {
-		m[cacheKey(o.GetMeta().Namespace, o.GetMeta().Name)] = o
-	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.objs, c.synced, c.rev, c.since, c.history = m, true, rev, rev, nil
+	c.objs.Replace(objs, rev)
+	c.synced, c.rev, c.since, c.history = true, rev, rev, nil
 	c.endAllLocked(fmt.Errorf("the server's view was listed again: %w", store.ErrCompacted))
 }
 
 func (c *objectCache) update(events []api.WatchEvent) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.objs.Update(events)
 	for _, ev := range events {
-		m := ev.Object.GetMeta()
-		if ev.Type == api.WatchDeleted {
-			delete(c.objs, cacheKey(m.Namespace, m.Name))
-		} else {
-			c.objs[cacheKey(m.Namespace, m.Name)] = ev.Object
-		}
 		c.rev = max(c.rev, ev.Revision)
 		c.history = append(c.history, ev)
 		for sub := range c.subs {
@@ -239,14 +232,7 @@ func (c *objectCache) any(ns string, match func(api.Object) bool) bool {
 	if c == nil {
 		return false
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for _, o := range c.objs {
-		if o.GetMeta().Namespace == ns && match(o) {
-			return true
-		}
-	}
-	return false
+	return c.objs.Any(ns, func(o api.Object) bool { return o.GetMeta().Namespace == ns && match(o) })
 }
 
 // get returns a copy of the cached object that the caller may change at
@@ -256,9 +242,7 @@ func (c *objectCache) get(ns, name string) (api.Object, bool) {
 	if c == nil {
 		return nil, false
 	}
-	c.mu.Lock()
-	o, ok := c.objs[cacheKey(ns, name)]
-	c.mu.Unlock()
+	o, ok := c.objs.Get(ns, name)
 	if !ok {
 		return nil, false
 	}

@@ -125,6 +125,10 @@ func (cfg EmbeddedConfig) PeerURL() (string, error) {
 	return peer.String(), err
 }
 
+// EmbeddedMaxTxnOps is how many operations the embedded etcd takes in one
+// transaction (etcd's own default is 128).
+const EmbeddedMaxTxnOps = 2048
+
 // StartEmbedded starts etcd with its data under cfg.Dir, waits until it
 // serves, and returns a connected client.
 func StartEmbedded(ctx context.Context, cfg EmbeddedConfig) (*Embedded, error) {
@@ -154,7 +158,7 @@ func StartEmbedded(ctx context.Context, cfg EmbeddedConfig) (*Embedded, error) {
 		ec.ClusterState = embed.ClusterStateFlagExisting
 	}
 	ec.LogLevel = "error"
-	ec.MaxTxnOps = 2048
+	ec.MaxTxnOps = EmbeddedMaxTxnOps
 	ec.MaxRequestBytes = 24 << 20
 	// Past the quota etcd takes only reads and deletes (Store.Space says
 	// so, Store.Reclaim recovers) instead of filling the disk.
