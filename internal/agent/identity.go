@@ -141,7 +141,7 @@ func join(ctx context.Context, server string, req api.JoinRequest, dir string) (
 	var creds api.Credentials
 	req.PublicKey = string(pubPEM)
 	if err := client.NewTLS(server, pki.ClientTLS(pool, nil)).Do(ctx, http.MethodPost, "/api/v1/join", req, &creds); err != nil {
-		if errors.Is(err, client.ErrConflict) {
+		if errors.Is(err, client.ErrAlreadyExists) {
 			err = fmt.Errorf("%w: %w", err, ErrAlreadyJoined)
 		}
 		return nil, fmt.Errorf("join %s as node %q: %w", server, node, err)

@@ -26,6 +26,9 @@ import (
 var (
 	ErrNotFound = errors.New("not found")
 	ErrConflict = errors.New("conflict")
+	// ErrAlreadyExists is the conflict of a create whose object exists
+	// (a 409 whose reason says so), not that of a stale revision.
+	ErrAlreadyExists = errors.New("already exists")
 	ErrInvalid  = errors.New("invalid")
 	ErrGone     = errors.New("gone")
 	// ErrUnreachable: no server answered.
@@ -46,6 +49,8 @@ func (e *APIError) Is(target error) bool {
 		return e.Code == http.StatusNotFound
 	case ErrConflict:
 		return e.Code == http.StatusConflict
+	case ErrAlreadyExists:
+		return e.Code == http.StatusConflict && e.Reason == "AlreadyExists"
 	case ErrInvalid:
 		return e.Code == http.StatusUnprocessableEntity || e.Code == http.StatusBadRequest || e.Code == http.StatusRequestEntityTooLarge
 	case ErrGone:

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net/http"
 	"net/url"
 	"time"
@@ -52,11 +53,23 @@ func (s *Server) join(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) admit(ctx context.Context, req api.JoinRequest) (*api.Credentials, error) {
-	for attempt := 0; ; attempt++ {
+	const attempts = 60
+	for attempt := 1; ; attempt++ {
 		creds, err := s.admitOnce(ctx, req)
-		// Another join spent a use of the token meanwhile: read it again.
-		if !errors.Is(err, store.ErrConflict) || attempt >= 20 {
+		// Another join spent a use of the token meanwhile: read it again,
+		// after a pause that grows and differs between the joins racing
+		// (many machines joining with one token at once).
+		if !errors.Is(err, store.ErrConflict) {
 			return creds, err
+		}
+		if attempt == attempts {
+			return nil, fmt.Errorf("join token: %d other joins kept spending it at the same moment; join again: %w", attempts, err)
+		}
+		pause := time.Duration(rand.Int64N(int64(min(attempt, 20)) * int64(5*time.Millisecond)))
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(pause):
 		}
 	}
 }

@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strings"
 	"sync"
@@ -114,5 +115,31 @@ func TestServerTokensAreSingleUseAndExpire(t *testing.T) {
 	code, msg = join(tok.String(), "s3", "https://127.0.0.1:2")
 	if code != http.StatusUnauthorized || !strings.Contains(msg, "was used already") || !strings.Contains(msg, "shoal token create --role server") || strings.Contains(msg, "PRIVATE KEY") {
 		t.Errorf("a second server join with one token: %d %q, want 401 used already", code, msg)
+	}
+}
+
+// TestManyJoinsOnOneToken: machines joining at once with one token of N
+// uses all join (each spends one use, racing for it), and the N+1th is
+// refused.
+func TestManyJoinsOnOneToken(t *testing.T) {
+	e := startTLS(t)
+	const machines = 64
+	tok := e.tokenUses(t, api.TokenRoleAgent, time.Hour, machines).String()
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := range machines {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			if _, code, msg := e.join(t, fmt.Sprintf("n%d", i), tok); code != http.StatusOK {
+				t.Errorf("join n%d: %d %s", i, code, msg)
+			}
+		}()
+	}
+	close(start)
+	wg.Wait()
+	if _, code, msg := e.join(t, "one-too-many", tok); code == http.StatusOK {
+		t.Errorf("a join past the token's %d uses: %d %s", machines, code, msg)
 	}
 }
