@@ -29,8 +29,8 @@ var (
 	// ErrAlreadyExists is the conflict of a create whose object exists
 	// (a 409 whose reason says so), not that of a stale revision.
 	ErrAlreadyExists = errors.New("already exists")
-	ErrInvalid  = errors.New("invalid")
-	ErrGone     = errors.New("gone")
+	ErrInvalid       = errors.New("invalid")
+	ErrGone          = errors.New("gone")
 	// ErrUnreachable: no server answered.
 	ErrUnreachable = errors.New("cannot reach the shoal server")
 )
