@@ -155,11 +155,19 @@ func (c *Caches) fresh(ctx context.Context, k api.Kind) (*listwatch.Cache, error
 	c.mu.Lock()
 	rev := c.wrote[k]
 	c.mu.Unlock()
-	if err := lc.WaitRev(ctx, rev); err != nil {
+	wctx, cancel := context.WithTimeout(ctx, freshWait)
+	defer cancel()
+	if err := lc.WaitRev(wctx, rev); err != nil {
+		// A watch behind or failing: the reconcile fails and is queued
+		// again (with back-off) rather than waiting for the next relist.
 		return nil, fmt.Errorf("waiting for the cache of %s to reach revision %d: %w", k, rev, err)
 	}
 	return lc, nil
 }
+
+// freshWait bounds how long a read waits for a cache to catch up with the
+// controllers' own writes.
+const freshWait = 5 * time.Second
 
 // reader is what the controllers read through: the caches while the
 // manager runs them, the store itself when a test drives a Reconcile.

@@ -91,7 +91,18 @@ func (c *Nodes) Reconcile(ctx context.Context, name string) error {
 	if silent < c.LostAfter {
 		return nil
 	}
-	// Lost (or deleted) node: release its instances.
+	// Lost (or deleted) node, as the cache says: the store must say so
+	// too before its instances go (a cache behind its watch would tear a
+	// healthy node's workload down).
+	switch fresh, err := c.Store.Get(ctx, nodeKind, "", name); {
+	case err == nil:
+		if c.silence(fresh.(*api.Node), now()) < c.LostAfter {
+			return nil
+		}
+	case !errors.Is(err, store.ErrNotFound):
+		return err
+	}
+	// Release its instances.
 	objs, err := r.byIndex(ctx, api.KindInstance, indexNode, name)
 	if err != nil {
 		return err

@@ -103,6 +103,19 @@ func (s *Server) admitStatus(ctx context.Context, cur, obj api.Object) error {
 	return nil
 }
 
+// keepCapacity keeps the stored cap of each figure next leaves unset: an
+// apply of a Node that does not name spec.capacity (to relabel it) must
+// not clear the cap, which the node's next heartbeat would then set anew.
+func keepCapacity(cur, next *api.Node) {
+	c := &next.Spec.Capacity
+	if c.MilliCPU == 0 {
+		c.MilliCPU = cur.Spec.Capacity.MilliCPU
+	}
+	if c.MemoryBytes == 0 {
+		c.MemoryBytes = cur.Spec.Capacity.MemoryBytes
+	}
+}
+
 // recordCapacity sets cur's spec.capacity, when it has none, to the
 // capacity st reports: what a node said at its join is what placement
 // offers it at most from then on, so a node cannot attract more
@@ -120,7 +133,7 @@ func recordCapacity(cur *api.Node, st *api.NodeStatus) {
 
 // checkNodeSubnets runs admitNodeSubnet over the Nodes of a write: a
 // subnet inside the cluster range, overlapping no other node's, never
-// changed once set. (Its claim stays if the write then fails: it is held
+// changed once set; and keeps their capacity caps (keepCapacity). (Its claim stays if the write then fails: it is held
 // for that node's name, which is released when the node goes.)
 func (s *Server) checkNodeSubnets(ctx context.Context, w write) error {
 	for _, o := range w.objs {
@@ -138,6 +151,9 @@ func (s *Server) checkNodeSubnets(ctx context.Context, w write) error {
 		}
 		if _, err := s.admitNodeSubnet(ctx, cur, n); err != nil {
 			return err
+		}
+		if cur != nil {
+			keepCapacity(cur, n)
 		}
 	}
 	return nil

@@ -367,7 +367,31 @@ func (s *Server) scale(w http.ResponseWriter, r *http.Request, t target) {
 		writeError(w, err)
 		return
 	}
-	out, err := s.store.Mutate(r.Context(), t.kind, t.ns, t.name, func(o api.Object) error {
+	// The namespace's quota guard, read before the usage the check reads
+	// (as writeGuarded's writes take it): a scale and another write
+	// checked at the same moment cannot both be stored past the quota.
+	var out api.Object
+	for attempt := 1; ; attempt++ {
+		rev, gerr := s.store.GuardRevision(r.Context(), quotaGuard(t.ns))
+		if gerr != nil {
+			writeError(w, gerr)
+			return
+		}
+		out, err = s.scaleOnce(r, t, sc, store.Guard{Name: quotaGuard(t.ns), Revision: rev})
+		if !errors.Is(err, store.ErrGuardMoved) || attempt == 8 {
+			break
+		}
+	}
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// scaleOnce sets an App's replicas under the namespace's quota guard g.
+func (s *Server) scaleOnce(r *http.Request, t target, sc api.Scale, g store.Guard) (api.Object, error) {
+	return s.store.Guarded(g).Mutate(r.Context(), t.kind, t.ns, t.name, func(o api.Object) error {
 		app := o.(*api.App)
 		if as := app.Spec.Autoscale; as != nil {
 			return fmt.Errorf("app %q is autoscaled between %d and %d replicas (spec.autoscale): change min and max, or remove autoscale to scale by hand: %w", app.Metadata.Name, as.Min, as.Max, errAutoscaled)
@@ -381,11 +405,6 @@ func (s *Server) scale(w http.ResponseWriter, r *http.Request, t target) {
 		// namespace's quota.
 		return s.checkQuota(r.Context(), write{objs: []api.Object{app}})
 	})
-	if err != nil {
-		writeError(w, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, out)
 }
 
 // decodeScale reads the body of a scale (fuzzed: FuzzScale).

@@ -177,3 +177,47 @@ func TestQuotaHoldsUnderConcurrentWrites(t *testing.T) {
 		t.Errorf("%d concurrent applies of one object each under a quota of 3 objects: %d accepted, %d stored; want 3 and 3", writers, ok, len(list.Items))
 	}
 }
+
+// TestQuotaHoldsUnderConcurrentScales: scales checked at the same moment
+// take the quota's guard as applies do.
+func TestQuotaHoldsUnderConcurrentScales(t *testing.T) {
+	e := startTLS(t)
+	doc := "apiVersion: shoal/v1\nkind: Namespace\nmetadata: {name: web}\nspec: {quota: {cpu: \"1\"}}\n"
+	const apps = 8
+	for i := range apps {
+		doc += "---\napiVersion: shoal/v1\nkind: App\nmetadata: {name: a" + itoa(i) + ", namespace: web}\nspec: {image: nginx, resources: {cpu: 500m}, replicas: 0}\n"
+	}
+	if code, msg := call(t, e.admin, http.MethodPost, e.url+"/api/v1/apply", doc); code != http.StatusOK {
+		t.Fatalf("seed: %d %s", code, msg)
+	}
+	dee := e.user(t, "dee", api.RoleBinding{Role: api.RoleDeployer, Namespace: "web"})
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := range apps {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			code, msg := call(t, dee, http.MethodPut, e.url+"/api/v1/namespaces/web/apps/a"+itoa(i)+"/scale", `{"replicas": 1}`)
+			if code != http.StatusOK && code != http.StatusForbidden {
+				t.Errorf("scale a%d: %d %s", i, code, msg)
+			}
+		}()
+	}
+	close(start)
+	wg.Wait()
+	scaled := 0
+	for i := range apps {
+		var a api.App
+		_, body := call(t, e.admin, http.MethodGet, e.url+"/api/v1/namespaces/web/apps/a"+itoa(i), nil)
+		if err := json.Unmarshal([]byte(body), &a); err != nil {
+			t.Fatal(err)
+		}
+		if a.Spec.Replicas != nil && *a.Spec.Replicas == 1 {
+			scaled++
+		}
+	}
+	if scaled != 2 {
+		t.Errorf("%d concurrent scales of 500m Apps under a 1 CPU quota: %d stored; want 2", apps, scaled)
+	}
+}

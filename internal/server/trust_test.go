@@ -442,4 +442,13 @@ func TestNodeCannotGrowItsCapacity(t *testing.T) {
 	if got := allocatable(); got.MilliCPU != 8000 {
 		t.Fatalf("after the cluster-admin raised the cap: %d millicpu, want 8000", got.MilliCPU)
 	}
+	// A relabel that does not name the cap keeps it.
+	relabel := "apiVersion: shoal/v1\nkind: Node\nmetadata: {name: n1, labels: {zone: b}}\n"
+	if code, msg := call(t, r.admin, http.MethodPost, r.url+"/api/v1/apply", relabel); code != http.StatusOK {
+		t.Fatalf("relabel n1: %d %s", code, msg)
+	}
+	heartbeat(1_000_000)
+	if got := allocatable(); got.MilliCPU != 8000 {
+		t.Fatalf("after a relabel and a report of 1000 CPUs: %d millicpu, want the 8000 cap kept", got.MilliCPU)
+	}
 }
