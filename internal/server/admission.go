@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
+	"time"
 
 	"github.com/shoal-dev/shoal/internal/api"
 	"github.com/shoal-dev/shoal/internal/pki"
@@ -71,20 +73,39 @@ func (s *Server) admitWrite(ctx context.Context, w write) error {
 // the other was stored), the quota is checked again, against what is
 // stored now, and the write retried; it is refused once it no longer fits.
 func (s *Server) writeGuarded(ctx context.Context, w write, fn func(st *store.Store) error) error {
-	const attempts = 8
-	for i := 0; ; i++ {
+	for attempt := 1; ; attempt++ {
 		var guards []store.Guard
 		if w.guards != nil {
 			guards = *w.guards
 		}
 		err := fn(s.store.Guarded(guards...))
-		if !errors.Is(err, store.ErrGuardMoved) || i == attempts-1 {
+		if !errors.Is(err, store.ErrGuardMoved) || attempt >= guardAttempts {
+			return err
+		}
+		if err := guardPause(ctx, attempt); err != nil {
 			return err
 		}
 		*w.guards = nil
 		if err := s.checkQuota(ctx, w); err != nil {
 			return err
 		}
+	}
+}
+
+// guardAttempts bounds the tries of a guarded write whose guard other
+// writes keep moving.
+const guardAttempts = 30
+
+// guardPause waits a little before a guarded write tries again: longer
+// with each try, and different for each writer, so that writers racing
+// for one guard spread out.
+func guardPause(ctx context.Context, attempt int) error {
+	pause := time.Duration(rand.Int64N(int64(min(attempt, 10)) * int64(2*time.Millisecond)))
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(pause):
+		return nil
 	}
 }
 

@@ -367,20 +367,26 @@ func (s *Server) scale(w http.ResponseWriter, r *http.Request, t target) {
 		writeError(w, err)
 		return
 	}
-	// The namespace's quota guard, read before the usage the check reads
-	// (as writeGuarded's writes take it): a scale and another write
-	// checked at the same moment cannot both be stored past the quota.
+	// A scale that grows the namespace's use takes its quota guard, read
+	// before the use the check reads (as writeGuarded's writes do): a
+	// scale and another write checked at the same moment cannot both be
+	// stored past the quota. The first try finds out whether it grows.
 	var out api.Object
+	var guards []store.Guard
 	for attempt := 1; ; attempt++ {
-		rev, gerr := s.store.GuardRevision(r.Context(), quotaGuard(t.ns))
-		if gerr != nil {
-			writeError(w, gerr)
-			return
+		var took []store.Guard
+		out, err = s.scaleOnce(r, t, sc, guards, &took)
+		if errors.Is(err, errNeedsGuard) {
+			guards = took
+			continue
 		}
-		out, err = s.scaleOnce(r, t, sc, store.Guard{Name: quotaGuard(t.ns), Revision: rev})
-		if !errors.Is(err, store.ErrGuardMoved) || attempt == 8 {
+		if !errors.Is(err, store.ErrGuardMoved) || attempt >= guardAttempts {
 			break
 		}
+		if err = guardPause(r.Context(), attempt); err != nil {
+			break
+		}
+		guards = nil
 	}
 	if err != nil {
 		writeError(w, err)
@@ -389,9 +395,14 @@ func (s *Server) scale(w http.ResponseWriter, r *http.Request, t target) {
 	writeJSON(w, http.StatusOK, out)
 }
 
-// scaleOnce sets an App's replicas under the namespace's quota guard g.
-func (s *Server) scaleOnce(r *http.Request, t target, sc api.Scale, g store.Guard) (api.Object, error) {
-	return s.store.Guarded(g).Mutate(r.Context(), t.kind, t.ns, t.name, func(o api.Object) error {
+// errNeedsGuard: a scale tried without the quota guard grows the
+// namespace's use; it is tried again with the guard its check took.
+var errNeedsGuard = errors.New("the scale grows the namespace's use: take its quota guard")
+
+// scaleOnce sets an App's replicas under guards; the guards its quota
+// check takes are put in took.
+func (s *Server) scaleOnce(r *http.Request, t target, sc api.Scale, guards []store.Guard, took *[]store.Guard) (api.Object, error) {
+	return s.store.Guarded(guards...).Mutate(r.Context(), t.kind, t.ns, t.name, func(o api.Object) error {
 		app := o.(*api.App)
 		if as := app.Spec.Autoscale; as != nil {
 			return fmt.Errorf("app %q is autoscaled between %d and %d replicas (spec.autoscale): change min and max, or remove autoscale to scale by hand: %w", app.Metadata.Name, as.Min, as.Max, errAutoscaled)
@@ -403,7 +414,14 @@ func (s *Server) scaleOnce(r *http.Request, t target, sc api.Scale, g store.Guar
 		}
 		// A scale is a write of the App: more replicas ask more of the
 		// namespace's quota.
-		return s.checkQuota(r.Context(), write{objs: []api.Object{app}})
+		*took = (*took)[:0]
+		if err := s.checkQuota(r.Context(), write{objs: []api.Object{app}, guards: took}); err != nil {
+			return err
+		}
+		if len(guards) == 0 && len(*took) > 0 {
+			return errNeedsGuard
+		}
+		return nil
 	})
 }
 

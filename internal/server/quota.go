@@ -177,6 +177,16 @@ func (s *Server) quotaOf(ctx context.Context, ns string, declared map[string]*ap
 	return obj.(*api.Namespace).Spec.Quota, nil
 }
 
+// grows says whether after is more than before in some figure.
+func grows(before, after api.QuotaAmounts) bool {
+	for _, f := range quotaFigures {
+		if f.get(after) > f.get(before) {
+			return true
+		}
+	}
+	return false
+}
+
 // quotaGuard is the guard every quota-checked write to ns takes.
 func quotaGuard(ns string) string { return "quota/" + ns }
 
@@ -208,13 +218,14 @@ func (s *Server) checkQuota(ctx context.Context, w write) error {
 		if err != nil {
 			return err
 		}
+		// The guard is read before what it guards.
+		var guard store.Guard
 		if w.guards != nil {
-			// Before what it guards is read.
 			rev, err := s.store.GuardRevision(ctx, quotaGuard(ns))
 			if err != nil {
 				return err
 			}
-			*w.guards = append(*w.guards, store.Guard{Name: quotaGuard(ns), Revision: rev})
+			guard = store.Guard{Name: quotaGuard(ns), Revision: rev}
 		}
 		stored, err := s.storedUsage(ctx, ns)
 		if err != nil {
@@ -229,6 +240,12 @@ func (s *Server) checkQuota(ctx context.Context, w write) error {
 			after[usageKey(w.objs[i])] = usageOf(w.objs[i])
 		}
 		total := after.sum()
+		if w.guards != nil && grows(before, total) {
+			// Only a write that grows a figure takes the guard: one that
+			// does not cannot take the namespace past its quota, and a
+			// check racing it read more use, not less.
+			*w.guards = append(*w.guards, guard)
+		}
 		f := exceeded(before, total, limit)
 		if f == nil {
 			continue
