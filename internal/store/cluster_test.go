@@ -4,28 +4,10 @@ import (
 	"context"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/shoal-dev/shoal/internal/api"
 	"github.com/shoal-dev/shoal/internal/store/storetest"
 )
-
-// waitFor polls cond until it holds or timeout passes; what says what was
-// awaited, and cond's string what was seen last.
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		ok, seen := cond()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after %s, still not %s: %s", timeout, what, seen)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
 
 func TestInitPortRange(t *testing.T) {
 	narrow, other := api.PortRange{Min: 20000, Max: 20999}, api.PortRange{Min: 40000, Max: 40099}

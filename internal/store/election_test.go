@@ -10,6 +10,7 @@ import (
 
 	"github.com/shoal-dev/shoal/internal/store"
 	"github.com/shoal-dev/shoal/internal/store/storetest"
+	"github.com/shoal-dev/shoal/internal/testutil"
 )
 
 func identities(t *testing.T, el *store.Election) []string {
@@ -48,7 +49,7 @@ func TestElectionOneHolderAtATime(t *testing.T) {
 		}
 		won <- b
 	}()
-	waitFor(t, 10*time.Second, "a holding and b waiting", func() (bool, string) {
+	testutil.Eventually(t, 10*time.Second, "a holding and b waiting", func() (bool, string) {
 		ids := identities(t, el)
 		return slices.Equal(ids, []string{"a", "b"}), fmt.Sprint(ids)
 	})
@@ -133,7 +134,7 @@ func TestCampaignEvictsItsOwnGhost(t *testing.T) {
 		wins <- won{id, term}
 	}
 	go campaign("b")
-	waitFor(t, 10*time.Second, "b waiting behind the ghost of a", func() (bool, string) {
+	testutil.Eventually(t, 10*time.Second, "b waiting behind the ghost of a", func() (bool, string) {
 		ids := identities(t, el)
 		return slices.Equal(ids, []string{"a", "b"}), fmt.Sprint(ids)
 	})

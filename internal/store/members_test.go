@@ -12,6 +12,7 @@ import (
 
 	"github.com/shoal-dev/shoal/internal/store"
 	"github.com/shoal-dev/shoal/internal/store/storetest"
+	"github.com/shoal-dev/shoal/internal/testutil"
 )
 
 // A learner is added, listed, refused promotion while it has not caught
@@ -84,7 +85,7 @@ func TestQuorum(t *testing.T) {
 		t.Fatalf("Quorum of a whole cluster = %+v, %v; want a leader", q, err)
 	}
 	members[1].Close()
-	waitFor(t, 20*time.Second, "leaderless with 1 of 2 voters reachable", func() (bool, string) {
+	testutil.Eventually(t, 20*time.Second, "leaderless with 1 of 2 voters reachable", func() (bool, string) {
 		q, err := s.Quorum(ctx)
 		return err == nil && q == (store.Quorum{Leaderless: true, Voters: 2, Reachable: 1}), fmt.Sprintf("%+v, %v", q, err)
 	})

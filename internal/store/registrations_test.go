@@ -9,6 +9,7 @@ import (
 
 	"github.com/shoal-dev/shoal/internal/store"
 	"github.com/shoal-dev/shoal/internal/store/storetest"
+	"github.com/shoal-dev/shoal/internal/testutil"
 )
 
 // A server checks in while Register runs, and out as soon as its context
@@ -39,7 +40,7 @@ func TestRegisterChecksInAndOut(t *testing.T) {
 			s.Register(rctx, store.Registration{Name: name, URL: "https://" + name + ":6443", Version: "v1"}, slog.New(slog.DiscardHandler))
 		}()
 	}
-	waitFor(t, 10*time.Second, "both servers checked in", func() (bool, string) {
+	testutil.Eventually(t, 10*time.Second, "both servers checked in", func() (bool, string) {
 		got, seen := names()
 		return got["a"].URL == "https://a:6443" && got["b"].Version == "v1", seen
 	})
