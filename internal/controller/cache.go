@@ -115,13 +115,14 @@ func (c *Caches) Run(ctx context.Context, resync time.Duration, log *slog.Logger
 		go func() {
 			defer wg.Done()
 			l := &listwatch.Loop{
-				Name:    "controllers' " + k.Plural,
-				Source:  c.st.Source(k, ""),
-				Replace: lc.Replace,
-				Update:  lc.Update,
-				Expired: func(err error) bool { return errors.Is(err, store.ErrCompacted) },
-				Resync:  resync,
-				Log:     log,
+				Name:     "controllers' " + k.Plural,
+				Source:   c.st.Source(k, ""),
+				Replace:  lc.Replace,
+				Update:   lc.Update,
+				Progress: lc.Progress,
+				Expired:  func(err error) bool { return errors.Is(err, store.ErrCompacted) },
+				Resync:   resync,
+				Log:      log,
 			}
 			l.Run(ctx)
 		}()

@@ -24,9 +24,13 @@ type Cache struct {
 	byNS    map[string]map[string]api.Object
 	index   map[string]IndexFunc
 	indexed map[string]map[string]map[string]api.Object // index -> value -> key -> object
-	rev     int64
-	synced  bool
-	changed chan struct{} // closed and replaced whenever rev moves
+	// rev is the last revision whose every event the cache holds; seen
+	// is the revision of the last event applied. One store revision (a
+	// transaction) can arrive in two batches, so seen counts as whole
+	// only once a later revision or a bookmark at or past it comes.
+	rev, seen int64
+	synced    bool
+	changed   chan struct{} // closed and replaced whenever rev moves
 	// handlers are told of every change, after the cache holds it.
 	handlers []func(old, cur api.Object)
 }
@@ -96,6 +100,7 @@ func (c *Cache) Replace(objs []api.Object, rev int64) {
 		changes = append(changes, change{o, nil})
 	}
 	c.synced = true
+	c.seen = rev
 	c.moveLocked(rev)
 	handlers := c.handlers
 	c.mu.Unlock()
@@ -108,6 +113,10 @@ func (c *Cache) Update(events []api.WatchEvent) {
 	changes := make([]change, 0, len(events))
 	rev := c.rev
 	for _, ev := range events {
+		if ev.Revision > c.seen {
+			rev = max(rev, c.seen) // a later revision: the one before is whole
+			c.seen = ev.Revision
+		}
 		k := keyOf(ev.Object)
 		old := c.objs[k]
 		if old != nil {
@@ -119,12 +128,22 @@ func (c *Cache) Update(events []api.WatchEvent) {
 			c.putLocked(k, ev.Object)
 			changes = append(changes, change{old, ev.Object})
 		}
-		rev = max(rev, ev.Revision)
 	}
 	c.moveLocked(rev)
 	handlers := c.handlers
 	c.mu.Unlock()
 	notify(handlers, changes)
+}
+
+// Progress says that every event through revision rev has been applied
+// (Loop.Progress: a bookmark).
+func (c *Cache) Progress(rev int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.seen = max(c.seen, rev)
+	if rev > c.rev {
+		c.moveLocked(rev)
+	}
 }
 
 func notify(handlers []func(old, cur api.Object), changes []change) {

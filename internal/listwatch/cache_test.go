@@ -61,8 +61,12 @@ func TestCacheIndexesFollowChanges(t *testing.T) {
 	if o, ok := c.Get("a", "w-2"); !ok || o.(*api.Instance).Spec.App != "api" {
 		t.Errorf("get a/w-2: %v %v", o, ok)
 	}
+	if c.Rev() != 6 {
+		t.Errorf("revision %d after events up to 7 and no bookmark, want 6 (7 may have more to come)", c.Rev())
+	}
+	c.Progress(7)
 	if c.Rev() != 7 {
-		t.Errorf("revision %d after events up to 7", c.Rev())
+		t.Errorf("revision %d after a bookmark at 7", c.Rev())
 	}
 	// An index added later covers what is held already.
 	c.AddIndex("node", func(o api.Object) []string { return []string{o.(*api.Instance).Spec.Node} })
@@ -114,7 +118,39 @@ func TestCacheWaitRev(t *testing.T) {
 	case <-time.After(20 * time.Millisecond):
 	}
 	c.Update([]api.WatchEvent{{Type: api.WatchAdded, Object: inst("a", "x", "web", "", 4), Revision: 4}})
+	c.Progress(4)
 	if err := <-done; err != nil {
 		t.Fatalf("WaitRev(4) at revision 4: %v", err)
+	}
+}
+
+// One transaction's events can reach the cache in two batches; the
+// revision counts as held only once all of it is in (a later revision
+// or a bookmark), or a reader waiting for its own write would see half.
+func TestCacheRevisionIsWholeOnlyWhenAllOfItIsIn(t *testing.T) {
+	c := NewCache()
+	c.Replace(nil, 5)
+	c.Update([]api.WatchEvent{
+		{Type: api.WatchAdded, Object: inst("a", "x", "web", "", 6), Revision: 6},
+		{Type: api.WatchAdded, Object: inst("a", "y", "web", "", 6), Revision: 6},
+	})
+	if c.Rev() != 5 {
+		t.Fatalf("revision %d after half of revision 6", c.Rev())
+	}
+	c.Update([]api.WatchEvent{{Type: api.WatchAdded, Object: inst("a", "z", "web", "", 6), Revision: 6}})
+	if c.Rev() != 5 {
+		t.Fatalf("revision %d after more of revision 6 but no end", c.Rev())
+	}
+	c.Update([]api.WatchEvent{{Type: api.WatchAdded, Object: inst("a", "q", "web", "", 7), Revision: 7}})
+	if c.Rev() != 6 {
+		t.Fatalf("revision %d once revision 7 began, want 6", c.Rev())
+	}
+	c.Progress(7)
+	if c.Rev() != 7 || len(c.List("a")) != 4 {
+		t.Fatalf("revision %d holding %v after a bookmark at 7", c.Rev(), names(c.List("a")))
+	}
+	c.Progress(3)
+	if c.Rev() != 7 {
+		t.Fatalf("an old bookmark moved the revision back to %d", c.Rev())
 	}
 }

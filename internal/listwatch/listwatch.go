@@ -35,6 +35,9 @@ type Loop struct {
 	// Update applies a batch of watch events: whatever had arrived
 	// together, so a burst costs one recompute. Bookmarks are left out.
 	Update func(events []api.WatchEvent)
+	// Progress, when set, is told of each bookmark's revision after the
+	// events before it were applied: every change through it is in.
+	Progress func(rev int64)
 	// Expired says that a watch error means its revision is gone
 	// (compacted): the loop lists again at once, without complaint.
 	Expired func(error) bool
@@ -117,7 +120,7 @@ func (l *Loop) once(ctx context.Context) (listed bool, err error) {
 		return true, err
 	}
 	for ev := range events {
-		batch := appendEvent(nil, ev)
+		batch := l.appendEvent(nil, ev)
 	more:
 		for {
 			select {
@@ -125,7 +128,7 @@ func (l *Loop) once(ctx context.Context) (listed bool, err error) {
 				if !ok {
 					break more
 				}
-				batch = appendEvent(batch, ev)
+				batch = l.appendEvent(batch, ev)
 			default:
 				break more
 			}
@@ -141,9 +144,18 @@ func (l *Loop) once(ctx context.Context) (listed bool, err error) {
 	return true, err
 }
 
-func appendEvent(batch []api.WatchEvent, ev api.WatchEvent) []api.WatchEvent {
-	if ev.Type == api.WatchBookmark || ev.Object == nil {
+// appendEvent adds ev to batch; a bookmark applies the batch first and
+// then reports its revision (Progress).
+func (l *Loop) appendEvent(batch []api.WatchEvent, ev api.WatchEvent) []api.WatchEvent {
+	if ev.Type != api.WatchBookmark && ev.Object != nil {
+		return append(batch, ev)
+	}
+	if ev.Type != api.WatchBookmark || l.Progress == nil {
 		return batch
 	}
-	return append(batch, ev)
+	if len(batch) > 0 {
+		l.Update(batch)
+	}
+	l.Progress(ev.Revision)
+	return nil
 }

@@ -179,3 +179,45 @@ func TestLoopResyncListsAgain(t *testing.T) {
 		t.Errorf("waited %v at a resync; want none", waits)
 	}
 }
+
+// A bookmark reaches Progress only after every event before it has
+// reached Update: a cache then counts that revision as whole.
+func TestLoopReportsBookmarksAfterTheirEvents(t *testing.T) {
+	src := &script{steps: []step{{objs: []string{"a"}, events: []string{"b", "c"}}}, done: make(chan struct{})}
+	var mu sync.Mutex
+	var seen []string
+	progressed := make(chan struct{})
+	l := &Loop{
+		Name:    "apps",
+		Source:  src,
+		Replace: func([]api.Object, int64) {},
+		Update: func(events []api.WatchEvent) {
+			mu.Lock()
+			defer mu.Unlock()
+			for _, ev := range events {
+				seen = append(seen, "add "+ev.Object.GetMeta().Name)
+			}
+		},
+		Progress: func(rev int64) {
+			mu.Lock()
+			defer mu.Unlock()
+			seen = append(seen, fmt.Sprint("through ", rev))
+			close(progressed)
+		},
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	stopped := make(chan struct{})
+	go func() { l.Run(ctx); close(stopped) }()
+	select {
+	case <-progressed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no bookmark reached Progress")
+	}
+	cancel()
+	<-stopped
+	mu.Lock()
+	defer mu.Unlock()
+	if want := []string{"add b", "add c", "through 1"}; !slices.Equal(seen, want) {
+		t.Errorf("saw %q, want %q", seen, want)
+	}
+}

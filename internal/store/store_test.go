@@ -3,6 +3,8 @@ package store_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -161,6 +163,39 @@ func TestWatchResumesFromRevision(t *testing.T) {
 	ev := <-s.Watch(ctx, apps, "", createdRev)
 	if ev.Type != api.WatchModified {
 		t.Fatalf("resumed watch: first event %v, want MODIFIED", ev.Type)
+	}
+}
+
+// A Source's watch ends each transaction with a bookmark at its
+// revision, after all of its events: a cache fed by it knows when a
+// revision is whole.
+func TestSourceMarksTheEndOfEachTransaction(t *testing.T) {
+	s, _ := storetest.Start(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	src := s.Source(apps, "")
+	_, rev, err := src.List(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	objs := []api.Object{newApp("a", 1), newApp("b", 1), newApp("c", 1)}
+	if err := s.CreateAll(ctx, objs); err != nil {
+		t.Fatal(err)
+	}
+	txn := objs[0].GetMeta().Revision
+	events, _, err := src.Watch(ctx, rev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for ev := range events {
+		got = append(got, fmt.Sprintf("%s@%d", ev.Type, ev.Revision-txn))
+		if ev.Type == api.WatchBookmark {
+			break
+		}
+	}
+	if want := []string{"ADDED@0", "ADDED@0", "ADDED@0", "BOOKMARK@0"}; !slices.Equal(got, want) {
+		t.Errorf("watch sent %v (revisions after the transaction's), want %v", got, want)
 	}
 }
 

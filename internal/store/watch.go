@@ -26,6 +26,14 @@ type Event struct {
 // revision fromRev (0: from now). The channel closes when ctx ends or after
 // an Error event.
 func (s *Store) Watch(ctx context.Context, k api.KindInfo, ns string, fromRev int64) <-chan Event {
+	return s.watch(ctx, k, ns, fromRev, false)
+}
+
+// watch is Watch; with bookmarks, each batch of events etcd sends is
+// followed by an api.WatchBookmark at its last revision. etcd never
+// splits one revision's events across batches, so the bookmark says that
+// revision is whole.
+func (s *Store) watch(ctx context.Context, k api.KindInfo, ns string, fromRev int64, bookmarks bool) <-chan Event {
 	out := make(chan Event, 64)
 	// etcd notices a compacted start revision only some time after the
 	// watch begins; a read at that revision says so at once.
@@ -90,6 +98,9 @@ func (s *Store) Watch(ctx context.Context, k api.KindInfo, ns string, fromRev in
 					return
 				}
 			}
+			if bookmarks && len(resp.Events) > 0 && !send(Event{Type: api.WatchBookmark, Revision: resp.Events[len(resp.Events)-1].Kv.ModRevision}) {
+				return
+			}
 		}
 		if ctx.Err() == nil {
 			send(Event{Type: api.WatchError, Err: errors.New("watch closed by the store")})
@@ -117,13 +128,14 @@ func (src *Source) List(ctx context.Context) ([]api.Object, int64, error) {
 	return src.s.List(ctx, src.k, src.ns)
 }
 
-// Watch streams changes after rev.
+// Watch streams changes after rev, each etcd batch followed by a
+// bookmark at its last revision.
 func (src *Source) Watch(ctx context.Context, rev int64) (<-chan api.WatchEvent, func() error, error) {
 	out := make(chan api.WatchEvent, 64)
 	var werr error
 	go func() {
 		defer close(out)
-		for ev := range src.s.Watch(ctx, src.k, src.ns, rev) {
+		for ev := range src.s.watch(ctx, src.k, src.ns, rev, true) {
 			if ev.Type == api.WatchError {
 				werr = ev.Err
 				return
